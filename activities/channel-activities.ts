@@ -1,0 +1,76 @@
+/** Activities of the channel workflow: the store's read model, releasing a channel, provider checks. */
+import { ApplicationFailure } from '@temporalio/activity';
+import type { GraphClient } from '../lib/graph/graph-client.js';
+import { GraphError } from '../lib/graph/graph-client.js';
+import type { Logger } from '../lib/logger.js';
+import type { Store } from '../lib/store/store.js';
+import type { ChannelState, ConfigValue, Provider } from '../lib/types.js';
+import { resolveSecret } from './secrets.js';
+
+/** What the channel activities need. */
+export interface ChannelActivityDeps {
+  store: Store;
+  graph: GraphClient;
+  log: Logger;
+}
+
+/** Result of checking a provider config. */
+export type ConfigCheck = { ok: true; selfAddress?: string } | { ok: false; reason: string };
+
+/** Builds the channel workflow's activities. */
+export function createChannelActivities({ store, graph, log }: ChannelActivityDeps) {
+  return {
+    /** Mirrors a channel's state into the store's read model (ignored if a newer version is there). */
+    async projectChannel(state: ChannelState): Promise<void> {
+      await store.channels.project(state);
+    },
+
+    /** Frees everything a deleted channel held: its space, auth state and read model. */
+    async releaseChannel({ state }: { state: ChannelState }): Promise<void> {
+      await store.db.transaction(async (tx) => {
+        await tx.query('update spaces set channel_id = null where channel_id = $1', [state.id]);
+        await tx.query('delete from auth_state where channel_id = $1', [state.id]);
+        await tx.query('update channels set deleted = true, status = $2, state = $3, updated_at = now() where id = $1', [state.id, state.status, JSON.stringify(state)]);
+      });
+      log.info({ channelId: state.id }, 'channel deleted: space freed, auth state removed');
+    },
+
+    /**
+     * Checks a provider config against the provider. Cloud API: every secret ref resolves, the token is
+     * valid, the phone number id exists and is readable, and the token has whatsapp_business_messaging.
+     */
+    async checkProviderConfig({ channelId, provider, config }: { channelId: string; provider: Provider; config: Record<string, ConfigValue> }): Promise<ConfigCheck> {
+      if (provider !== 'whatsapp_cloud') return { ok: true };
+      let accessToken: string;
+      try {
+        accessToken = await resolveSecret(store, 'access_token', config.access_token);
+        await resolveSecret(store, 'verify_token', config.verify_token);
+        await resolveSecret(store, 'app_secret', config.app_secret);
+      } catch (err) {
+        if (err instanceof ApplicationFailure) return { ok: false, reason: err.message };
+        throw err;
+      }
+      try {
+        const result = await graph.checkCredentials({
+          phoneNumberId: String(config.phone_number_id),
+          businessAccountId: String(config.business_account_id),
+          accessToken,
+        });
+        if (!result.ok) {
+          log.warn({ channelId, problem: result.problem }, 'Cloud API credentials refused');
+          return { ok: false, reason: result.reason };
+        }
+        const digits = result.displayPhoneNumber.replace(/\D/g, '');
+        log.info({ channelId, verifiedName: result.verifiedName }, 'Cloud API credentials checked');
+        return { ok: true, selfAddress: digits ? `+${digits}` : undefined };
+      } catch (err) {
+        // Transient (network, 5xx, rate limit): let the retry policy try again; the message is safe to show.
+        if (err instanceof GraphError) throw ApplicationFailure.create({ type: err.failureType ?? 'WharfGraphUnavailable', message: err.message, nonRetryable: !err.retryable });
+        throw err;
+      }
+    },
+  };
+}
+
+/** The channel activities' type, for `proxyActivities`. */
+export type ChannelActivities = ReturnType<typeof createChannelActivities>;

@@ -1,0 +1,138 @@
+/**
+ * The API's way into channels: starts channel workflows, sends them updates and signals, hands webhook
+ * events to chat workflows. Holds no channel state; reads come from the store's read model.
+ */
+import { randomBytes, randomInt } from 'node:crypto';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { Config } from '../lib/config.js';
+import { notFound } from '../lib/errors.js';
+import { PAIRING_TTL_MS } from '../lib/pairing.js';
+import { WharfChannelId, WharfChannelStatus, WharfProvider, WharfSpace } from '../lib/search-attributes.js';
+import type { Store } from '../lib/store/store.js';
+import type { ChannelState, DeliveryStatus, InboundMessage, InboundMode, Provider } from '../lib/types.js';
+import { PROVIDER_INFO } from '../lib/types.js';
+import { webhookVerified } from '../workflows/channel-messages.js';
+import type { channelWorkflow } from '../workflows/channel-workflow.js';
+import { chatWorkflowId, inbound, statuses } from '../workflows/chat-messages.js';
+import type { chatWorkflow } from '../workflows/chat-workflow.js';
+
+/** Workflow id of a channel. */
+export const channelWorkflowId = (id: string): string => `channel-${id}`;
+
+/** A new channel id: `ch_` and 10 lowercase base32 characters. */
+export function newChannelId(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+  const bytes = randomBytes(10);
+  return 'ch_' + Array.from(bytes, (b) => alphabet[b % 32]).join('');
+}
+
+/** A pairing code such as `XYZ-123`, from a CSPRNG. */
+export function newPairingCode(): { code: string; expiresAt: string } {
+  const letters = Array.from({ length: 3 }, () => String.fromCharCode(65 + randomInt(26))).join('');
+  const digits = String(randomInt(1000)).padStart(3, '0');
+  return { code: `${letters}-${digits}`, expiresAt: new Date(Date.now() + PAIRING_TTL_MS).toISOString() };
+}
+
+/** Creates the gateway. */
+export function createChannelGateway({ client, store, config }: { client: Client; store: Store; config: Config }) {
+  const taskQueue = config.temporal.taskQueue;
+
+  return {
+    /** The handle of a channel's workflow. */
+    handle(id: string): WorkflowHandle<typeof channelWorkflow> {
+      return client.workflow.getHandle<typeof channelWorkflow>(channelWorkflowId(id));
+    },
+
+    /** The read model of a live channel; 404 when unknown or deleted. */
+    async get(id: string): Promise<ChannelState> {
+      const ch = await store.channels.get(id);
+      if (!ch) throw notFound(`Channel "${id}"`);
+      return ch;
+    },
+
+    /**
+     * Creates a channel: binds (or creates) its space and writes its read model in one transaction, then
+     * starts its workflow. If the start fails, the transaction's effects are undone: all or nothing.
+     */
+    async create(input: { provider: Provider; agent: string; space?: string; inbound?: InboundMode }): Promise<ChannelState> {
+      const id = newChannelId();
+      const now = new Date().toISOString();
+      const state: ChannelState = {
+        id,
+        provider: input.provider,
+        space: input.space ?? PROVIDER_INFO[input.provider].label,
+        agent: input.agent,
+        inbound: input.inbound ?? 'message',
+        status: 'setup',
+        statusReason: input.provider === 'whatsapp_cloud' ? 'Fill in the config (phone_number_id, business_account_id and the three secrets) and save it.' : 'Waiting for the QR code to be scanned.',
+        config: {},
+        configured: false,
+        selfAddress: null,
+        pairedAddresses: [],
+        pairing: null,
+        lastPairing: null,
+        createdAt: now,
+        updatedAt: now,
+        version: 0,
+      };
+      await store.db.transaction(async (tx) => {
+        await store.spaces.bind(state.space, id, tx);
+        await tx.query(
+          `insert into channels (id, provider, space, agent, status, state, version, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, 0, $7, $7)`,
+          [id, state.provider, state.space, state.agent, state.status, JSON.stringify(state), now],
+        );
+      });
+      try {
+        await client.workflow.start<typeof channelWorkflow>('channelWorkflow', {
+          workflowId: channelWorkflowId(id),
+          taskQueue,
+          args: [{ state }],
+          typedSearchAttributes: [
+            { key: WharfChannelStatus, value: state.status },
+            { key: WharfProvider, value: state.provider },
+            { key: WharfSpace, value: state.space },
+          ],
+          memo: { space: state.space, agent: state.agent, provider: state.provider },
+        });
+      } catch (err) {
+        await store.db.transaction(async (tx) => {
+          await tx.query('update spaces set channel_id = null where channel_id = $1', [id]);
+          await tx.query('delete from channels where id = $1', [id]);
+        });
+        throw err;
+      }
+      return state;
+    },
+
+    /** Meta called the webhook successfully: a configured `setup` channel becomes `connected`. */
+    async verified(ch: ChannelState): Promise<void> {
+      if (ch.status === 'setup' && ch.configured) await this.handle(ch.id).signal(webhookVerified, { at: new Date().toISOString() });
+    },
+
+    /**
+     * Hands inbound messages and statuses durably to their chat workflows: one signal-with-start per chat
+     * carrying every event of this request for that chat (group commit). Resolves once Temporal has them all.
+     */
+    async deliver(channelId: string, messages: InboundMessage[], deliveryStatuses: DeliveryStatus[]): Promise<void> {
+      const byChat = new Map<string, { messages: InboundMessage[]; statuses: DeliveryStatus[] }>();
+      const slot = (chatId: string) => byChat.get(chatId) ?? byChat.set(chatId, { messages: [], statuses: [] }).get(chatId)!;
+      for (const m of messages) slot(m.chat.id).messages.push(m);
+      for (const s of deliveryStatuses) slot(s.recipient.startsWith('+') ? s.recipient : `+${s.recipient}`).statuses.push(s);
+      await Promise.all(
+        [...byChat].map(async ([chatId, work]) => {
+          const common = {
+            workflowId: chatWorkflowId(channelId, chatId),
+            taskQueue,
+            args: [{ channelId, chatId }] as Parameters<typeof chatWorkflow>,
+            typedSearchAttributes: [{ key: WharfChannelId, value: channelId }],
+          };
+          if (work.messages.length) await client.workflow.signalWithStart<typeof chatWorkflow, [{ messages: InboundMessage[] }]>('chatWorkflow', { ...common, signal: inbound, signalArgs: [{ messages: work.messages }] });
+          if (work.statuses.length) await client.workflow.signalWithStart<typeof chatWorkflow, [{ statuses: DeliveryStatus[] }]>('chatWorkflow', { ...common, signal: statuses, signalArgs: [{ statuses: work.statuses }] });
+        }),
+      );
+    },
+  };
+}
+
+/** The gateway's type. */
+export type ChannelGateway = ReturnType<typeof createChannelGateway>;

@@ -1,0 +1,111 @@
+/** `/api/channels`: create, list, read, configure, pair, control and delete channels (SPEC §4). */
+import { Router } from 'express';
+import { WharfError } from '../lib/errors.js';
+import type { Store } from '../lib/store/store.js';
+import type { ChannelState } from '../lib/types.js';
+import { deleteChannel, disconnect, patchChannel, reconnect, saveConfig, startPairing, unpair } from '../workflows/channel-messages.js';
+import { newPairingCode, type ChannelGateway } from './channel-gateway.js';
+import { CloudConfigSchema, CreateChannelSchema, ListChannelsQuery, MessagesQuery, PatchChannelSchema } from './schemas.js';
+
+/** The API view of a channel (no secret values: config holds plain values and refs). */
+export async function channelView(ch: ChannelState, store: Store, publicUrl: string) {
+  return {
+    id: ch.id,
+    provider: ch.provider,
+    status: ch.status,
+    statusReason: ch.statusReason,
+    space: ch.space,
+    agent: ch.agent,
+    inbound: ch.inbound,
+    config: ch.config,
+    webhookUrl: ch.provider === 'whatsapp_cloud' && ch.configured ? `${publicUrl}/webhooks/whatsapp/${ch.id}` : null,
+    selfAddress: ch.selfAddress,
+    pairedAddresses: ch.pairedAddresses,
+    pairing: ch.pairing && Date.parse(ch.pairing.expiresAt) > Date.now() ? ch.pairing : null,
+    diagnostics: await store.diagnostics.get(ch.id),
+    createdAt: ch.createdAt,
+    updatedAt: ch.updatedAt,
+  };
+}
+
+/** Builds the router. */
+export function channelsRouter({ gateway, store, publicUrl }: { gateway: ChannelGateway; store: Store; publicUrl: string }): Router {
+  const r = Router();
+  const view = (ch: ChannelState) => channelView(ch, store, publicUrl);
+
+  r.post('/', async (req, res) => {
+    const body = CreateChannelSchema.parse(req.body);
+    if (!(await store.agents.get(body.agent))) {
+      throw new WharfError('validation_failed', `There is no agent "${body.agent}". GET /api/agents lists them; POST /api/agents adds one.`, [{ path: ['agent'], message: 'unknown agent' }]);
+    }
+    res.status(201).json(await view(await gateway.create(body)));
+  });
+
+  r.get('/', async (req, res) => {
+    const q = ListChannelsQuery.parse(req.query);
+    const list = await store.channels.list(q);
+    res.json(await Promise.all(list.map(view)));
+  });
+
+  r.get('/:id', async (req, res) => {
+    res.json(await view(await gateway.get(req.params.id)));
+  });
+
+  r.patch('/:id', async (req, res) => {
+    const body = PatchChannelSchema.parse(req.body);
+    await gateway.get(req.params.id);
+    if (body.agent && !(await store.agents.get(body.agent))) throw new WharfError('validation_failed', `There is no agent "${body.agent}".`);
+    res.json(await view(await gateway.handle(req.params.id).executeUpdate(patchChannel, { args: [body] })));
+  });
+
+  r.put('/:id/config', async (req, res) => {
+    const ch = await gateway.get(req.params.id);
+    if (ch.provider !== 'whatsapp_cloud') throw new WharfError('validation_failed', 'Personal-account channels take no config: link them by scanning the QR code (GET /api/channels/:id/qr).');
+    const config = CloudConfigSchema.parse(req.body);
+    for (const field of ['access_token', 'verify_token', 'app_secret'] as const) {
+      const ref = config[field];
+      if (!(await store.vault.refExists(ref))) {
+        throw new WharfError('validation_failed', `${field} points at ${ref.vault}/${ref.item}/${ref.field}, which does not exist. Create it with POST /api/vaults/local/items or fix the ref.`, [{ path: [field], message: 'dangling credential ref' }]);
+      }
+    }
+    res.json(await view(await gateway.handle(ch.id).executeUpdate(saveConfig, { args: [{ config }] })));
+  });
+
+  r.post('/:id/pair', async (req, res) => {
+    const ch = await gateway.get(req.params.id);
+    const pairing = await gateway.handle(ch.id).executeUpdate(startPairing, { args: [newPairingCode()] });
+    res.json(pairing);
+  });
+
+  r.delete('/:id/paired/:address', async (req, res) => {
+    const ch = await gateway.get(req.params.id);
+    const address = decodeURIComponent(req.params.address).trim();
+    const known = ch.pairedAddresses.find((p) => p.address === address || p.address === `+${address.replace(/^\+/, '')}`);
+    if (!known) throw new WharfError('not_found', `${address} is not paired with channel ${ch.id}.`);
+    res.json(await view(await gateway.handle(ch.id).executeUpdate(unpair, { args: [{ address: known.address }] })));
+  });
+
+  r.post('/:id/disconnect', async (req, res) => {
+    const ch = await gateway.get(req.params.id);
+    res.json(await view(await gateway.handle(ch.id).executeUpdate(disconnect, { args: [{}] })));
+  });
+
+  r.post('/:id/reconnect', async (req, res) => {
+    const ch = await gateway.get(req.params.id);
+    res.json(await view(await gateway.handle(ch.id).executeUpdate(reconnect, { args: [{}] })));
+  });
+
+  r.delete('/:id', async (req, res) => {
+    const ch = await gateway.get(req.params.id);
+    await gateway.handle(ch.id).executeUpdate(deleteChannel, { args: [{}] });
+    res.status(204).end();
+  });
+
+  r.get('/:id/messages', async (req, res) => {
+    const ch = await gateway.get(req.params.id);
+    const { limit } = MessagesQuery.parse(req.query);
+    res.json(await store.messages.recent(ch.id, limit));
+  });
+
+  return r;
+}

@@ -1,0 +1,54 @@
+/**
+ * The one error handler: every error becomes `{error: {code, message, details}}` with a fitting status
+ * (SPEC §4) — zod issues, malformed JSON, Wharf errors, Temporal update refusals, unknown workflows.
+ */
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { ZodError } from 'zod';
+import { WharfError, type ErrorCode } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
+import { InvalidPolicyError, type PolicyError } from '../lib/policy/engine.js';
+
+const REFUSAL_CODES: Record<string, ErrorCode> = { InvalidRequest: 'validation_failed', NotPossibleNow: 'not_possible_now', NotFound: 'not_found' };
+
+/** Converts anything thrown by a handler into a WharfError that is safe to show. */
+export function toWharfError(err: unknown): WharfError {
+  if (err instanceof WharfError) return err;
+  if (err instanceof ZodError) {
+    return new WharfError(
+      'validation_failed',
+      `Invalid request: ${err.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`,
+      err.issues.map((i) => ({ path: i.path, message: i.message, code: i.code })),
+    );
+  }
+  if (err instanceof InvalidPolicyError) {
+    const errors: PolicyError[] = err.errors;
+    return new WharfError('invalid_policy', `The policies were refused by Cedar: ${errors.map((e) => e.message).join('; ')}. The previous policies stay in force.`, errors);
+  }
+  if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
+    return new WharfError(REFUSAL_CODES[err.cause.type ?? ''] ?? 'not_possible_now', err.cause.message);
+  }
+  if (err instanceof WorkflowNotFoundError) return new WharfError('not_found', 'That channel was not found.');
+  const e = err as { type?: string; status?: number; body?: unknown };
+  if (e?.type === 'entity.parse.failed') return new WharfError('invalid_json', 'The request body is not valid JSON.');
+  if (e?.type === 'entity.too.large') return new WharfError('bad_request', 'The request body is too large.');
+  if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') return new WharfError('bad_request', 'Unsupported body encoding; send UTF-8 JSON.');
+  return new WharfError('internal', 'Something went wrong inside Wharf; the error was logged. Try again, and check the logs if it persists.');
+}
+
+/** Express error middleware producing the error shape. */
+export function errorHandler(log: Logger): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    const w = toWharfError(err);
+    if (w.code === 'internal') log.error({ err, method: req.method, path: req.path }, 'unhandled error in request');
+    else log.debug({ code: w.code, method: req.method, path: req.path }, w.message);
+    if (res.headersSent) return;
+    res.status(w.status).json({ error: { code: w.code, message: w.message, details: w.details } });
+  };
+}
+
+/** 404 for routes that do not exist. */
+export const notFoundRoute: RequestHandler = (req, _res, next) => {
+  next(new WharfError('not_found', `No route ${req.method} ${req.path}. See the API table in the README.`));
+};

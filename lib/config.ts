@@ -1,0 +1,122 @@
+/**
+ * Configuration from the environment (SPEC §3), parsed once at start with zod. A bad value stops start-up
+ * with a message naming the variable. Generated values (admin token, secret key) live in the data dir.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(1).max(65535);
+const nonEmpty = z.string().trim().min(1);
+
+/** The environment variables Wharf reads, with their defaults. */
+export const EnvSchema = z.object({
+  WHARF_PORT: port.default(8080),
+  WHARF_HOST: nonEmpty.default('127.0.0.1'),
+  WHARF_PUBLIC_URL: z
+    .url({ protocol: /^https?$/, message: 'must be an http(s) URL such as https://wharf.example.com' })
+    .default('http://localhost:8080')
+    .transform((u) => u.replace(/\/+$/, '')),
+  WHARF_DATA_DIR: nonEmpty.default('./data'),
+  WHARF_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  WHARF_SECRET_KEY: z
+    .string()
+    .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)')
+    .optional(),
+  TEMPORAL_ADDRESS: nonEmpty.optional(),
+  TEMPORAL_NAMESPACE: nonEmpty.default('default'),
+  WHARF_TASK_QUEUE: nonEmpty.default('wharf'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
+  META_GRAPH_URL: z.url({ protocol: /^https?$/ }).default('https://graph.facebook.com').transform((u) => u.replace(/\/+$/, '')),
+  META_GRAPH_VERSION: z.string().regex(/^v\d+\.\d+$/, 'must look like v23.0').default('v23.0'),
+  /** Embedded dev server ports (optional; free ports are picked when the defaults are taken). */
+  WHARF_TEMPORAL_PORT: port.optional(),
+  WHARF_TEMPORAL_UI_PORT: port.optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+/** The parsed environment. */
+export type Env = z.infer<typeof EnvSchema>;
+
+/** Wharf's runtime configuration, with generated values resolved. */
+export interface Config {
+  port: number;
+  host: string;
+  publicUrl: string;
+  dataDir: string;
+  adminToken: string;
+  /** True when the admin token was generated during this start (print it once). */
+  adminTokenGenerated: boolean;
+  secretKey: Buffer;
+  temporal: { address?: string; namespace: string; taskQueue: string; port?: number; uiPort?: number };
+  databaseUrl?: string;
+  graph: { baseUrl: string; version: string };
+  logLevel: Env['LOG_LEVEL'];
+}
+
+/** A start-up configuration error that names the offending variables. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Parses the environment; throws ConfigError naming each bad variable. */
+export function parseEnv(env: NodeJS.ProcessEnv): Env {
+  // Empty strings mean "unset" to operators writing `FOO=` in an env file.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${String(i.path[0])}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  return parsed.data;
+}
+
+function readOrCreate(file: string, make: () => string): { value: string; created: boolean } {
+  if (existsSync(file)) return { value: readFileSync(file, 'utf8').trim(), created: false };
+  const value = make();
+  writeFileSync(file, value + '\n', { mode: 0o600, flag: 'wx' });
+  chmodSync(file, 0o600);
+  return { value, created: true };
+}
+
+/** Loads the full configuration: parses the environment and creates the data dir and generated secrets. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const e = parseEnv(env);
+  const dataDir = resolve(e.WHARF_DATA_DIR);
+  mkdirSync(dataDir, { recursive: true });
+
+  let adminToken = e.WHARF_ADMIN_TOKEN;
+  let adminTokenGenerated = false;
+  if (!adminToken) {
+    const t = readOrCreate(join(dataDir, 'admin-token'), () => 'wharf_' + randomBytes(24).toString('base64url'));
+    adminToken = t.value;
+    adminTokenGenerated = t.created;
+  }
+  const keyB64 = e.WHARF_SECRET_KEY ?? readOrCreate(join(dataDir, 'secret.key'), () => randomBytes(32).toString('base64')).value;
+  const secretKey = Buffer.from(keyB64, 'base64');
+  if (secretKey.length !== 32) throw new ConfigError(`Invalid configuration:\n  ${join(dataDir, 'secret.key')}: must hold 32 bytes, base64-encoded`);
+
+  return {
+    port: e.WHARF_PORT,
+    host: e.WHARF_HOST,
+    publicUrl: e.WHARF_PUBLIC_URL,
+    dataDir,
+    adminToken,
+    adminTokenGenerated,
+    secretKey,
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      taskQueue: e.WHARF_TASK_QUEUE,
+      port: e.WHARF_TEMPORAL_PORT,
+      uiPort: e.WHARF_TEMPORAL_UI_PORT,
+    },
+    databaseUrl: e.DATABASE_URL,
+    graph: { baseUrl: e.META_GRAPH_URL, version: e.META_GRAPH_VERSION },
+    logLevel: e.LOG_LEVEL,
+  };
+}

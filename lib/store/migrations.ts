@@ -1,0 +1,120 @@
+/**
+ * Versioned schema migrations, applied in order at start inside one transaction each. One dialect serves
+ * PGlite and PostgreSQL. Never edit a shipped migration: add the next one.
+ */
+import type { Db } from './db.js';
+
+/** One migration step. */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** All migrations, oldest first. */
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'initial',
+    sql: `
+      create table spaces (
+        name text primary key,
+        channel_id text unique,
+        created_at timestamptz not null default now()
+      );
+      create table agents (
+        id text primary key,
+        kind text not null,
+        config jsonb not null default '{}'::jsonb,
+        created_at timestamptz not null default now()
+      );
+      create table vault_items (
+        vault text not null,
+        id text not null,
+        name text not null,
+        kind text not null,
+        field_names jsonb not null,
+        ciphertext text not null,
+        created_at timestamptz not null default now(),
+        primary key (vault, id),
+        unique (vault, name)
+      );
+      create table channels (
+        id text primary key,
+        provider text not null,
+        space text not null,
+        agent text not null,
+        status text not null,
+        state jsonb not null,
+        version integer not null,
+        deleted boolean not null default false,
+        created_at timestamptz not null,
+        updated_at timestamptz not null
+      );
+      create index channels_status on channels (status) where not deleted;
+      create table channel_diagnostics (
+        channel_id text primary key,
+        last_webhook_at timestamptz,
+        last_verification_at timestamptz,
+        verifications_refused integer not null default 0,
+        bad_signature_events integer not null default 0,
+        last_send_error jsonb
+      );
+      create table messages (
+        channel_id text not null,
+        direction text not null,
+        key text not null,
+        provider_id text,
+        chat_id text not null,
+        address text,
+        text text not null default '',
+        status text not null,
+        detail jsonb,
+        claim text,
+        created_at timestamptz not null default now(),
+        updated_at timestamptz not null default now(),
+        primary key (channel_id, direction, key)
+      );
+      create index messages_recent on messages (channel_id, created_at desc);
+      create index messages_provider_id on messages (channel_id, provider_id);
+      create table policy_sets (
+        id bigserial primary key,
+        text text not null,
+        created_at timestamptz not null default now()
+      );
+      create table auth_state (
+        channel_id text not null,
+        key text not null,
+        ciphertext text not null,
+        updated_at timestamptz not null default now(),
+        primary key (channel_id, key)
+      );
+    `,
+  },
+];
+
+/** Applies every migration newer than the database's version; returns the versions applied. */
+export async function migrate(db: Db): Promise<number[]> {
+  await db.exec(`create table if not exists schema_migrations (
+    version integer primary key, name text not null, applied_at timestamptz not null default now())`);
+  const rows = await db.query<{ version: number }>('select version from schema_migrations');
+  const done = new Set(rows.map((r) => Number(r.version)));
+  const applied: number[] = [];
+  for (const m of MIGRATIONS) {
+    if (done.has(m.version)) continue;
+    await db.transaction(async (tx) => {
+      for (const stmt of splitStatements(m.sql)) await tx.query(stmt);
+      await tx.query('insert into schema_migrations (version, name) values ($1, $2)', [m.version, m.name]);
+    });
+    applied.push(m.version);
+  }
+  return applied;
+}
+
+// Extended-protocol queries take one statement each; migrations hold no semicolons inside literals.
+function splitStatements(sql: string): string[] {
+  return sql
+    .split(';')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}

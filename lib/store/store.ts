@@ -1,0 +1,378 @@
+/**
+ * The store: what does not belong in workflow history (SPEC §2) — spaces, agents, the local vault, the
+ * channel read model, diagnostics, the message log, policies and auth state. One object per area.
+ */
+import { randomBytes } from 'node:crypto';
+import type { ChannelDiagnostics, ChannelState, CredentialRef } from '../types.js';
+import { WharfError } from '../errors.js';
+import { seal, unseal } from './crypto.js';
+import type { Db, Sql } from './db.js';
+
+/** A space row. */
+export interface Space {
+  name: string;
+  channelId: string | null;
+  createdAt: string;
+}
+
+/** An agent row (config holds plain values and credential refs only). */
+export interface AgentRecord {
+  id: string;
+  kind: 'echo' | 'openai' | 'temporal';
+  config: Record<string, unknown>;
+  createdAt: string;
+}
+
+/** A vault item as listed (never its values). */
+export interface VaultItemInfo {
+  vault: string;
+  item: string;
+  name: string;
+  kind: string;
+  fields: string[];
+  createdAt: string;
+}
+
+/** One entry of the message log. */
+export interface MessageLogEntry {
+  channelId: string;
+  direction: 'in' | 'out';
+  key: string;
+  providerId: string | null;
+  chatId: string;
+  address: string | null;
+  text: string;
+  status: string;
+  detail: Record<string, unknown> | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+const iso = (v: unknown): string => (v instanceof Date ? v.toISOString() : String(v));
+
+/** Built-in agents that always exist. */
+export const BUILTIN_AGENTS: AgentRecord[] = [{ id: 'echo', kind: 'echo', config: {}, createdAt: new Date(0).toISOString() }];
+
+/** Creates the store over an open, migrated database. */
+export function createStore(db: Db, secretKey: Buffer) {
+  const spaces = {
+    /** All spaces, optionally only those not bound to a channel. */
+    async list(opts: { unbound?: boolean } = {}): Promise<Space[]> {
+      const rows = await db.query<{ name: string; channel_id: string | null; created_at: unknown }>(
+        `select name, channel_id, created_at from spaces ${opts.unbound ? 'where channel_id is null' : ''} order by name`,
+      );
+      return rows.map((r) => ({ name: r.name, channelId: r.channel_id, createdAt: iso(r.created_at) }));
+    },
+    /** Whether a space exists. */
+    async get(name: string): Promise<Space | null> {
+      const [r] = await db.query<{ name: string; channel_id: string | null; created_at: unknown }>(
+        'select name, channel_id, created_at from spaces where name = $1',
+        [name],
+      );
+      return r ? { name: r.name, channelId: r.channel_id, createdAt: iso(r.created_at) } : null;
+    },
+    /** Creates the space if needed and binds it to `channelId`; 409 if another channel holds it. */
+    async bind(name: string, channelId: string, tx: Sql = db): Promise<void> {
+      await tx.query('insert into spaces (name) values ($1) on conflict (name) do nothing', [name]);
+      const rows = await tx.query(
+        'update spaces set channel_id = $2 where name = $1 and (channel_id is null or channel_id = $2) returning name',
+        [name, channelId],
+      );
+      if (rows.length === 0) {
+        throw new WharfError('conflict', `Space "${name}" already hosts a channel. Pick another space name, or delete that channel first.`);
+      }
+    },
+    /** Frees every space bound to `channelId`. */
+    async unbind(channelId: string): Promise<void> {
+      await db.query('update spaces set channel_id = null where channel_id = $1', [channelId]);
+    },
+  };
+
+  const agents = {
+    /** Built-in and operator agents. */
+    async list(): Promise<AgentRecord[]> {
+      const rows = await db.query<{ id: string; kind: AgentRecord['kind']; config: Record<string, unknown>; created_at: unknown }>(
+        'select id, kind, config, created_at from agents order by id',
+      );
+      return [...BUILTIN_AGENTS, ...rows.map((r) => ({ id: r.id, kind: r.kind, config: r.config, createdAt: iso(r.created_at) }))];
+    },
+    /** One agent, or null. */
+    async get(id: string): Promise<AgentRecord | null> {
+      const builtin = BUILTIN_AGENTS.find((a) => a.id === id);
+      if (builtin) return builtin;
+      const [r] = await db.query<{ id: string; kind: AgentRecord['kind']; config: Record<string, unknown>; created_at: unknown }>(
+        'select id, kind, config, created_at from agents where id = $1',
+        [id],
+      );
+      return r ? { id: r.id, kind: r.kind, config: r.config, createdAt: iso(r.created_at) } : null;
+    },
+    /** Adds an agent; 409 when the id exists. */
+    async create(a: Omit<AgentRecord, 'createdAt'>): Promise<AgentRecord> {
+      if (BUILTIN_AGENTS.some((b) => b.id === a.id)) throw new WharfError('conflict', `Agent "${a.id}" is built in; choose another id.`);
+      const rows = await db.query<{ created_at: unknown }>(
+        'insert into agents (id, kind, config) values ($1, $2, $3) on conflict (id) do nothing returning created_at',
+        [a.id, a.kind, JSON.stringify(a.config)],
+      );
+      if (!rows[0]) throw new WharfError('conflict', `Agent "${a.id}" already exists; choose another id or delete it first.`);
+      return { ...a, createdAt: iso(rows[0].created_at) };
+    },
+    /** Removes an operator agent; returns whether it existed. */
+    async remove(id: string): Promise<boolean> {
+      return (await db.query('delete from agents where id = $1 returning id', [id])).length > 0;
+    },
+  };
+
+  const aad = (vault: string, item: string) => `vault:${vault}/${item}`;
+  const vault = {
+    /** Stores a new local item, encrypting its fields; returns its listing (no values). */
+    async createLocal(input: { name: string; kind: string; fields: Record<string, string> }): Promise<VaultItemInfo> {
+      const item = 'itm_' + randomBytes(9).toString('base64url');
+      const fieldNames = Object.keys(input.fields);
+      const rows = await db.query<{ created_at: unknown }>(
+        `insert into vault_items (vault, id, name, kind, field_names, ciphertext) values ('local', $1, $2, $3, $4, $5)
+         on conflict (vault, name) do nothing returning created_at`,
+        [item, input.name, input.kind, JSON.stringify(fieldNames), seal(secretKey, JSON.stringify(input.fields), aad('local', item))],
+      );
+      if (!rows[0]) throw new WharfError('conflict', `A local vault item named "${input.name}" already exists; choose another name.`);
+      return { vault: 'local', item, name: input.name, kind: input.kind, fields: fieldNames, createdAt: iso(rows[0].created_at) };
+    },
+    /** Items of a vault, names and field names only. */
+    async list(vaultName: string): Promise<VaultItemInfo[]> {
+      const rows = await db.query<{ id: string; name: string; kind: string; field_names: string[]; created_at: unknown }>(
+        'select id, name, kind, field_names, created_at from vault_items where vault = $1 order by name',
+        [vaultName],
+      );
+      return rows.map((r) => ({ vault: vaultName, item: r.id, name: r.name, kind: r.kind, fields: r.field_names, createdAt: iso(r.created_at) }));
+    },
+    /** Whether a ref points at an existing item and field (for validation without reading the value). */
+    async refExists(ref: CredentialRef): Promise<boolean> {
+      const [r] = await db.query<{ field_names: string[] }>('select field_names from vault_items where vault = $1 and (id = $2 or name = $2)', [ref.vault, ref.item]);
+      return !!r && r.field_names.includes(ref.field);
+    },
+    /** Reads one secret value; for activities only, at the moment of use. Null when the ref is dangling. */
+    async resolve(ref: CredentialRef): Promise<string | null> {
+      const [r] = await db.query<{ id: string; ciphertext: string }>('select id, ciphertext from vault_items where vault = $1 and (id = $2 or name = $2)', [ref.vault, ref.item]);
+      if (!r) return null;
+      const fields = JSON.parse(unseal(secretKey, r.ciphertext, aad(ref.vault, r.id))) as Record<string, string>;
+      return fields[ref.field] ?? null;
+    },
+  };
+
+  const channels = {
+    /** Writes the read model of a channel unless a newer version is already there. */
+    async project(state: ChannelState, deleted = false): Promise<void> {
+      await db.query(
+        `insert into channels (id, provider, space, agent, status, state, version, deleted, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         on conflict (id) do update set provider = excluded.provider, space = excluded.space, agent = excluded.agent,
+           status = excluded.status, state = excluded.state, version = excluded.version, deleted = excluded.deleted,
+           updated_at = excluded.updated_at
+         where channels.version <= excluded.version`,
+        [state.id, state.provider, state.space, state.agent, state.status, JSON.stringify(state), state.version, deleted, state.createdAt, state.updatedAt],
+      );
+    },
+    /** The read model of one channel (null if unknown or deleted). */
+    async get(id: string): Promise<ChannelState | null> {
+      const [r] = await db.query<{ state: ChannelState }>('select state from channels where id = $1 and not deleted', [id]);
+      return r?.state ?? null;
+    },
+    /** Live channels, newest first, with optional filters. */
+    async list(filter: { status?: string; provider?: string } = {}): Promise<ChannelState[]> {
+      const rows = await db.query<{ state: ChannelState }>(
+        `select state from channels where not deleted and ($1::text is null or status = $1) and ($2::text is null or provider = $2)
+         order by created_at desc, id`,
+        [filter.status ?? null, filter.provider ?? null],
+      );
+      return rows.map((r) => r.state);
+    },
+    /** Channels that use an agent (to refuse deleting it). */
+    async usingAgent(agent: string): Promise<string[]> {
+      return (await db.query<{ id: string }>('select id from channels where agent = $1 and not deleted', [agent])).map((r) => r.id);
+    },
+    /** Removes a channel's read model (used to undo a failed creation). */
+    async purge(id: string): Promise<void> {
+      await db.query('delete from channels where id = $1', [id]);
+    },
+  };
+
+  const diagnostics = {
+    /** Diagnostics of one channel (zeroes when nothing happened yet). */
+    async get(channelId: string): Promise<ChannelDiagnostics> {
+      const [r] = await db.query<{
+        last_webhook_at: unknown;
+        last_verification_at: unknown;
+        verifications_refused: number;
+        bad_signature_events: number;
+        last_send_error: ChannelDiagnostics['lastSendError'];
+      }>('select * from channel_diagnostics where channel_id = $1', [channelId]);
+      return {
+        lastWebhookAt: r?.last_webhook_at ? iso(r.last_webhook_at) : null,
+        lastVerificationAt: r?.last_verification_at ? iso(r.last_verification_at) : null,
+        verificationsRefused: r?.verifications_refused ?? 0,
+        badSignatureEvents: r?.bad_signature_events ?? 0,
+        lastSendError: r?.last_send_error ?? null,
+      };
+    },
+    /** Records one diagnostic event. */
+    async record(channelId: string, event: 'webhook' | 'verified' | 'verification_refused' | 'bad_signature'): Promise<void> {
+      const set = {
+        webhook: 'last_webhook_at = now()',
+        verified: 'last_verification_at = now()',
+        verification_refused: 'verifications_refused = channel_diagnostics.verifications_refused + 1',
+        bad_signature: 'bad_signature_events = channel_diagnostics.bad_signature_events + 1',
+      }[event];
+      const insertCols = {
+        webhook: ['last_webhook_at', 'now()'],
+        verified: ['last_verification_at', 'now()'],
+        verification_refused: ['verifications_refused', '1'],
+        bad_signature: ['bad_signature_events', '1'],
+      }[event];
+      await db.query(
+        `insert into channel_diagnostics (channel_id, ${insertCols[0]}) values ($1, ${insertCols[1]})
+         on conflict (channel_id) do update set ${set}`,
+        [channelId],
+      );
+    },
+    /** Records the last send error of a channel. */
+    async sendError(channelId: string, error: { code?: number; message: string }): Promise<void> {
+      const v = JSON.stringify({ at: new Date().toISOString(), ...error });
+      await db.query(
+        `insert into channel_diagnostics (channel_id, last_send_error) values ($1, $2)
+         on conflict (channel_id) do update set last_send_error = excluded.last_send_error`,
+        [channelId, v],
+      );
+    },
+    /** Forgets a channel's diagnostics. */
+    async remove(channelId: string): Promise<void> {
+      await db.query('delete from channel_diagnostics where channel_id = $1', [channelId]);
+    },
+  };
+
+  type Row = {
+    channel_id: string;
+    direction: 'in' | 'out';
+    key: string;
+    provider_id: string | null;
+    chat_id: string;
+    address: string | null;
+    text: string;
+    status: string;
+    detail: Record<string, unknown> | null;
+    created_at: unknown;
+    updated_at: unknown;
+  };
+  const toEntry = (r: Row): MessageLogEntry => ({
+    channelId: r.channel_id,
+    direction: r.direction,
+    key: r.key,
+    providerId: r.provider_id,
+    chatId: r.chat_id,
+    address: r.address,
+    text: r.text,
+    status: r.status,
+    detail: r.detail,
+    createdAt: iso(r.created_at),
+    updatedAt: iso(r.updated_at),
+  });
+  const messages = {
+    /**
+     * Records an inbound message once. Returns false when the id was seen before: this unique key is the
+     * durable dedupe of Meta's redeliveries (it survives restarts, idle chat workflows and continue-as-new).
+     * `claim` is a token the chat workflow draws once per delivery, so a retried activity of the same
+     * delivery still gets true while a redelivery (new token) gets false.
+     */
+    async recordInbound(m: { channelId: string; id: string; chatId: string; address: string; text: string; claim: string }): Promise<boolean> {
+      const rows = await db.query(
+        `insert into messages (channel_id, direction, key, provider_id, chat_id, address, text, status, claim)
+         values ($1, 'in', $2, $2, $3, $4, $5, 'received', $6)
+         on conflict (channel_id, direction, key) do update set claim = messages.claim where messages.claim = excluded.claim
+         returning key`,
+        [m.channelId, m.id, m.chatId, m.address, m.text, m.claim],
+      );
+      return rows.length > 0;
+    },
+    /** Sets the outcome of an inbound message (`answered`, `denied`, `paired`, `handed_off`, `failed`, …). */
+    async setInboundStatus(channelId: string, id: string, status: string, detail?: Record<string, unknown>): Promise<void> {
+      await db.query(
+        `update messages set status = $3, detail = coalesce($4::jsonb, detail), updated_at = now()
+         where channel_id = $1 and direction = 'in' and key = $2`,
+        [channelId, id, status, detail ? JSON.stringify(detail) : null],
+      );
+    },
+    /** An outbound part already sent (its provider id), or null: makes a retried send skip finished parts. */
+    async sentPart(channelId: string, key: string): Promise<string | null> {
+      const [r] = await db.query<{ provider_id: string | null; status: string }>(
+        `select provider_id, status from messages where channel_id = $1 and direction = 'out' and key = $2`,
+        [channelId, key],
+      );
+      return r && r.status !== 'sending' && r.provider_id ? r.provider_id : null;
+    },
+    /** Records an outbound part before and after it is sent. */
+    async recordOutbound(m: { channelId: string; key: string; chatId: string; address: string; text: string; status: string; providerId?: string; detail?: Record<string, unknown> }): Promise<void> {
+      await db.query(
+        `insert into messages (channel_id, direction, key, provider_id, chat_id, address, text, status, detail)
+         values ($1, 'out', $2, $3, $4, $5, $6, $7, $8)
+         on conflict (channel_id, direction, key) do update set provider_id = coalesce(excluded.provider_id, messages.provider_id),
+           status = excluded.status, detail = coalesce(excluded.detail, messages.detail), updated_at = now()`,
+        [m.channelId, m.key, m.providerId ?? null, m.chatId, m.address, m.text, m.status, m.detail ? JSON.stringify(m.detail) : null],
+      );
+    },
+    /** Applies a delivery status to the outbound message with that provider id; returns whether one matched. */
+    async applyStatus(channelId: string, providerId: string, status: string, detail?: Record<string, unknown>): Promise<boolean> {
+      // Statuses can arrive out of order (read before delivered); never move backwards.
+      const rank = `case status when 'sending' then 0 when 'accepted' then 1 when 'sent' then 2 when 'delivered' then 3 when 'read' then 4 when 'failed' then 5 else 1 end`;
+      const rows = await db.query(
+        `update messages set status = $3, detail = coalesce($4::jsonb, detail), updated_at = now()
+         where channel_id = $1 and direction = 'out' and provider_id = $2
+           and ${rank} <= (case $3 when 'sent' then 2 when 'delivered' then 3 when 'read' then 4 when 'failed' then 5 else 1 end)
+         returning key`,
+        [channelId, providerId, status, detail ? JSON.stringify(detail) : null],
+      );
+      return rows.length > 0;
+    },
+    /** Recent messages of a channel, newest first. */
+    async recent(channelId: string, limit: number): Promise<MessageLogEntry[]> {
+      const rows = await db.query<Row>('select * from messages where channel_id = $1 order by created_at desc, key desc limit $2', [channelId, limit]);
+      return rows.map(toEntry);
+    },
+    /** Recent turns of one chat, oldest first (rebuilds a chat's conversation window). */
+    async chatWindow(channelId: string, chatId: string, limit: number): Promise<MessageLogEntry[]> {
+      const rows = await db.query<Row>(
+        `select * from messages where channel_id = $1 and chat_id = $2 and status in ('answered', 'sent', 'delivered', 'read', 'accepted')
+         order by created_at desc limit $3`,
+        [channelId, chatId, limit],
+      );
+      return rows.map(toEntry).reverse();
+    },
+  };
+
+  const policies = {
+    /** The operator's current policy text ('' when none). */
+    async current(): Promise<{ text: string; updatedAt: string | null }> {
+      const [r] = await db.query<{ text: string; created_at: unknown }>('select text, created_at from policy_sets order by id desc limit 1');
+      return r ? { text: r.text, updatedAt: iso(r.created_at) } : { text: '', updatedAt: null };
+    },
+    /** Saves a new (already validated) policy text; earlier versions are kept for audit. */
+    async save(text: string): Promise<{ id: number; updatedAt: string }> {
+      const [r] = await db.query<{ id: string; created_at: unknown }>('insert into policy_sets (text) values ($1) returning id, created_at', [text]);
+      return { id: Number(r.id), updatedAt: iso(r.created_at) };
+    },
+    /** The id of the newest policy set (0 when none); lets caches know when to reload. */
+    async version(): Promise<number> {
+      const [r] = await db.query<{ id: string | null }>('select max(id) as id from policy_sets');
+      return Number(r?.id ?? 0);
+    },
+  };
+
+  const authState = {
+    /** Deletes a channel's auth state. */
+    async clear(channelId: string): Promise<void> {
+      await db.query('delete from auth_state where channel_id = $1', [channelId]);
+    },
+  };
+
+  return { db, spaces, agents, vault, channels, diagnostics, messages, policies, authState };
+}
+
+/** The store's API. */
+export type Store = ReturnType<typeof createStore>;

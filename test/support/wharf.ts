@@ -1,0 +1,122 @@
+/**
+ * An in-process Wharf for tests: the real store on PGlite in a temp dir, the real worker on its own task
+ * queue against the run's shared Temporal dev server, and the real API on a random port.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
+import { inject } from 'vitest';
+import { createApp } from '../../api/app.js';
+import { loadConfig, type Config } from '../../lib/config.js';
+import { createGraphClient } from '../../lib/graph/graph-client.js';
+import { createLogger } from '../../lib/logger.js';
+import { createPolicyService } from '../../lib/policy/service.js';
+import { openPglite } from '../../lib/store/db.js';
+import { migrate } from '../../lib/store/migrations.js';
+import { createStore, type Store } from '../../lib/store/store.js';
+import { createWharfWorker } from '../../workers/worker.js';
+
+// Keep the SDK's worker lifecycle chatter out of test output; warnings and errors still show.
+try {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+} catch {
+  // installed already in this test process
+}
+
+/** A running test instance. */
+export interface TestWharf {
+  url: string;
+  token: string;
+  config: Config;
+  store: Store;
+  client: Client;
+  taskQueue: string;
+  /** Calls the API with the admin token; parses JSON answers. */
+  api(method: string, path: string, body?: unknown, opts?: { auth?: boolean; raw?: boolean; headers?: Record<string, string> }): Promise<{ status: number; data: any; headers: Headers }>;
+  /** Stops the API and worker; keeps the data dir unless `purge`. */
+  close(opts?: { purge?: boolean }): Promise<void>;
+}
+
+/** Starts Wharf in-process. Reuse `dataDir` to restart on the same store. */
+export async function startWharf(opts: { graphUrl?: string; dataDir?: string; taskQueue?: string; publicUrl?: string } = {}): Promise<TestWharf> {
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'wharf-test-'));
+  const token = 'test-' + randomBytes(12).toString('hex');
+  const taskQueue = opts.taskQueue ?? 'wharf-test-' + randomBytes(6).toString('hex');
+  const config = loadConfig({
+    WHARF_DATA_DIR: dataDir,
+    WHARF_ADMIN_TOKEN: token,
+    WHARF_PORT: '8080',
+    WHARF_PUBLIC_URL: opts.publicUrl ?? 'http://127.0.0.1:1',
+    TEMPORAL_ADDRESS: inject('temporalAddress'),
+    WHARF_TASK_QUEUE: taskQueue,
+    META_GRAPH_URL: opts.graphUrl ?? 'http://127.0.0.1:9',
+    LOG_LEVEL: process.env.WHARF_TEST_LOG ?? 'silent',
+  });
+  const log = createLogger(config.logLevel);
+  const db = await openPglite(join(dataDir, 'store'));
+  await migrate(db);
+  const store = createStore(db, config.secretKey);
+  const policy = createPolicyService(store);
+  const graph = createGraphClient({ baseUrl: config.graph.baseUrl, version: config.graph.version, timeoutMs: 3000 });
+  const connection = await Connection.connect({ address: config.temporal.address! });
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const { worker, connection: wc }: { worker: Worker; connection: { close(): Promise<void> } } = await createWharfWorker({
+    address: config.temporal.address!,
+    namespace: config.temporal.namespace,
+    taskQueue,
+    store,
+    graph,
+    policy,
+    client,
+    log,
+    workflowBundle: { codePath: inject('workflowBundlePath') } as unknown as { code: string },
+  });
+  const running = worker.run();
+  // Listen first so the public URL (webhook URLs are built from it) can be the real one.
+  const server: Server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const addr = server.address();
+  const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  if (!opts.publicUrl) (config as { publicUrl: string }).publicUrl = url;
+  const app = createApp({ config, store, client, policy, log, version: 'test', temporal: { address: config.temporal.address!, uiUrl: null, embedded: false } });
+  server.on('request', app);
+
+  return {
+    url,
+    token,
+    config,
+    store,
+    client,
+    taskQueue,
+    async api(method, path, body, o = {}) {
+      const headers: Record<string, string> = { ...(o.headers ?? {}) };
+      if (o.auth !== false) headers.authorization = `Bearer ${token}`;
+      if (body !== undefined) headers['content-type'] ??= 'application/json';
+      const r = await fetch(url + path, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
+      const text = await r.text();
+      let data: unknown = text;
+      try {
+        data = JSON.parse(text);
+      } catch {
+        // not JSON
+      }
+      return { status: r.status, data, headers: r.headers };
+    },
+    async close({ purge = false } = {}) {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      worker.shutdown();
+      await running;
+      await wc.close();
+      await connection.close();
+      await db.close();
+      if (purge) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

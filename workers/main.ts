@@ -1,0 +1,149 @@
+/**
+ * `npm start`: one process running Wharf. With TEMPORAL_ADDRESS unset it first starts the embedded
+ * Temporal dev server (SQLite in the data dir, Web UI on); then it opens the store (PGlite, or PostgreSQL
+ * with DATABASE_URL), runs the worker and serves the API. SIGTERM/SIGINT shut it all down in order.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Server } from 'node:http';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
+import { createApp } from '../api/app.js';
+import { ConfigError, loadConfig, type Config } from '../lib/config.js';
+import { createGraphClient } from '../lib/graph/graph-client.js';
+import { createLogger, type Logger } from '../lib/logger.js';
+import { projectRoot } from '../lib/paths.js';
+import { createPolicyService } from '../lib/policy/service.js';
+import { openPglite, openPostgres, type Db } from '../lib/store/db.js';
+import { migrate } from '../lib/store/migrations.js';
+import { createStore } from '../lib/store/store.js';
+import { resolveTemporalCli } from '../lib/temporal-cli.js';
+import { registerSearchAttributes } from './search-attributes.js';
+import { startEmbeddedTemporal, type EmbeddedTemporal } from './temporal-server.js';
+import { createWharfWorker } from './worker.js';
+
+const version = (JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version;
+
+/** Routes the SDK's own logs (worker lifecycle, workflow errors) into pino. */
+function installRuntimeLogger(log: Logger): void {
+  const sdk = log.child({ component: 'temporal-sdk' });
+  const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' };
+  Runtime.install({ logger: new DefaultLogger('INFO', (e) => sdk[levels[e.level]]({ ...e.meta }, e.message)) });
+}
+
+async function openStore(config: Config, log: Logger): Promise<Db> {
+  if (config.databaseUrl) {
+    log.info('store: PostgreSQL (DATABASE_URL)');
+    return openPostgres(config.databaseUrl);
+  }
+  const dir = join(config.dataDir, 'store');
+  log.info({ dir }, 'store: PGlite');
+  return openPglite(dir);
+}
+
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`wharf: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger(config.logLevel);
+  installRuntimeLogger(log);
+  log.info({ version, dataDir: config.dataDir }, 'Wharf starting');
+
+  const stops: Array<{ name: string; stop: () => Promise<unknown> }> = [];
+  let shuttingDown = false;
+  const shutdown = async (signal: string, code = 0): Promise<void> => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    log.info({ signal }, 'shutting down');
+    // Reverse order of start: API stops taking requests, worker drains, server stops, store closes.
+    for (const { name, stop } of stops.reverse()) {
+      try {
+        await stop();
+        log.info(`${name} stopped`);
+      } catch (err) {
+        log.error({ err }, `${name} did not stop cleanly`);
+      }
+    }
+    log.info('bye');
+    process.exit(code);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+
+  try {
+    let embedded: EmbeddedTemporal | undefined;
+    let address = config.temporal.address;
+    if (!address) {
+      const cli = resolveTemporalCli();
+      log.info({ source: cli.source, path: cli.path }, `Temporal CLI: ${cli.source}${cli.path ? ` (${cli.path})` : ''}`);
+      embedded = await startEmbeddedTemporal({ cli, dataDir: config.dataDir, namespace: config.temporal.namespace, port: config.temporal.port, uiPort: config.temporal.uiPort, log });
+      address = embedded.address;
+      stops.push({ name: 'Temporal dev server', stop: () => embedded!.stop() });
+      log.info({ address, uiUrl: embedded.uiUrl }, `Temporal dev server ready at ${address}; Web UI at ${embedded.uiUrl}`);
+    } else {
+      log.info({ address, namespace: config.temporal.namespace }, 'connecting to the Temporal cluster at TEMPORAL_ADDRESS');
+    }
+
+    const db = await openStore(config, log);
+    stops.push({ name: 'store', stop: () => db.close() });
+    const applied = await migrate(db);
+    if (applied.length) log.info({ applied }, 'store migrations applied');
+    const store = createStore(db, config.secretKey);
+    const policy = createPolicyService(store);
+    const graph = createGraphClient({ baseUrl: config.graph.baseUrl, version: config.graph.version });
+
+    const connection = await Connection.connect({ address });
+    stops.push({ name: 'Temporal client', stop: () => connection.close() });
+    const client = new Client({ connection, namespace: config.temporal.namespace });
+    if (!embedded) await registerSearchAttributes(connection, config.temporal.namespace, log);
+
+    const { worker, connection: workerConnection } = await createWharfWorker({ address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, store, graph, policy, client, log });
+    const running = worker.run();
+    stops.push({
+      name: 'worker',
+      stop: async () => {
+        worker.shutdown();
+        await running;
+        await workerConnection.close();
+      },
+    });
+    running.catch((err) => {
+      log.fatal({ err }, 'the worker stopped unexpectedly');
+      void shutdown('worker-failure', 1);
+    });
+
+    const app = createApp({ config, store, client, policy, log, version, temporal: { address, uiUrl: embedded?.uiUrl ?? null, embedded: !!embedded } });
+    const server: Server = await new Promise((resolve, reject) => {
+      const s = app.listen(config.port, config.host, () => resolve(s)).once('error', reject);
+    });
+    stops.push({
+      name: 'API',
+      stop: () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+          setTimeout(() => server.closeAllConnections(), 5000).unref();
+        }),
+    });
+
+    const ms = Math.round(performance.now() - t0);
+    log.info({ url: `http://${config.host}:${config.port}`, publicUrl: config.publicUrl, startupMs: ms }, `Wharf is up in ${ms} ms: API on http://${config.host}:${config.port}`);
+    if (config.adminTokenGenerated) {
+      // Printed once, on the first start; it stays in the data dir (admin-token) for later reference.
+      process.stdout.write(`\n  Admin token (shown once; also in ${join(config.dataDir, 'admin-token')}):\n\n    ${config.adminToken}\n\n`);
+    }
+  } catch (err) {
+    log.fatal({ err }, 'start-up failed');
+    await shutdown('startup-failure', 1);
+  }
+}
+
+await main();

@@ -1,0 +1,152 @@
+/**
+ * The embedded Temporal dev server: the official `temporal` CLI run as a child process, with its state in
+ * a SQLite file in the data dir and its Web UI on its own port. Used when TEMPORAL_ADDRESS is unset.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { Connection } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Logger } from '../lib/logger.js';
+import { WHARF_SEARCH_ATTRIBUTES } from '../lib/search-attributes.js';
+import type { ResolvedTemporalCli } from '../lib/temporal-cli.js';
+
+/** A running embedded server. */
+export interface EmbeddedTemporal {
+  address: string;
+  uiUrl: string;
+  /** Stops the server and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+/** Options for the embedded server. */
+export interface EmbeddedTemporalOptions {
+  cli: ResolvedTemporalCli;
+  dataDir: string;
+  namespace: string;
+  port?: number;
+  uiPort?: number;
+  log: Logger;
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      s.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
+    });
+  });
+}
+
+/** The preferred port when free, else any free port (so a second instance or a test run can coexist). */
+async function pickPort(preferred: number, explicit?: number): Promise<number> {
+  if (explicit) return explicit;
+  return (await portFree(preferred)) ? preferred : freePort();
+}
+
+// A previous run killed with SIGKILL may have left its dev server running on our SQLite file.
+function stopStaleServer(pidFile: string, log: Logger): void {
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  try {
+    if (pid > 0) {
+      process.kill(pid, 0);
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (cmdline.includes('start-dev')) {
+        log.warn({ pid }, 'stopping a Temporal dev server left over from an earlier run on this data dir');
+        process.kill(pid, 'SIGKILL');
+      }
+    }
+  } catch {
+    // not running (or not ours): nothing to stop
+  }
+  rmSync(pidFile, { force: true });
+}
+
+async function waitUntilServing(address: string, child: ChildProcess | undefined, timeoutMs: number): Promise<void> {
+  const t0 = Date.now();
+  let lastErr: unknown;
+  while (Date.now() - t0 < timeoutMs) {
+    if (child && child.exitCode !== null) throw new Error(`the Temporal dev server exited with code ${child.exitCode} during start-up`);
+    try {
+      const conn = await Connection.connect({ address, connectTimeout: 1000 });
+      try {
+        await conn.workflowService.getSystemInfo({});
+        return;
+      } finally {
+        await conn.close();
+      }
+    } catch (err) {
+      lastErr = err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  throw new Error(`the Temporal dev server did not answer on ${address} within ${timeoutMs} ms: ${String(lastErr)}`);
+}
+
+/** Starts the embedded dev server and waits until it serves. */
+export async function startEmbeddedTemporal(opts: EmbeddedTemporalOptions): Promise<EmbeddedTemporal> {
+  const { cli, dataDir, namespace, log } = opts;
+  const dbFile = join(dataDir, 'temporal.db');
+  const port = await pickPort(7233, opts.port);
+  const uiPort = await pickPort(port === 7233 ? 8233 : port + 1000, opts.uiPort);
+  const address = `127.0.0.1:${port}`;
+  const uiUrl = `http://127.0.0.1:${uiPort}`;
+  const saArgs = WHARF_SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=Keyword`]);
+
+  if (!cli.path) {
+    // No binary here: the SDK downloads the dev server (needs internet) and runs it with the same options.
+    log.info('starting the Temporal dev server downloaded by the SDK');
+    const env = await TestWorkflowEnvironment.createLocal({
+      server: { dbFilename: dbFile, ip: '127.0.0.1', port, ui: true, uiPort, namespace, searchAttributes: WHARF_SEARCH_ATTRIBUTES, extraArgs: ['--log-level', 'warn'] },
+    });
+    return { address: env.address, uiUrl, stop: () => env.teardown() };
+  }
+
+  const pidFile = join(dataDir, 'temporal.pid');
+  stopStaleServer(pidFile, log);
+  const args = ['server', 'start-dev', '--db-filename', dbFile, '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort), '--namespace', namespace, '--log-level', 'warn', ...saArgs];
+  log.info({ port, uiPort, dbFile }, 'starting the embedded Temporal dev server');
+  // Same process group as Wharf: a kill of the group (or of the terminal) takes the server along.
+  const child = spawn(cli.path, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  writeFileSync(pidFile, String(child.pid));
+  const serverLog = log.child({ component: 'temporal-server' });
+  const forward = (buf: Buffer): void => {
+    for (const line of buf.toString('utf8').split('\n')) if (line.trim()) serverLog.debug(line.trim());
+  };
+  child.stdout?.on('data', forward);
+  child.stderr?.on('data', forward);
+  let exited = false;
+  const exit = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
+
+  try {
+    await waitUntilServing(address, child, 60_000);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  return {
+    address,
+    uiUrl,
+    async stop() {
+      if (!exited) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exit;
+        clearTimeout(timer);
+      }
+      rmSync(pidFile, { force: true });
+    },
+  };
+}

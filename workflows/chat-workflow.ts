@@ -1,0 +1,171 @@
+/**
+ * One chat of one channel, `chat-<channelId>-<chatId>` (SPEC §2): takes that chat's messages in order
+ * (signal-with-start from the API), runs dedupe → pairing → policy → agent → format → send, keeps a
+ * bounded conversation window, and continues-as-new. An idle chat completes; the next message starts it
+ * again and its window is rebuilt from the message log.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  ChildWorkflowFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  executeChild,
+  getExternalWorkflowHandle,
+  proxyActivities,
+  setHandler,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { ChatActivities } from '../activities/chat-activities.js';
+import { FAILURE } from '../lib/errors.js';
+import type { DeliveryStatus, InboundMessage } from '../lib/types.js';
+import { reportProblem } from './channel-messages.js';
+import { chatState, inbound, statuses, type Turn } from './chat-messages.js';
+
+/** Store and policy work: quick and retried until it succeeds. */
+const local = proxyActivities<ChatActivities>({
+  startToCloseTimeout: '15 seconds',
+  retry: { initialInterval: '200 milliseconds', maximumInterval: '10 seconds' },
+});
+/** Agents may think for a while; retried a few times (429/5xx), then the message is marked failed. */
+const agents = proxyActivities<ChatActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: [FAILURE.agentFailed] },
+});
+/** Sends: retried with backoff while Meta is unavailable or rate limiting; refusals are final. */
+const sends = proxyActivities<ChatActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: {
+    initialInterval: '1 second',
+    maximumInterval: '1 minute',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: [FAILURE.badToken, FAILURE.unknownPhoneNumber, FAILURE.missingPermission, FAILURE.sendRejected, FAILURE.missingSecret],
+  },
+});
+
+/** How many turns of the conversation an agent sees. */
+export const WINDOW_TURNS = 20;
+/** How long an idle chat workflow waits before completing. */
+const IDLE_TIMEOUT = '1 hour';
+/** Recent message ids kept in memory as a fast path; the store's unique key is the real dedupe. */
+const RECENT_IDS = 256;
+
+/** Input of a chat run (new chat, or continue-as-new carrying state and unprocessed work). */
+export interface ChatWorkflowInput {
+  channelId: string;
+  chatId: string;
+  window?: Turn[];
+  recentIds?: string[];
+  queue?: InboundMessage[];
+  statusQueue?: DeliveryStatus[];
+  processed?: number;
+}
+
+/** Runs one chat: processes its messages strictly in order. */
+export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
+  const { channelId, chatId } = input;
+  const queue: InboundMessage[] = [...(input.queue ?? [])];
+  const statusQueue: DeliveryStatus[] = [...(input.statusQueue ?? [])];
+  const recentIds: string[] = [...(input.recentIds ?? [])];
+  let window: Turn[] | undefined = input.window;
+  let processed = input.processed ?? 0;
+
+  setHandler(inbound, ({ messages }) => {
+    for (const m of messages) if (!recentIds.includes(m.id) && !queue.some((q) => q.id === m.id)) queue.push(m);
+  });
+  setHandler(statuses, ({ statuses: s }) => {
+    statusQueue.push(...s);
+  });
+  setHandler(chatState, () => ({ channelId, chatId, window: window ?? [], queued: queue.length, processed }));
+
+  const remember = (turn: Turn): void => {
+    window = [...(window ?? []), turn].slice(-WINDOW_TURNS);
+  };
+
+  const reply = async (m: InboundMessage, markdown: string, key: string): Promise<boolean> => {
+    try {
+      await sends.deliverReply({ channelId, chatId, to: m.sender.address, replyKey: key, markdown });
+      return true;
+    } catch (err) {
+      const cause = err instanceof ActivityFailure ? err.cause : undefined;
+      const type = cause instanceof ApplicationFailure ? cause.type : undefined;
+      if (type === FAILURE.badToken || type === FAILURE.missingPermission || type === FAILURE.unknownPhoneNumber || type === FAILURE.missingSecret) {
+        await getExternalWorkflowHandle(`channel-${channelId}`).signal(reportProblem, {
+          status: 'failed',
+          reason: `Sending failed: ${cause?.message ?? 'credentials refused'}. Fix the config and save it again.`,
+        });
+      }
+      await local.setInboundOutcome({ channelId, id: m.id, status: 'failed', detail: { reason: cause?.message ?? String(err) } });
+      return false;
+    }
+  };
+
+  const handle = async (m: InboundMessage): Promise<void> => {
+    const admission = await local.admitInbound({ message: m, claim: uuid4() });
+    if (admission.action === 'paired') {
+      await reply(m, 'Paired. This number now talks to the agent on this channel.', `pair:${m.id}`);
+      return;
+    }
+    if (admission.action !== 'deliver') return;
+    if (admission.mode === 'signal') {
+      await local.setInboundOutcome({ channelId, id: m.id, status: 'held', detail: { space: admission.space } });
+      return;
+    }
+    if (!window) window = await local.loadWindow({ channelId, chatId, limit: WINDOW_TURNS });
+    const history = [...window];
+    remember({ role: 'user', text: m.text, at: new Date(m.timestamp).toISOString() });
+    let answer: string;
+    try {
+      if (admission.agent.kind === 'temporal') {
+        const cfg = admission.agent.config as { workflowType: string; taskQueue: string };
+        const out = await executeChild<(arg: unknown) => Promise<{ reply?: string }>>(cfg.workflowType, {
+          taskQueue: cfg.taskQueue,
+          workflowId: `agent-${channelId}-${m.id}`,
+          args: [{ channel: channelId, chat: m.chat, sender: m.sender, text: m.text, history }],
+        });
+        answer = out?.reply ?? '';
+      } else {
+        answer = (await agents.runAgent({ agent: admission.agent, channelId, history, text: m.text })).reply;
+      }
+    } catch (err) {
+      const cause = err instanceof ActivityFailure || err instanceof ChildWorkflowFailure ? (err.cause?.message ?? err.message) : String(err);
+      await local.setInboundOutcome({ channelId, id: m.id, status: 'failed', detail: { reason: `The agent could not answer: ${cause}` } });
+      return;
+    }
+    if (!answer.trim()) {
+      await local.setInboundOutcome({ channelId, id: m.id, status: 'answered', detail: { reply: 'none' } });
+      return;
+    }
+    if (await reply(m, answer, `reply:${m.id}`)) {
+      remember({ role: 'assistant', text: answer, at: new Date().toISOString() });
+      await local.setInboundOutcome({ channelId, id: m.id, status: 'answered' });
+    }
+  };
+
+  const shouldContinueAsNew = (): boolean => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > 5000;
+
+  for (;;) {
+    const woke = await condition(() => queue.length > 0 || statusQueue.length > 0 || shouldContinueAsNew(), IDLE_TIMEOUT);
+    if (!woke && queue.length === 0 && statusQueue.length === 0) {
+      await condition(allHandlersFinished);
+      if (queue.length === 0 && statusQueue.length === 0) return;
+    }
+    if (statusQueue.length > 0) {
+      const batch = statusQueue.splice(0, statusQueue.length);
+      await local.recordStatuses({ channelId, statuses: batch });
+    }
+    while (queue.length > 0 && !shouldContinueAsNew()) {
+      const m = queue.shift() as InboundMessage;
+      await handle(m);
+      recentIds.push(m.id);
+      if (recentIds.length > RECENT_IDS) recentIds.splice(0, recentIds.length - RECENT_IDS);
+      processed += 1;
+    }
+    if (shouldContinueAsNew()) {
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof chatWorkflow>({ channelId, chatId, window, recentIds, queue, statusQueue, processed });
+    }
+  }
+}
