@@ -35,6 +35,13 @@ export function createChannelActivities({ store, graph, log }: ChannelActivityDe
       log.info({ channelId: state.id }, 'channel deleted: space freed, auth state removed');
     },
 
+    /** Records what happened to a handed-off message (`handed_off`, `dropped`) on the message log. */
+    async recordHandoff({ channelId, messageId, status, detail }: { channelId: string; messageId: string; status: 'handed_off' | 'dropped'; detail?: Record<string, unknown> }): Promise<void> {
+      await store.messages.setInboundStatus(channelId, messageId, status, detail);
+      if (status === 'dropped') log.warn({ channelId, messageId }, 'handed-off message dropped: no task waited on the space within 5 minutes');
+      else log.info({ channelId, messageId, to: detail?.to }, 'message handed off to a waiting task');
+    },
+
     /**
      * Checks a provider config against the provider. Cloud API: every secret ref resolves, the token is
      * valid, the phone number id exists and is readable, and the token has whatsapp_business_messaging.

@@ -13,9 +13,10 @@ import type { Logger } from '../lib/logger.js';
 import { looksLikePairingCode } from '../lib/pairing.js';
 import type { PolicyService } from '../lib/policy/service.js';
 import type { AgentRecord, Store } from '../lib/store/store.js';
-import { PROVIDER_INFO, type DeliveryStatus, type InboundMessage, type InboundMode, type Provider } from '../lib/types.js';
+import { PROVIDER_INFO, type CredentialRef, type DeliveryStatus, type InboundMessage, type InboundMode, type Provider } from '../lib/types.js';
 import { pairSender } from '../workflows/channel-messages.js';
 import type { Turn } from '../workflows/chat-messages.js';
+import { completeChat, type OpenAiAgentConfig } from './openai-agent.js';
 import { resolveSecret } from './secrets.js';
 
 /** What the chat activities need. */
@@ -88,8 +89,13 @@ export function createChatActivities({ store, graph, policy, client, log }: Chat
     },
 
     /** Runs a built-in or HTTP agent on the conversation and returns its Markdown reply ('' = no answer). */
-    async runAgent({ agent, text }: { agent: AgentRecord; channelId: string; history: Turn[]; text: string }): Promise<{ reply: string }> {
+    async runAgent({ agent, history, text }: { agent: AgentRecord; channelId: string; history: Turn[]; text: string }): Promise<{ reply: string }> {
       if (agent.kind === 'echo') return { reply: text };
+      if (agent.kind === 'openai') {
+        const cfg = agent.config as unknown as OpenAiAgentConfig & { apiKey: CredentialRef };
+        const apiKey = await resolveSecret(store, `agent ${agent.id} apiKey`, cfg.apiKey);
+        return { reply: await completeChat(cfg, apiKey, history, text) };
+      }
       throw ApplicationFailure.create({ type: FAILURE.agentFailed, message: `Agent kind "${agent.kind}" cannot run in an activity.`, nonRetryable: true });
     },
 

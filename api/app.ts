@@ -16,6 +16,7 @@ import { createChannelGateway } from './channel-gateway.js';
 import { channelsRouter } from './channels.router.js';
 import { errorHandler, notFoundRoute } from './errors.js';
 import { policiesRouter } from './policies.router.js';
+import { signalsRouter } from './signals.router.js';
 import { webhookRouter } from './webhook.router.js';
 
 /** What the API needs. */
@@ -80,6 +81,7 @@ export function createApp(deps: ApiDeps): Express {
   api.use('/', catalogRouter({ store }));
   api.use('/channels', channelsRouter({ gateway, store, publicUrl: config.publicUrl }));
   api.use('/policies', policiesRouter({ policy, store }));
+  api.use('/signals', signalsRouter({ gateway, store, log: log.child({ component: 'signals' }) }));
   api.use(notFoundRoute);
   app.use('/api', api);
 

@@ -24,8 +24,8 @@ export function catalogRouter({ store }: { store: Store }): Router {
 
   r.post('/agents', async (req, res) => {
     const body = CreateAgentSchema.parse(req.body);
-    if (body.kind === 'openai') {
-      throw new WharfError('not_available', 'OpenAI-compatible agents are not available yet in this version; use kind "echo" or "temporal".');
+    if (body.kind === 'openai' && !(await store.vault.refExists(body.apiKey))) {
+      throw new WharfError('validation_failed', `apiKey points at ${body.apiKey.vault}/${body.apiKey.item}/${body.apiKey.field}, which does not exist. Create it with POST /api/vaults/local/items.`, [{ path: ['apiKey'], message: 'dangling credential ref' }]);
     }
     const { id, kind, ...config } = body;
     res.status(201).json(await store.agents.create({ id, kind, config }));

@@ -36,7 +36,9 @@ describe('toWhatsApp', () => {
     ['two literal backticks', 'a \\`b\\` c', 'a \u02CBb\u02CB c'],
     ['intraword emphasis drops markers, keeps text', 'foo**bar**baz', 'foobarbaz'],
     ['intraword italic', 'un*frigging*believable', 'unfriggingbelievable'],
-    ['adjacent bold spans merge', '**a**\u00a0**b**', '*a*\u00a0*b*'],
+    ['adjacent bold spans merge', '**a**<!---->**b**', '*ab*'],
+    ['whitespace inside emphasis moves outside', 'a **&#32;x** b', 'a  *x* b'],
+    ['emphasis of only whitespace disappears', 'a **&#32;** b', 'a   b'],
     ['emphasis then italic touching', '**a**_b_', '*a*_b_'],
     ['emphasis over a hard break reopens per line', '**one\\\ntwo**', '*one*\n*two*'],
     ['not emphasis in Markdown stays literal but cannot pair', '** a **', '\u2217* a *\u2217'],
@@ -217,8 +219,11 @@ describe('properties', () => {
           expect(part).not.toBe('');
         }
         expect(isSubsequenceIgnoringLayout(input, parts.join('\n'))).toBe(true);
-        // A code part spends 8 characters on its fences; words up to the remaining room are never cut.
-        for (const w of words(input)) if (w.length <= limit - 8) expect(parts.some((p) => p.includes(w))).toBe(true);
+        // Splits happen at whitespace; only a whitespace-free token longer than the room is cut (a code part spends
+        // 8 characters on its fences).
+        for (const token of input.split(/\s+/).filter((t) => t !== '')) {
+          if (token.length <= limit - 8) expect(parts.some((p) => p.includes(token))).toBe(true);
+        }
       }),
       { numRuns: 200 },
     );
@@ -243,6 +248,34 @@ describe('properties', () => {
     fc.assert(
       fc.property(plainText, (input) => {
         expect(toWhatsApp(input)).toBe(input);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('never lets escaped markers pair up under WhatsApp rules', () => {
+    const literalText = fc
+      .array(fc.oneof(word, fc.constantFrom(' ', ' ', '\\*', '\\_', '\\~', '.', '(', ')', '\n')), { maxLength: 30 })
+      .map((fragments) => fragments.join(''));
+    // WhatsApp: an opener follows start/space/punctuation and precedes a non-space; a closer mirrors that.
+    const letterOrDigit = /[\p{L}\p{N}]/u;
+    const formats = (line: string, marker: string): boolean => {
+      const chars = Array.from(line);
+      const canOpen = (i: number): boolean =>
+        (i === 0 || !letterOrDigit.test(chars[i - 1])) && i + 1 < chars.length && !/\s/.test(chars[i + 1]);
+      const canClose = (i: number): boolean =>
+        i > 0 && !/\s/.test(chars[i - 1]) && (i + 1 === chars.length || !letterOrDigit.test(chars[i + 1]));
+      for (let i = 0; i < chars.length; i++) {
+        if (chars[i] !== marker || !canOpen(i)) continue;
+        for (let j = i + 2; j < chars.length; j++) if (chars[j] === marker && canClose(j)) return true;
+      }
+      return false;
+    };
+    fc.assert(
+      fc.property(literalText, (input) => {
+        for (const line of toWhatsApp(input).split('\n')) {
+          for (const marker of ['*', '_', '~']) expect(formats(line, marker)).toBe(false);
+        }
       }),
       { numRuns: 200 },
     );

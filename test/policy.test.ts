@@ -172,6 +172,14 @@ describe('the channel hierarchy', () => {
     expect(engine.decide(message(STRANGER, { provider: 'whatsapp_cloud', channelId: 'ch_1' })).decision).toBe('deny');
   });
 
+  it('copes with a channel whose id is its provider’s name', () => {
+    const engine = new PolicyEngine(GUIDE_EXAMPLE);
+    expect(engine.decide(message(ALLOWED, { channelId: 'whatsapp_cloud' }))).toMatchObject({
+      decision: 'allow',
+      errors: [],
+    });
+  });
+
   it('exposes optional names only when present', () => {
     const engine = new PolicyEngine(
       'permit(principal, action, resource) when { resource.sender has name && resource.sender.name == "Ana" };',

@@ -4,6 +4,7 @@ import type { Client } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createChannelActivities } from '../activities/channel-activities.js';
 import { createChatActivities } from '../activities/chat-activities.js';
+import { createSignalActivities } from '../activities/signal-activities.js';
 import type { GraphClient } from '../lib/graph/graph-client.js';
 import type { Logger } from '../lib/logger.js';
 import type { PolicyService } from '../lib/policy/service.js';
@@ -35,6 +36,7 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<{ worker: Wor
     workflowBundle,
     activities: {
       ...createChannelActivities({ store: deps.store, graph: deps.graph, log: deps.log.child({ component: 'channel-activities' }) }),
+      ...createSignalActivities({ store: deps.store, client: deps.client }),
       ...createChatActivities({ store: deps.store, graph: deps.graph, policy: deps.policy, client: deps.client, log: deps.log.child({ component: 'chat-activities' }) }),
     },
     // Sized for a 2-core machine: many cheap store/Graph activities in flight, a sticky cache big enough for

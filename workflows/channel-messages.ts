@@ -3,7 +3,7 @@
  * constants: `handle.executeUpdate(saveConfig, { args: [input] })`.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { ChannelState, ConfigValue, InboundMode, PairingState } from '../lib/types.js';
+import type { ChannelState, ConfigValue, InboundMessage, InboundMode, PairingState } from '../lib/types.js';
 
 /** The channel's current state. */
 export const state = defineQuery<ChannelState>('state');
@@ -64,3 +64,47 @@ export interface ReportProblemInput {
 }
 /** A chat workflow saw credentials rejected (e.g. Meta code 190) and reports it to the channel. */
 export const reportProblem = defineSignal<[ReportProblemInput]>('reportProblem');
+
+/** A message handed off to a waiting task (inbound mode `signal`). */
+export interface HandedOffMessage {
+  id: string;
+  channelId: string;
+  space: string;
+  chat: InboundMessage['chat'];
+  sender: InboundMessage['sender'];
+  text: string;
+  timestamp: number;
+}
+
+/** A chat workflow hands a message that passed pairing and policy to the channel's waiting tasks. */
+export const handOff = defineSignal<[{ message: HandedOffMessage }]>('handOff');
+
+/** Input of `addWaiter`: a workflow waiting (from `waitForChannelSignal`) for the next message. */
+export interface AddWaiterInput {
+  waiterId: string;
+  workflowId: string;
+  /** Only messages from this sender address. */
+  from?: string;
+  /** ISO time after which the waiter is forgotten. */
+  expiresAt: string;
+}
+/** Registers a waiting workflow; a held message is signalled to it at once. */
+export const addWaiter = defineUpdate<{ queued: boolean }, [AddWaiterInput]>('addWaiter');
+
+/** Input of `waitForMessage`: an HTTP long-poll waiting for the next message. */
+export interface WaitForMessageInput {
+  waiterId: string;
+  from?: string;
+  timeoutMs: number;
+}
+/** Waits (inside the update) for the next handed-off message, oldest waiter first. */
+export const waitForMessage = defineUpdate<{ message: HandedOffMessage | null }, [WaitForMessageInput]>('waitForMessage');
+
+/** Withdraws a waiter; returns the message it had already been given, if any, so nothing is lost. */
+export const cancelWaiter = defineUpdate<{ message: HandedOffMessage | null }, [{ waiterId: string }]>('cancelWaiter');
+
+/** Puts back a message whose receiver went away before it could take it (kept for the next waiter). */
+export const returnMessage = defineSignal<[{ message: HandedOffMessage }]>('returnMessage');
+
+/** The signal a waiting workflow receives (see `waitForChannelSignal`). */
+export const channelSignal = defineSignal<[{ waiterId: string; message: HandedOffMessage }]>('wharfChannelSignal');

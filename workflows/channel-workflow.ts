@@ -9,6 +9,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  getExternalWorkflowHandle,
   proxyActivities,
   setHandler,
   upsertMemo,
@@ -20,8 +21,15 @@ import { normalizePairingCode, PAIRING_TTL_MS } from '../lib/pairing.js';
 import { WharfChannelStatus, WharfProvider, WharfSpace } from '../lib/search-attributes.js';
 import { PROVIDER_INFO, type ChannelState, type ChannelStatus, type ConfigValue, type CredentialRef, INBOUND_MODES } from '../lib/types.js';
 import {
+  addWaiter,
+  cancelWaiter,
+  channelSignal,
   deleteChannel,
   disconnect,
+  handOff,
+  type HandedOffMessage,
+  returnMessage,
+  waitForMessage,
   pairSender,
   patchChannel,
   reconnect,
@@ -38,15 +46,36 @@ const store = proxyActivities<ChannelActivities>({
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds' },
 });
+/** Message-log entries of hand-offs. */
+const handoffs = store;
 /** Provider checks: a few tries, then the operator is told. */
 const provider = proxyActivities<ChannelActivities>({
   startToCloseTimeout: '20 seconds',
   retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: ['WharfMissingSecret'] },
 });
 
+/** A task waiting on this channel's space: a workflow (signalled) or an HTTP long-poll (in an update). */
+interface Waiter {
+  waiterId: string;
+  workflowId?: string;
+  from?: string;
+  expiresAt: string;
+}
+
+/** A handed-off message no waiter has taken yet. */
+interface HeldMessage {
+  message: HandedOffMessage;
+  expiresAt: string;
+}
+
+/** How long a handed-off message waits for a task before it is dropped (SPEC §7). */
+export const HOLD_MS = 5 * 60 * 1000;
+
 /** Input of a run: the state carried over (new channel or continue-as-new). */
 export interface ChannelWorkflowInput {
   state: ChannelState;
+  waiters?: Waiter[];
+  held?: HeldMessage[];
 }
 
 /** Refusal types the API maps to HTTP statuses. */
@@ -62,6 +91,12 @@ const isRef = (v: ConfigValue): v is CredentialRef => typeof v === 'object' && v
 export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void> {
   const s: ChannelState = input.state;
   let deleted = false;
+  // The waiting-task queue (SPEC §2), oldest first: workflows waiting via waitForChannelSignal and HTTP
+  // long-polls waiting inside a `waitForMessage` update; plus messages held for the next waiter.
+  let waiters: Waiter[] = [...(input.waiters ?? [])];
+  const given = new Map<string, HandedOffMessage>();
+  const signalled = new Map<string, HandedOffMessage>();
+  let held: HeldMessage[] = [...(input.held ?? [])];
 
   const touch = (): void => {
     s.version += 1;
@@ -244,10 +279,123 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
     await commit();
   });
 
+  const matches = (from: string | undefined, m: HandedOffMessage): boolean => !from || from === m.sender.address;
+  const now = (): number => Date.now();
+
+  // Gives `m` to the oldest live waiter that wants it; false when nobody took it.
+  const dispatch = async (m: HandedOffMessage): Promise<boolean> => {
+    for (;;) {
+      waiters = waiters.filter((w) => Date.parse(w.expiresAt) > now());
+      const w = waiters.find((x) => matches(x.from, m));
+      if (!w) return false;
+      waiters = waiters.filter((x) => x !== w);
+      if (w.workflowId) {
+        try {
+          await getExternalWorkflowHandle(w.workflowId).signal(channelSignal, { waiterId: w.waiterId, message: m });
+        } catch {
+          continue; // the waiting workflow is gone: try the next waiter
+        }
+        // Remembered briefly so a waiter that timed out at this very moment still learns what it was sent.
+        signalled.set(w.waiterId, m);
+        if (signalled.size > 100) signalled.delete(signalled.keys().next().value as string);
+      } else {
+        given.set(w.waiterId, m);
+      }
+      await handoffs.recordHandoff({ channelId: s.id, messageId: m.id, status: 'handed_off', detail: { to: w.workflowId ?? 'http' } });
+      return true;
+    }
+  };
+
+  const takeHeld = (from: string | undefined): HandedOffMessage | null => {
+    held = held.filter((h) => Date.parse(h.expiresAt) > now());
+    const i = held.findIndex((h) => matches(from, h.message));
+    if (i < 0) return null;
+    const [h] = held.splice(i, 1);
+    return h.message;
+  };
+
+  setHandler(handOff, async ({ message }) => {
+    if (deleted) return;
+    if (!(await dispatch(message))) {
+      held.push({ message, expiresAt: new Date(now() + HOLD_MS).toISOString() });
+    }
+  });
+
+  setHandler(returnMessage, ({ message }) => {
+    held.unshift({ message, expiresAt: new Date(now() + HOLD_MS).toISOString() });
+  });
+
+  setHandler(
+    addWaiter,
+    async (w) => {
+      const m = takeHeld(w.from);
+      if (m) {
+        try {
+          await getExternalWorkflowHandle(w.workflowId).signal(channelSignal, { waiterId: w.waiterId, message: m });
+          await handoffs.recordHandoff({ channelId: s.id, messageId: m.id, status: 'handed_off', detail: { to: w.workflowId } });
+          return { queued: false };
+        } catch {
+          held.unshift({ message: m, expiresAt: new Date(now() + HOLD_MS).toISOString() });
+          return { queued: false };
+        }
+      }
+      waiters.push(w);
+      return { queued: true };
+    },
+    { validator: (_input) => assertLive() },
+  );
+
+  setHandler(
+    waitForMessage,
+    async ({ waiterId, from, timeoutMs }) => {
+      const ready = takeHeld(from);
+      if (ready) {
+        await handoffs.recordHandoff({ channelId: s.id, messageId: ready.id, status: 'handed_off', detail: { to: 'http' } });
+        return { message: ready };
+      }
+      waiters.push({ waiterId, from, expiresAt: new Date(now() + timeoutMs).toISOString() });
+      await condition(() => given.has(waiterId) || deleted, timeoutMs);
+      waiters = waiters.filter((w) => w.waiterId !== waiterId);
+      const message = given.get(waiterId) ?? null;
+      given.delete(waiterId);
+      return { message };
+    },
+    {
+      validator: ({ timeoutMs }) => {
+        assertLive();
+        if (!(timeoutMs >= 0 && timeoutMs <= 3_600_000)) refuse(REFUSAL.invalid, 'timeout must be between 0 and 3600 seconds.');
+      },
+    },
+  );
+
+  setHandler(cancelWaiter, ({ waiterId }) => {
+    waiters = waiters.filter((w) => w.waiterId !== waiterId);
+    const message = given.get(waiterId) ?? signalled.get(waiterId) ?? null;
+    given.delete(waiterId);
+    signalled.delete(waiterId);
+    return { message };
+  });
+
+  // Drops held messages nobody came for within HOLD_MS, with a log line and a message-log entry.
+  const expireHeld = async (): Promise<void> => {
+    const expired = held.filter((h) => Date.parse(h.expiresAt) <= now());
+    if (!expired.length) return;
+    held = held.filter((h) => Date.parse(h.expiresAt) > now());
+    for (const h of expired) {
+      await handoffs.recordHandoff({ channelId: s.id, messageId: h.message.id, status: 'dropped', detail: { reason: 'No task was waiting on the space within 5 minutes.' } });
+    }
+  };
+
   if (s.version === 0) await commit();
 
-  await condition(() => deleted || workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > 2000);
+  const done = (): boolean => deleted || workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > 2000;
+  while (!done()) {
+    const next = held.length ? Math.min(...held.map((h) => Date.parse(h.expiresAt))) - now() : undefined;
+    if (next === undefined) await condition(() => done() || held.length > 0);
+    else if (!(await condition(done, Math.max(next, 1)))) await expireHeld();
+  }
   await condition(allHandlersFinished);
   if (deleted) return;
-  await continueAsNew<typeof channelWorkflow>({ state: s });
+  // HTTP waiters live in their update handlers, which have finished by now; workflow waiters carry over.
+  await continueAsNew<typeof channelWorkflow>({ state: s, waiters: waiters.filter((w) => w.workflowId), held });
 }

@@ -21,7 +21,7 @@ import {
 import type { ChatActivities } from '../activities/chat-activities.js';
 import { FAILURE } from '../lib/errors.js';
 import type { DeliveryStatus, InboundMessage } from '../lib/types.js';
-import { reportProblem } from './channel-messages.js';
+import { handOff, reportProblem } from './channel-messages.js';
 import { chatState, inbound, statuses, type Turn } from './chat-messages.js';
 
 /** Store and policy work: quick and retried until it succeeds. */
@@ -111,6 +111,8 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
     if (admission.action !== 'deliver') return;
     if (admission.mode === 'signal') {
       await local.setInboundOutcome({ channelId, id: m.id, status: 'held', detail: { space: admission.space } });
+      const message = { id: m.id, channelId, space: admission.space, chat: m.chat, sender: m.sender, text: m.text, timestamp: m.timestamp };
+      await getExternalWorkflowHandle(`channel-${channelId}`).signal(handOff, { message });
       return;
     }
     if (!window) window = await local.loadWindow({ channelId, chatId, limit: WINDOW_TURNS });

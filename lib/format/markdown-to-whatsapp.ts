@@ -48,13 +48,15 @@ type InlineAtom =
 /** Same as InlineAtom, but literal text is split into single code points so layout can look at neighbours. */
 type LineAtom = { k: 'char'; c: string } | { k: 'mark'; c: Marker; open: boolean } | { k: 'raw'; s: string };
 
+// Built once: the extension objects are stateless, and rebuilding them per message is measurable.
+const PARSE_OPTIONS = { extensions: [gfm()], mdastExtensions: [gfmFromMarkdown()] };
 const LOOKALIKE: Record<string, string> = { '*': '\u2217', _: '\uFF3F', '~': '\u223C', '`': '\u02CB' };
 const WORD = /[\p{L}\p{N}]/u;
 const SPACE = /\s/u;
 
 /** Converts agent Markdown (CommonMark + GFM) into text WhatsApp renders as intended. */
 export function toWhatsApp(markdown: string): string {
-  const tree = fromMarkdown(markdown, { extensions: [gfm()], mdastExtensions: [gfmFromMarkdown()] });
+  const tree = fromMarkdown(markdown, PARSE_OPTIONS);
   const definitions = new Map<string, Definition>();
   collectDefinitions(tree, definitions);
   const renderer = new Renderer(definitions);

@@ -17,7 +17,7 @@ interface Unit {
 const FENCE_OPEN = /^\s*```/;
 const FENCE_CLOSE = /^\s*```\s*$/;
 const BLANK = /^\s*$/;
-/** Fence lines plus the two newlines joining them to the body. */
+/** The two newlines joining the fence lines to the body of a re-fenced part. */
 const FENCE_NEWLINES = 2;
 
 /** Splits `text` into ordered, trimmed, non-empty parts of at most `limit` UTF-16 code units each. */
@@ -103,13 +103,12 @@ function isFenceOpen(line: string): boolean {
 }
 
 function splitBlock(unit: Unit, limit: number): string[] {
-  if (unit.code) {
-    const room = limit - unit.code.open.length - unit.code.close.length - FENCE_NEWLINES;
+  const code = unit.code;
+  if (code) {
+    const room = limit - code.open.length - code.close.length - FENCE_NEWLINES;
     // Room for at least one surrogate pair is needed to always make progress; below that a valid fenced part
     // cannot be built, so degrade to plain lines rather than exceed the limit.
-    if (room >= 2) {
-      return splitLines(unit.code.body, room).map((body) => `${unit.code!.open}\n${body}\n${unit.code!.close}`);
-    }
+    if (room >= 2) return splitLines(code.body, room).map((body) => `${code.open}\n${body}\n${code.close}`);
   }
   return splitLines(unit.text, limit);
 }

@@ -124,8 +124,8 @@ export class PolicyEngine {
     const answer = preparsePolicySet(this.setId, {
       staticPolicies: { ...compiled.policies, [DEFAULT_POLICY_ID]: DEFAULT_POLICY },
     });
-    // Cannot happen after a successful compile, but preparse leaves the old set in place on failure, so say so.
-    if (answer.type === 'failure') throw new InvalidPolicyError(answer.errors.map((e) => toPolicyError(text, e)));
+    // Cannot happen after a successful compile; preparse leaves the old set in place on failure, and so must we.
+    if (answer.type === 'failure') throw new InvalidPolicyError(answer.errors.map((e) => ({ message: e.message })));
     this.text = text;
   }
 

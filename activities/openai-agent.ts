@@ -1,0 +1,69 @@
+/**
+ * The OpenAI-compatible chat-completions agent (SPEC §7): any endpoint speaking `POST {baseUrl}/chat/completions`
+ * — OpenAI, a hosted gateway, or a local server such as llama.cpp, vLLM or Ollama. Plain fetch, no SDK: the
+ * wire format is small and stable, and retries belong to the activity's retry policy, not to a client.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import { FAILURE } from '../lib/errors.js';
+import type { Turn } from '../workflows/chat-messages.js';
+
+/** The agent's stored config (the key is a credential ref, resolved at the moment of use). */
+export interface OpenAiAgentConfig {
+  baseUrl: string;
+  model: string;
+  system?: string;
+}
+
+/** One chat-completions call: the system prompt, the conversation window, then the new message. */
+export async function completeChat(cfg: OpenAiAgentConfig, apiKey: string, history: Turn[], text: string, opts: { timeoutMs?: number; fetch?: typeof fetch } = {}): Promise<string> {
+  const messages = [
+    ...(cfg.system ? [{ role: 'system', content: cfg.system }] : []),
+    ...history.map((t) => ({ role: t.role, content: t.text })),
+    { role: 'user', content: text },
+  ];
+  const url = `${cfg.baseUrl.replace(/\/+$/, '')}/chat/completions`;
+  let res: Response;
+  try {
+    res = await (opts.fetch ?? fetch)(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` },
+      body: JSON.stringify({ model: cfg.model, messages }),
+      signal: AbortSignal.timeout(opts.timeoutMs ?? 90_000),
+    });
+  } catch (err) {
+    // Network errors and timeouts: retried by the activity's policy.
+    throw ApplicationFailure.create({ type: 'WharfAgentUnavailable', message: `The model endpoint ${cfg.baseUrl} could not be reached (${(err as Error).name}).`, nonRetryable: false });
+  }
+  const body = await res.text();
+  if (!res.ok) {
+    let detail = '';
+    try {
+      detail = (JSON.parse(body) as { error?: { message?: string } }).error?.message ?? '';
+    } catch {
+      detail = '';
+    }
+    detail = detail.split(apiKey).join('[redacted]').slice(0, 300);
+    if (res.status === 401 || res.status === 403) {
+      throw ApplicationFailure.create({
+        type: FAILURE.agentFailed,
+        message: `The model endpoint refused the API key (HTTP ${res.status}${detail ? `: ${detail}` : ''}). Check the agent's apiKey credential.`,
+        nonRetryable: true,
+      });
+    }
+    const retryable = res.status === 408 || res.status === 409 || res.status === 429 || res.status >= 500;
+    throw ApplicationFailure.create({
+      type: retryable ? 'WharfAgentUnavailable' : FAILURE.agentFailed,
+      message: `The model endpoint answered HTTP ${res.status}${detail ? `: ${detail}` : ''}.`,
+      nonRetryable: !retryable,
+    });
+  }
+  let parsed: { choices?: Array<{ message?: { content?: string | null } }> };
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    throw ApplicationFailure.create({ type: FAILURE.agentFailed, message: 'The model endpoint answered with something that is not JSON.', nonRetryable: true });
+  }
+  const content = parsed.choices?.[0]?.message?.content;
+  if (typeof content !== 'string') throw ApplicationFailure.create({ type: FAILURE.agentFailed, message: 'The model endpoint answered without choices[0].message.content.', nonRetryable: true });
+  return content;
+}

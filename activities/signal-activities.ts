@@ -1,0 +1,38 @@
+/**
+ * Activities behind `waitForChannelSignal`, run on Wharf's own task queue on behalf of an operator's
+ * workflow: they find the channel of a space and register or withdraw the waiter there.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
+import type { Store } from '../lib/store/store.js';
+import { addWaiter, cancelWaiter, type AddWaiterInput, type HandedOffMessage } from '../workflows/channel-messages.js';
+
+/** Failure type for a space that does not exist or has no channel. */
+export const UNKNOWN_SPACE = 'WharfUnknownSpace';
+
+/** Builds the activities. */
+export function createSignalActivities({ store, client }: { store: Store; client: Client }) {
+  const channelOf = async (space: string): Promise<string> => {
+    const s = await store.spaces.get(space);
+    if (!s?.channelId) {
+      throw ApplicationFailure.create({ type: UNKNOWN_SPACE, message: s ? `Space "${space}" has no channel bound to it.` : `There is no space "${space}".`, nonRetryable: true });
+    }
+    return s.channelId;
+  };
+  return {
+    /** Registers a waiting workflow with the channel of `space`. */
+    async registerWaiter(input: AddWaiterInput & { space: string }): Promise<{ channelId: string }> {
+      const channelId = await channelOf(input.space);
+      const { space: _space, ...waiter } = input;
+      await client.workflow.getHandle(`channel-${channelId}`).executeUpdate(addWaiter, { args: [waiter] });
+      return { channelId };
+    },
+    /** Withdraws a waiter; returns a message it had already been sent, if any. */
+    async withdrawWaiter({ channelId, waiterId }: { channelId: string; waiterId: string }): Promise<{ message: HandedOffMessage | null }> {
+      return client.workflow.getHandle(`channel-${channelId}`).executeUpdate(cancelWaiter, { args: [{ waiterId }] });
+    },
+  };
+}
+
+/** The activities' type, for `proxyActivities`. */
+export type SignalActivities = ReturnType<typeof createSignalActivities>;
