@@ -12,6 +12,7 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
+  { files: ['**/*.mjs'], ...tseslint.configs.disableTypeChecked },
   {
     files: ['workflows/**/*.ts'],
     rules: {
@@ -26,7 +27,7 @@ export default tseslint.config(
         },
       ],
       'no-restricted-globals': ['error', { name: 'process', message: 'No process.env in workflows.' }],
-      'no-restricted-properties': ['error', { object: 'Date', property: 'now', message: 'Use workflow time only via Date (deterministic in the sandbox), not Date.now() in shared code paths.' }, { object: 'Math', property: 'random', message: 'Use the workflow uuid4/random from @temporalio/workflow.' }],
+      'no-restricted-properties': ['error', { object: 'Date', property: 'now', message: 'Read workflow time through workflowNow() from workflows/clock.ts.' }, { object: 'Math', property: 'random', message: 'Use uuid4() from @temporalio/workflow.' }],
     },
   },
 );

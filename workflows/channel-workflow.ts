@@ -17,7 +17,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ChannelActivities } from '../activities/channel-activities.js';
-import { normalizePairingCode, PAIRING_TTL_MS } from '../lib/pairing.js';
+import { normalizePairingCode } from '../lib/pairing.js';
 import { WharfChannelStatus, WharfProvider, WharfSpace } from '../lib/search-attributes.js';
 import { PROVIDER_INFO, type ChannelState, type ChannelStatus, type ConfigValue, type CredentialRef, INBOUND_MODES } from '../lib/types.js';
 import {
@@ -40,6 +40,7 @@ import {
   unpair,
   webhookVerified,
 } from './channel-messages.js';
+import { workflowNow } from './clock.js';
 
 /** Store writes: quick, retried until they succeed. */
 const store = proxyActivities<ChannelActivities>({
@@ -76,6 +77,8 @@ export interface ChannelWorkflowInput {
   state: ChannelState;
   waiters?: Waiter[];
   held?: HeldMessage[];
+  /** Continue-as-new once history has this many events (Temporal's own suggestion comes first). @default 2000 */
+  historyLimit?: number;
 }
 
 /** Refusal types the API maps to HTTP statuses. */
@@ -206,7 +209,7 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
       const wanted = normalizePairingCode(code);
       const last = s.lastPairing;
       if (last && last.address === address && normalizePairingCode(last.code) === wanted) return { paired: true };
-      const live = s.pairing && Date.parse(s.pairing.expiresAt) > Date.now() && wanted === normalizePairingCode(s.pairing.code);
+      const live = s.pairing && Date.parse(s.pairing.expiresAt) > workflowNow() && wanted === normalizePairingCode(s.pairing.code);
       if (!live || !s.pairing) return { paired: false };
       s.lastPairing = { code: s.pairing.code, address };
       s.pairing = null; // one use
@@ -280,7 +283,7 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
   });
 
   const matches = (from: string | undefined, m: HandedOffMessage): boolean => !from || from === m.sender.address;
-  const now = (): number => Date.now();
+  const now = workflowNow;
 
   // Gives `m` to the oldest live waiter that wants it; false when nobody took it.
   const dispatch = async (m: HandedOffMessage): Promise<boolean> => {
@@ -388,7 +391,8 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
 
   if (s.version === 0) await commit();
 
-  const done = (): boolean => deleted || workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > 2000;
+  const historyLimit = input.historyLimit ?? 2000;
+  const done = (): boolean => deleted || workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > historyLimit;
   while (!done()) {
     const next = held.length ? Math.min(...held.map((h) => Date.parse(h.expiresAt))) - now() : undefined;
     if (next === undefined) await condition(() => done() || held.length > 0);
@@ -397,5 +401,5 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
   await condition(allHandlersFinished);
   if (deleted) return;
   // HTTP waiters live in their update handlers, which have finished by now; workflow waiters carry over.
-  await continueAsNew<typeof channelWorkflow>({ state: s, waiters: waiters.filter((w) => w.workflowId), held });
+  await continueAsNew<typeof channelWorkflow>({ state: s, waiters: waiters.filter((w) => w.workflowId), held, historyLimit: input.historyLimit });
 }

@@ -61,6 +61,8 @@ export interface ChatWorkflowInput {
   queue?: InboundMessage[];
   statusQueue?: DeliveryStatus[];
   processed?: number;
+  /** Continue-as-new once history has this many events (Temporal's own suggestion comes first). @default 5000 */
+  historyLimit?: number;
 }
 
 /** Runs one chat: processes its messages strictly in order. */
@@ -146,7 +148,8 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
     }
   };
 
-  const shouldContinueAsNew = (): boolean => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > 5000;
+  const historyLimit = input.historyLimit ?? 5000;
+  const shouldContinueAsNew = (): boolean => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > historyLimit;
 
   for (;;) {
     const woke = await condition(() => queue.length > 0 || statusQueue.length > 0 || shouldContinueAsNew(), IDLE_TIMEOUT);
@@ -167,7 +170,7 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
     }
     if (shouldContinueAsNew()) {
       await condition(allHandlersFinished);
-      await continueAsNew<typeof chatWorkflow>({ channelId, chatId, window, recentIds, queue, statusQueue, processed });
+      await continueAsNew<typeof chatWorkflow>({ channelId, chatId, window, recentIds, queue, statusQueue, processed, historyLimit: input.historyLimit });
     }
   }
 }

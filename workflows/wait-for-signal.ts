@@ -20,6 +20,7 @@ import { ActivityFailure, ApplicationFailure, condition, proxyActivities, setHan
 import type { Duration } from '@temporalio/common';
 import type { SignalActivities } from '../activities/signal-activities.js';
 import { channelSignal, type HandedOffMessage } from './channel-messages.js';
+import { workflowNow } from './clock.js';
 
 export { channelSignal, type HandedOffMessage };
 
@@ -86,7 +87,7 @@ export async function waitForChannelSignal(opts: WaitForChannelSignalOptions): P
       waiterId,
       workflowId: workflowInfo().workflowId,
       from: opts.from,
-      expiresAt: new Date(Date.now() + timeoutMs).toISOString(),
+      expiresAt: new Date(workflowNow() + timeoutMs).toISOString(),
     }));
   } catch (err) {
     if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'WharfUnknownSpace') {

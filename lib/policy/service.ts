@@ -16,18 +16,36 @@ export interface PolicyService {
   save(text: string): Promise<{ updatedAt: string }>;
 }
 
+/** How many recent decisions are remembered per policy version. */
+const DECISION_CACHE_SIZE = 10_000;
+
+/**
+ * A decision is a pure function of the policy set and the request (the schema allows policies to read
+ * nothing else), so identical requests under the same policy version get the cached answer. The cache
+ * is dropped whenever the policy set changes.
+ */
+function cacheKey(r: DecisionRequest): string {
+  const { sender, chat } = r.message;
+  return JSON.stringify([r.agent, r.channelId, r.provider, sender.address, sender.paired, sender.name ?? null, chat.kind, chat.id, chat.name ?? null]);
+}
+
 /** Creates the service over the store. */
 export function createPolicyService(store: Store): PolicyService {
   let engine = new PolicyEngine('');
   let loaded = -1;
   let loading: Promise<void> | null = null;
+  let cache = new Map<string, Decision>();
 
+  const install = (text: string, version: number): void => {
+    engine = new PolicyEngine(text);
+    loaded = version;
+    cache = new Map();
+  };
   const refresh = async (): Promise<void> => {
     const version = await store.policies.version();
     if (version === loaded) return;
     const { text } = await store.policies.current();
-    engine = new PolicyEngine(text);
-    loaded = version;
+    install(text, version);
   };
   const ensure = async (): Promise<void> => {
     // Concurrent decisions share one reload.
@@ -38,15 +56,20 @@ export function createPolicyService(store: Store): PolicyService {
   return {
     async decide(req) {
       await ensure();
-      return engine.decide(req);
+      const key = cacheKey(req);
+      const hit = cache.get(key);
+      if (hit) return hit;
+      const d = engine.decide(req);
+      if (cache.size >= DECISION_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+      cache.set(key, d);
+      return d;
     },
     current: () => store.policies.current(),
     async save(text) {
       const check = PolicyEngine.check(text);
       if (!check.ok) throw new InvalidPolicyError(check.errors as PolicyError[]);
       const saved = await store.policies.save(text);
-      engine = new PolicyEngine(text);
-      loaded = saved.id;
+      install(text, saved.id);
       return { updatedAt: saved.updatedAt };
     },
   };

@@ -36,7 +36,8 @@ export interface TestWharf {
   client: Client;
   taskQueue: string;
   /** Calls the API with the admin token; parses JSON answers. */
-  api(method: string, path: string, body?: unknown, opts?: { auth?: boolean; raw?: boolean; headers?: Record<string, string> }): Promise<{ status: number; data: any; headers: Headers }>;
+  api(method: string, path: string, body?: unknown, opts?: { auth?: boolean; raw?: boolean; headers?: Record<string, string> }): // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read loosely typed JSON answers
+  Promise<{ status: number; data: any; headers: Headers }>;
   /** Stops the API and worker; keeps the data dir unless `purge`. */
   close(opts?: { purge?: boolean }): Promise<void>;
 }

@@ -1,0 +1,3 @@
+/** The example workflows, bundled together for a worker of the operator's (and for the tests). */
+export { greeterAgent } from './greeter-agent.js';
+export { twoFactorLogin } from './two-factor-login.js';
