@@ -80,6 +80,7 @@ export function createChatActivities({ store, graph, policy, client, log }: Chat
       }
       const agent = await store.agents.get(ch.agent);
       if (!agent) return outcome(store, message, 'failed', { reason: `Agent "${ch.agent}" does not exist any more; bind the channel to another agent.` });
+      if (ch.inbound === 'signal') await store.messages.setInboundStatus(ch.id, message.id, 'held', { space: ch.space });
       return { action: 'deliver', mode: ch.inbound, space: ch.space, provider: ch.provider, agent };
     },
 
@@ -104,7 +105,7 @@ export function createChatActivities({ store, graph, policy, client, log }: Chat
      * order. Each part is recorded before and after its send under a key derived from `replyKey`, so a
      * retry skips the parts that already went out.
      */
-    async deliverReply(input: { channelId: string; chatId: string; to: string; replyKey: string; markdown: string }): Promise<{ ids: string[] }> {
+    async deliverReply(input: { channelId: string; chatId: string; to: string; replyKey: string; markdown: string; inboundId?: string; outcome?: string }): Promise<{ ids: string[] }> {
       const ch = await store.channels.get(input.channelId);
       if (!ch) return { ids: [] };
       const parts = formatReply(input.markdown, { limit: PROVIDER_INFO[ch.provider].textLimit });
@@ -134,6 +135,7 @@ export function createChatActivities({ store, graph, policy, client, log }: Chat
           throw ApplicationFailure.create({ type: err.failureType ?? 'WharfGraphUnavailable', message: err.message, nonRetryable: !err.retryable, details: [{ code: err.code }] });
         }
       }
+      if (input.inboundId && input.outcome) await store.messages.setInboundStatus(ch.id, input.inboundId, input.outcome, { parts: ids.length });
       return { ids };
     },
 

@@ -36,8 +36,18 @@ export function newPairingCode(): { code: string; expiresAt: string } {
 /** Creates the gateway. */
 export function createChannelGateway({ client, store, config }: { client: Client; store: Store; config: Config }) {
   const taskQueue = config.temporal.taskQueue;
+  const listeners: Array<(id: string) => void> = [];
 
   return {
+    /** Subscribes to "this channel changed through this process" (for caches). */
+    onChange(fn: (id: string) => void): void {
+      listeners.push(fn);
+    },
+    /** Tells subscribers a channel changed. */
+    changed(id: string): void {
+      for (const fn of listeners) fn(id);
+    },
+
     /** The handle of a channel's workflow. */
     handle(id: string): WorkflowHandle<typeof channelWorkflow> {
       return client.workflow.getHandle<typeof channelWorkflow>(channelWorkflowId(id));

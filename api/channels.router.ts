@@ -32,6 +32,14 @@ export async function channelView(ch: ChannelState, store: Store, publicUrl: str
 export function channelsRouter({ gateway, store, publicUrl }: { gateway: ChannelGateway; store: Store; publicUrl: string }): Router {
   const r = Router();
   const view = (ch: ChannelState) => channelView(ch, store, publicUrl);
+  // Every change made through the API: run the update, then let caches forget the channel.
+  const update = async <T>(id: string, run: () => Promise<T>): Promise<T> => {
+    try {
+      return await run();
+    } finally {
+      gateway.changed(id);
+    }
+  };
 
   r.post('/', async (req, res) => {
     const body = CreateChannelSchema.parse(req.body);
@@ -55,7 +63,7 @@ export function channelsRouter({ gateway, store, publicUrl }: { gateway: Channel
     const body = PatchChannelSchema.parse(req.body);
     await gateway.get(req.params.id);
     if (body.agent && !(await store.agents.get(body.agent))) throw new WharfError('validation_failed', `There is no agent "${body.agent}".`);
-    res.json(await view(await gateway.handle(req.params.id).executeUpdate(patchChannel, { args: [body] })));
+    res.json(await view(await update(req.params.id, () => gateway.handle(req.params.id).executeUpdate(patchChannel, { args: [body] }))));
   });
 
   r.put('/:id/config', async (req, res) => {
@@ -68,7 +76,7 @@ export function channelsRouter({ gateway, store, publicUrl }: { gateway: Channel
         throw new WharfError('validation_failed', `${field} points at ${ref.vault}/${ref.item}/${ref.field}, which does not exist. Create it with POST /api/vaults/local/items or fix the ref.`, [{ path: [field], message: 'dangling credential ref' }]);
       }
     }
-    res.json(await view(await gateway.handle(ch.id).executeUpdate(saveConfig, { args: [{ config }] })));
+    res.json(await view(await update(ch.id, () => gateway.handle(ch.id).executeUpdate(saveConfig, { args: [{ config }] }))));
   });
 
   r.post('/:id/pair', async (req, res) => {
@@ -87,17 +95,17 @@ export function channelsRouter({ gateway, store, publicUrl }: { gateway: Channel
 
   r.post('/:id/disconnect', async (req, res) => {
     const ch = await gateway.get(req.params.id);
-    res.json(await view(await gateway.handle(ch.id).executeUpdate(disconnect, { args: [{}] })));
+    res.json(await view(await update(ch.id, () => gateway.handle(ch.id).executeUpdate(disconnect, { args: [{}] }))));
   });
 
   r.post('/:id/reconnect', async (req, res) => {
     const ch = await gateway.get(req.params.id);
-    res.json(await view(await gateway.handle(ch.id).executeUpdate(reconnect, { args: [{}] })));
+    res.json(await view(await update(ch.id, () => gateway.handle(ch.id).executeUpdate(reconnect, { args: [{}] }))));
   });
 
   r.delete('/:id', async (req, res) => {
     const ch = await gateway.get(req.params.id);
-    await gateway.handle(ch.id).executeUpdate(deleteChannel, { args: [{}] });
+    await update(ch.id, () => gateway.handle(ch.id).executeUpdate(deleteChannel, { args: [{}] }));
     res.status(204).end();
   });
 

@@ -22,6 +22,13 @@ const sameSecret = (a: string, b: string): boolean => {
 export function webhookRouter({ gateway, store, log }: { gateway: ChannelGateway; store: Store; log: Logger }): Router {
   const r = Router();
 
+  // At 1,000 events a second the read model and the app secret would be read and decrypted for every
+  // request; a short-lived in-memory copy (never logged, never persisted) takes that off the hot path.
+  // Config changes through this process drop the entry at once; elsewhere they apply within CACHE_MS.
+  const CACHE_MS = 2000;
+  const cache = new Map<string, { ch: ChannelState; appSecret: string | null; at: number }>();
+  gateway.onChange((id) => cache.delete(id));
+
   const cloudChannel = async (id: string): Promise<ChannelState> => {
     const ch = await store.channels.get(id);
     if (!ch || ch.provider !== 'whatsapp_cloud') throw new WharfError('not_found', `No Cloud API channel "${id}".`);
@@ -30,6 +37,23 @@ export function webhookRouter({ gateway, store, log }: { gateway: ChannelGateway
   const secret = async (ch: ChannelState, field: 'verify_token' | 'app_secret'): Promise<string | null> => {
     const ref = ch.config[field];
     return ref && typeof ref === 'object' ? store.vault.resolve(ref) : null;
+  };
+  const eventContext = async (id: string): Promise<{ ch: ChannelState; appSecret: string | null }> => {
+    const hit = cache.get(id);
+    if (hit && Date.now() - hit.at < CACHE_MS) return hit;
+    const ch = await cloudChannel(id);
+    const entry = { ch, appSecret: await secret(ch, 'app_secret'), at: Date.now() };
+    if (cache.size > 10_000) cache.clear();
+    cache.set(id, entry);
+    return entry;
+  };
+  // "Last webhook" is diagnostics, not data: written at most once a second per channel.
+  const lastSeen = new Map<string, number>();
+  const noteWebhook = async (id: string): Promise<void> => {
+    const now = Date.now();
+    if (now - (lastSeen.get(id) ?? 0) < 1000) return;
+    lastSeen.set(id, now);
+    await store.diagnostics.record(id, 'webhook');
   };
 
   r.get('/:channelId', async (req, res) => {
@@ -49,9 +73,8 @@ export function webhookRouter({ gateway, store, log }: { gateway: ChannelGateway
   });
 
   r.post('/:channelId', express.raw({ type: () => true, limit: '2mb' }), async (req, res) => {
-    const ch = await cloudChannel(req.params.channelId);
+    const { ch, appSecret } = await eventContext(req.params.channelId);
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const appSecret = await secret(ch, 'app_secret');
     if (!appSecret || !verifySignature(raw, req.header('x-hub-signature-256'), appSecret)) {
       await store.diagnostics.record(ch.id, 'bad_signature');
       log.warn({ channelId: ch.id }, 'webhook event rejected: missing or bad X-Hub-Signature-256 (is app_secret right?)');
@@ -70,7 +93,7 @@ export function webhookRouter({ gateway, store, log }: { gateway: ChannelGateway
       log.warn({ channelId: ch.id, phoneNumberIds: parsed.phoneNumberIds }, 'event names another phone_number_id than the channel’s; check the webhook wiring in Meta');
     }
     await gateway.deliver(ch.id, parsed.messages, parsed.statuses);
-    await Promise.all([store.diagnostics.record(ch.id, 'webhook'), gateway.verified(ch)]);
+    await Promise.all([noteWebhook(ch.id), ch.status === 'setup' ? gateway.verified(ch).then(() => cache.delete(ch.id)) : undefined]);
     res.status(200).json({ ok: true, messages: parsed.messages.length, statuses: parsed.statuses.length });
   });
 

@@ -14,6 +14,7 @@ import {
   executeChild,
   getExternalWorkflowHandle,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   uuid4,
   workflowInfo,
@@ -24,9 +25,13 @@ import type { DeliveryStatus, InboundMessage } from '../lib/types.js';
 import { handOff, reportProblem } from './channel-messages.js';
 import { chatState, inbound, statuses, type Turn } from './chat-messages.js';
 
-/** Store and policy work: quick and retried until it succeeds. */
-const local = proxyActivities<ChatActivities>({
+/**
+ * Store and policy work: quick, retried until it succeeds. Local activities: they run in the worker that
+ * runs the workflow and are recorded as markers, which keeps the per-message cost to a few history events.
+ */
+const local = proxyLocalActivities<ChatActivities>({
   startToCloseTimeout: '15 seconds',
+  localRetryThreshold: '10 seconds',
   retry: { initialInterval: '200 milliseconds', maximumInterval: '10 seconds' },
 });
 /** Agents may think for a while; retried a few times (429/5xx), then the message is marked failed. */
@@ -35,8 +40,9 @@ const agents = proxyActivities<ChatActivities>({
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: [FAILURE.agentFailed] },
 });
 /** Sends: retried with backoff while Meta is unavailable or rate limiting; refusals are final. */
-const sends = proxyActivities<ChatActivities>({
+const sends = proxyLocalActivities<ChatActivities>({
   startToCloseTimeout: '30 seconds',
+  localRetryThreshold: '30 seconds',
   retry: {
     initialInterval: '1 second',
     maximumInterval: '1 minute',
@@ -86,9 +92,9 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
     window = [...(window ?? []), turn].slice(-WINDOW_TURNS);
   };
 
-  const reply = async (m: InboundMessage, markdown: string, key: string): Promise<boolean> => {
+  const reply = async (m: InboundMessage, markdown: string, key: string, outcome?: string): Promise<boolean> => {
     try {
-      await sends.deliverReply({ channelId, chatId, to: m.sender.address, replyKey: key, markdown });
+      await sends.deliverReply({ channelId, chatId, to: m.sender.address, replyKey: key, markdown, inboundId: m.id, outcome });
       return true;
     } catch (err) {
       const cause = err instanceof ActivityFailure ? err.cause : undefined;
@@ -112,7 +118,6 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
     }
     if (admission.action !== 'deliver') return;
     if (admission.mode === 'signal') {
-      await local.setInboundOutcome({ channelId, id: m.id, status: 'held', detail: { space: admission.space } });
       const message = { id: m.id, channelId, space: admission.space, chat: m.chat, sender: m.sender, text: m.text, timestamp: m.timestamp };
       await getExternalWorkflowHandle(`channel-${channelId}`).signal(handOff, { message });
       return;
@@ -130,6 +135,8 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
           args: [{ channel: channelId, chat: m.chat, sender: m.sender, text: m.text, history }],
         });
         answer = out?.reply ?? '';
+      } else if (admission.agent.kind === 'echo') {
+        answer = m.text; // the built-in echo agent: deterministic, so no activity is needed
       } else {
         answer = (await agents.runAgent({ agent: admission.agent, channelId, history, text: m.text })).reply;
       }
@@ -142,9 +149,8 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
       await local.setInboundOutcome({ channelId, id: m.id, status: 'answered', detail: { reply: 'none' } });
       return;
     }
-    if (await reply(m, answer, `reply:${m.id}`)) {
+    if (await reply(m, answer, `reply:${m.id}`, 'answered')) {
       remember({ role: 'assistant', text: answer, at: new Date().toISOString() });
-      await local.setInboundOutcome({ channelId, id: m.id, status: 'answered' });
     }
   };
 

@@ -1,0 +1,646 @@
+/**
+ * `npm run bench` (issue #7): measures Wharf as it ships — `node dist/workers/main.js` with the embedded
+ * Temporal dev server on a fresh data dir — against the fake Graph API, with real HTTP throughout.
+ *
+ *   micro     Cedar decision time, formatter MB/s, webhook signature check µs (in this process)
+ *   baseline  a bare Express server that only checks the HMAC, driven like Wharf (its own process)
+ *   ingest    signed webhooks over 64 chats at increasing offered rates (open loop), then a closed loop:
+ *             sustained msgs/s, webhook-ack p50/p99, end-to-end (webhook in → Graph send out) p50/p99
+ *   crash     SIGKILL mid-burst, restart on the same data dir: every 200-acked message must be answered
+ *   scale     N channels and M chat workflows, then RSS, restart-to-healthy and GET /api/channels latency
+ *
+ * Flags: --quick (CI smoke, < 1 min of measuring), --only=micro,baseline,ingest,crash,scale,
+ * --rates=100,200,500 --seconds=10 --channels=1000 --chats=10000 --out=bench/results.json.
+ * Prints tables to stdout, progress to stderr, writes the figures as JSON.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, freemem, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { verifySignature } from '../lib/graph/webhook.js';
+import { projectRoot } from '../lib/paths.js';
+import { startFakeGraph, type FakeGraph } from '../test/fakes/graph-server.js';
+import { benchBaseline, type BaselineResult } from './baseline.js';
+import { loadAgent, percentile, post, round, runClosedLoop, runOpenLoop, sleep, type LoadOutcome, type LoadRequest, type StepResult } from './load.js';
+import { benchFormatter } from './micro-format.js';
+import { benchPolicy } from './micro-policy.js';
+import {
+  DISPLAY_PHONE,
+  GRAPH_TOKEN,
+  PHONE_NUMBER_ID,
+  ReplyTracker,
+  benchText,
+  configureAndConnect,
+  cpuTicks,
+  childPids,
+  createChannel,
+  createSecrets,
+  freePort,
+  permitEveryone,
+  productMemory,
+  senders,
+  signedWebhook,
+  startProduct,
+  waitIdle,
+  type Product,
+  type ReadyChannel,
+} from './product.js';
+
+// ---- options -------------------------------------------------------------------------------------
+
+const SECTIONS = ['micro', 'baseline', 'ingest', 'crash', 'scale'] as const;
+type Section = (typeof SECTIONS)[number];
+
+interface Options {
+  quick: boolean;
+  only: Set<Section>;
+  rates: number[];
+  seconds: number;
+  chats: number;
+  concurrency: number;
+  drainMs: number;
+  crashMessages: number;
+  crashRate: number;
+  crashWaitMs: number;
+  scaleChannels: number;
+  scaleChats: number;
+  scaleSendChannels: number;
+  scaleRate: number;
+  out: string;
+  keep: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const flags = new Map<string, string>();
+  for (const a of argv) {
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
+    if (!m) throw new Error(`unknown argument ${a}`);
+    flags.set(m[1], m[2] ?? 'true');
+  }
+  const known = ['quick', 'only', 'rates', 'seconds', 'channels', 'chats', 'crash-messages', 'crash-rate', 'scale-rate', 'out', 'keep'];
+  for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown flag --${k} (known: ${known.map((x) => '--' + x).join(' ')})`);
+  const quick = flags.get('quick') === 'true';
+  const num = (k: string, full: number, q: number): number => {
+    const v = flags.get(k);
+    if (v === undefined) return quick ? q : full;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`--${k} wants a positive number, got ${v}`);
+    return n;
+  };
+  const only = new Set<Section>();
+  for (const s of (flags.get('only') ?? SECTIONS.join(',')).split(',').map((x) => x.trim()).filter(Boolean)) {
+    if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--only: unknown section ${s} (known: ${SECTIONS.join(', ')})`);
+    only.add(s as Section);
+  }
+  const rates = flags.has('rates') ? flags.get('rates')!.split(',').map(Number) : quick ? [50, 200] : [100, 200, 500, 1000, 1500];
+  if (rates.some((r) => !Number.isFinite(r) || r <= 0)) throw new Error('--rates wants positive numbers, e.g. --rates=100,200,500');
+  const scaleChannels = Math.round(num('channels', 1000, 50));
+  return {
+    quick,
+    only,
+    rates,
+    seconds: num('seconds', 10, 3),
+    chats: 64,
+    concurrency: 64,
+    drainMs: quick ? 20_000 : 45_000,
+    crashMessages: Math.round(num('crash-messages', 2000, 300)),
+    crashRate: num('crash-rate', 300, 150),
+    crashWaitMs: quick ? 60_000 : 120_000,
+    scaleChannels,
+    scaleChats: Math.round(num('chats', 10_000, 300)),
+    scaleSendChannels: Math.min(scaleChannels, quick ? 5 : 20),
+    scaleRate: num('scale-rate', 250, 150),
+    out: resolve(flags.get('out') ?? join(projectRoot, 'bench', 'results.json')),
+    keep: flags.get('keep') === 'true',
+  };
+}
+
+// ---- output helpers ------------------------------------------------------------------------------
+
+const t0 = performance.now();
+const progress = (line: string): void => {
+  process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${line}\n`);
+};
+
+function table(title: string, head: string[], rows: (string | number)[][]): void {
+  const cells = [head, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? fmt(c) : c)))];
+  const widths = head.map((_, i) => Math.max(...cells.map((r) => String(r[i] ?? '').length)));
+  const line = (r: (string | number)[]): string => r.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
+  console.log(`\n${title}`);
+  console.log(line(head));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of cells.slice(1)) console.log(line(r));
+}
+
+function fmt(n: number | null | undefined, d = 1): string {
+  if (n === null || n === undefined || Number.isNaN(n)) return '—';
+  if (n === Infinity) return '∞';
+  return Math.abs(n) >= 100 ? String(Math.round(n)) : String(round(n, d));
+}
+
+/** A JSON-safe number (NaN/Infinity → null). */
+const j = (n: number): number | null => (Number.isFinite(n) ? n : null);
+
+interface Goal {
+  goal: string;
+  target: string;
+  value: string;
+  pass: boolean | null;
+}
+const goals: Goal[] = [];
+function goal(name: string, target: string, value: number | null | undefined, ok: ((v: number) => boolean) | null, unit = ''): void {
+  const measured = value !== null && value !== undefined && !Number.isNaN(value);
+  goals.push({ goal: name, target, value: measured ? `${fmt(value)}${unit}` : 'not measured', pass: measured && ok ? ok(value) : null });
+}
+const mark = (p: boolean | null): string => (p === null ? '  ?  ' : p ? 'PASS' : 'FAIL');
+
+// ---- micro ---------------------------------------------------------------------------------------
+
+function benchSignature(iterations: number): { name: string; usPerCheck: number; checksPerSec: number; payloadBytes: number } {
+  const secret = 'appsecret-0123456789abcdef';
+  // A ~1 KB Meta payload: one text message with a longer body, as real webhooks carry.
+  const req = signedWebhook(secret, { from: '15552000001', text: benchText('sig') + ' ' + 'lorem ipsum dolor sit amet '.repeat(22) });
+  const header = req.headers!['x-hub-signature-256'];
+  const raw = req.body;
+  let ok = 0;
+  for (let i = 0; i < Math.min(2000, iterations); i++) if (verifySignature(raw, header, secret)) ok++;
+  const s = performance.now();
+  for (let i = 0; i < iterations; i++) if (verifySignature(raw, header, secret)) ok++;
+  const us = ((performance.now() - s) * 1000) / iterations;
+  if (ok < iterations) throw new Error('verifySignature rejected a correctly signed payload');
+  return { name: 'webhook.verifySignature', usPerCheck: round(us, 2), checksPerSec: Math.round(1e6 / us), payloadBytes: raw.length };
+}
+
+async function runMicro(o: Options): Promise<Record<string, unknown>> {
+  progress('micro: formatter');
+  const format = benchFormatter({ seconds: o.quick ? 0.5 : 2 });
+  progress('micro: Cedar policy decisions');
+  const policy = benchPolicy({ iterations: o.quick ? 2_000 : 20_000 });
+  progress('micro: signature check');
+  const signature = benchSignature(o.quick ? 20_000 : 200_000);
+  table('Micro', ['benchmark', 'figure', 'unit', 'also'], [
+    [policy.name, policy.usPerDecision, 'µs/decision', `${policy.decisionsPerSec}/s; naive parse-every-call ${fmt(policy.naiveUsPerDecision)} µs`],
+    [format.name, format.mbPerSec, 'MB/s', `${fmt(format.docsPerSec)} docs/s of ${format.docBytes} B`],
+    [signature.name, signature.usPerCheck, 'µs/check', `${signature.checksPerSec}/s on ${signature.payloadBytes} B`],
+  ]);
+  return { policy, format, signature };
+}
+
+// ---- ingest --------------------------------------------------------------------------------------
+
+interface IngestStep extends StepResult {
+  label: string;
+  answered: number;
+  unanswered: number;
+  e2eP50: number | null;
+  e2eP99: number | null;
+  drainMs: number;
+  cpu: { wharfPct: number; temporalPct: number; benchPct: number };
+}
+
+/** CPU use of the product (node process, then its children) and of this process over a step. */
+function cpuMeter(pid: number): () => { wharfPct: number; temporalPct: number; benchPct: number } {
+  const kids = (): number => childPids(pid).reduce((a, c) => a + cpuTicks(c), 0);
+  const w0 = cpuTicks(pid);
+  const k0 = kids();
+  const b0 = process.cpuUsage();
+  const s = performance.now();
+  return () => {
+    const sec = (performance.now() - s) / 1000;
+    const b = process.cpuUsage(b0);
+    return {
+      wharfPct: Math.round(((cpuTicks(pid) - w0) / 100 / sec) * 100),
+      temporalPct: Math.round(((kids() - k0) / 100 / sec) * 100),
+      benchPct: Math.round(((b.user + b.system) / 1e6 / sec) * 100),
+    };
+  };
+}
+
+async function runIngestStep(p: Product, ch: ReadyChannel, tracker: ReplyTracker, chats: string[], o: Options, label: string, tokenPrefix: string, load: (makeRequest: (i: number) => LoadRequest, onOutcome: (i: number, out: LoadOutcome) => void) => Promise<StepResult>): Promise<IngestStep> {
+  const tokens: string[] = [];
+  const acked: string[] = [];
+  const makeRequest = (i: number): LoadRequest => {
+    const token = `${tokenPrefix}n${i}`;
+    tokens[i] = token;
+    return signedWebhook(ch.appSecret, { from: chats[i % chats.length], text: benchText(token) });
+  };
+  const onOutcome = (i: number, out: LoadOutcome): void => {
+    tracker.sent(tokens[i], out.sentAt);
+    if (out.status === 200) acked.push(tokens[i]);
+  };
+  const cpu = cpuMeter(p.pid);
+  const r = await load(makeRequest, onOutcome);
+  const usage = cpu();
+  const d0 = performance.now();
+  const unanswered = await tracker.waitAll(acked, o.drainMs, (m) => progress(`  ${label}: waiting for ${m} replies`));
+  const drainMs = performance.now() - d0;
+  const e2e = tracker.e2e(acked);
+  // Messages still unanswered count as slower than anything measured.
+  for (let i = 0; i < unanswered; i++) e2e.push(Infinity);
+  const step: IngestStep = {
+    label,
+    ...r,
+    answered: acked.length - unanswered,
+    unanswered,
+    e2eP50: j(round(percentile(e2e, 0.5), 1)),
+    e2eP99: j(round(percentile(e2e, 0.99), 1)),
+    drainMs: Math.round(drainMs),
+    cpu: usage,
+  };
+  progress(`  ${label}: sent ${r.sent}, 200 ${r.ok}, sustained ${fmt(r.sustained)}/s, ack p50/p99 ${fmt(r.ackP50)}/${fmt(r.ackP99)} ms, e2e p50/p99 ${fmt(step.e2eP50)}/${fmt(step.e2eP99)} ms, unanswered ${unanswered}, cpu wharf/temporal/bench ${usage.wharfPct}/${usage.temporalPct}/${usage.benchPct}%${r.aborted ? `, ABORTED: ${r.abortReason}` : ''}`);
+  return step;
+}
+
+const errorsText = (s: StepResult): string => {
+  const parts = [...Object.entries(s.statuses).map(([k, v]) => `${v}×${k}`), ...Object.entries(s.failures).map(([k, v]) => `${v}×${k}`)];
+  return parts.length ? parts.join(' ') : '0';
+};
+const clean = (s: StepResult): boolean => !s.aborted && s.errors <= s.sent * 0.01;
+
+async function runIngest(o: Options, fake: FakeGraph, runDir: string): Promise<Record<string, unknown>> {
+  progress('ingest: starting the product on a fresh data dir');
+  const p = await startProduct({ graphUrl: fake.url, dataDir: join(runDir, 'ingest'), logFile: join(runDir, 'ingest.log') });
+  progress(`ingest: healthy in ${Math.round(p.startMs)} ms (pid ${p.pid}); setting up a channel and the permit-all policy`);
+  try {
+    await permitEveryone(p);
+    const secrets = await createSecrets(p, 'ingest');
+    const ch = await configureAndConnect(p, (await createChannel(p, 'bench-ingest')).id, secrets);
+    const chats = senders(o.chats);
+    const tracker = new ReplyTracker(fake);
+
+    // Warm-up: one message per chat starts the 64 chat workflows and warms the JIT; not reported.
+    progress('ingest: warm-up (one message per chat)');
+    const warm = await runIngestStep(p, ch, tracker, chats, o, 'warm-up', 'w', (mk, on) => runOpenLoop({ url: ch.webhookUrl, rate: 50, seconds: o.chats / 50, makeRequest: mk, onOutcome: on }));
+
+    const steps: IngestStep[] = [];
+    let rampStopped: string | undefined;
+    for (const [k, rate] of o.rates.entries()) {
+      progress(`ingest: open loop at ${rate} msgs/s for ${o.seconds} s`);
+      const step = await runIngestStep(p, ch, tracker, chats, o, `${rate}/s`, `s${k}`, (mk, on) => runOpenLoop({ url: ch.webhookUrl, rate, seconds: o.seconds, makeRequest: mk, onOutcome: on }));
+      steps.push(step);
+      if (step.aborted || step.sustained < rate * 0.5) {
+        rampStopped = step.aborted ? `stopped at ${rate}/s: ${step.abortReason}` : `stopped at ${rate}/s: sustained ${fmt(step.sustained)}/s is under half the offered rate`;
+        progress(`ingest: ramp ${rampStopped}`);
+        break;
+      }
+    }
+    progress(`ingest: closed loop, ${o.concurrency} webhooks in flight, ${o.seconds} s`);
+    const closed = await runIngestStep(p, ch, tracker, chats, o, `closed ×${o.concurrency}`, 'c', (mk, on) => runClosedLoop({ url: ch.webhookUrl, concurrency: o.concurrency, seconds: o.seconds, makeRequest: mk, onOutcome: on }));
+    const memory = productMemory(p.pid);
+
+    const all = [...steps, closed];
+    table('Ingest (one channel, 64 chats, echo agent, one message per webhook)', ['rate', 'offered/s', 'sent', 'sustained/s', 'ack p50', 'ack p99', 'e2e p50', 'e2e p99', 'unanswered', 'errors', 'cpu wharf/temporal/bench %'], all.map((s) => [s.label, s.offeredRate ?? '—', s.sent, s.sustained, s.ackP50, s.ackP99, s.e2eP50 ?? `>${o.drainMs}`, s.e2eP99 ?? `>${o.drainMs}`, s.unanswered, errorsText(s) + (s.aborted ? ' (aborted)' : ''), `${s.cpu.wharfPct}/${s.cpu.temporalPct}/${s.cpu.benchPct}`]));
+    console.log('latencies in ms; ack = webhook POST until its 200 (from the scheduled send time); e2e = webhook sent until the echo reply reached the Graph API');
+    if (rampStopped) console.log(`ramp ${rampStopped}`);
+
+    const cleanSteps = all.filter(clean);
+    const maxSustained = cleanSteps.length ? Math.max(...cleanSteps.map((s) => s.sustained)) : 0;
+    const at = (rate: number): IngestStep | undefined => steps.find((s) => s.offeredRate === rate);
+    return { startMs: Math.round(p.startMs), warmup: warm, steps, closed, rampStopped: rampStopped ?? null, maxSustained, memoryAfter: memory, logFile: p.logFile, at500: at(500) ?? null, at200: at(200) ?? null };
+  } finally {
+    await p.stop();
+  }
+}
+
+// ---- crash ---------------------------------------------------------------------------------------
+
+async function runCrash(o: Options, fake: FakeGraph, runDir: string): Promise<Record<string, unknown>> {
+  const dataDir = join(runDir, 'crash');
+  const logFile = join(runDir, 'crash.log');
+  const port = await freePort();
+  progress('crash: starting the product on a fresh data dir');
+  const p1 = await startProduct({ graphUrl: fake.url, dataDir, port, logFile });
+  let p2: Product | undefined;
+  try {
+    await permitEveryone(p1);
+    const secrets = await createSecrets(p1, 'crash');
+    const ch = await configureAndConnect(p1, (await createChannel(p1, 'bench-crash')).id, secrets);
+    const chats = senders(o.chats, 10_000);
+    const tracker = new ReplyTracker(fake);
+    const n = o.crashMessages;
+    const killAt = Math.floor(n / 2);
+    const reqs: LoadRequest[] = [];
+    const tokens: string[] = [];
+    const acked = new Set<string>();
+    const status = new Map<string, number>();
+    let killedAt = 0;
+    progress(`crash: burst of ${n} messages at ${o.crashRate}/s over ${o.chats} chats; SIGKILL at message ${killAt}`);
+    const burst = await runOpenLoop({
+      url: ch.webhookUrl,
+      rate: o.crashRate,
+      seconds: n / o.crashRate,
+      maxErrorRatio: 1,
+      makeRequest: (i) => {
+        tokens[i] = `k${i}`;
+        reqs[i] = signedWebhook(ch.appSecret, { from: chats[i % chats.length], text: benchText(tokens[i]) });
+        return reqs[i];
+      },
+      onOutcome: (i, out) => {
+        tracker.sent(tokens[i], out.sentAt);
+        status.set(tokens[i], out.status);
+        if (out.status === 200) acked.add(tokens[i]);
+      },
+      beforeSend: (i) => {
+        if (i !== killAt) return false;
+        p1.killNow();
+        killedAt = Date.now();
+        return true;
+      },
+    });
+    await p1.exited;
+    tracker.poll();
+    const answeredBeforeKill = [...tracker.replies.keys()].filter((t) => t.startsWith('k')).length;
+    progress(`crash: killed after ${burst.sent} sent, ${acked.size} acked, ${answeredBeforeKill} answered; restarting on the same data dir`);
+
+    p2 = await startProduct({ graphUrl: fake.url, dataDir, port, logFile, adminToken: p1.token });
+    progress(`crash: healthy again in ${Math.round(p2.startMs)} ms`);
+
+    // Meta redelivers what it did not get a 200 for; so does the benchmark (same body, same message id).
+    const unacked = tokens.map((t, i) => ({ t, i })).filter(({ t }) => t && !acked.has(t));
+    const agent = loadAgent(16);
+    let redeliveredOk = 0;
+    for (let k = 0; k < unacked.length; k += 16) {
+      const outs = await Promise.all(unacked.slice(k, k + 16).map(({ i }) => post(new URL(ch.webhookUrl), reqs[i], agent, 10_000)));
+      redeliveredOk += outs.filter((x) => x.status === 200).length;
+    }
+    agent.destroy();
+    const redeliveredTokens = unacked.map(({ t }) => t);
+
+    const expect = [...acked, ...redeliveredTokens];
+    progress(`crash: waiting up to ${o.crashWaitMs / 1000} s for replies to ${acked.size} acked + ${redeliveredTokens.length} redelivered messages`);
+    const w0 = performance.now();
+    await tracker.waitAll(expect, o.crashWaitMs, (m) => progress(`  crash: ${m} replies missing`));
+    const waitedMs = performance.now() - w0;
+    await sleep(3000); // late duplicates
+    tracker.poll();
+    const lost = [...acked].filter((t) => !tracker.replies.has(t));
+    const lostRedelivered = redeliveredTokens.filter((t) => !tracker.replies.has(t));
+    let duplicates = 0;
+    let duplicated = 0;
+    let answered = 0;
+    for (const t of tokens) {
+      const r = tracker.replies.get(t);
+      if (!r) continue;
+      answered++;
+      if (r.length > 1) {
+        duplicates += r.length - 1;
+        duplicated++;
+      }
+    }
+    const res = {
+      messages: n,
+      rate: o.crashRate,
+      sentBeforeKill: burst.sent,
+      ackedBeforeKill: acked.size,
+      notAckedBeforeKill: burst.sent - acked.size,
+      answeredBeforeKill,
+      restartToHealthyMs: Math.round(p2.startMs),
+      redelivered: redeliveredTokens.length,
+      redeliveredAcked: redeliveredOk,
+      waitedMs: Math.round(waitedMs),
+      answered,
+      lost: lost.length,
+      lostTokens: lost.slice(0, 20),
+      lostRedelivered: lostRedelivered.length,
+      duplicates,
+      duplicatedMessages: duplicated,
+      duplicatePct: answered ? round((duplicates / answered) * 100, 3) : null,
+      killedAt: new Date(killedAt).toISOString(),
+      logFile,
+    };
+    table('Crash (SIGKILL of Wharf + its Temporal dev server mid-burst, restart on the same data dir)', ['sent', 'acked', 'not acked', 'answered pre-kill', 'restart ms', 'redelivered', 'answered', 'lost (acked)', 'lost (redelivered)', 'duplicates', 'dup %'], [
+      [res.sentBeforeKill, res.ackedBeforeKill, res.notAckedBeforeKill, res.answeredBeforeKill, res.restartToHealthyMs, `${res.redelivered} (${res.redeliveredAcked} acked)`, res.answered, res.lost, res.lostRedelivered, res.duplicates, res.duplicatePct ?? '—'],
+    ]);
+    return res;
+  } finally {
+    if (!p1.hasExited()) await p1.stop('SIGKILL');
+    if (p2) await p2.stop();
+  }
+}
+
+// ---- scale ---------------------------------------------------------------------------------------
+
+async function parallel<T>(count: number, concurrency: number, fn: (i: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = new Array<T>(count);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, count) }, async () => {
+      while (next < count) {
+        const i = next++;
+        out[i] = await fn(i);
+      }
+    }),
+  );
+  return out;
+}
+
+async function listLatency(p: Product, n: number): Promise<{ p50: number; p99: number; max: number; channels: number; bytes: number }> {
+  const ms: number[] = [];
+  let channels = 0;
+  let bytes = 0;
+  for (let i = 0; i < n; i++) {
+    const s = performance.now();
+    const r = await fetch(`${p.base}/api/channels`, { headers: { authorization: `Bearer ${p.token}` } });
+    const text = await r.text();
+    ms.push(performance.now() - s);
+    if (r.status !== 200) throw new Error(`GET /api/channels: HTTP ${r.status} ${text.slice(0, 300)}`);
+    channels = (JSON.parse(text) as unknown[]).length;
+    bytes = text.length;
+  }
+  return { p50: round(percentile(ms, 0.5), 1), p99: round(percentile(ms, 0.99), 1), max: round(Math.max(...ms), 1), channels, bytes };
+}
+
+async function runScale(o: Options, fake: FakeGraph, runDir: string): Promise<Record<string, unknown>> {
+  const dataDir = join(runDir, 'scale');
+  const logFile = join(runDir, 'scale.log');
+  const port = await freePort();
+  progress('scale: starting the product on a fresh data dir');
+  let p = await startProduct({ graphUrl: fake.url, dataDir, port, logFile });
+  try {
+    const base = productMemory(p.pid);
+    const secrets = await createSecrets(p, 'scale');
+    progress(`scale: creating ${o.scaleChannels} channels (8 at a time)`);
+    const c0 = performance.now();
+    const created = await parallel(o.scaleChannels, 8, async (i) => {
+      const r = await createChannel(p, `bench-scale-${i}`);
+      if ((i + 1) % 100 === 0) progress(`  scale: ${i + 1} channels`);
+      return r;
+    });
+    const createSec = (performance.now() - c0) / 1000;
+    const createMs = created.map((c) => c.ms);
+    progress(`scale: configuring and connecting ${o.scaleSendChannels} of them`);
+    const ready = await parallel(o.scaleSendChannels, 4, (i) => configureAndConnect(p, created[i].id, secrets));
+
+    // Distinct senders spread over the connected channels; no permitting policy, so each message is
+    // recorded (and denied) but still starts its own chat workflow.
+    progress(`scale: ${o.scaleChats} webhooks from distinct senders at ${o.scaleRate}/s (one new chat workflow each)`);
+    const from = senders(o.scaleChats, 100_000, '1556');
+    const webhookPath = (url: string): string => new URL(url).pathname;
+    let acked = 0;
+    const chatsLoad = await runOpenLoop({
+      url: ready[0].webhookUrl,
+      rate: o.scaleRate,
+      seconds: o.scaleChats / o.scaleRate,
+      makeRequest: (i) => {
+        const ch = ready[i % ready.length];
+        return { ...signedWebhook(ch.appSecret, { from: from[i], text: `hello ${i}` }), path: webhookPath(ch.webhookUrl) };
+      },
+      onOutcome: (_i, out) => {
+        if (out.status === 200) acked++;
+      },
+    });
+    progress(`scale: ${acked} chat webhooks acked (${errorsText(chatsLoad)} errors); waiting for the product to go idle`);
+    const idle = await waitIdle(p.pid, { maxWaitMs: o.quick ? 60_000 : 180_000 });
+    const mem = productMemory(p.pid);
+    const list = await listLatency(p, o.quick ? 5 : 20);
+    progress(`scale: RSS wharf ${fmt(mem.wharfRssMb)} MB, temporal ${fmt(mem.temporalRssMb)} MB; GET /api/channels p50 ${list.p50} ms; restarting`);
+
+    const stopMs = await p.stop();
+    p = await startProduct({ graphUrl: fake.url, dataDir, port, logFile, adminToken: p.token, timeoutMs: 300_000 });
+    const restartMs = p.startMs;
+    progress(`scale: healthy again in ${Math.round(restartMs)} ms`);
+    const listAfter = await listLatency(p, o.quick ? 3 : 10);
+    const idleAfter = await waitIdle(p.pid, { maxWaitMs: 60_000 });
+    const memAfter = productMemory(p.pid);
+
+    const res = {
+      channels: o.scaleChannels,
+      channelsListed: list.channels,
+      channelCreate: { totalSec: round(createSec, 1), perSec: round(o.scaleChannels / createSec, 1), p50Ms: round(percentile(createMs, 0.5), 1), p99Ms: round(percentile(createMs, 0.99), 1) },
+      connectedChannels: ready.length,
+      chatWorkflows: acked,
+      chatWebhooks: { ...chatsLoad },
+      idleBefore: { ...idle, waitedMs: Math.round(idle.waitedMs) },
+      rssAtStartMb: { wharf: round(base.wharfRssMb), temporal: round(base.temporalRssMb) },
+      rssIdleMb: { wharf: round(mem.wharfRssMb), temporal: round(mem.temporalRssMb), total: round(mem.wharfRssMb + mem.temporalRssMb) },
+      listChannelsMs: list,
+      gracefulStopMs: Math.round(stopMs),
+      restartToHealthyMs: Math.round(restartMs),
+      listChannelsAfterRestartMs: listAfter,
+      rssAfterRestartMb: { wharf: round(memAfter.wharfRssMb), temporal: round(memAfter.temporalRssMb), idle: idleAfter.idle },
+      logFile,
+    };
+    table(`Scale of idle state (${o.scaleChannels} channels, ${acked} chat workflows)`, ['figure', 'value'], [
+      ['channel create p50 / p99 (ms)', `${fmt(res.channelCreate.p50Ms)} / ${fmt(res.channelCreate.p99Ms)} (${fmt(res.channelCreate.perSec)}/s)`],
+      ['chat webhooks acked / errors', `${acked} / ${errorsText(chatsLoad)}`],
+      ['RSS at start: wharf / temporal (MB)', `${fmt(base.wharfRssMb)} / ${fmt(base.temporalRssMb)}`],
+      ['RSS idle: wharf / temporal (MB)', `${fmt(mem.wharfRssMb)} / ${fmt(mem.temporalRssMb)}${idle.idle ? '' : ' (never went idle)'}`],
+      ['GET /api/channels p50 / p99 (ms)', `${fmt(list.p50)} / ${fmt(list.p99)} (${list.channels} channels, ${Math.round(list.bytes / 1024)} KB)`],
+      ['graceful stop (ms)', Math.round(stopMs)],
+      ['restart to healthy (ms)', Math.round(restartMs)],
+      ['GET /api/channels after restart p50 (ms)', fmt(listAfter.p50)],
+      ['RSS after restart: wharf / temporal (MB)', `${fmt(memAfter.wharfRssMb)} / ${fmt(memAfter.temporalRssMb)}`],
+    ]);
+    return res;
+  } finally {
+    await p.stop();
+  }
+}
+
+// ---- main ----------------------------------------------------------------------------------------
+
+type Json = Record<string, unknown>;
+
+async function main(): Promise<number> {
+  const o = parseOptions(process.argv.slice(2));
+  const runDir = mkdtempSync(join(tmpdir(), 'wharf-bench-'));
+  const results: Json = {
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? null, memTotalMb: Math.round(totalmem() / 2 ** 20), memFreeMb: Math.round(freemem() / 2 ** 20), node: process.version, platform: `${process.platform}-${process.arch}`, date: new Date().toISOString() },
+    options: { ...o, only: [...o.only] },
+    runDir,
+  };
+  progress(`sections: ${[...o.only].join(', ')}${o.quick ? ' (quick)' : ''}; data dirs and product logs in ${runDir}`);
+  let failed = 0;
+  const section = async (name: Section, fn: () => Promise<Json>): Promise<Json | undefined> => {
+    if (!o.only.has(name)) return undefined;
+    const s = performance.now();
+    try {
+      const r = await fn();
+      r.sectionSec = round((performance.now() - s) / 1000, 1);
+      results[name] = r;
+      return r;
+    } catch (err) {
+      failed++;
+      const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
+      progress(`${name}: FAILED: ${message}`);
+      console.log(`\n${name}: the benchmark section failed: ${message.split('\n')[0]}`);
+      results[name] = { error: message };
+      return undefined;
+    }
+  };
+
+  const fake = await startFakeGraph({ tokens: { [GRAPH_TOKEN]: {} }, phoneNumbers: { [PHONE_NUMBER_ID]: { displayPhoneNumber: DISPLAY_PHONE } } });
+  let baseline: BaselineResult | undefined;
+  try {
+    const micro = await section('micro', () => runMicro(o));
+    await section('baseline', async () => {
+      const secret = 'appsecret-baseline-0123456789';
+      const chats = senders(o.chats);
+      let n = 0;
+      baseline = await benchBaseline({
+        appSecret: secret,
+        makeRequest: () => signedWebhook(secret, { from: chats[n % chats.length], text: benchText(`b${n++}`) }),
+        concurrency: o.concurrency,
+        seconds: o.seconds,
+        rates: o.quick ? [] : o.rates,
+        progress,
+      });
+      table('Baseline: bare Express 5, HMAC check only (same generator, same payloads)', ['rate', 'offered/s', 'sent', 'sustained/s', 'ack p50', 'ack p99', 'gen lag p99', 'errors'], [...baseline.open, baseline.closed].map((s) => [s.offeredRate ? `${s.offeredRate}/s` : `closed ×${s.concurrency}`, s.offeredRate ?? '—', s.sent, s.sustained, s.ackP50, s.ackP99, s.genLagP99, errorsText(s)]));
+      return { ...baseline };
+    });
+    const ingest = await section('ingest', () => runIngest(o, fake, runDir));
+    const crash = await section('crash', () => runCrash(o, fake, runDir));
+    const scale = await section('scale', () => runScale(o, fake, runDir));
+
+    // ---- goals ----
+    if (ingest) {
+      const at500 = ingest.at500 as IngestStep | null;
+      const at200 = ingest.at200 as IngestStep | null;
+      goal('sustained ingest (best clean step, msgs/s)', '≥ 1000', ingest.maxSustained as number, (v) => v >= 1000);
+      goal('webhook-ack p99 at 500 msgs/s', '< 50 ms', at500 && at500.ok ? at500.ackP99 : null, (v) => v < 50, ' ms');
+      goal('end-to-end echo p50 at 200 msgs/s', '< 150 ms', at200 ? (at200.e2eP50 ?? Infinity) : null, (v) => v < 150, ' ms');
+      goal('end-to-end echo p99 at 200 msgs/s', '< 500 ms', at200 ? (at200.e2eP99 ?? Infinity) : null, (v) => v < 500, ' ms');
+    }
+    if (ingest && baseline) {
+      const closed = ingest.closed as IngestStep;
+      const ratio = baseline.closed.sustained > 0 ? closed.sustained / baseline.closed.sustained : NaN;
+      const bestRatio = baseline.maxSustained > 0 ? (ingest.maxSustained as number) / baseline.maxSustained : NaN;
+      results.ratio = { closedLoop: j(round(ratio, 3)), best: j(round(bestRatio, 3)), wharfClosed: closed.sustained, baselineClosed: baseline.closed.sustained, wharfBest: ingest.maxSustained, baselineBest: baseline.maxSustained };
+      goal('Wharf / bare Express (closed loop, same concurrency)', '≥ 25 %', j(ratio * 100), (v) => v >= 25, ' %');
+    }
+    if (crash) {
+      goal('crash: acked but never answered', '= 0', crash.lost as number, (v) => v === 0);
+      goal('crash: duplicate replies', '≤ 0.1 %', crash.duplicatePct as number | null, (v) => v <= 0.1, ' %');
+    }
+    if (scale) {
+      const rss = scale.rssIdleMb as { wharf: number; temporal: number };
+      goal(`idle RSS of the Wharf process (${o.scaleChannels} channels)`, '< 600 MB', rss.wharf, (v) => v < 600, ' MB');
+      goal(`idle RSS incl. the Temporal dev server`, '(info)', rss.wharf + rss.temporal, null, ' MB');
+      goal('restart to healthy', '< 30 s', (scale.restartToHealthyMs as number) / 1000, (v) => v < 30, ' s');
+      goal('GET /api/channels p50', '(info)', (scale.listChannelsMs as { p50: number }).p50, null, ' ms');
+    }
+    if (micro) {
+      goal('Cedar decision', '(info)', (micro.policy as { usPerDecision: number }).usPerDecision, null, ' µs');
+    }
+    if (goals.length) {
+      table(`Goals (issue #7)${o.quick ? ' — quick mode: sizes are reduced, so these are indicative only' : ''}`, ['goal', 'target', 'measured', ''], goals.map((g) => [g.goal, g.target, g.value, mark(g.pass)]));
+    }
+    results.goals = goals;
+  } finally {
+    await fake.close();
+  }
+  results.totalSec = round((performance.now() - t0) / 1000, 1);
+  writeFileSync(o.out, JSON.stringify(results, null, 2) + '\n');
+  console.log(`\nresults: ${o.out} (${results.totalSec} s)${failed ? `; ${failed} section(s) failed` : ''}`);
+  // Product logs stay (results.json points at them); the data dirs go unless --keep or a section failed.
+  if (!o.keep && !failed) for (const d of ['ingest', 'crash', 'scale']) rmSync(join(runDir, d), { recursive: true, force: true });
+  progress(`product logs${!o.keep && !failed ? '' : ' and data dirs'} in ${runDir}`);
+  return failed ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+    process.exit(1);
+  },
+);
