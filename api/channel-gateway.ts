@@ -7,14 +7,13 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { Config } from '../lib/config.js';
 import { notFound } from '../lib/errors.js';
 import { PAIRING_TTL_MS } from '../lib/pairing.js';
-import { WharfChannelId, WharfChannelStatus, WharfProvider, WharfSpace } from '../lib/search-attributes.js';
+import { deliverInbound } from '../lib/inbound-delivery.js';
+import { WharfChannelStatus, WharfProvider, WharfSpace } from '../lib/search-attributes.js';
 import type { Store } from '../lib/store/store.js';
 import type { ChannelState, DeliveryStatus, InboundMessage, InboundMode, Provider } from '../lib/types.js';
 import { PROVIDER_INFO } from '../lib/types.js';
 import { webhookVerified } from '../workflows/channel-messages.js';
 import type { channelWorkflow } from '../workflows/channel-workflow.js';
-import { chatWorkflowId, inbound, statuses } from '../workflows/chat-messages.js';
-import type { chatWorkflow } from '../workflows/chat-workflow.js';
 
 /** Workflow id of a channel. */
 export const channelWorkflowId = (id: string): string => `channel-${id}`;
@@ -119,27 +118,9 @@ export function createChannelGateway({ client, store, config }: { client: Client
       if (ch.status === 'setup' && ch.configured) await this.handle(ch.id).signal(webhookVerified, { at: new Date().toISOString() });
     },
 
-    /**
-     * Hands inbound messages and statuses durably to their chat workflows: one signal-with-start per chat
-     * carrying every event of this request for that chat (group commit). Resolves once Temporal has them all.
-     */
-    async deliver(channelId: string, messages: InboundMessage[], deliveryStatuses: DeliveryStatus[]): Promise<void> {
-      const byChat = new Map<string, { messages: InboundMessage[]; statuses: DeliveryStatus[] }>();
-      const slot = (chatId: string) => byChat.get(chatId) ?? byChat.set(chatId, { messages: [], statuses: [] }).get(chatId)!;
-      for (const m of messages) slot(m.chat.id).messages.push(m);
-      for (const s of deliveryStatuses) slot(s.recipient.startsWith('+') ? s.recipient : `+${s.recipient}`).statuses.push(s);
-      await Promise.all(
-        [...byChat].map(async ([chatId, work]) => {
-          const common = {
-            workflowId: chatWorkflowId(channelId, chatId),
-            taskQueue,
-            args: [{ channelId, chatId }] as Parameters<typeof chatWorkflow>,
-            typedSearchAttributes: [{ key: WharfChannelId, value: channelId }],
-          };
-          if (work.messages.length) await client.workflow.signalWithStart<typeof chatWorkflow, [{ messages: InboundMessage[] }]>('chatWorkflow', { ...common, signal: inbound, signalArgs: [{ messages: work.messages }] });
-          if (work.statuses.length) await client.workflow.signalWithStart<typeof chatWorkflow, [{ statuses: DeliveryStatus[] }]>('chatWorkflow', { ...common, signal: statuses, signalArgs: [{ statuses: work.statuses }] });
-        }),
-      );
+    /** Hands a webhook's messages and statuses durably to their chat workflows (see lib/inbound-delivery). */
+    deliver(channelId: string, messages: InboundMessage[], deliveryStatuses: DeliveryStatus[]): Promise<void> {
+      return deliverInbound(client, taskQueue, channelId, messages, deliveryStatuses);
     },
   };
 }

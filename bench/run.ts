@@ -64,7 +64,8 @@ interface Options {
   scaleChannels: number;
   scaleChats: number;
   scaleSendChannels: number;
-  scaleRate: number;
+  scaleConcurrency: number;
+  scaleCapSec: number;
   out: string;
   keep: boolean;
 }
@@ -76,7 +77,7 @@ function parseOptions(argv: string[]): Options {
     if (!m) throw new Error(`unknown argument ${a}`);
     flags.set(m[1], m[2] ?? 'true');
   }
-  const known = ['quick', 'only', 'rates', 'seconds', 'channels', 'chats', 'crash-messages', 'crash-rate', 'scale-rate', 'out', 'keep'];
+  const known = ['quick', 'only', 'rates', 'seconds', 'channels', 'chats', 'crash-messages', 'crash-rate', 'scale-concurrency', 'scale-cap', 'out', 'keep'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown flag --${k} (known: ${known.map((x) => '--' + x).join(' ')})`);
   const quick = flags.get('quick') === 'true';
   const num = (k: string, full: number, q: number): number => {
@@ -108,7 +109,8 @@ function parseOptions(argv: string[]): Options {
     scaleChannels,
     scaleChats: Math.round(num('chats', 10_000, 300)),
     scaleSendChannels: Math.min(scaleChannels, quick ? 5 : 20),
-    scaleRate: num('scale-rate', 250, 150),
+    scaleConcurrency: Math.round(num('scale-concurrency', 16, 16)),
+    scaleCapSec: num('scale-cap', 240, 40),
     out: resolve(flags.get('out') ?? join(projectRoot, 'bench', 'results.json')),
     keep: flags.get('keep') === 'true',
   };
@@ -419,18 +421,19 @@ async function runCrash(o: Options, fake: FakeGraph, runDir: string): Promise<Re
 
 // ---- scale ---------------------------------------------------------------------------------------
 
-async function parallel<T>(count: number, concurrency: number, fn: (i: number) => Promise<T>): Promise<T[]> {
-  const out: T[] = new Array<T>(count);
+/** Runs `fn(0..count-1)`, `concurrency` at a time, starting no new call after `deadline` (performance.now()). */
+async function parallel<T>(count: number, concurrency: number, fn: (i: number) => Promise<T>, deadline = Infinity): Promise<T[]> {
+  const out: T[] = [];
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(concurrency, count) }, async () => {
-      while (next < count) {
+      while (next < count && performance.now() < deadline) {
         const i = next++;
         out[i] = await fn(i);
       }
     }),
   );
-  return out;
+  return out.filter((x) => x !== undefined);
 }
 
 async function listLatency(p: Product, n: number): Promise<{ p50: number; p99: number; max: number; channels: number; bytes: number }> {
@@ -458,34 +461,41 @@ async function runScale(o: Options, fake: FakeGraph, runDir: string): Promise<Re
   try {
     const base = productMemory(p.pid);
     const secrets = await createSecrets(p, 'scale');
-    progress(`scale: creating ${o.scaleChannels} channels (8 at a time)`);
+    progress(`scale: creating ${o.scaleChannels} channels (8 at a time, for at most ${o.scaleCapSec} s)`);
     const c0 = performance.now();
-    const created = await parallel(o.scaleChannels, 8, async (i) => {
-      const r = await createChannel(p, `bench-scale-${i}`);
-      if ((i + 1) % 100 === 0) progress(`  scale: ${i + 1} channels`);
-      return r;
-    });
+    let made = 0;
+    const created = await parallel(
+      o.scaleChannels,
+      8,
+      async (i) => {
+        const r = await createChannel(p, `bench-scale-${i}`);
+        if (++made % 100 === 0) progress(`  scale: ${made} channels`);
+        return r;
+      },
+      c0 + o.scaleCapSec * 1000,
+    );
     const createSec = (performance.now() - c0) / 1000;
     const createMs = created.map((c) => c.ms);
-    progress(`scale: configuring and connecting ${o.scaleSendChannels} of them`);
-    const ready = await parallel(o.scaleSendChannels, 4, (i) => configureAndConnect(p, created[i].id, secrets));
+    progress(`scale: ${created.length} channels in ${round(createSec)} s; configuring and connecting ${o.scaleSendChannels} of them`);
+    const ready = await parallel(Math.min(o.scaleSendChannels, created.length), 4, (i) => configureAndConnect(p, created[i].id, secrets));
 
     // Distinct senders spread over the connected channels; no permitting policy, so each message is
     // recorded (and denied) but still starts its own chat workflow.
-    progress(`scale: ${o.scaleChats} webhooks from distinct senders at ${o.scaleRate}/s (one new chat workflow each)`);
+    progress(`scale: ${o.scaleChats} webhooks from distinct senders, ${o.scaleConcurrency} in flight, for at most ${o.scaleCapSec} s (one new chat workflow each)`);
     const from = senders(o.scaleChats, 100_000, '1556');
     const webhookPath = (url: string): string => new URL(url).pathname;
     let acked = 0;
-    const chatsLoad = await runOpenLoop({
+    const chatsLoad = await runClosedLoop({
       url: ready[0].webhookUrl,
-      rate: o.scaleRate,
-      seconds: o.scaleChats / o.scaleRate,
+      concurrency: o.scaleConcurrency,
+      seconds: o.scaleCapSec,
+      maxRequests: o.scaleChats,
       makeRequest: (i) => {
         const ch = ready[i % ready.length];
         return { ...signedWebhook(ch.appSecret, { from: from[i], text: `hello ${i}` }), path: webhookPath(ch.webhookUrl) };
       },
       onOutcome: (_i, out) => {
-        if (out.status === 200) acked++;
+        if (out.status === 200 && ++acked % 1000 === 0) progress(`  scale: ${acked} chat webhooks acked`);
       },
     });
     progress(`scale: ${acked} chat webhooks acked (${errorsText(chatsLoad)} errors); waiting for the product to go idle`);
@@ -503,9 +513,12 @@ async function runScale(o: Options, fake: FakeGraph, runDir: string): Promise<Re
     const memAfter = productMemory(p.pid);
 
     const res = {
-      channels: o.scaleChannels,
+      channels: created.length,
+      channelsWanted: o.scaleChannels,
+      chatWorkflowsWanted: o.scaleChats,
+      complete: created.length === o.scaleChannels && acked === o.scaleChats,
       channelsListed: list.channels,
-      channelCreate: { totalSec: round(createSec, 1), perSec: round(o.scaleChannels / createSec, 1), p50Ms: round(percentile(createMs, 0.5), 1), p99Ms: round(percentile(createMs, 0.99), 1) },
+      channelCreate: { totalSec: round(createSec, 1), perSec: round(created.length / createSec, 1), p50Ms: round(percentile(createMs, 0.5), 1), p99Ms: round(percentile(createMs, 0.99), 1) },
       connectedChannels: ready.length,
       chatWorkflows: acked,
       chatWebhooks: { ...chatsLoad },
@@ -519,7 +532,7 @@ async function runScale(o: Options, fake: FakeGraph, runDir: string): Promise<Re
       rssAfterRestartMb: { wharf: round(memAfter.wharfRssMb), temporal: round(memAfter.temporalRssMb), idle: idleAfter.idle },
       logFile,
     };
-    table(`Scale of idle state (${o.scaleChannels} channels, ${acked} chat workflows)`, ['figure', 'value'], [
+    table(`Scale of idle state (${created.length} of ${o.scaleChannels} channels, ${acked} of ${o.scaleChats} chat workflows${res.complete ? '' : ' — INCOMPLETE: the time cap was hit'})`, ['figure', 'value'], [
       ['channel create p50 / p99 (ms)', `${fmt(res.channelCreate.p50Ms)} / ${fmt(res.channelCreate.p99Ms)} (${fmt(res.channelCreate.perSec)}/s)`],
       ['chat webhooks acked / errors', `${acked} / ${errorsText(chatsLoad)}`],
       ['RSS at start: wharf / temporal (MB)', `${fmt(base.wharfRssMb)} / ${fmt(base.temporalRssMb)}`],
@@ -613,7 +626,7 @@ async function main(): Promise<number> {
     }
     if (scale) {
       const rss = scale.rssIdleMb as { wharf: number; temporal: number };
-      goal(`idle RSS of the Wharf process (${o.scaleChannels} channels)`, '< 600 MB', rss.wharf, (v) => v < 600, ' MB');
+      goal(`idle RSS of the Wharf process (${scale.channels as number} channels, ${scale.chatWorkflows as number} chats)`, '< 600 MB', rss.wharf, (v) => v < 600, ' MB');
       goal(`idle RSS incl. the Temporal dev server`, '(info)', rss.wharf + rss.temporal, null, ' MB');
       goal('restart to healthy', '< 30 s', (scale.restartToHealthyMs as number) / 1000, (v) => v < 30, ' s');
       goal('GET /api/channels p50', '(info)', (scale.listChannelsMs as { p50: number }).p50, null, ' ms');
