@@ -147,6 +147,8 @@ export interface ChannelState {
   selfAddress: string | null;
   pairedAddresses: PairedAddress[];
   pairing: PairingState | null;
+  /** Personal accounts: the task queue of the worker holding the session's socket (sends go there). */
+  sessionQueue?: string | null;
   /** The last code used and who used it, so a retried claim of the same code is answered the same way. */
   lastPairing: { code: string; address: string } | null;
   createdAt: string;

@@ -143,6 +143,7 @@ describe('openai agent', () => {
     expect(req1.apiKey).toBe(API_KEY);
     expect(req1.path).toBe('/v1/chat/completions');
     const msgs = req2.body!.messages;
+    console.log('DEBUG', JSON.stringify(msgs));
     expect(msgs[0]).toEqual({ role: 'system', content: SYSTEM });
     expect(msgs[msgs.length - 1]).toEqual({ role: 'user', content: 'second question' });
     // The earlier turn of this chat, as the agent wrote it (Markdown), directly before the new message.

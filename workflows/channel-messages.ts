@@ -108,3 +108,25 @@ export const returnMessage = defineSignal<[{ message: HandedOffMessage }]>('retu
 
 /** The signal a waiting workflow receives (see `waitForChannelSignal`). */
 export const channelSignal = defineSignal<[{ waiterId: string; message: HandedOffMessage }]>('wharfChannelSignal');
+
+/** What a personal-account session reports to its channel. */
+export interface SessionUpdate {
+  status: 'setup' | 'connected' | 'disconnected' | 'failed';
+  reason: string;
+  /** The linked number, E.164, once the session is open. */
+  selfAddress?: string;
+  /** The task queue of the worker that holds the socket: sends for this channel go there. */
+  sessionQueue?: string;
+  /** True when the session ended for good (logged out / bad session): the workflow stops restarting it. */
+  final?: boolean;
+}
+/** A personal-account session's state changed (QR pending, open, closed with a reason). */
+export const sessionUpdate = defineSignal<[SessionUpdate]>('sessionUpdate');
+
+/** Input of `relink`: start a fresh link attempt, by QR or by phone-number pairing code. */
+export interface RelinkInput {
+  /** E.164 number for Baileys' pairing-code linking instead of a QR. */
+  phoneNumber?: string;
+}
+/** Restarts the personal-account link attempt (fresh QR, or a pairing code for `phoneNumber`). */
+export const relink = defineUpdate<ChannelState, [RelinkInput]>('relink');

@@ -91,6 +91,19 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'session-link',
+    sql: `
+      create table session_link (
+        channel_id text primary key,
+        qr text,
+        pairing_code text,
+        expires_at timestamptz,
+        updated_at timestamptz not null default now()
+      );
+    `,
+  },
 ];
 
 /** Applies every migration newer than the database's version; returns the versions applied. */
