@@ -26,18 +26,20 @@ export interface ChatActivityDeps {
   policy: PolicyService;
   client: Client;
   log: Logger;
+  /** Sends through a personal-account session held by this process (only on the session worker). */
+  personal?: { sendText(input: { channelId: string; to: string; text: string }): Promise<{ messageId: string }> };
 }
 
 /** The outcome of admitting one inbound message (SPEC §5 order: dedupe, pairing, policy, mode). */
 export type Admission =
   | { action: 'duplicate' }
   | { action: 'ignored'; reason: string }
-  | { action: 'paired'; provider: Provider }
+  | { action: 'paired'; provider: Provider; sessionQueue: string | null }
   | { action: 'denied'; reasons: string[] }
-  | { action: 'deliver'; mode: InboundMode; space: string; provider: Provider; agent: AgentRecord };
+  | { action: 'deliver'; mode: InboundMode; space: string; provider: Provider; agent: AgentRecord; sessionQueue: string | null };
 
 /** Builds the chat workflow's activities. */
-export function createChatActivities({ store, graph, policy, client, log }: ChatActivityDeps) {
+export function createChatActivities({ store, graph, policy, client, log, personal }: ChatActivityDeps) {
   return {
     /** Records the message once (durable dedupe), then applies pairing and the `receive_message` policy. */
     async admitInbound({ message, claim }: { message: InboundMessage; claim: string }): Promise<Admission> {
@@ -64,7 +66,7 @@ export function createChatActivities({ store, graph, policy, client, log }: Chat
         if (paired) {
           await store.messages.setInboundStatus(ch.id, message.id, 'paired');
           log.info({ channelId: ch.id, address: message.sender.address }, 'sender paired');
-          return { action: 'paired', provider: ch.provider };
+          return { action: 'paired', provider: ch.provider, sessionQueue: ch.sessionQueue ?? null };
         }
       }
       const paired = ch.selfAddress === message.sender.address || ch.pairedAddresses.some((p) => p.address === message.sender.address);
@@ -81,7 +83,7 @@ export function createChatActivities({ store, graph, policy, client, log }: Chat
       const agent = await store.agents.get(ch.agent);
       if (!agent) return outcome(store, message, 'failed', { reason: `Agent "${ch.agent}" does not exist any more; bind the channel to another agent.` });
       if (ch.inbound === 'signal') await store.messages.setInboundStatus(ch.id, message.id, 'held', { space: ch.space });
-      return { action: 'deliver', mode: ch.inbound, space: ch.space, provider: ch.provider, agent };
+      return { action: 'deliver', mode: ch.inbound, space: ch.space, provider: ch.provider, agent, sessionQueue: ch.sessionQueue ?? null };
     },
 
     /** Records the final outcome of an inbound message on the message log. */
@@ -109,8 +111,8 @@ export function createChatActivities({ store, graph, policy, client, log }: Chat
       const ch = await store.channels.get(input.channelId);
       if (!ch) return { ids: [] };
       const parts = formatReply(input.markdown, { limit: PROVIDER_INFO[ch.provider].textLimit });
-      if (ch.provider !== 'whatsapp_cloud') {
-        throw ApplicationFailure.create({ type: 'WharfProviderUnavailable', message: 'Sending on personal-account channels is not available yet.', nonRetryable: true });
+      if (ch.provider === 'whatsapp_user' && !personal) {
+        throw ApplicationFailure.create({ type: 'WharfSessionUnavailable', message: 'This worker holds no WhatsApp session for the channel.', nonRetryable: false });
       }
       const ids: string[] = [];
       for (const [i, text] of parts.entries()) {
@@ -121,7 +123,13 @@ export function createChatActivities({ store, graph, policy, client, log }: Chat
           continue;
         }
         const base = { channelId: ch.id, key, chatId: input.chatId, address: input.to, text };
-        await store.messages.recordOutbound({ ...base, status: 'sending' });
+        if (ch.provider === 'whatsapp_user' && personal) {
+          // Session errors are retryable ApplicationFailures thrown by the session layer itself.
+          const { messageId } = await personal.sendText({ channelId: ch.id, to: input.chatId, text });
+          await store.messages.recordOutbound({ ...base, status: 'accepted', providerId: messageId });
+          ids.push(messageId);
+          continue;
+        }
         try {
           const accessToken = await resolveSecret(store, 'access_token', ch.config.access_token);
           const { messageId } = await graph.sendText({ phoneNumberId: String(ch.config.phone_number_id), accessToken, to: input.to, body: text });

@@ -49,19 +49,18 @@ export function createApp(deps: ApiDeps): Express {
   const gateway = createChannelGateway({ client, store, config });
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', true);
   app.set('query parser', 'simple');
 
   app.get('/healthz', async (_req, res) => {
     const [temporal, storeUp] = await Promise.all([
       client.connection.workflowService
-        .getSystemInfo({}, )
+        .getSystemInfo({})
         .then(() => 'up' as const)
         .catch(() => 'down' as const),
       store.db.ping(),
     ]);
     const body = { ok: temporal === 'up' && storeUp, temporal, store: storeUp ? 'up' : 'down' };
-    res.status(200).json(body);
+    res.status(body.ok ? 200 : 503).json(body);
   });
 
   app.use('/webhooks/whatsapp', webhookRouter({ gateway, store, log: log.child({ component: 'webhook' }) }));

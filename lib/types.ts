@@ -149,6 +149,8 @@ export interface ChannelState {
   pairing: PairingState | null;
   /** Personal accounts: the task queue of the worker holding the session's socket (sends go there). */
   sessionQueue?: string | null;
+  /** Personal accounts: true while the session must not run (operator disconnect, logout, replaced). */
+  sessionStopped?: boolean;
   /** The last code used and who used it, so a retried claim of the same code is answered the same way. */
   lastPairing: { code: string; address: string } | null;
   createdAt: string;

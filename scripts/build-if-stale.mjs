@@ -4,7 +4,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const stamp = 'dist/workflow-bundle.js';
-const roots = ['lib', 'examples', 'workflows', 'activities', 'workers', 'api', 'bench', 'test/fakes', 'package.json', 'tsconfig.json', 'tsconfig.build.json'];
+const roots = ['lib', 'examples', 'workflows', 'activities', 'workers', 'api', 'package.json', 'tsconfig.json', 'tsconfig.build.json'];
 
 function newest(p) {
   if (!existsSync(p)) return 0;

@@ -28,7 +28,8 @@ const version = (JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf
 function installRuntimeLogger(log: Logger): void {
   const sdk = log.child({ component: 'temporal-sdk' });
   const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' };
-  Runtime.install({ logger: new DefaultLogger('INFO', (e) => sdk[levels[e.level]]({ ...e.meta }, e.message)) });
+  // shutdownSignals: [] — Wharf's own handler shuts down in order (API, worker, server, store).
+  Runtime.install({ logger: new DefaultLogger('INFO', (e) => sdk[levels[e.level]]({ ...e.meta }, e.message)), shutdownSignals: [] });
 }
 
 async function openStore(config: Config, log: Logger): Promise<Db> {

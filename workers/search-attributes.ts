@@ -15,4 +15,16 @@ export async function registerSearchAttributes(connection: Connection, namespace
     searchAttributes: Object.fromEntries(missing.map((k) => [k.name, proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
   });
   log.info({ added: missing.map((k) => k.name) }, 'search attributes registered');
+  // A cluster takes a few seconds to serve new attributes everywhere; wait until a query accepts them so
+  // the first workflows started do not fail.
+  const query = missing.map((k) => `${k.name} = 'probe'`).join(' AND ');
+  for (let i = 0; i < 60; i++) {
+    try {
+      await connection.workflowService.countWorkflowExecutions({ namespace, query });
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  log.warn('search attributes registered but not yet queryable; continuing');
 }

@@ -4,7 +4,10 @@
  * so its history stays small; it still continues-as-new when Temporal suggests it.
  */
 import {
+  ActivityCancellationType,
   ActivityFailure,
+  CancellationScope,
+  isCancellation,
   ApplicationFailure,
   allHandlersFinished,
   condition,
@@ -33,7 +36,9 @@ import {
   pairSender,
   patchChannel,
   reconnect,
+  relink,
   reportProblem,
+  sessionUpdate,
   saveConfig,
   startPairing,
   state,
@@ -46,6 +51,17 @@ import { workflowNow } from './clock.js';
 const store = proxyActivities<ChannelActivities>({
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds' },
+});
+/** The personal-account session activity (activities/whatsapp-session.ts), as the workflow sees it. */
+interface SessionActivityTypes {
+  runSession(input: { channelId: string; phoneNumber?: string }): Promise<unknown>;
+}
+/** One long-running session per personal channel: heartbeats, restarted with backoff on worker death. */
+const sessions = proxyActivities<SessionActivityTypes>({
+  startToCloseTimeout: '3650 days',
+  heartbeatTimeout: '30 seconds',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
 /** Message-log entries of hand-offs. */
 const handoffs = store;
@@ -239,6 +255,11 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
     disconnect,
     async ({ reason }) => {
       setStatus('disconnected', reason || 'Disconnected by the operator. Use reconnect to resume.');
+      if (s.provider === 'whatsapp_user') {
+        s.sessionStopped = true;
+        s.sessionQueue = null;
+        cancelSession();
+      }
       await commit();
       return s;
     },
@@ -251,6 +272,9 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
       if (s.provider === 'whatsapp_cloud') {
         if (s.configured && s.status !== 'connected') setStatus('connected', 'Reconnected by the operator.');
         else if (!s.configured) setStatus('setup', 'Save a complete config to continue.');
+      } else if (s.sessionStopped) {
+        s.sessionStopped = false;
+        setStatus('disconnected', 'Reconnecting the WhatsApp session…');
       }
       await commit();
       return s;
@@ -263,6 +287,8 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
     async () => {
       deleted = true;
       setStatus('disconnected', 'Channel deleted.');
+      cancelSession();
+      await sessionDone;
       touch();
       await store.releaseChannel({ state: s });
       return { deleted: true } as const;
@@ -275,6 +301,69 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
     setStatus('connected', 'Meta called the webhook successfully.');
     await commit();
   });
+
+  // ---- personal accounts: the Baileys session runs in one long-running, heartbeating activity ----------
+  let sessionScope: CancellationScope | null = null;
+  const cancelSession = (): void => sessionScope?.cancel();
+  let stopping = false;
+  let linkPhone: string | undefined;
+  const sessionWanted = (): boolean => s.provider === 'whatsapp_user' && !deleted && !stopping && !s.sessionStopped;
+
+  // Runs the session while it is wanted; Temporal restarts the activity (with backoff) if its worker dies.
+  const sessionLoop = async (): Promise<void> => {
+    while (s.provider === 'whatsapp_user') {
+      await condition(() => sessionWanted() || deleted || stopping);
+      if (deleted || stopping) return;
+      const scope = new CancellationScope();
+      sessionScope = scope;
+      try {
+        await scope.run(() => sessions.runSession({ channelId: s.id, phoneNumber: linkPhone }));
+      } catch (err) {
+        if (!isCancellation(err)) {
+          const cause = err instanceof ActivityFailure && err.cause ? err.cause.message : String(err);
+          s.sessionStopped = true;
+          setStatus('failed', `The WhatsApp session stopped: ${cause}. Use reconnect or refresh the QR to try again.`);
+          await commit();
+        }
+      } finally {
+        sessionScope = null;
+      }
+      linkPhone = undefined;
+    }
+  };
+  const sessionDone = sessionLoop();
+
+  setHandler(sessionUpdate, async (u) => {
+    if (deleted) return;
+    setStatus(u.status, u.reason);
+    if (u.selfAddress) s.selfAddress = u.selfAddress;
+    if (u.status === 'connected') s.sessionQueue = u.sessionQueue ?? s.sessionQueue ?? null;
+    else s.sessionQueue = null;
+    if (u.final) s.sessionStopped = true;
+    await commit();
+  });
+
+  setHandler(
+    relink,
+    async ({ phoneNumber }) => {
+      linkPhone = phoneNumber;
+      s.sessionStopped = false;
+      setStatus('setup', phoneNumber ? `Requesting a pairing code for ${phoneNumber}…` : 'Waiting for a fresh QR code…');
+      // A fresh link starts from empty auth state; the running attempt (if any) is cancelled first.
+      cancelSession();
+      await store.clearSession({ channelId: s.id });
+      await commit();
+      return s;
+    },
+    {
+      validator: ({ phoneNumber }) => {
+        assertLive();
+        if (s.provider !== 'whatsapp_user') refuse(REFUSAL.invalid, 'Only personal-account channels are linked by QR or pairing code.');
+        if (s.status === 'connected') refuse(REFUSAL.notPossible, 'The channel is linked and connected; disconnect or delete it before linking again.');
+        if (phoneNumber !== undefined && !/^\+?\d{7,15}$/.test(phoneNumber)) refuse(REFUSAL.invalid, 'phoneNumber must be an E.164 number such as +15551234567.');
+      },
+    },
+  );
 
   setHandler(reportProblem, async ({ status, reason }) => {
     if (deleted || (s.status === status && s.statusReason === reason)) return;
@@ -398,6 +487,9 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
     if (next === undefined) await condition(() => done() || held.length > 0);
     else if (!(await condition(done, Math.max(next, 1)))) await expireHeld();
   }
+  stopping = true;
+  cancelSession();
+  await sessionDone;
   await condition(allHandlersFinished);
   if (deleted) return;
   // HTTP waiters live in their update handlers, which have finished by now; workflow waiters carry over.

@@ -51,6 +51,15 @@ const sends = proxyLocalActivities<ChatActivities>({
   },
 });
 
+/** Sends through a personal-account session: a regular activity on the session worker's own queue. */
+const sessionSends = (taskQueue: string) =>
+  proxyActivities<ChatActivities>({
+    taskQueue,
+    startToCloseTimeout: '30 seconds',
+    scheduleToStartTimeout: '1 minute',
+    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
+  });
+
 /** How many turns of the conversation an agent sees. */
 export const WINDOW_TURNS = 20;
 /** How long an idle chat workflow waits before completing. */
@@ -92,9 +101,12 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
     window = [...(window ?? []), turn].slice(-WINDOW_TURNS);
   };
 
-  const reply = async (m: InboundMessage, markdown: string, key: string, outcome?: string): Promise<boolean> => {
+  const reply = async (m: InboundMessage, markdown: string, key: string, outcome?: string, sessionQueue?: string | null): Promise<boolean> => {
     try {
-      await sends.deliverReply({ channelId, chatId, to: m.sender.address, replyKey: key, markdown, inboundId: m.id, outcome });
+      const input = { channelId, chatId, to: m.sender.address, replyKey: key, markdown, inboundId: m.id, outcome };
+      // Personal accounts send through the socket on the worker that holds the session: its own queue.
+      if (sessionQueue) await sessionSends(sessionQueue).deliverReply(input);
+      else await sends.deliverReply(input);
       return true;
     } catch (err) {
       const cause = err instanceof ActivityFailure ? err.cause : undefined;
@@ -113,7 +125,8 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
   const handle = async (m: InboundMessage): Promise<void> => {
     const admission = await local.admitInbound({ message: m, claim: uuid4() });
     if (admission.action === 'paired') {
-      await reply(m, 'Paired. This number now talks to the agent on this channel.', `pair:${m.id}`);
+      if (admission.provider === 'whatsapp_user' && !admission.sessionQueue) return;
+      await reply(m, 'Paired. This number now talks to the agent on this channel.', `pair:${m.id}`, undefined, admission.sessionQueue);
       return;
     }
     if (admission.action !== 'deliver') return;
@@ -149,7 +162,11 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
       await local.setInboundOutcome({ channelId, id: m.id, status: 'answered', detail: { reply: 'none' } });
       return;
     }
-    if (await reply(m, answer, `reply:${m.id}`, 'answered')) {
+    if (admission.provider === 'whatsapp_user' && !admission.sessionQueue) {
+      await local.setInboundOutcome({ channelId, id: m.id, status: 'failed', detail: { reason: 'The WhatsApp session is not connected; the reply was not sent.' } });
+      return;
+    }
+    if (await reply(m, answer, `reply:${m.id}`, 'answered', admission.sessionQueue)) {
       remember({ role: 'assistant', text: answer, at: new Date().toISOString() });
     }
   };

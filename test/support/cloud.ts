@@ -242,17 +242,32 @@ export async function echoRoundTrip(w: TestWharf, fake: FakeGraph, ch: CloudSetu
 export const countSent = (fake: FakeGraph, to: string, text: string): number => fake.sent.filter((s) => s.to === bare(to) && s.text === text).length;
 
 /**
- * A workflow history as text with every payload decoded (payload data is bytes; JSON.stringify alone would
- * hide a secret inside them as numbers).
+ * A workflow history as text with every payload decoded. Payload data is bytes, which the history's JSON form
+ * shows as base64 (and a raw Uint8Array as numbers): either way a secret inside would be invisible to a plain
+ * `toContain`, so every payload's `data` (and metadata) is decoded to UTF-8 first.
  */
 export function historyText(history: unknown): string {
-  return JSON.stringify(history, (_k, v: unknown) => {
+  const bytes = (v: unknown): string | undefined => {
     if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
-    if (v && typeof v === 'object' && (v as { type?: unknown }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) {
-      return Buffer.from((v as { data: number[] }).data).toString('utf8');
+    if (typeof v === 'string') return Buffer.from(v, 'base64').toString('utf8');
+    return undefined;
+  };
+  const walk = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(walk);
+    if (v instanceof Uint8Array) return bytes(v);
+    if (!v || typeof v !== 'object') return v;
+    const o = v as Record<string, unknown>;
+    const isPayload = 'metadata' in o && o.metadata !== null && typeof o.metadata === 'object';
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(o)) {
+      if (isPayload && k === 'data') out[k] = bytes(x) ?? walk(x);
+      else if (isPayload && k === 'metadata') out[k] = Object.fromEntries(Object.entries(x as Record<string, unknown>).map(([mk, mv]) => [mk, bytes(mv) ?? mv]));
+      else out[k] = walk(x);
     }
-    return v;
-  });
+    return out;
+  };
+  // Through JSON first so protobuf message objects become plain data (their toJSON renders bytes as base64).
+  return JSON.stringify(walk(JSON.parse(JSON.stringify(history))));
 }
 
 /** Workflow ids of a channel's chat workflows, through visibility (eventually consistent: polls until `min`). */

@@ -1,0 +1,549 @@
+/**
+ * The WhatsApp Cloud API flow end to end: config checks against the (fake) Graph API, Meta's verification
+ * handshake, signed events, pairing, the echo agent's formatted and split replies, dedupe of redeliveries
+ * (also across continue-as-new and a restart), delivery statuses and send errors. Real Temporal dev server,
+ * real PGlite, real HTTP; Meta is the fake Graph server of test/fakes.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WharfChannelId } from '../lib/search-attributes.js';
+import { inboundPayload, signPayload, startFakeGraph, statusPayload, type FakeGraph } from './fakes/graph-server.js';
+import {
+  bare,
+  chatWorkflowIds,
+  cloudChannel,
+  countSent,
+  describeOrNull,
+  digits,
+  echoRoundTrip,
+  expectError,
+  getChannel,
+  messageLog,
+  PAIRED_TEXT,
+  pairPhone,
+  phone,
+  postWebhook,
+  sendText,
+  startPairing,
+  uid,
+  vaultItem,
+  verify,
+  waitFor,
+  waitForChannel,
+  waitForLogEntry,
+  waitForOutcome,
+  wamid,
+} from './support/cloud.js';
+import { startWharf, type TestWharf } from './support/wharf.js';
+
+let w: TestWharf;
+let fake: FakeGraph;
+
+beforeAll(async () => {
+  fake = await startFakeGraph();
+  w = await startWharf({ graphUrl: fake.url });
+});
+afterAll(async () => {
+  await w?.close({ purge: true });
+  await fake?.close();
+});
+
+const putConfig = (id: string, body: unknown) => w.api('PUT', `/api/channels/${id}/config`, body);
+/** POST calls the fake saw on a phone number's messages edge, as HTTP statuses in order. */
+const messageCalls = (phoneNumberId: string): number[] => fake.calls.filter((c) => c.method === 'POST' && c.path.endsWith(`/${phoneNumberId}/messages`)).map((c) => c.status);
+
+describe('saving the Cloud API config', () => {
+  it('accepts a good config: 200, a webhook URL built from the public URL, status still setup', async () => {
+    const ch = await cloudChannel(w, fake, { stage: 'created' });
+
+    const r = await putConfig(ch.id, ch.config);
+
+    expect(r.status).toBe(200);
+    expect(r.data).toMatchObject({
+      status: 'setup',
+      webhookUrl: `${w.config.publicUrl}/webhooks/whatsapp/${ch.id}`,
+      config: ch.config,
+      selfAddress: ch.selfAddress,
+    });
+    expect(r.data.webhookUrl.startsWith(w.url)).toBe(true);
+    expect((await getChannel(w, ch.id)).webhookUrl).toBe(r.data.webhookUrl);
+  });
+
+  it('fails a config whose access token Meta refuses, with a reason naming the token', async () => {
+    const ch = await cloudChannel(w, fake, { stage: 'created' });
+    const unknownToken = await vaultItem(w, `unknown-token-${uid()}`, `SECRET-unknown-${uid()}`);
+
+    const r = await putConfig(ch.id, { ...ch.config, access_token: unknownToken });
+
+    expect(r.status).toBe(200);
+    expect(r.data.status).toBe('failed');
+    expect(r.data.statusReason).toMatch(/access_token/);
+    expect(r.data.webhookUrl).toBeNull();
+  });
+
+  it('fails a config with an unknown phone_number_id, with a reason naming it', async () => {
+    const ch = await cloudChannel(w, fake, { stage: 'created' });
+    const unknownPhone = digits(15);
+
+    const r = await putConfig(ch.id, { ...ch.config, phone_number_id: unknownPhone });
+
+    expect(r.status).toBe(200);
+    expect(r.data.status).toBe('failed');
+    expect(r.data.statusReason).toMatch(/phone_number_id/);
+    expect(r.data.statusReason).toContain(unknownPhone);
+  });
+
+  it('fails a token without whatsapp_business_messaging, with a reason naming the scope', async () => {
+    const ch = await cloudChannel(w, fake, { stage: 'created', token: { scopes: ['whatsapp_business_management'] } });
+
+    const r = await putConfig(ch.id, ch.config);
+
+    expect(r.status).toBe(200);
+    expect(r.data.status).toBe('failed');
+    expect(r.data.statusReason).toMatch(/whatsapp_business_messaging/);
+  });
+
+  it('leaves failed once the fixed config is saved again', async () => {
+    const ch = await cloudChannel(w, fake, { stage: 'created' });
+    const failed = await putConfig(ch.id, { ...ch.config, phone_number_id: digits(15) });
+    expect(failed.data.status).toBe('failed');
+
+    const fixed = await putConfig(ch.id, ch.config);
+
+    expect(fixed.status).toBe(200);
+    expect(fixed.data.status).toBe('setup');
+    expect(fixed.data.webhookUrl).toBe(`${w.config.publicUrl}/webhooks/whatsapp/${ch.id}`);
+    expect((await getChannel(w, ch.id)).status).toBe('setup');
+  });
+
+  it('refuses a dangling credential ref with 400 and keeps the channel as it was', async () => {
+    const ch = await cloudChannel(w, fake, { stage: 'created' });
+
+    const r = await putConfig(ch.id, { ...ch.config, app_secret: { vault: 'local', item: `missing-${uid()}`, field: 'value' } });
+
+    expectError(r, 400, 'validation_failed');
+    expect(r.data.error.details).toEqual([expect.objectContaining({ path: ['app_secret'] })]);
+    expect(await getChannel(w, ch.id)).toMatchObject({ status: 'setup', config: {}, webhookUrl: null });
+  });
+
+  it('refuses a plain string in a secret field with 400', async () => {
+    const ch = await cloudChannel(w, fake, { stage: 'created' });
+
+    const r = await putConfig(ch.id, { ...ch.config, access_token: ch.accessToken });
+
+    expectError(r, 400, 'validation_failed');
+    expect(r.data.error.details).toEqual(expect.arrayContaining([expect.objectContaining({ path: ['access_token'] })]));
+    expect(JSON.stringify(r.data)).not.toContain(ch.accessToken);
+    expect((await getChannel(w, ch.id)).config).toEqual({});
+  });
+
+  it('refuses config on a personal-account channel with 400', async () => {
+    const ch = await cloudChannel(w, fake, { stage: 'created' });
+    const personal = await w.api('POST', '/api/channels', { provider: 'whatsapp_user', agent: 'echo', space: `personal-${uid()}` });
+
+    expectError(await putConfig(personal.data.id, ch.config), 400, 'validation_failed');
+  });
+});
+
+describe("Meta's verification handshake", () => {
+  it('refuses a wrong verify token with 403 and counts the refusal', async () => {
+    const ch = await cloudChannel(w, fake, { stage: 'configured' });
+
+    const wrong = await verify(w, ch.id, `not-${ch.verifyToken}`, 'c1');
+    const wrongMode = await verify(w, ch.id, ch.verifyToken, 'c2', 'unsubscribe');
+
+    expectError(wrong, 403, 'forbidden');
+    expectError(wrongMode, 403, 'forbidden');
+    const after = await getChannel(w, ch.id);
+    expect(after.diagnostics.verificationsRefused).toBe(2);
+    expect(after.status).toBe('setup');
+  });
+
+  it('answers the challenge as text/plain and connects the channel', async () => {
+    const ch = await cloudChannel(w, fake, { stage: 'configured' });
+    const challenge = `challenge-${uid()}`;
+
+    const r = await verify(w, ch.id, ch.verifyToken, challenge);
+
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(r.data).toBe(challenge);
+    const connected = await waitForChannel(w, ch.id, 'connected', (c) => c.status === 'connected');
+    expect(connected.diagnostics.lastVerificationAt).not.toBeNull();
+    expect(connected.diagnostics.verificationsRefused).toBe(0);
+  });
+
+  it('answers 404 for an unknown channel', async () => {
+    expectError(await verify(w, `ch_${uid()}`, 'x', 'y'), 404, 'not_found');
+  });
+});
+
+describe('webhook events', () => {
+  it('rejects a bad or missing signature with 401 and records nothing', async () => {
+    const ch = await cloudChannel(w, fake, { stage: 'connected' });
+    const sender = phone();
+    const payload = inboundPayload(ch.target, [{ from: sender, text: 'forged', id: wamid() }]);
+    const raw = JSON.stringify(payload);
+
+    const wrongSecret = await postWebhook(w, ch.id, raw, { signature: signPayload(raw, `not-${ch.appSecret}`) });
+    const missing = await postWebhook(w, ch.id, raw, { signature: null });
+    const garbage = await postWebhook(w, ch.id, raw, { signature: 'sha256=zz' });
+    const otherBytes = await postWebhook(w, ch.id, raw + ' ', { signature: signPayload(raw, ch.appSecret) });
+
+    for (const r of [wrongSecret, missing, garbage, otherBytes]) expectError(r, 401, 'bad_signature');
+    expect(await messageLog(w, ch.id)).toEqual([]);
+    expect(await describeOrNull(w, `chat-${ch.id}-${sender}`)).toBeNull();
+    expect(await chatWorkflowIds(w, ch.id)).toEqual([]);
+    const after = await getChannel(w, ch.id);
+    expect(after.diagnostics.badSignatureEvents).toBe(4);
+    expect(after.diagnostics.lastWebhookAt).toBeNull();
+  });
+
+  it('refuses a signed body that is not a Meta webhook with 400', async () => {
+    const ch = await cloudChannel(w, fake, { stage: 'connected' });
+
+    const notMeta = await postWebhook(w, ch.id, { hello: 'world' }, { secret: ch.appSecret });
+    const otherObject = await postWebhook(w, ch.id, { object: 'page', entry: [] }, { secret: ch.appSecret });
+    const notJson = await postWebhook(w, ch.id, 'not json at all', { secret: ch.appSecret });
+
+    expectError(notMeta, 400, 'bad_request');
+    expectError(otherObject, 400, 'bad_request');
+    expectError(notJson, 400, 'invalid_json');
+    expect(await messageLog(w, ch.id)).toEqual([]);
+  });
+
+  it("moves a configured setup channel to connected on Meta's first good signed event", async () => {
+    const ch = await cloudChannel(w, fake, { stage: 'configured' });
+
+    await sendText(w, ch, phone(), 'first event');
+
+    const connected = await waitForChannel(w, ch.id, 'connected', (c) => c.status === 'connected');
+    expect(connected.diagnostics.lastWebhookAt).not.toBeNull();
+  });
+
+  it('answers 404 for an unknown channel', async () => {
+    const r = await postWebhook(w, `ch_${uid()}`, inboundPayload({ phoneNumberId: '123456789' }, [{ from: phone(), text: 'x' }]), { secret: 'whatever' });
+
+    expectError(r, 404, 'not_found');
+  });
+
+  it('delivers every event of a batched payload, and answers 200 only once they are in Temporal', async () => {
+    const paired = phone();
+    const stranger = phone();
+    const ch = await cloudChannel(w, fake, { stage: 'connected' });
+    const confirmation = await pairPhone(w, fake, ch, paired);
+    const [m1, m2, m3] = [wamid(), wamid(), wamid()];
+    const payload = inboundPayload(ch.target, [
+      { from: paired, text: `batch one ${uid()}`, id: m1 },
+      { from: stranger, text: `batch two ${uid()}`, id: m2 },
+      { from: paired, text: `batch three ${uid()}`, id: m3 },
+    ]) as { entry: { changes: unknown[] }[] };
+    const texts = (payload.entry[0].changes[0] as { value: { messages: { text: { body: string } }[] } }).value.messages.map((m) => m.text.body);
+    const status = statusPayload(ch.target, [{ id: confirmation.wamid, status: 'delivered', recipient: paired }]) as { entry: { changes: unknown[] }[] };
+    payload.entry[0].changes.push(status.entry[0].changes[0]);
+
+    const r = await postWebhook(w, ch.id, payload, { secret: ch.appSecret });
+
+    expect(r.status).toBe(200);
+    expect(r.data).toMatchObject({ messages: 3, statuses: 1 });
+    // Durable before the answer: both chats' workflows exist the moment the 200 arrives.
+    const [pairedChat, strangerChat] = await Promise.all([describeOrNull(w, `chat-${ch.id}-${paired}`), describeOrNull(w, `chat-${ch.id}-${stranger}`)]);
+    expect(pairedChat).not.toBeNull();
+    expect(strangerChat).not.toBeNull();
+    expect(strangerChat?.typedSearchAttributes.get(WharfChannelId)).toBe(ch.id);
+    expect((await waitForOutcome(w, ch.id, m1)).status).toBe('answered');
+    expect((await waitForOutcome(w, ch.id, m2)).status).toBe('denied');
+    expect((await waitForOutcome(w, ch.id, m3)).status).toBe('answered');
+    const replies = fake.sent.filter((s) => s.to === bare(paired) && s.text !== PAIRED_TEXT).map((s) => s.text);
+    expect(replies).toEqual([texts[0], texts[2]]);
+    expect(fake.sent.filter((s) => s.to === bare(stranger))).toEqual([]);
+    const delivered = await waitFor('the status on the confirmation', async () => (await messageLog(w, ch.id)).find((e) => e.direction === 'out' && e.providerId === confirmation.wamid && e.status === 'delivered'));
+    expect(delivered.text).toBe(PAIRED_TEXT);
+  });
+});
+
+describe('pairing', () => {
+  it('starts pairing on a connected channel: an XYZ-123 code valid for 10 minutes', async () => {
+    const ch = await cloudChannel(w, fake, { stage: 'connected' });
+    const t0 = Date.now();
+
+    const { code, expiresAt } = await startPairing(w, ch.id);
+
+    expect(code).toMatch(/^[A-Z]{3}-\d{3}$/);
+    const ttl = Date.parse(expiresAt) - t0;
+    expect(ttl).toBeGreaterThan(10 * 60_000 - 5_000);
+    expect(ttl).toBeLessThan(10 * 60_000 + 5_000);
+    expect((await getChannel(w, ch.id)).pairing).toEqual({ code, expiresAt });
+  });
+
+  it('pairs whoever sends the code — also in lower case, with spaces or without the dash — and confirms to that sender only', async () => {
+    const ch = await cloudChannel(w, fake, { stage: 'connected' });
+    const variants: ((code: string) => string)[] = [
+      (c) => c,
+      (c) => c.toLowerCase(),
+      (c) => ` ${c.replace('-', ' - ')} `,
+      (c) => `${c.slice(0, 3)} ${c.slice(4)}`,
+      (c) => c.replace('-', ''),
+    ];
+    const phones: string[] = [];
+
+    for (const variant of variants) {
+      const p = phone();
+      phones.push(p);
+      const before = fake.sent.length;
+      const confirmation = await pairPhone(w, fake, ch, p, variant);
+      expect(fake.sent.slice(before)).toEqual([confirmation]);
+      expect(confirmation.to).toBe(bare(p));
+    }
+
+    const after = await getChannel(w, ch.id);
+    expect(after.pairedAddresses.map((a: { address: string }) => a.address)).toEqual(phones);
+    expect(after.pairing).toBeNull();
+    const log = await messageLog(w, ch.id);
+    expect(log.filter((e) => e.direction === 'in' && e.status === 'paired')).toHaveLength(variants.length);
+  });
+
+  it('treats a wrong code as an ordinary message: an unpaired sender is denied and the live code stays', async () => {
+    const ch = await cloudChannel(w, fake, { stage: 'connected' });
+    const { code } = await startPairing(w, ch.id);
+    const wrong = code === 'ZZZ-000' ? 'ZZZ-001' : 'ZZZ-000';
+    const p = phone();
+
+    const id = await sendText(w, ch, p, wrong);
+
+    expect((await waitForOutcome(w, ch.id, id)).status).toBe('denied');
+    const after = await getChannel(w, ch.id);
+    expect(after.pairedAddresses).toEqual([]);
+    expect(after.pairing?.code).toBe(code);
+    expect(fake.sent.filter((s) => s.to === bare(p))).toEqual([]);
+  });
+
+  it('replaces the old code on re-pair, and uses each code once', async () => {
+    const ch = await cloudChannel(w, fake, { stage: 'connected' });
+    const first = await startPairing(w, ch.id);
+    const second = await startPairing(w, ch.id);
+    const [a, b] = [phone(), phone()];
+
+    const oldCode = await sendText(w, ch, a, first.code);
+    expect((await waitForOutcome(w, ch.id, oldCode)).status).toBe(first.code === second.code ? 'paired' : 'denied');
+    const newCode = await sendText(w, ch, a, second.code);
+    expect((await waitForOutcome(w, ch.id, newCode)).status).toBe('paired');
+    const reused = await sendText(w, ch, b, second.code);
+
+    expect((await waitForOutcome(w, ch.id, reused)).status).toBe('denied');
+    const after = await getChannel(w, ch.id);
+    expect(after.pairedAddresses.map((p: { address: string }) => p.address)).toEqual([a]);
+    expect(countSent(fake, a, PAIRED_TEXT)).toBe(1);
+    expect(countSent(fake, b, PAIRED_TEXT)).toBe(0);
+  });
+
+  it('refuses to pair a channel that is not connected with 422', async () => {
+    const ch = await cloudChannel(w, fake, { stage: 'configured' });
+
+    expectError(await w.api('POST', `/api/channels/${ch.id}/pair`), 422, 'not_possible_now');
+    expect((await getChannel(w, ch.id)).pairing).toBeNull();
+  });
+
+  it('un-pairs an address (its messages are denied again) and answers 404 for an address that is not paired', async () => {
+    const p = phone();
+    const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });
+    await echoRoundTrip(w, fake, ch, p, `before un-pairing ${uid()}`);
+
+    const r = await w.api('DELETE', `/api/channels/${ch.id}/paired/${encodeURIComponent(p)}`);
+
+    expect(r.status).toBe(200);
+    expect(r.data.pairedAddresses).toEqual([]);
+    const text = `after un-pairing ${uid()}`;
+    const id = await sendText(w, ch, p, text);
+    expect((await waitForOutcome(w, ch.id, id)).status).toBe('denied');
+    expect(countSent(fake, p, text)).toBe(0);
+    expectError(await w.api('DELETE', `/api/channels/${ch.id}/paired/${encodeURIComponent(p)}`), 404, 'not_found');
+    expectError(await w.api('DELETE', `/api/channels/${ch.id}/paired/${encodeURIComponent(phone())}`), 404, 'not_found');
+  });
+});
+
+describe('echo replies', () => {
+  it("sends a paired phone's Markdown back in WhatsApp formatting", async () => {
+    const p = phone();
+    const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });
+
+    const { id, reply } = await echoRoundTrip(w, fake, ch, p, 'ping **bold** and ~~gone~~', 'ping *bold* and ~gone~');
+
+    expect(reply.phoneNumberId).toBe(ch.phoneNumberId);
+    expect((await waitForOutcome(w, ch.id, id)).status).toBe('answered');
+    const out = await waitForLogEntry(w, ch.id, 'out', `reply:${id}#1`, (e) => e.status === 'accepted');
+    expect(out).toMatchObject({ providerId: reply.wamid, text: 'ping *bold* and ~gone~', chatId: p });
+  });
+
+  it('splits a 9,000-character reply into ordered parts of at most 4096 characters, keeping the code block whole', async () => {
+    const p = phone();
+    const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });
+    const para = (i: number): string => `P${String(i).padStart(2, '0')} ` + Array.from({ length: 110 }, (_, k) => `word${k % 10}`).join(' ');
+    const codeLines = ['// CODE-START', ...Array.from({ length: 40 }, (_, i) => `let value${String(i).padStart(2, '0')} = ${i} + ${i} + ${i} + ${i};`), '// CODE-END'];
+    const markdown = [1, 2, 3, 4, 5].map(para).join('\n\n') + '\n\n```\n' + codeLines.join('\n') + '\n```\n\n' + [6, 7, 8, 9, 10, 11, 12].map(para).join('\n\n');
+    expect(markdown.length).toBeGreaterThan(9000);
+    const before = fake.sent.length;
+
+    const id = await sendText(w, ch, p, markdown);
+
+    expect((await waitForOutcome(w, ch.id, id)).status).toBe('answered');
+    const parts = fake.sent.slice(before).filter((s) => s.to === bare(p)).map((s) => s.text);
+    expect(parts.length).toBeGreaterThanOrEqual(3);
+    for (const part of parts) expect(part.length).toBeLessThanOrEqual(4096);
+    for (let i = 1; i <= 12; i++) expect(parts.filter((part) => part.includes(para(i))), `paragraph ${i} whole in one part`).toHaveLength(1);
+    const all = parts.join('\n\n');
+    const positions = [1, 2, 3, 4, 5].map((i) => all.indexOf(para(i))).concat(all.indexOf('```\n// CODE-START'), [6, 7, 8, 9, 10, 11, 12].map((i) => all.indexOf(para(i))));
+    expect(positions).toEqual([...positions].sort((a, b) => a - b));
+    const withCode = parts.filter((part) => part.includes('CODE-START') || part.includes('CODE-END') || part.includes('let value'));
+    expect(withCode).toHaveLength(1);
+    expect(withCode[0]).toContain(['```', ...codeLines, '```'].join('\n'));
+    const outKeys = (await messageLog(w, ch.id)).filter((e) => e.direction === 'out' && e.key.startsWith(`reply:${id}#`));
+    expect(outKeys.map((e) => e.key).sort()).toEqual(parts.map((_, i) => `reply:${id}#${i + 1}`).sort());
+  });
+});
+
+describe('dedupe of redelivered messages', () => {
+  it('answers a message id posted twice only once', async () => {
+    const p = phone();
+    const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });
+    const text = `twice ${uid()}`;
+    const id = wamid();
+
+    await sendText(w, ch, p, text, id);
+    await sendText(w, ch, p, text, id);
+    const both = await postWebhook(w, ch.id, inboundPayload(ch.target, [{ from: p, text, id }, { from: p, text, id }]), { secret: ch.appSecret });
+    expect(both.status).toBe(200);
+    await echoRoundTrip(w, fake, ch, p, `barrier ${uid()}`); // the chat handles messages in order: all copies are done
+
+    expect(countSent(fake, p, text)).toBe(1);
+    expect((await messageLog(w, ch.id)).filter((e) => e.direction === 'in' && e.key === id)).toHaveLength(1);
+  });
+
+  it('drops a redelivery that arrives after the chat workflow continued-as-new', async () => {
+    const p = phone();
+    const ch = await cloudChannel(w, fake, { stage: 'connected' });
+    const chatId = `chat-${ch.id}-${p}`;
+    const started = await w.client.workflow.start('chatWorkflow', {
+      workflowId: chatId,
+      taskQueue: w.taskQueue,
+      args: [{ channelId: ch.id, chatId: p, historyLimit: 30 }],
+      typedSearchAttributes: [{ key: WharfChannelId, value: ch.id }],
+    });
+    await pairPhone(w, fake, ch, p);
+    const early = await echoRoundTrip(w, fake, ch, p, `early ${uid()}`);
+    const handle = w.client.workflow.getHandle(chatId);
+    for (let i = 0; i < 10 && (await handle.describe()).runId === started.firstExecutionRunId; i++) {
+      await echoRoundTrip(w, fake, ch, p, `filler ${i} ${uid()}`);
+    }
+    expect((await handle.describe()).runId).not.toBe(started.firstExecutionRunId);
+
+    await sendText(w, ch, p, early.reply.text, early.id);
+    await echoRoundTrip(w, fake, ch, p, `barrier ${uid()}`);
+
+    expect(countSent(fake, p, early.reply.text)).toBe(1);
+  });
+});
+
+describe('delivery statuses', () => {
+  it('applies delivered and then read to the reply on the message log', async () => {
+    const p = phone();
+    const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });
+    const { id, reply } = await echoRoundTrip(w, fake, ch, p, `status me ${uid()}`);
+    const key = `reply:${id}#1`;
+    await waitForLogEntry(w, ch.id, 'out', key, (e) => e.status === 'accepted');
+
+    const delivered = await postWebhook(w, ch.id, statusPayload(ch.target, [{ id: reply.wamid, status: 'delivered', recipient: p }]), { secret: ch.appSecret });
+    expect(delivered.status).toBe(200);
+    await waitForLogEntry(w, ch.id, 'out', key, (e) => e.status === 'delivered', 'delivered');
+    const read = await postWebhook(w, ch.id, statusPayload(ch.target, [{ id: reply.wamid, status: 'read', recipient: p }]), { secret: ch.appSecret });
+
+    expect(read.status).toBe(200);
+    const entry = await waitForLogEntry(w, ch.id, 'out', key, (e) => e.status === 'read', 'read');
+    expect(entry.providerId).toBe(reply.wamid);
+  });
+
+  it('shows a failed status with its error code on the message log and in diagnostics', async () => {
+    const p = phone();
+    const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });
+    const { id, reply } = await echoRoundTrip(w, fake, ch, p, `fail me ${uid()}`);
+    const key = `reply:${id}#1`;
+    await waitForLogEntry(w, ch.id, 'out', key, (e) => e.status === 'accepted');
+
+    const r = await postWebhook(w, ch.id, statusPayload(ch.target, [{ id: reply.wamid, status: 'failed', recipient: p, error: { code: 131047, title: 'Re-engagement message' } }]), { secret: ch.appSecret });
+
+    expect(r.status).toBe(200);
+    const entry = await waitForLogEntry(w, ch.id, 'out', key, (e) => e.status === 'failed', 'failed');
+    expect(entry.detail).toMatchObject({ error: { code: 131047, title: 'Re-engagement message' } });
+    const after = await waitForChannel(w, ch.id, 'lastSendError', (c) => c.diagnostics.lastSendError !== null);
+    expect(after.diagnostics.lastSendError).toMatchObject({ code: 131047 });
+  });
+});
+
+describe('send errors', () => {
+  it('records a send Meta refuses (131047) on the message log, without retrying', async () => {
+    const p = phone();
+    const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });
+    const callsBefore = messageCalls(ch.phoneNumberId).length;
+    fake.failNext(1, { code: 131047 });
+    const text = `refused ${uid()}`;
+
+    const id = await sendText(w, ch, p, text);
+
+    expect((await waitForOutcome(w, ch.id, id)).status).toBe('failed');
+    const out = await waitForLogEntry(w, ch.id, 'out', `reply:${id}#1`, (e) => e.status === 'failed');
+    expect(out.detail).toMatchObject({ code: 131047 });
+    await echoRoundTrip(w, fake, ch, p, `barrier ${uid()}`); // in order: any retry of the refused send would come first
+    expect(messageCalls(ch.phoneNumberId).slice(callsBefore)).toEqual([400, 200]);
+    expect(countSent(fake, p, text)).toBe(0);
+    const after = await getChannel(w, ch.id);
+    expect(after.diagnostics.lastSendError).toMatchObject({ code: 131047 });
+    expect(after.status).toBe('connected');
+  });
+
+  it('retries a send Meta could not take (HTTP 500) and delivers it', async () => {
+    const p = phone();
+    const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });
+    const callsBefore = messageCalls(ch.phoneNumberId).length;
+    fake.failNext(1, { status: 500 });
+    const text = `retried ${uid()}`;
+
+    const { id } = await echoRoundTrip(w, fake, ch, p, text);
+
+    expect(messageCalls(ch.phoneNumberId).slice(callsBefore)).toEqual([500, 200]);
+    expect((await waitForOutcome(w, ch.id, id)).status).toBe('answered');
+    expect((await waitForLogEntry(w, ch.id, 'out', `reply:${id}#1`, (e) => e.status === 'accepted')).text).toBe(text);
+    expect(countSent(fake, p, text)).toBe(1);
+  });
+
+  it('moves the channel to failed, naming the token, when Meta refuses the access token on send', async () => {
+    const p = phone();
+    const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });
+    fake.revokeToken(ch.accessToken);
+
+    const id = await sendText(w, ch, p, `after revocation ${uid()}`);
+
+    const failed = await waitForChannel(w, ch.id, 'failed', (c) => c.status === 'failed');
+    expect(failed.statusReason).toMatch(/token/i);
+    expect(failed.statusReason).not.toContain(ch.accessToken);
+    expect((await waitForOutcome(w, ch.id, id)).status).toBe('failed');
+    const out = await waitForLogEntry(w, ch.id, 'out', `reply:${id}#1`, (e) => e.status === 'failed');
+    expect(out.detail).toMatchObject({ code: 190 });
+  });
+});
+
+// Last: restarts the shared instance on the same data dir and task queue.
+describe('dedupe across a restart', () => {
+  it('drops a redelivery that arrives after the instance restarted', async () => {
+    const p = phone();
+    const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });
+    const early = await echoRoundTrip(w, fake, ch, p, `before restart ${uid()}`);
+    const { dataDir } = w.config;
+    const { taskQueue } = w;
+
+    await w.close();
+    w = await startWharf({ graphUrl: fake.url, dataDir, taskQueue });
+    await sendText(w, ch, p, early.reply.text, early.id);
+    await echoRoundTrip(w, fake, ch, p, `after restart ${uid()}`);
+
+    expect(countSent(fake, p, early.reply.text)).toBe(1);
+  }, 90_000);
+});
