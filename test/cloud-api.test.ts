@@ -521,6 +521,8 @@ describe('send errors', () => {
 
     const id = await sendText(w, ch, p, `after revocation ${uid()}`);
 
+    await new Promise((r) => setTimeout(r, 5000));
+    console.log('DEBUG', JSON.stringify(await messageLog(w, ch.id), null, 1), JSON.stringify(await getChannel(w, ch.id), null, 1), JSON.stringify(fake.calls.slice(-5)));
     const failed = await waitForChannel(w, ch.id, 'failed', (c) => c.status === 'failed');
     expect(failed.statusReason).toMatch(/token/i);
     expect(failed.statusReason).not.toContain(ch.accessToken);
