@@ -109,7 +109,8 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
       else await sends.deliverReply(input);
       return true;
     } catch (err) {
-      const cause = err instanceof ActivityFailure ? err.cause : undefined;
+      // A failed local activity surfaces as the bare ApplicationFailure; a regular one wraps it.
+      const cause = err instanceof ActivityFailure ? err.cause : err instanceof Error ? err : undefined;
       const type = cause instanceof ApplicationFailure ? cause.type : undefined;
       if (type === FAILURE.badToken || type === FAILURE.missingPermission || type === FAILURE.unknownPhoneNumber || type === FAILURE.missingSecret) {
         await getExternalWorkflowHandle(`channel-${channelId}`).signal(reportProblem, {
@@ -154,7 +155,7 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
         answer = (await agents.runAgent({ agent: admission.agent, channelId, history, text: m.text })).reply;
       }
     } catch (err) {
-      const cause = err instanceof ActivityFailure || err instanceof ChildWorkflowFailure ? (err.cause?.message ?? err.message) : String(err);
+      const cause = err instanceof ActivityFailure || err instanceof ChildWorkflowFailure ? (err.cause?.message ?? err.message) : err instanceof Error ? err.message : String(err);
       await local.setInboundOutcome({ channelId, id: m.id, status: 'failed', detail: { reason: `The agent could not answer: ${cause}` } });
       return;
     }
