@@ -33,6 +33,7 @@ export function createChannelActivities({ store, graph, log }: ChannelActivityDe
         await tx.query('delete from session_link where channel_id = $1', [state.id]);
         await tx.query('update channels set deleted = true, status = $2, state = $3, updated_at = now() where id = $1', [state.id, state.status, JSON.stringify(state)]);
       });
+      store.channels.forget(state.id);
       log.info({ channelId: state.id }, 'channel deleted: space freed, auth state removed');
     },
 

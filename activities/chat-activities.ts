@@ -55,7 +55,7 @@ export function createChatActivities({ store, graph, policy, client, log, person
         log.debug({ channelId: message.channelId, messageId: message.id }, 'redelivered message dropped');
         return { action: 'duplicate' };
       }
-      const ch = await store.channels.get(message.channelId);
+      const ch = await store.channels.getRecent(message.channelId);
       if (!ch) return outcome(store, message, 'ignored', { reason: 'The channel no longer exists.' });
       if (ch.status === 'failed' || ch.status === 'disconnected') {
         return outcome(store, message, 'ignored', { reason: `The channel is ${ch.status}: ${ch.statusReason}` });
@@ -108,7 +108,7 @@ export function createChatActivities({ store, graph, policy, client, log, person
      * retry skips the parts that already went out.
      */
     async deliverReply(input: { channelId: string; chatId: string; to: string; replyKey: string; markdown: string; inboundId?: string; outcome?: string }): Promise<{ ids: string[] }> {
-      const ch = await store.channels.get(input.channelId);
+      const ch = await store.channels.getRecent(input.channelId);
       if (!ch) return { ids: [] };
       const parts = formatReply(input.markdown, { limit: PROVIDER_INFO[ch.provider].textLimit });
       if (ch.provider === 'whatsapp_user' && !personal) {

@@ -13,7 +13,15 @@
  * took the channel over, or the auth state was cleared from outside (relink, delete), writes are refused
  * and `onFenced` is called, so a stale session can never overwrite fresh auth state.
  */
-import { BufferJSON, initAuthCreds, proto, type AuthenticationCreds, type AuthenticationState, type SignalDataSet, type SignalDataTypeMap } from '@whiskeysockets/baileys';
+import {
+  BufferJSON,
+  initAuthCreds,
+  proto,
+  type AuthenticationCreds,
+  type AuthenticationState,
+  type SignalDataSet,
+  type SignalDataTypeMap,
+} from '@whiskeysockets/baileys';
 import { seal, unseal } from '../store/crypto.js';
 import type { Db, Sql } from '../store/db.js';
 
@@ -26,7 +34,9 @@ export const OWNER_KEY = '__owner';
 export class AuthStateFencedError extends Error {
   override readonly name = 'AuthStateFencedError';
   constructor(readonly channelId: string) {
-    super(`The auth state of channel ${channelId} is owned by another session (or was cleared); this session may no longer write it.`);
+    super(
+      `The auth state of channel ${channelId} is owned by another session (or was cleared); this session may no longer write it.`,
+    );
   }
 }
 
@@ -55,7 +65,10 @@ export interface StoreAuthState {
   state: AuthenticationState;
   /** Writes the current creds (call on every `creds.update`). */
   saveCreds(): Promise<void>;
-  /** Deletes the channel's creds and keys (every row of the channel; a fenced session keeps its owner row). */
+  /**
+   * Deletes the channel's creds and keys (every row of the channel; a fenced session keeps its owner row).
+   * Allowed after `close()` (a session clears the state of a socket that just closed); still fenced.
+   */
   clear(): Promise<void>;
   /** Refuses every later write of this instance (a closed session must not write). Idempotent. */
   close(): void;
@@ -85,16 +98,26 @@ function settled(channelId: string): Promise<unknown> {
 }
 
 const aadFor = (channelId: string, key: string): string => `auth:${channelId}/${key}`;
-const encode = (secretKey: Buffer, channelId: string, key: string, value: unknown): string => seal(secretKey, JSON.stringify(value, BufferJSON.replacer), aadFor(channelId, key));
-const decode = (secretKey: Buffer, channelId: string, key: string, ciphertext: string): unknown => JSON.parse(unseal(secretKey, ciphertext, aadFor(channelId, key)), BufferJSON.reviver);
+const encode = (secretKey: Buffer, channelId: string, key: string, value: unknown): string =>
+  seal(secretKey, JSON.stringify(value, BufferJSON.replacer), aadFor(channelId, key));
+const decode = (secretKey: Buffer, channelId: string, key: string, ciphertext: string): unknown =>
+  JSON.parse(unseal(secretKey, ciphertext, aadFor(channelId, key)), BufferJSON.reviver);
 
 /** Creates (loading the saved creds, or fresh ones) the store-backed auth state of one channel. */
-export async function createStoreAuthState({ db, secretKey, channelId, fence }: StoreAuthStateOptions): Promise<StoreAuthState> {
+export async function createStoreAuthState({
+  db,
+  secretKey,
+  channelId,
+  fence,
+}: StoreAuthStateOptions): Promise<StoreAuthState> {
   let closed = false;
 
   const checkOwner = async (tx: Sql): Promise<void> => {
     if (!fence) return;
-    const [row] = await tx.query<{ ciphertext: string }>('select ciphertext from auth_state where channel_id = $1 and key = $2 for update', [channelId, OWNER_KEY]);
+    const [row] = await tx.query<{ ciphertext: string }>(
+      'select ciphertext from auth_state where channel_id = $1 and key = $2 for update',
+      [channelId, OWNER_KEY],
+    );
     let owner: unknown = null;
     try {
       owner = row ? decode(secretKey, channelId, OWNER_KEY, row.ciphertext) : null;
@@ -110,8 +133,8 @@ export async function createStoreAuthState({ db, secretKey, channelId, fence }: 
   };
 
   /** One write transaction, queued behind the channel's earlier writes; refused once closed or fenced. */
-  const write = (fn: (tx: Sql) => Promise<void>): Promise<void> => {
-    if (closed) return Promise.reject(new AuthStateClosedError(channelId));
+  const write = (fn: (tx: Sql) => Promise<void>, evenWhenClosed = false): Promise<void> => {
+    if (closed && !evenWhenClosed) return Promise.reject(new AuthStateClosedError(channelId));
     return serialised(channelId, async () => {
       await db.transaction(async (tx) => {
         await checkOwner(tx);
@@ -135,24 +158,33 @@ export async function createStoreAuthState({ db, secretKey, channelId, fence }: 
   }
 
   await settled(channelId);
-  const [credsRow] = await db.query<{ ciphertext: string }>('select ciphertext from auth_state where channel_id = $1 and key = $2', [channelId, CREDS_KEY]);
-  const creds: AuthenticationCreds = credsRow ? (decode(secretKey, channelId, CREDS_KEY, credsRow.ciphertext) as AuthenticationCreds) : initAuthCreds();
+  const [credsRow] = await db.query<{ ciphertext: string }>(
+    'select ciphertext from auth_state where channel_id = $1 and key = $2',
+    [channelId, CREDS_KEY],
+  );
+  const creds: AuthenticationCreds = credsRow
+    ? (decode(secretKey, channelId, CREDS_KEY, credsRow.ciphertext) as AuthenticationCreds)
+    : initAuthCreds();
 
   const state: AuthenticationState = {
     creds,
     keys: {
-      async get<T extends keyof SignalDataTypeMap>(type: T, ids: string[]): Promise<{ [id: string]: SignalDataTypeMap[T] }> {
+      async get<T extends keyof SignalDataTypeMap>(
+        type: T,
+        ids: string[],
+      ): Promise<{ [id: string]: SignalDataTypeMap[T] }> {
         const out: { [id: string]: SignalDataTypeMap[T] } = {};
         if (!ids.length) return out;
         await settled(channelId);
-        const rows = await db.query<{ key: string; ciphertext: string }>('select key, ciphertext from auth_state where channel_id = $1 and key = any($2::text[])', [
-          channelId,
-          ids.map((id) => `${type}-${id}`),
-        ]);
+        const rows = await db.query<{ key: string; ciphertext: string }>(
+          'select key, ciphertext from auth_state where channel_id = $1 and key = any($2::text[])',
+          [channelId, ids.map((id) => `${type}-${id}`)],
+        );
         const prefix = `${type}-`;
         for (const row of rows) {
           let value = decode(secretKey, channelId, row.key, row.ciphertext);
-          if (type === 'app-state-sync-key' && value) value = proto.Message.AppStateSyncKeyData.fromObject(value as Record<string, unknown>);
+          if (type === 'app-state-sync-key' && value)
+            value = proto.Message.AppStateSyncKeyData.fromObject(value as Record<string, unknown>);
           out[row.key.slice(prefix.length)] = value as SignalDataTypeMap[T];
         }
         return out;
@@ -177,7 +209,11 @@ export async function createStoreAuthState({ db, secretKey, channelId, fence }: 
         if (!keys.length && !removed.length) return;
         await write(async (tx) => {
           await upsert(tx, keys, ciphertexts);
-          if (removed.length) await tx.query('delete from auth_state where channel_id = $1 and key = any($2::text[])', [channelId, removed]);
+          if (removed.length)
+            await tx.query('delete from auth_state where channel_id = $1 and key = any($2::text[])', [
+              channelId,
+              removed,
+            ]);
         });
       },
     },
@@ -195,7 +231,7 @@ export async function createStoreAuthState({ db, secretKey, channelId, fence }: 
         // A fenced session keeps its ownership row, so it can write fresh creds after clearing.
         if (fence) await tx.query('delete from auth_state where channel_id = $1 and key <> $2', [channelId, OWNER_KEY]);
         else await tx.query('delete from auth_state where channel_id = $1', [channelId]);
-      });
+      }, true);
     },
     close() {
       closed = true;

@@ -70,7 +70,12 @@ function bestAddress(jid: string | null | undefined, alt: string | null | undefi
 
 function toMillis(ts: WAMessage['messageTimestamp']): number {
   if (ts === null || ts === undefined) return Date.now();
-  const seconds = typeof ts === 'number' ? ts : typeof (ts as { toNumber?: () => number }).toNumber === 'function' ? (ts as { toNumber: () => number }).toNumber() : Number(ts);
+  const seconds =
+    typeof ts === 'number'
+      ? ts
+      : typeof (ts as { toNumber?: () => number }).toNumber === 'function'
+        ? (ts as { toNumber: () => number }).toNumber()
+        : Number(ts);
   return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : Date.now();
 }
 
@@ -118,14 +123,17 @@ function contentOf(message: proto.IMessage): Content | null {
     }
     case 'locationMessage':
     case 'liveLocationMessage': {
-      const loc = (message.locationMessage ?? message.liveLocationMessage) as proto.Message.ILocationMessage | null | undefined;
+      const loc = (message.locationMessage ?? message.liveLocationMessage) as
+        proto.Message.ILocationMessage | null | undefined;
       if (!loc) return null;
       const label = [loc.name, loc.address].filter(Boolean).join(', ');
       return { text: `${loc.degreesLatitude},${loc.degreesLongitude}${label ? ` (${label})` : ''}` };
     }
     case 'contactMessage':
     case 'contactsArrayMessage': {
-      const names = message.contactMessage ? [message.contactMessage.displayName] : (message.contactsArrayMessage?.contacts ?? []).map((c) => c.displayName);
+      const names = message.contactMessage
+        ? [message.contactMessage.displayName]
+        : (message.contactsArrayMessage?.contacts ?? []).map((c) => c.displayName);
       const cards = names.map((n) => n || 'Unnamed contact');
       return { text: `Shared contact${cards.length === 1 ? '' : 's'}: ${cards.join('; ')}` };
     }
@@ -172,7 +180,8 @@ export function normalizeWaMessage(channelId: string, msg: WAMessage, ctx: Norma
   if (!content || (!content.text.trim() && !content.media)) return null;
 
   const name = msg.pushName?.trim() || undefined;
-  const isSelf = (jid: string | null | undefined): boolean => !!jid && (areJidsSameUser(jid, ctx.selfJid) || (!!ctx.selfLid && areJidsSameUser(jid, ctx.selfLid)));
+  const isSelf = (jid: string | null | undefined): boolean =>
+    !!jid && (areJidsSameUser(jid, ctx.selfJid) || (!!ctx.selfLid && areJidsSameUser(jid, ctx.selfLid)));
   const selfAddress = jidToAddress(jidNormalizedUser(ctx.selfJid));
 
   let chat: InboundMessage['chat'];
@@ -203,7 +212,14 @@ export function normalizeWaMessage(channelId: string, msg: WAMessage, ctx: Norma
     return null;
   }
 
-  const out: InboundMessage = { id, channelId, chat, sender, text: content.text, timestamp: toMillis(msg.messageTimestamp) };
+  const out: InboundMessage = {
+    id,
+    channelId,
+    chat,
+    sender,
+    text: content.text,
+    timestamp: toMillis(msg.messageTimestamp),
+  };
   if (content.media) out.media = content.media;
   if (content.replyTo) out.replyTo = content.replyTo;
   return out;

@@ -1,7 +1,7 @@
 /**
  * The policy set in force: the operator's Cedar text from the store, parsed once per change into a
- * {@link PolicyEngine}. A change saved by any process takes effect for the next decision, because each
- * decision first compares the store's policy version (one indexed read) with the loaded one.
+ * {@link PolicyEngine}. A change saved through this service applies to the next decision; one saved by
+ * another process applies within VERSION_CHECK_MS (decisions re-read the store's policy version).
  */
 import type { Store } from '../store/store.js';
 import { InvalidPolicyError, PolicyEngine, type Decision, type DecisionRequest, type PolicyError } from './engine.js';
@@ -47,9 +47,16 @@ export function createPolicyService(store: Store): PolicyService {
     const { text } = await store.policies.current();
     install(text, version);
   };
+  // The stored version is checked at most every VERSION_CHECK_MS: a save through this process applies at
+  // once (it installs the new set itself); one saved by another process applies within that interval.
+  const VERSION_CHECK_MS = 250;
+  let checkedAt = 0;
   const ensure = async (): Promise<void> => {
+    if (loaded >= 0 && Date.now() - checkedAt < VERSION_CHECK_MS) return;
     // Concurrent decisions share one reload.
-    loading ??= refresh().finally(() => (loading = null));
+    loading ??= refresh()
+      .then(() => void (checkedAt = Date.now()))
+      .finally(() => (loading = null));
     await loading;
   };
 

@@ -158,9 +158,17 @@ export function createStore(db: Db, secretKey: Buffer) {
     },
   };
 
+  // The per-message path reads a channel's read model twice per message; a copy younger than
+  // CHANNEL_CACHE_MS serves it. Writes through this store drop the copy at once, so within one process a
+  // change (pairing, mode switch, disconnect) is seen by the very next message; another process's write is
+  // seen within CHANNEL_CACHE_MS.
+  const CHANNEL_CACHE_MS = 1000;
+  const channelCache = new Map<string, { state: ChannelState | null; at: number }>();
+
   const channels = {
     /** Writes the read model of a channel unless a newer version is already there. */
     async project(state: ChannelState, deleted = false): Promise<void> {
+      channelCache.delete(state.id);
       await db.query(
         `insert into channels (id, provider, space, agent, status, state, version, deleted, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -175,6 +183,19 @@ export function createStore(db: Db, secretKey: Buffer) {
     async get(id: string): Promise<ChannelState | null> {
       const [r] = await db.query<{ state: ChannelState }>('select state from channels where id = $1 and not deleted', [id]);
       return r?.state ?? null;
+    },
+    /** Like `get`, served from a copy at most CHANNEL_CACHE_MS old (for the per-message path). */
+    async getRecent(id: string): Promise<ChannelState | null> {
+      const hit = channelCache.get(id);
+      if (hit && Date.now() - hit.at < CHANNEL_CACHE_MS) return hit.state;
+      const state = await channels.get(id);
+      if (channelCache.size > 50_000) channelCache.clear();
+      channelCache.set(id, { state, at: Date.now() });
+      return state;
+    },
+    /** Drops the cached copy of a channel (after a write that bypassed `project`). */
+    forget(id: string): void {
+      channelCache.delete(id);
     },
     /** Live channels, newest first, with optional filters. */
     async list(filter: { status?: string; provider?: string } = {}): Promise<ChannelState[]> {
@@ -191,6 +212,7 @@ export function createStore(db: Db, secretKey: Buffer) {
     },
     /** Removes a channel's read model (used to undo a failed creation). */
     async purge(id: string): Promise<void> {
+      channelCache.delete(id);
       await db.query('delete from channels where id = $1', [id]);
     },
   };
