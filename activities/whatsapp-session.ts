@@ -26,7 +26,7 @@ import makeWASocket, {
   type WAMessage,
   type proto,
 } from '@whiskeysockets/baileys';
-import { createStoreAuthState, type StoreAuthState } from '../lib/baileys/auth-state.js';
+import { createStoreAuthState, ownsAuthState, type StoreAuthState } from '../lib/baileys/auth-state.js';
 import { addressToJid, normalizeWaMessage } from '../lib/baileys/normalize.js';
 import { FAILURE } from '../lib/errors.js';
 import { deliverInbound } from '../lib/inbound-delivery.js';
@@ -276,9 +276,28 @@ export function createSessionActivities(deps: SessionActivityDeps) {
     const heartbeat = setInterval(beat, heartbeatMs);
 
     // ---- ordered side effects: session_link writes and signals, in the order the events happened ----------
+    // Each one first checks that this session still owns the channel: a stale attempt (its worker hung, a
+    // newer attempt took over) must never overwrite the current session's QR or reported state.
     let effects: Promise<void> = Promise.resolve();
+    const owns = async (): Promise<boolean> =>
+      ownsAuthState({ db, secretKey, channelId, token }).catch((err: unknown) => {
+        slog.warn({ err }, 'could not check session ownership; assuming it is still ours');
+        return true;
+      });
     const effect = (what: string, fn: () => Promise<void>): void => {
-      effects = effects.then(fn).catch((err: unknown) => slog.warn({ err }, `session side effect failed: ${what}`));
+      effects = effects
+        .then(async () => {
+          if (!(await owns())) {
+            slog.info({ what }, 'this session no longer owns the channel; nothing reported, stopping');
+            stop({
+              ended: 'superseded',
+              reason: 'Another session took over this channel, or its auth state was cleared.',
+            });
+            return;
+          }
+          await fn();
+        })
+        .catch((err: unknown) => slog.warn({ err }, `session side effect failed: ${what}`));
     };
     let lastSignal = '';
     const signal = (u: SessionUpdate): void =>
@@ -651,8 +670,8 @@ export function createSessionActivities(deps: SessionActivityDeps) {
           status: 'disconnected',
           reason: 'The worker holding the WhatsApp session is shutting down; the session restarts on another worker.',
         });
-      } else if (why !== 'TIMED_OUT' && why !== 'NOT_FOUND') {
-        // (A timed-out attempt leaves session_link alone: a newer attempt may be writing it already.)
+      } else if (why !== 'TIMED_OUT' && why !== 'NOT_FOUND' && st.result?.ended !== 'superseded') {
+        // (A timed-out or superseded attempt leaves session_link alone: a newer attempt may be writing it.)
         clearLink();
       }
       // Let queued store writes, signals and deliveries finish (bounded, so cancellation stays prompt).

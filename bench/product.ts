@@ -46,8 +46,14 @@ export interface Product {
   /** Milliseconds from spawn to the first healthy `/healthz`. */
   startMs: number;
   api<T = unknown>(method: string, path: string, body?: unknown): Promise<ApiAnswer<T>>;
-  /** SIGTERM (graceful) by default; SIGKILL after `graceMs`. Resolves with the time the exit took. */
+  /**
+   * Graceful stop: `signal` (SIGTERM) to Wharf's own process, as a service manager would send it, so Wharf
+   * shuts down in order and stops its dev server itself; SIGKILL to the whole group after `graceMs`, and to
+   * a dev server still running once Wharf has exited. Resolves with the time Wharf took to exit.
+   */
   stop(signal?: NodeJS.Signals, graceMs?: number): Promise<number>;
+  /** After `stop`: child processes (dev server) that were still running when Wharf had exited. */
+  leftoverChildren: number;
   /** SIGKILL to the whole process group (Wharf and its Temporal dev server), at once, synchronously. */
   killNow(): void;
   /** Resolves when the process has exited. */
@@ -173,7 +179,8 @@ export async function startProduct(opts: StartOptions): Promise<Product> {
   }
   const startMs = performance.now() - t0;
 
-  return {
+  const product: Product = {
+    leftoverChildren: 0,
     base,
     port,
     token,
@@ -189,15 +196,30 @@ export async function startProduct(opts: StartOptions): Promise<Product> {
     async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 30_000) {
       const s = performance.now();
       if (done) return 0;
-      killGroup(child, signal);
+      // Its children (the Temporal dev server), to make sure they do not outlive it.
+      const kids = childPids(child.pid ?? 0).map((pid) => ({ pid, comm: commOf(pid) }));
+      try {
+        child.kill(signal);
+      } catch {
+        // already gone
+      }
       const timer = setTimeout(() => killGroup(child, 'SIGKILL'), graceMs);
       await exited;
       clearTimeout(timer);
-      // The dev server is in the same group; give it a moment to go too.
-      await sleep(200);
-      return performance.now() - s;
+      const ms = performance.now() - s;
+      for (const k of kids) {
+        if (commOf(k.pid) !== k.comm) continue;
+        product.leftoverChildren++;
+        try {
+          process.kill(k.pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      return ms;
     },
   };
+  return product;
 }
 
 // ---- process figures -----------------------------------------------------------------------------

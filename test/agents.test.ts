@@ -4,6 +4,7 @@
  * dev server, real PGlite store, real HTTP; Meta is the fake Graph API.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WINDOW_TURNS } from '../workflows/chat-workflow.js';
 import { startFakeCompletions, type FakeCompletions } from './fakes/chat-completions-server.js';
 import { startFakeGraph, type FakeGraph } from './fakes/graph-server.js';
 import {
@@ -166,6 +167,8 @@ describe('openai agent', () => {
     // Only the system prompt is a system message.
     expect(msgs.filter((m) => m.role === 'system')).toHaveLength(1);
     expect(llm.malformed).toEqual([]);
+    // The key is read inside the activity only: not in the chat's workflow history.
+    expect(await historyContains(w.client, `chat-${ch.id}-${phone}`, API_KEY)).toBe(false);
     expect((await ch.logEntry(secondId, (e) => e.status === 'answered')).status).toBe('answered');
   });
 
@@ -226,23 +229,25 @@ describe('openai agent', () => {
   it('keeps the conversation window bounded and in order', async () => {
     const phone = newPhone();
     await ch.pair(phone);
-    const texts = Array.from({ length: 13 }, (_, i) => `turn ${i + 1}`);
+    const half = WINDOW_TURNS / 2;
+    const texts = Array.from({ length: half + 3 }, (_, i) => `turn ${i + 1}`);
+    const newest = texts[texts.length - 1];
     // One webhook with all of them: the chat answers them one after another.
     await ch.send(phone, texts);
-    await until(() => sentTo(graph, phone).filter((s) => s.text.includes('_turn 13_')).length > 0, 'the answer to turn 13');
-    const last = llm.requestsFor('turn 13')[0].body!.messages;
-    // system + at most 20 earlier turns + the new message.
+    await until(() => sentTo(graph, phone).some((s) => s.text.includes(`_${newest}_`)), `the answer to ${newest}`);
+    const last = llm.requestsFor(newest)[0].body!.messages;
+    // system + the newest WINDOW_TURNS earlier turns + the new message.
     expect(last[0].role).toBe('system');
-    expect(last.length).toBe(1 + 20 + 1);
+    expect(last.length).toBe(1 + WINDOW_TURNS + 1);
     const window = last.slice(1, -1);
-    // The newest turns, alternating user/assistant, oldest first: turns 3..12 and their answers.
-    expect(window.filter((m) => m.role === 'user').map((m) => m.content)).toEqual(texts.slice(2, 12));
+    // Alternating user/assistant, oldest first: the turns before the newest one, with their answers.
+    expect(window.filter((m) => m.role === 'user').map((m) => m.content)).toEqual(texts.slice(-1 - half, -1));
     for (let i = 0; i < window.length; i += 2) {
       expect(window[i].role).toBe('user');
       expect(window[i + 1].role).toBe('assistant');
       expect(window[i + 1].content).toContain(`_${window[i].content}_`);
     }
-    expect(last[last.length - 1]).toEqual({ role: 'user', content: 'turn 13' });
+    expect(last[last.length - 1]).toEqual({ role: 'user', content: newest });
   });
 
   it('retries a 429 and then answers', async () => {

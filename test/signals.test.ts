@@ -11,12 +11,13 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WharfChannelStatus, WharfProvider, WharfSpace } from '../lib/search-attributes.js';
 import type { ChannelState } from '../lib/types.js';
-import { state as channelStateQuery, type HandedOffMessage } from '../workflows/channel-messages.js';
+import { returnMessage, state as channelStateQuery, type HandedOffMessage } from '../workflows/channel-messages.js';
 import type { TwoFactorLoginInput, TwoFactorLoginResult } from '../examples/two-factor-login.js';
 import { startFakeGraph, type FakeGraph } from './fakes/graph-server.js';
 import {
   acceptedUpdates,
   cloudSecrets,
+  receivedSignals,
   connectedChannel,
   newPhone,
   sentTo,
@@ -74,12 +75,27 @@ function httpWait(space: string, timeoutSeconds: number, signal?: AbortSignal): 
   );
 }
 
-/** Starts a long-poll and resolves once the channel has registered it. */
-async function registeredHttpWait(ch: CloudChannel, timeoutSeconds: number, signal?: AbortSignal): Promise<Promise<WaitResult>> {
+/**
+ * Starts a long-poll and resolves once the channel has registered it, with the pending answer in `result`
+ * (wrapped: an async function returning a promise would wait for it).
+ */
+async function registeredHttpWait(ch: CloudChannel, timeoutSeconds: number, signal?: AbortSignal): Promise<{ result: Promise<WaitResult> }> {
   const before = await acceptedUpdates(w.client, `channel-${ch.id}`, 'waitForMessage');
-  const p = httpWait(ch.space, timeoutSeconds, signal);
+  const result = httpWait(ch.space, timeoutSeconds, signal);
   await until(async () => (await acceptedUpdates(w.client, `channel-${ch.id}`, 'waitForMessage')) > before, `long-poll registered on ${ch.id}`);
-  return p;
+  return { result };
+}
+
+/**
+ * Sends `text` from `phone` while no task waits, and resolves once the channel workflow has the message
+ * (its `handOff` signal is in the history) — i.e. the message is in the hold.
+ */
+async function sendToHold(ch: CloudChannel, phone: string, text: string): Promise<string> {
+  const before = await receivedSignals(w.client, `channel-${ch.id}`, 'handOff');
+  const [id] = await ch.send(phone, text);
+  expect((await ch.logEntry(id, (e) => e.status !== 'received')).status).toMatch(/^(held|handed_off)$/);
+  await until(async () => (await receivedSignals(w.client, `channel-${ch.id}`, 'handOff')) > before, `hand-off of ${id} to channel-${ch.id}`);
+  return id;
 }
 
 /** Starts the `twoFactorLogin` example on the operator's worker. */
@@ -106,7 +122,7 @@ describe('HTTP long-poll waiters', () => {
     const { ch, phone } = await signalChannel();
     const waiting = await registeredHttpWait(ch, 20);
     const [id] = await ch.send(phone, 'approve order 42', { name: 'Ada' });
-    const r = await waiting;
+    const r = await waiting.result;
     expect(r.status).toBe(200);
     expect(r.message).toMatchObject({ id, channelId: ch.id, space: ch.space, text: 'approve order 42', sender: { address: phone, name: 'Ada' }, chat: { kind: 'direct', id: phone } });
     expect((await ch.logEntry(id, (e) => e.status === 'handed_off')).status).toBe('handed_off');
@@ -116,12 +132,11 @@ describe('HTTP long-poll waiters', () => {
 
   it('keeps a message that arrives before any waiter and hands it to the next one', async () => {
     const { ch, phone } = await signalChannel();
-    const [id] = await ch.send(phone, 'early bird');
-    await ch.logEntry(id, (e) => e.status === 'held');
-    const r = await httpWait(ch.space, 10);
+    const id = await sendToHold(ch, phone, 'early bird');
+    const r = await httpWait(ch.space, 20);
     expect(r.status).toBe(200);
     expect(r.message).toMatchObject({ id, text: 'early bird' });
-    expect(r.ms).toBeLessThan(8000); // answered from the hold, not at the timeout
+    expect(r.ms).toBeLessThan(10_000); // answered from the hold, not at the timeout
     await ch.logEntry(id, (e) => e.status === 'handed_off');
     // Taken once: the next waiter finds nothing.
     expect((await httpWait(ch.space, 1)).status).toBe(204);
@@ -133,18 +148,28 @@ describe('HTTP long-poll waiters', () => {
     const second = await registeredHttpWait(ch, 30);
     const third = await registeredHttpWait(ch, 30);
     await ch.send(phone, ['one', 'two', 'three']);
-    const got = await Promise.all([first, second, third]);
+    const got = await Promise.all([first.result, second.result, third.result]);
     expect(got.map((r) => r.status)).toEqual([200, 200, 200]);
     expect(got.map((r) => r.message?.text)).toEqual(['one', 'two', 'three']);
   });
 
   it('answers 204 at the timeout when nothing arrives', async () => {
-    const { ch } = await signalChannel();
+    const { ch, phone } = await signalChannel();
     const r = await httpWait(ch.space, 2);
     expect(r.status).toBe(204);
     expect(r.message).toBeNull();
     expect(r.ms).toBeGreaterThanOrEqual(1900);
     expect(r.ms).toBeLessThan(15_000);
+    // timeoutSeconds 0 is a poll: 204 at once, or a held message.
+    const empty = await httpWait(ch.space, 0);
+    expect(empty.status).toBe(204);
+    expect(empty.ms).toBeLessThan(10_000);
+    const id = await sendToHold(ch, phone, 'polled');
+    const polled = await until(async () => {
+      const got = await httpWait(ch.space, 0);
+      return got.status === 200 ? got : undefined;
+    }, 'the held message by a zero-timeout poll');
+    expect(polled.message).toMatchObject({ id, text: 'polled' });
   });
 
   it('answers 404 for an unknown space and for a space whose channel was deleted; 400 for a bad body', async () => {
@@ -169,10 +194,10 @@ describe('HTTP long-poll waiters', () => {
   it('does not hand off a stranger’s message (denied by policy)', async () => {
     const { ch } = await signalChannel();
     const stranger = newPhone();
-    const waiting = await registeredHttpWait(ch, 4);
+    const waiting = await registeredHttpWait(ch, 3);
     const [id] = await ch.send(stranger, 'let me in');
     expect((await ch.logEntry(id, (e) => e.status !== 'received')).status).toBe('denied');
-    const r = await waiting;
+    const r = await waiting.result;
     expect(r.status).toBe(204);
     // Not held either.
     expect((await httpWait(ch.space, 1)).status).toBe(204);
@@ -184,14 +209,14 @@ describe('waiters that go away', () => {
   it('skips a waiter whose client disconnected: the next message goes to the next waiter', async () => {
     const { ch, phone } = await signalChannel();
     const abort = new AbortController();
-    const gone = await registeredHttpWait(ch, 30, abort.signal);
+    const gone = await registeredHttpWait(ch, 10, abort.signal);
     const next = await registeredHttpWait(ch, 30);
     const cancels = await acceptedUpdates(w.client, `channel-${ch.id}`, 'cancelWaiter');
     abort.abort();
-    expect((await gone).status).toBe(0);
+    expect((await gone.result).status).toBe(0);
     await until(async () => (await acceptedUpdates(w.client, `channel-${ch.id}`, 'cancelWaiter')) > cancels, 'the withdrawn waiter');
     const [id] = await ch.send(phone, 'for the one still here');
-    const r = await next;
+    const r = await next.result;
     expect(r.status).toBe(200);
     expect(r.message).toMatchObject({ id, text: 'for the one still here' });
   });
@@ -199,14 +224,13 @@ describe('waiters that go away', () => {
   it('keeps the message for a later waiter when the only waiter disconnected', async () => {
     const { ch, phone } = await signalChannel();
     const abort = new AbortController();
-    const gone = await registeredHttpWait(ch, 30, abort.signal);
+    const gone = await registeredHttpWait(ch, 10, abort.signal);
     const cancels = await acceptedUpdates(w.client, `channel-${ch.id}`, 'cancelWaiter');
     abort.abort();
-    await gone;
+    await gone.result;
     await until(async () => (await acceptedUpdates(w.client, `channel-${ch.id}`, 'cancelWaiter')) > cancels, 'the withdrawn waiter');
-    const [id] = await ch.send(phone, 'do not lose me');
-    await ch.logEntry(id, (e) => e.status === 'held');
-    const r = await httpWait(ch.space, 10);
+    const id = await sendToHold(ch, phone, 'do not lose me');
+    const r = await httpWait(ch.space, 20);
     expect(r.status).toBe(200);
     expect(r.message).toMatchObject({ id, text: 'do not lose me' });
   });
@@ -214,15 +238,62 @@ describe('waiters that go away', () => {
   it('does not lose a message that races with the waiter disconnecting', async () => {
     const { ch, phone } = await signalChannel();
     const abort = new AbortController();
-    const gone = await registeredHttpWait(ch, 30, abort.signal);
+    const gone = await registeredHttpWait(ch, 10, abort.signal);
     // The message and the disconnect reach the channel in either order.
     const [[id]] = await Promise.all([ch.send(phone, 'racing'), Promise.resolve().then(() => abort.abort())]);
-    await gone;
+    await gone.result;
     const r = await until(async () => {
       const got = await httpWait(ch.space, 2);
       return got.status === 200 ? got : undefined;
     }, 'the raced message for a later waiter');
     expect(r.message).toMatchObject({ id, text: 'racing' });
+  });
+});
+
+describe('waiters whose side ends', () => {
+  it('hands a message put back by a waiter that went away to a waiter already waiting', async () => {
+    // When a long-poll client disconnects just as a message is given to it, the API puts the message back
+    // with the channel's `returnMessage` signal (api/signals.router.ts). Sending that signal directly makes
+    // the race deterministic: a waiter that is already waiting must get the message, not time out while it
+    // sits in the hold.
+    const { ch, phone } = await signalChannel();
+    const waiting = await registeredHttpWait(ch, 5);
+    const message: HandedOffMessage = { id: `wamid.returned${randomBytes(6).toString('hex')}`, channelId: ch.id, space: ch.space, chat: { kind: 'direct', id: phone }, sender: { address: phone }, text: 'put back', timestamp: Date.now() };
+    await w.client.workflow.getHandle(`channel-${ch.id}`).signal(returnMessage, { message });
+    const r = await waiting.result;
+    expect(r.status).toBe(200);
+    expect(r.message).toMatchObject({ id: message.id, text: 'put back' });
+  });
+
+  it('skips a waiting workflow that has ended: the message goes to the next waiter', async () => {
+    const { ch, phone } = await signalChannel();
+    const login = await registeredLogin(ch, 30_000);
+    await login.terminate('test: the task was cancelled by its owner');
+    const waiting = await registeredHttpWait(ch, 20);
+    const [id] = await ch.send(phone, 'for the living');
+    const r = await waiting.result;
+    expect(r.status).toBe(200);
+    expect(r.message).toMatchObject({ id, text: 'for the living' });
+  });
+
+  it('answers a long-poll promptly when its channel is deleted', async () => {
+    const { ch } = await signalChannel();
+    const waiting = await registeredHttpWait(ch, 30);
+    expect((await w.api('DELETE', `/api/channels/${ch.id}`)).status).toBe(204);
+    const r = await waiting.result;
+    expect([204, 404]).toContain(r.status);
+    expect(r.ms).toBeLessThan(20_000);
+  });
+
+  it('gives a waiting workflow a clear result when its channel is deleted', async () => {
+    const { ch } = await signalChannel();
+    // A 2-second wait: its result is due about two seconds after the delete.
+    const login = await registeredLogin(ch, 2000);
+    expect((await w.api('DELETE', `/api/channels/${ch.id}`)).status).toBe(204);
+    // Either outcome is clear; what must not happen is a long hang or a failed workflow.
+    const result = await Promise.race([login.result(), new Promise<'hung'>((r) => setTimeout(() => r('hung'), 12_000))]);
+    if (result === 'hung') await login.terminate('test: still waiting 12 s after its 2 s timeout');
+    expect(result).toMatchObject({ ok: false, reason: expect.stringMatching(/^(timeout|unknown_space)$/) });
   });
 });
 
@@ -241,7 +312,7 @@ describe('inbound mode switch', () => {
     expect(toSignal.data.inbound).toBe('signal');
     const waiting = await registeredHttpWait(ch, 20);
     const [id] = await ch.send(phone, 'signal again');
-    const r = await waiting;
+    const r = await waiting.result;
     expect(r.message).toMatchObject({ id, text: 'signal again' });
     await ch.logEntry(id, (e) => e.status === 'handed_off');
     expect(sentTo(graph, phone).filter((s) => s.text === 'signal again')).toEqual([]);
@@ -265,9 +336,8 @@ describe('waitForChannelSignal from a workflow (twoFactorLogin example)', () => 
     const t0 = Date.now();
     expect(await login.result()).toEqual({ ok: false, reason: 'timeout' });
     expect(Date.now() - t0).toBeLessThan(20_000);
-    const [id] = await ch.send(phone, 'too late');
-    await ch.logEntry(id, (e) => e.status === 'held');
-    const r = await httpWait(ch.space, 10);
+    const id = await sendToHold(ch, phone, 'too late');
+    const r = await httpWait(ch.space, 20);
     expect(r.message).toMatchObject({ id, text: 'too late' });
   });
 
@@ -283,8 +353,7 @@ describe('waitForChannelSignal from a workflow (twoFactorLogin example)', () => 
 
   it('receives a message that arrived before it started waiting (held)', async () => {
     const { ch, phone } = await signalChannel();
-    const [id] = await ch.send(phone, '111 222');
-    await ch.logEntry(id, (e) => e.status === 'held');
+    const id = await sendToHold(ch, phone, '111 222');
     const login = await startLogin(ch.space, 20_000);
     expect(await login.result()).toEqual({ ok: true, code: '111222', from: phone });
     await ch.logEntry(id, (e) => e.status === 'handed_off');
@@ -297,7 +366,7 @@ describe('waitForChannelSignal from a workflow (twoFactorLogin example)', () => 
     const wf2 = await registeredLogin(ch, 30_000);
     await ch.send(phone, ['first', 'second', 'third']);
     expect(await wf1.result()).toEqual({ ok: true, code: 'first', from: phone });
-    expect((await http).message?.text).toBe('second');
+    expect((await http.result).message?.text).toBe('second');
     expect(await wf2.result()).toEqual({ ok: true, code: 'third', from: phone });
   });
 });
@@ -310,8 +379,7 @@ describe('held messages', () => {
   // is not covered.
   it('drops a held message nobody took once its hold ends, with a "dropped" log entry', async () => {
     const { ch, phone } = await signalChannel();
-    const [id] = await ch.send(phone, 'nobody wants me');
-    await ch.logEntry(id, (e) => e.status === 'held');
+    const id = await sendToHold(ch, phone, 'nobody wants me');
     const handle = w.client.workflow.getHandle(`channel-${ch.id}`);
     const s: ChannelState = await handle.query(channelStateQuery);
     const entry = (await ch.log()).find((e) => e.key === id)!;

@@ -106,14 +106,14 @@ async function main(): Promise<void> {
     const client = new Client({ connection, namespace: config.temporal.namespace });
     if (!embedded) await registerSearchAttributes(connection, config.temporal.namespace, log);
 
-    const { worker, connection: workerConnection } = await createWharfWorker({ address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, store, graph, policy, client, log });
-    const running = worker.run();
+    const workers = await createWharfWorker({ address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, store, secretKey: config.secretKey, graph, policy, client, log });
+    const running = workers.run();
     stops.push({
       name: 'worker',
       stop: async () => {
-        worker.shutdown();
+        workers.shutdown();
         await running;
-        await workerConnection.close();
+        await workers.connection.close();
       },
     });
     running.catch((err) => {

@@ -1,10 +1,12 @@
 /** The Wharf worker: hosts the channel and chat workflows and all activities on one task queue. */
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { Client } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createChannelActivities } from '../activities/channel-activities.js';
 import { createChatActivities } from '../activities/chat-activities.js';
 import { createSignalActivities } from '../activities/signal-activities.js';
+import { createSessionActivities, type MakeSocket } from '../activities/whatsapp-session.js';
 import type { GraphClient } from '../lib/graph/graph-client.js';
 import type { Logger } from '../lib/logger.js';
 import type { PolicyService } from '../lib/policy/service.js';
@@ -17,6 +19,10 @@ export interface WorkerDeps {
   namespace: string;
   taskQueue: string;
   store: Store;
+  /** Encrypts Baileys auth state. */
+  secretKey: Buffer;
+  /** Baileys socket factory (tests inject a fake); Baileys' own by default. */
+  makeSocket?: MakeSocket;
   graph: GraphClient;
   policy: PolicyService;
   client: Client;
@@ -25,26 +31,86 @@ export interface WorkerDeps {
   workflowBundle?: { code: string };
 }
 
-/** Creates (but does not run) the worker. */
-export async function createWharfWorker(deps: WorkerDeps): Promise<{ worker: Worker; connection: NativeConnection }> {
+/** A running pair of workers: the shared queue and this process's own session queue. */
+export interface WharfWorkers {
+  /** The worker on the shared task queue (workflows and activities). */
+  worker: Worker;
+  /** The worker on this process's own queue, where sends for the sessions it holds are routed. */
+  sessionWorker: Worker;
+  sessionQueue: string;
+  connection: NativeConnection;
+  /** Runs both until shutdown. */
+  run(): Promise<void>;
+  /** Starts a graceful shutdown of both. */
+  shutdown(): void;
+}
+
+/** Creates (but does not run) the workers. */
+export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers> {
   const connection = await NativeConnection.connect({ address: deps.address });
   const workflowBundle = deps.workflowBundle ?? (existsSync(prebuiltBundlePath) ? { codePath: prebuiltBundlePath } : await bundleWorkflows());
+  // A queue of this process alone: a personal account's socket lives here, so its sends must come here.
+  const sessionQueue = `${deps.taskQueue}-session-${randomUUID().slice(0, 8)}`;
+  const sessions = createSessionActivities({
+    store: deps.store,
+    db: deps.store.db,
+    secretKey: deps.secretKey,
+    client: deps.client,
+    taskQueue: deps.taskQueue,
+    sessionQueue,
+    log: deps.log,
+    makeSocket: deps.makeSocket,
+  });
+  const shared = {
+    ...createChannelActivities({ store: deps.store, graph: deps.graph, log: deps.log.child({ component: 'channel-activities' }) }),
+    ...createSignalActivities({ store: deps.store, client: deps.client }),
+    ...createChatActivities({
+      store: deps.store,
+      graph: deps.graph,
+      policy: deps.policy,
+      client: deps.client,
+      log: deps.log.child({ component: 'chat-activities' }),
+      personal: { sendText: sessions.sendText },
+    }),
+  };
+  // runSession on the shared queue (any worker may hold a session); sends for a session on this process's
+  // own queue, where its socket lives.
+  const activities = { ...shared, runSession: sessions.runSession };
+  const sessionActivities = { ...shared, sendText: sessions.sendText };
   const worker = await Worker.create({
     connection,
     namespace: deps.namespace,
     taskQueue: deps.taskQueue,
     workflowBundle,
-    activities: {
-      ...createChannelActivities({ store: deps.store, graph: deps.graph, log: deps.log.child({ component: 'channel-activities' }) }),
-      ...createSignalActivities({ store: deps.store, client: deps.client }),
-      ...createChatActivities({ store: deps.store, graph: deps.graph, policy: deps.policy, client: deps.client, log: deps.log.child({ component: 'chat-activities' }) }),
-    },
+    activities,
     // Sized for a 2-core machine: many cheap store/Graph activities in flight, a sticky cache big enough for
     // the chats that are active at once.
     maxCachedWorkflows: 2000,
     maxConcurrentActivityTaskExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 100,
     shutdownGraceTime: '10 seconds',
+    // Cancellation reaches an activity with a heartbeat: keep heartbeats frequent so relink/disconnect of a
+    // personal session take effect within seconds.
+    maxHeartbeatThrottleInterval: '2 seconds',
   });
-  return { worker, connection };
+  const sessionWorker = await Worker.create({
+    connection,
+    namespace: deps.namespace,
+    taskQueue: sessionQueue,
+    activities: sessionActivities,
+    maxConcurrentActivityTaskExecutions: 50,
+    shutdownGraceTime: '10 seconds',
+  });
+  return {
+    worker,
+    sessionWorker,
+    sessionQueue,
+    connection,
+    run: async () => {
+      await Promise.all([worker.run(), sessionWorker.run()]);
+    },
+    shutdown: () => {
+      for (const w of [worker, sessionWorker]) if (w.getState() === 'RUNNING') w.shutdown();
+    },
+  };
 }

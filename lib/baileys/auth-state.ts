@@ -103,6 +103,34 @@ const encode = (secretKey: Buffer, channelId: string, key: string, value: unknow
 const decode = (secretKey: Buffer, channelId: string, key: string, ciphertext: string): unknown =>
   JSON.parse(unseal(secretKey, ciphertext, aadFor(channelId, key)), BufferJSON.reviver);
 
+/**
+ * Whether the session holding `token` still owns the channel's auth state (see `fence`). A stale session
+ * checks this before it reports anything, so it can never overwrite what the current session reported.
+ */
+export async function ownsAuthState({
+  db,
+  secretKey,
+  channelId,
+  token,
+}: {
+  db: Db;
+  secretKey: Buffer;
+  channelId: string;
+  token: string;
+}): Promise<boolean> {
+  await settled(channelId);
+  const [row] = await db.query<{ ciphertext: string }>(
+    'select ciphertext from auth_state where channel_id = $1 and key = $2',
+    [channelId, OWNER_KEY],
+  );
+  if (!row) return false;
+  try {
+    return decode(secretKey, channelId, OWNER_KEY, row.ciphertext) === token;
+  } catch {
+    return false;
+  }
+}
+
 /** Creates (loading the saved creds, or fresh ones) the store-backed auth state of one channel. */
 export async function createStoreAuthState({
   db,

@@ -193,6 +193,12 @@ export async function registeredWaiters(client: Client, channelId: string, name:
   await until(async () => (await acceptedUpdates(client, `channel-${channelId}`, name)) >= n, `${n} ${name} update(s) accepted by channel-${channelId}`);
 }
 
+/** How many signals named `name` the workflow has received so far. */
+export async function receivedSignals(client: Client, workflowId: string, name: string): Promise<number> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  return (history.events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === name).length;
+}
+
 /** Whether `needle` occurs anywhere in a workflow's history (payloads and failure texts included). */
 export async function historyContains(client: Client, workflowId: string, needle: string): Promise<boolean> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();

@@ -8,7 +8,8 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import type { MakeSocket } from '../../activities/whatsapp-session.js';
 import { inject } from 'vitest';
 import { createApp } from '../../api/app.js';
 import { loadConfig, type Config } from '../../lib/config.js';
@@ -35,6 +36,8 @@ export interface TestWharf {
   store: Store;
   client: Client;
   taskQueue: string;
+  /** This instance's own session queue (personal-account sends). */
+  sessionQueue: string;
   /** Calls the API with the admin token; parses JSON answers. */
   api(method: string, path: string, body?: unknown, opts?: { auth?: boolean; raw?: boolean; headers?: Record<string, string> }): // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read loosely typed JSON answers
   Promise<{ status: number; data: any; headers: Headers }>;
@@ -43,7 +46,7 @@ export interface TestWharf {
 }
 
 /** Starts Wharf in-process. Reuse `dataDir` to restart on the same store. */
-export async function startWharf(opts: { graphUrl?: string; dataDir?: string; taskQueue?: string; publicUrl?: string } = {}): Promise<TestWharf> {
+export async function startWharf(opts: { graphUrl?: string; dataDir?: string; taskQueue?: string; publicUrl?: string; makeSocket?: MakeSocket } = {}): Promise<TestWharf> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'wharf-test-'));
   const token = 'test-' + randomBytes(12).toString('hex');
   const taskQueue = opts.taskQueue ?? 'wharf-test-' + randomBytes(6).toString('hex');
@@ -65,18 +68,20 @@ export async function startWharf(opts: { graphUrl?: string; dataDir?: string; ta
   const graph = createGraphClient({ baseUrl: config.graph.baseUrl, version: config.graph.version, timeoutMs: 3000 });
   const connection = await Connection.connect({ address: config.temporal.address! });
   const client = new Client({ connection, namespace: config.temporal.namespace });
-  const { worker, connection: wc }: { worker: Worker; connection: { close(): Promise<void> } } = await createWharfWorker({
+  const workers = await createWharfWorker({
     address: config.temporal.address!,
     namespace: config.temporal.namespace,
     taskQueue,
     store,
+    secretKey: config.secretKey,
+    makeSocket: opts.makeSocket,
     graph,
     policy,
     client,
     log,
     workflowBundle: { codePath: inject('workflowBundlePath') } as unknown as { code: string },
   });
-  const running = worker.run();
+  const running = workers.run();
   // Listen first so the public URL (webhook URLs are built from it) can be the real one.
   const server: Server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
@@ -93,6 +98,7 @@ export async function startWharf(opts: { graphUrl?: string; dataDir?: string; ta
     store,
     client,
     taskQueue,
+    sessionQueue: workers.sessionQueue,
     async api(method, path, body, o = {}) {
       const headers: Record<string, string> = { ...(o.headers ?? {}) };
       if (o.auth !== false) headers.authorization = `Bearer ${token}`;
@@ -112,9 +118,9 @@ export async function startWharf(opts: { graphUrl?: string; dataDir?: string; ta
         server.close(() => resolve());
         server.closeAllConnections();
       });
-      worker.shutdown();
+      workers.shutdown();
       await running;
-      await wc.close();
+      await workers.connection.close();
       await connection.close();
       await db.close();
       if (purge) rmSync(dataDir, { recursive: true, force: true });
