@@ -2,13 +2,15 @@
 import { Router } from 'express';
 import { WharfError } from '../lib/errors.js';
 import type { Store } from '../lib/store/store.js';
-import type { ChannelState } from '../lib/types.js';
+import type { ChannelDiagnostics, ChannelState } from '../lib/types.js';
 import { deleteChannel, disconnect, patchChannel, reconnect, saveConfig, startPairing, unpair } from '../workflows/channel-messages.js';
 import { newPairingCode, type ChannelGateway } from './channel-gateway.js';
 import { CloudConfigSchema, CreateChannelSchema, ListChannelsQuery, MessagesQuery, PatchChannelSchema } from './schemas.js';
 
+const NO_DIAGNOSTICS = { lastWebhookAt: null, lastVerificationAt: null, verificationsRefused: 0, badSignatureEvents: 0, lastSendError: null };
+
 /** The API view of a channel (no secret values: config holds plain values and refs). */
-export async function channelView(ch: ChannelState, store: Store, publicUrl: string) {
+export async function channelView(ch: ChannelState, store: Store, publicUrl: string, diagnostics?: ChannelDiagnostics) {
   return {
     id: ch.id,
     provider: ch.provider,
@@ -22,7 +24,7 @@ export async function channelView(ch: ChannelState, store: Store, publicUrl: str
     selfAddress: ch.selfAddress,
     pairedAddresses: ch.pairedAddresses,
     pairing: ch.pairing && Date.parse(ch.pairing.expiresAt) > Date.now() ? ch.pairing : null,
-    diagnostics: await store.diagnostics.get(ch.id),
+    diagnostics: diagnostics ?? (await store.diagnostics.get(ch.id)),
     createdAt: ch.createdAt,
     updatedAt: ch.updatedAt,
   };
@@ -52,7 +54,8 @@ export function channelsRouter({ gateway, store, publicUrl }: { gateway: Channel
   r.get('/', async (req, res) => {
     const q = ListChannelsQuery.parse(req.query);
     const list = await store.channels.list(q);
-    res.json(await Promise.all(list.map(view)));
+    const diags = await store.diagnostics.getMany(list.map((c) => c.id));
+    res.json(await Promise.all(list.map((c) => channelView(c, store, publicUrl, diags.get(c.id) ?? NO_DIAGNOSTICS))));
   });
 
   r.get('/:id', async (req, res) => {

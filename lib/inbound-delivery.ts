@@ -1,7 +1,11 @@
 /**
- * Hands inbound messages and delivery statuses durably to their chat workflows: one signal-with-start per
- * chat carrying every event of the batch for that chat (group commit). Used by the webhook (Cloud API) and
- * by the personal-account session; resolves only once Temporal has every event.
+ * Hands inbound messages and delivery statuses durably to their chat workflows with signal-with-start.
+ *
+ * Group commit: while a signal to a chat is in flight, events for that chat from other requests wait and
+ * go together in the next signal — one Temporal transaction for many webhook events. Each caller's promise
+ * resolves only once a signal carrying all of its events has been accepted by Temporal (and rejects if
+ * one failed), so "200 means durably in Temporal" holds per request. An idle chat's first event goes out
+ * at once: grouping adds no latency until there is a queue.
  */
 import type { Client } from '@temporalio/client';
 import { WharfChannelId } from './search-attributes.js';
@@ -12,30 +16,99 @@ import type { chatWorkflow } from '../workflows/chat-workflow.js';
 /** The chat a status belongs to: the recipient, in the same `+digits` form as direct chat ids. */
 const statusChat = (s: DeliveryStatus): string => (s.recipient.startsWith('+') || s.recipient.includes('@') ? s.recipient : `+${s.recipient}`);
 
-/** Delivers a batch for one channel. */
-export async function deliverInbound(client: Client, taskQueue: string, channelId: string, messages: InboundMessage[], deliveryStatuses: DeliveryStatus[] = []): Promise<void> {
-  const byChat = new Map<string, { messages: InboundMessage[]; statuses: DeliveryStatus[] }>();
-  const slot = (chatId: string) => {
-    let s = byChat.get(chatId);
-    if (!s) byChat.set(chatId, (s = { messages: [], statuses: [] }));
-    return s;
-  };
-  for (const m of messages) slot(m.chat.id).messages.push(m);
-  for (const s of deliveryStatuses) slot(statusChat(s)).statuses.push(s);
-  await Promise.all(
-    [...byChat].map(async ([chatId, work]) => {
-      const common = {
-        workflowId: chatWorkflowId(channelId, chatId),
-        taskQueue,
-        args: [{ channelId, chatId }] as Parameters<typeof chatWorkflow>,
-        typedSearchAttributes: [{ key: WharfChannelId, value: channelId }],
-      };
-      if (work.messages.length) {
-        await client.workflow.signalWithStart<typeof chatWorkflow, [{ messages: InboundMessage[] }]>('chatWorkflow', { ...common, signal: inbound, signalArgs: [{ messages: work.messages }] });
+/** Most events one signal carries (keeps a signal's payload well under Temporal's size limits). */
+const MAX_BATCH = 200;
+
+interface Pending {
+  messages: InboundMessage[];
+  statuses: DeliveryStatus[];
+  waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
+}
+
+interface ChatLane {
+  channelId: string;
+  chatId: string;
+  inFlight: boolean;
+  next: Pending | null;
+}
+
+/** Delivers events to chat workflows, grouping concurrent events per chat. */
+export class InboundDelivery {
+  private readonly lanes = new Map<string, ChatLane>();
+
+  constructor(
+    private readonly client: Client,
+    private readonly taskQueue: string,
+  ) {}
+
+  /** Delivers a batch for one channel; resolves once every event is in Temporal. */
+  async deliver(channelId: string, messages: InboundMessage[], deliveryStatuses: DeliveryStatus[] = []): Promise<void> {
+    const byChat = new Map<string, { messages: InboundMessage[]; statuses: DeliveryStatus[] }>();
+    const slot = (chatId: string) => {
+      let s = byChat.get(chatId);
+      if (!s) byChat.set(chatId, (s = { messages: [], statuses: [] }));
+      return s;
+    };
+    for (const m of messages) slot(m.chat.id).messages.push(m);
+    for (const s of deliveryStatuses) slot(statusChat(s)).statuses.push(s);
+    await Promise.all([...byChat].map(([chatId, work]) => this.enqueue(channelId, chatId, work.messages, work.statuses)));
+  }
+
+  private enqueue(channelId: string, chatId: string, messages: InboundMessage[], sts: DeliveryStatus[]): Promise<void> {
+    const key = chatWorkflowId(channelId, chatId);
+    let lane = this.lanes.get(key);
+    if (!lane) this.lanes.set(key, (lane = { channelId, chatId, inFlight: false, next: null }));
+    return new Promise<void>((resolve, reject) => {
+      const l = lane!;
+      l.next ??= { messages: [], statuses: [], waiters: [] };
+      l.next.messages.push(...messages);
+      l.next.statuses.push(...sts);
+      l.next.waiters.push({ resolve, reject });
+      if (!l.inFlight) void this.flush(key, l);
+    });
+  }
+
+  private async flush(key: string, lane: ChatLane): Promise<void> {
+    lane.inFlight = true;
+    while (lane.next) {
+      const batch = lane.next;
+      lane.next = null;
+      try {
+        for (let i = 0; i < Math.max(batch.messages.length, 1); i += MAX_BATCH) {
+          const part = batch.messages.slice(i, i + MAX_BATCH);
+          if (part.length) await this.signal(lane, inbound, { messages: part });
+        }
+        for (let i = 0; i < batch.statuses.length; i += MAX_BATCH) {
+          await this.signal(lane, statuses, { statuses: batch.statuses.slice(i, i + MAX_BATCH) });
+        }
+        for (const w of batch.waiters) w.resolve();
+      } catch (err) {
+        for (const w of batch.waiters) w.reject(err);
       }
-      if (work.statuses.length) {
-        await client.workflow.signalWithStart<typeof chatWorkflow, [{ statuses: DeliveryStatus[] }]>('chatWorkflow', { ...common, signal: statuses, signalArgs: [{ statuses: work.statuses }] });
-      }
-    }),
-  );
+    }
+    lane.inFlight = false;
+    this.lanes.delete(key);
+  }
+
+  private async signal<A>(lane: ChatLane, signal: typeof inbound | typeof statuses, arg: A): Promise<void> {
+    await this.client.workflow.signalWithStart<typeof chatWorkflow, [A]>('chatWorkflow', {
+      workflowId: chatWorkflowId(lane.channelId, lane.chatId),
+      taskQueue: this.taskQueue,
+      args: [{ channelId: lane.channelId, chatId: lane.chatId }],
+      typedSearchAttributes: [{ key: WharfChannelId, value: lane.channelId }],
+      signal: signal as never,
+      signalArgs: [arg] as never,
+    });
+  }
+}
+
+const shared = new WeakMap<Client, Map<string, InboundDelivery>>();
+
+/** Delivers through the process-wide {@link InboundDelivery} of this client and task queue. */
+export function deliverInbound(client: Client, taskQueue: string, channelId: string, messages: InboundMessage[], deliveryStatuses: DeliveryStatus[] = []): Promise<void> {
+  let byQueue = shared.get(client);
+  if (!byQueue) shared.set(client, (byQueue = new Map()));
+  let d = byQueue.get(taskQueue);
+  if (!d) byQueue.set(taskQueue, (d = new InboundDelivery(client, taskQueue)));
+  return d.deliver(channelId, messages, deliveryStatuses);
 }

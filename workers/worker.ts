@@ -85,7 +85,7 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
     activities,
     // Sized for a 2-core machine: many cheap store/Graph activities in flight, a sticky cache big enough for
     // the chats that are active at once.
-    maxCachedWorkflows: 2000,
+    maxCachedWorkflows: 1000,
     maxConcurrentActivityTaskExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 100,
     shutdownGraceTime: '10 seconds',

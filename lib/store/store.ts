@@ -218,6 +218,30 @@ export function createStore(db: Db, secretKey: Buffer) {
   };
 
   const diagnostics = {
+    /** Diagnostics of many channels in one query (the channel list). */
+    async getMany(ids: string[]): Promise<Map<string, ChannelDiagnostics>> {
+      const rows = ids.length
+        ? await db.query<{
+            channel_id: string;
+            last_webhook_at: unknown;
+            last_verification_at: unknown;
+            verifications_refused: number;
+            bad_signature_events: number;
+            last_send_error: ChannelDiagnostics['lastSendError'];
+          }>('select * from channel_diagnostics where channel_id = any($1::text[])', [ids])
+        : [];
+      const out = new Map<string, ChannelDiagnostics>();
+      for (const r of rows) {
+        out.set(r.channel_id, {
+          lastWebhookAt: r.last_webhook_at ? iso(r.last_webhook_at) : null,
+          lastVerificationAt: r.last_verification_at ? iso(r.last_verification_at) : null,
+          verificationsRefused: r.verifications_refused,
+          badSignatureEvents: r.bad_signature_events,
+          lastSendError: r.last_send_error ?? null,
+        });
+      }
+      return out;
+    },
     /** Diagnostics of one channel (zeroes when nothing happened yet). */
     async get(channelId: string): Promise<ChannelDiagnostics> {
       const [r] = await db.query<{
