@@ -117,33 +117,35 @@ export function createChatActivities({ store, graph, policy, client, log, person
       const ids: string[] = [];
       for (const [i, text] of parts.entries()) {
         const key = `${input.replyKey}#${i + 1}`;
-        const done = await store.messages.sentPart(ch.id, key);
+        const base = { channelId: ch.id, key, chatId: input.chatId, address: input.to, text };
+        const last = i === parts.length - 1;
+        const outcome = last && input.inboundId && input.outcome ? { id: input.inboundId, status: input.outcome, detail: { parts: parts.length } } : undefined;
+        const done = await store.messages.claimOutbound(base);
         if (done) {
           ids.push(done);
+          if (outcome) await store.messages.setInboundStatus(ch.id, outcome.id, outcome.status, outcome.detail);
           continue;
         }
-        const base = { channelId: ch.id, key, chatId: input.chatId, address: input.to, text };
+        let messageId: string;
         if (ch.provider === 'whatsapp_user' && personal) {
           // Session errors are retryable ApplicationFailures thrown by the session layer itself.
-          const { messageId } = await personal.sendText({ channelId: ch.id, to: input.chatId, text });
-          await store.messages.recordOutbound({ ...base, status: 'accepted', providerId: messageId });
-          ids.push(messageId);
-          continue;
+          ({ messageId } = await personal.sendText({ channelId: ch.id, to: input.chatId, text }));
+        } else {
+          try {
+            const accessToken = await resolveSecret(store, 'access_token', ch.config.access_token);
+            ({ messageId } = await graph.sendText({ phoneNumberId: String(ch.config.phone_number_id), accessToken, to: input.to, body: text }));
+          } catch (err) {
+            if (!(err instanceof GraphError)) throw err;
+            await store.messages.recordOutbound({ ...base, status: err.retryable ? 'sending' : 'failed', detail: { code: err.code, title: err.title, message: err.message } });
+            await store.diagnostics.sendError(ch.id, { code: err.code, message: err.message });
+            log.warn({ channelId: ch.id, code: err.code, retryable: err.retryable }, 'send refused by the Graph API');
+            throw ApplicationFailure.create({ type: err.failureType ?? 'WharfGraphUnavailable', message: err.message, nonRetryable: !err.retryable, details: [{ code: err.code }] });
+          }
         }
-        try {
-          const accessToken = await resolveSecret(store, 'access_token', ch.config.access_token);
-          const { messageId } = await graph.sendText({ phoneNumberId: String(ch.config.phone_number_id), accessToken, to: input.to, body: text });
-          await store.messages.recordOutbound({ ...base, status: 'accepted', providerId: messageId });
-          ids.push(messageId);
-        } catch (err) {
-          if (!(err instanceof GraphError)) throw err;
-          await store.messages.recordOutbound({ ...base, status: err.retryable ? 'sending' : 'failed', detail: { code: err.code, title: err.title, message: err.message } });
-          await store.diagnostics.sendError(ch.id, { code: err.code, message: err.message });
-          log.warn({ channelId: ch.id, code: err.code, retryable: err.retryable }, 'send refused by the Graph API');
-          throw ApplicationFailure.create({ type: err.failureType ?? 'WharfGraphUnavailable', message: err.message, nonRetryable: !err.retryable, details: [{ code: err.code }] });
-        }
+        await store.messages.completeOutbound({ channelId: ch.id, key, providerId: messageId, inbound: outcome });
+        ids.push(messageId);
       }
-      if (input.inboundId && input.outcome) await store.messages.setInboundStatus(ch.id, input.inboundId, input.outcome, { parts: ids.length });
+      if (!parts.length && input.inboundId && input.outcome) await store.messages.setInboundStatus(ch.id, input.inboundId, input.outcome, { parts: 0 });
       return { ids };
     },
 

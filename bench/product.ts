@@ -116,7 +116,9 @@ export async function startProduct(opts: StartOptions): Promise<Product> {
   delete env.TEMPORAL_ADDRESS;
   delete env.DATABASE_URL;
   const t0 = performance.now();
-  const child = spawn(process.execPath, [join(projectRoot, 'dist', 'workers', 'main.js')], {
+  // WHARF_BENCH_NODE_ARGS passes node flags to the product, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env.WHARF_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, join(projectRoot, 'dist', 'workers', 'main.js')], {
     cwd: projectRoot,
     env,
     detached: true,

@@ -65,10 +65,21 @@ async function main(): Promise<void> {
     shuttingDown = true;
     log.info({ signal }, 'shutting down');
     // Reverse order of start: API stops taking requests, worker drains, server stops, store closes.
+    // Each step is bounded: when the terminal's Ctrl-C (or a process-group kill) already took the dev server
+    // down, a worker cannot drain against it, and shutdown must still finish.
+    const STEP_MS = 12_000;
+    setTimeout(() => {
+      log.error('shutdown took too long; exiting');
+      process.exit(code || 1);
+    }, 4 * STEP_MS).unref();
     for (const { name, stop } of stops.reverse()) {
       try {
-        await stop();
-        log.info(`${name} stopped`);
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), STEP_MS)));
+        const outcome = await Promise.race([stop().then(() => 'ok' as const), timedOut]);
+        clearTimeout(timer);
+        if (outcome === 'timeout') log.warn(`${name} did not stop within ${STEP_MS / 1000} s; continuing`);
+        else log.info(`${name} stopped`);
       } catch (err) {
         log.error({ err }, `${name} did not stop cleanly`);
       }

@@ -123,6 +123,8 @@ export function createStore(db: Db, secretKey: Buffer) {
   };
 
   const aad = (vault: string, item: string) => `vault:${vault}/${item}`;
+  const SEALED_CACHE_MS = 5000;
+  const sealedCache = new Map<string, { id: string; ciphertext: string; at: number }>();
   const vault = {
     /** Stores a new local item, encrypting its fields; returns its listing (no values). */
     async createLocal(input: { name: string; kind: string; fields: Record<string, string> }): Promise<VaultItemInfo> {
@@ -149,11 +151,21 @@ export function createStore(db: Db, secretKey: Buffer) {
       const [r] = await db.query<{ field_names: string[] }>('select field_names from vault_items where vault = $1 and (id = $2 or name = $2)', [ref.vault, ref.item]);
       return !!r && r.field_names.includes(ref.field);
     },
-    /** Reads one secret value; for activities only, at the moment of use. Null when the ref is dangling. */
+    /**
+     * Reads one secret value, at the moment of use. The sealed row may come from a copy younger than
+     * SEALED_CACHE_MS (items are immutable once written); the plaintext itself is never kept.
+     */
     async resolve(ref: CredentialRef): Promise<string | null> {
-      const [r] = await db.query<{ id: string; ciphertext: string }>('select id, ciphertext from vault_items where vault = $1 and (id = $2 or name = $2)', [ref.vault, ref.item]);
-      if (!r) return null;
-      const fields = JSON.parse(unseal(secretKey, r.ciphertext, aad(ref.vault, r.id))) as Record<string, string>;
+      const key = `${ref.vault}\u0000${ref.item}`;
+      let row = sealedCache.get(key);
+      if (!row || Date.now() - row.at > SEALED_CACHE_MS) {
+        const [r] = await db.query<{ id: string; ciphertext: string }>('select id, ciphertext from vault_items where vault = $1 and (id = $2 or name = $2)', [ref.vault, ref.item]);
+        if (!r) return null;
+        row = { id: r.id, ciphertext: r.ciphertext, at: Date.now() };
+        if (sealedCache.size > 10_000) sealedCache.clear();
+        sealedCache.set(key, row);
+      }
+      const fields = JSON.parse(unseal(secretKey, row.ciphertext, aad(ref.vault, row.id))) as Record<string, string>;
       return fields[ref.field] ?? null;
     },
   };
@@ -345,13 +357,29 @@ export function createStore(db: Db, secretKey: Buffer) {
         [channelId, id, status, detail ? JSON.stringify(detail) : null],
       );
     },
-    /** An outbound part already sent (its provider id), or null: makes a retried send skip finished parts. */
-    async sentPart(channelId: string, key: string): Promise<string | null> {
+    /**
+     * Claims an outbound part before it is sent (one query): null when it still has to be sent, or the
+     * provider id of the earlier send when a retry finds it done — so a retry skips finished parts.
+     */
+    async claimOutbound(m: { channelId: string; key: string; chatId: string; address: string; text: string }): Promise<string | null> {
       const [r] = await db.query<{ provider_id: string | null; status: string }>(
-        `select provider_id, status from messages where channel_id = $1 and direction = 'out' and key = $2`,
-        [channelId, key],
+        `insert into messages (channel_id, direction, key, chat_id, address, text, status) values ($1, 'out', $2, $3, $4, $5, 'sending')
+         on conflict (channel_id, direction, key) do update set updated_at = messages.updated_at
+         returning provider_id, status`,
+        [m.channelId, m.key, m.chatId, m.address, m.text],
       );
-      return r && r.status !== 'sending' && r.provider_id ? r.provider_id : null;
+      return r && r.status !== 'sending' && r.status !== 'failed' && r.provider_id ? r.provider_id : null;
+    },
+    /** Records that a part was accepted by the provider and, with the last part, the inbound message's outcome. */
+    async completeOutbound(m: { channelId: string; key: string; providerId: string; inbound?: { id: string; status: string; detail: Record<string, unknown> } }): Promise<void> {
+      await db.query(
+        `with o as (
+           update messages set provider_id = $3, status = 'accepted', updated_at = now()
+           where channel_id = $1 and direction = 'out' and key = $2 and status in ('sending', 'failed') returning 1)
+         update messages set status = $5, detail = $6::jsonb, updated_at = now()
+         where $4::text is not null and channel_id = $1 and direction = 'in' and key = $4`,
+        [m.channelId, m.key, m.providerId, m.inbound?.id ?? null, m.inbound?.status ?? null, m.inbound ? JSON.stringify(m.inbound.detail) : null],
+      );
     },
     /** Records an outbound part before and after it is sent. */
     async recordOutbound(m: { channelId: string; key: string; chatId: string; address: string; text: string; status: string; providerId?: string; detail?: Record<string, unknown> }): Promise<void> {
