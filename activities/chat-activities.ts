@@ -119,7 +119,8 @@ export function createChatActivities({ store, graph, policy, client, log, person
         const key = `${input.replyKey}#${i + 1}`;
         const base = { channelId: ch.id, key, chatId: input.chatId, address: input.to, text };
         const last = i === parts.length - 1;
-        const outcome = last && input.inboundId && input.outcome ? { id: input.inboundId, status: input.outcome, detail: { parts: parts.length } } : undefined;
+        // The agent's Markdown goes on the inbound row: a restarted chat rebuilds its window from it.
+        const outcome = last && input.inboundId && input.outcome ? { id: input.inboundId, status: input.outcome, detail: { parts: parts.length, markdown: input.markdown } } : undefined;
         const done = await store.messages.claimOutbound(base);
         if (done) {
           ids.push(done);
@@ -162,7 +163,13 @@ export function createChatActivities({ store, graph, policy, client, log, person
     /** The recent conversation of a chat from the message log (rebuilds the window of a restarted chat). */
     async loadWindow({ channelId, chatId, limit }: { channelId: string; chatId: string; limit: number }): Promise<Turn[]> {
       const rows = await store.messages.chatWindow(channelId, chatId, limit);
-      return rows.map((r) => ({ role: r.direction === 'in' ? 'user' : 'assistant', text: r.text, at: r.createdAt }));
+      const turns: Turn[] = [];
+      for (const r of rows) {
+        turns.push({ role: 'user', text: r.text, at: r.createdAt });
+        const markdown = r.detail?.markdown;
+        if (typeof markdown === 'string') turns.push({ role: 'assistant', text: markdown, at: r.updatedAt });
+      }
+      return turns.slice(-limit);
     },
   };
 }

@@ -3,7 +3,7 @@
  * workflow: they find the channel of a space and register or withdraw the waiter there.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Store } from '../lib/store/store.js';
 import { addWaiter, cancelWaiter, type AddWaiterInput, type HandedOffMessage } from '../workflows/channel-messages.js';
 
@@ -29,7 +29,13 @@ export function createSignalActivities({ store, client }: { store: Store; client
     },
     /** Withdraws a waiter; returns a message it had already been sent, if any. */
     async withdrawWaiter({ channelId, waiterId }: { channelId: string; waiterId: string }): Promise<{ message: HandedOffMessage | null }> {
-      return client.workflow.getHandle(`channel-${channelId}`).executeUpdate(cancelWaiter, { args: [{ waiterId }] });
+      try {
+        return await client.workflow.getHandle(`channel-${channelId}`).executeUpdate(cancelWaiter, { args: [{ waiterId }] });
+      } catch (err) {
+        // The channel was deleted while we waited: there is nothing to withdraw and nothing was sent to us.
+        if (err instanceof WorkflowNotFoundError) return { message: null };
+        throw err;
+      }
     },
   };
 }

@@ -413,8 +413,10 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
     }
   });
 
-  setHandler(returnMessage, ({ message }) => {
-    held.unshift({ message, expiresAt: new Date(now() + HOLD_MS).toISOString() });
+  // A message whose receiver went away: the next waiter gets it, else it is held (first in line).
+  setHandler(returnMessage, async ({ message }) => {
+    if (deleted) return;
+    if (!(await dispatch(message))) held.unshift({ message, expiresAt: new Date(now() + HOLD_MS).toISOString() });
   });
 
   setHandler(
@@ -427,7 +429,8 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
           await handoffs.recordHandoff({ channelId: s.id, messageId: m.id, status: 'handed_off', detail: { to: w.workflowId } });
           return { queued: false };
         } catch {
-          held.unshift({ message: m, expiresAt: new Date(now() + HOLD_MS).toISOString() });
+          // The registering workflow is already gone: the message goes to the next waiter or back in line.
+          if (!(await dispatch(m))) held.unshift({ message: m, expiresAt: new Date(now() + HOLD_MS).toISOString() });
           return { queued: false };
         }
       }

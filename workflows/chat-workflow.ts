@@ -138,7 +138,7 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
     }
     if (!window) window = await local.loadWindow({ channelId, chatId, limit: WINDOW_TURNS });
     const history = [...window];
-    remember({ role: 'user', text: m.text, at: new Date(m.timestamp).toISOString() });
+    const userTurn: Turn = { role: 'user', text: m.text, at: new Date(m.timestamp).toISOString() };
     let answer: string;
     try {
       if (admission.agent.kind === 'temporal') {
@@ -146,6 +146,8 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
         const out = await executeChild<(arg: unknown) => Promise<{ reply?: string }>>(cfg.workflowType, {
           taskQueue: cfg.taskQueue,
           workflowId: `agent-${channelId}-${m.id}`,
+          // A wrong workflow type or a queue nobody polls must fail the turn, not block the chat forever.
+          workflowExecutionTimeout: '5 minutes',
           args: [{ channel: channelId, chat: m.chat, sender: m.sender, text: m.text, history }],
         });
         answer = out?.reply ?? '';
@@ -161,13 +163,16 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
     }
     if (!answer.trim()) {
       await local.setInboundOutcome({ channelId, id: m.id, status: 'answered', detail: { reply: 'none' } });
+      remember(userTurn);
       return;
     }
     if (admission.provider === 'whatsapp_user' && !admission.sessionQueue) {
       await local.setInboundOutcome({ channelId, id: m.id, status: 'failed', detail: { reason: 'The WhatsApp session is not connected; the reply was not sent.' } });
       return;
     }
+    // The window holds only turns that completed: a failed turn leaves no dangling user message.
     if (await reply(m, answer, `reply:${m.id}`, 'answered', admission.sessionQueue)) {
+      remember(userTurn);
       remember({ role: 'assistant', text: answer, at: new Date().toISOString() });
     }
   };

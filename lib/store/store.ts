@@ -409,10 +409,13 @@ export function createStore(db: Db, secretKey: Buffer) {
       const rows = await db.query<Row>('select * from messages where channel_id = $1 order by created_at desc, key desc limit $2', [channelId, limit]);
       return rows.map(toEntry);
     },
-    /** Recent turns of one chat, oldest first (rebuilds a chat's conversation window). */
+    /**
+     * The answered inbound messages of one chat, oldest first; each carries the agent's Markdown reply in
+     * `detail.markdown` (rebuilds a chat's conversation window exactly as the agent saw it).
+     */
     async chatWindow(channelId: string, chatId: string, limit: number): Promise<MessageLogEntry[]> {
       const rows = await db.query<Row>(
-        `select * from messages where channel_id = $1 and chat_id = $2 and status in ('answered', 'sent', 'delivered', 'read', 'accepted')
+        `select * from messages where channel_id = $1 and chat_id = $2 and direction = 'in' and status = 'answered'
          order by created_at desc limit $3`,
         [channelId, chatId, limit],
       );

@@ -3,7 +3,10 @@
  * Graph API; signed inbound webhooks; polling; a worker of the operator's own running the examples; and a
  * look into a channel workflow's history to know when a waiter has been registered.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
@@ -162,15 +165,76 @@ export const newPhone = (): string => `+4915${String(Math.floor(Math.random() * 
 /** Texts the fake Graph API accepted for `phone`, in send order. */
 export const sentTo = (graph: FakeGraph, phone: string): SentRecord[] => graph.sent.filter((s) => s.to === digits(phone));
 
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Every TypeScript source the examples bundle can include, hashed: the cache key of the bundle. */
+function examplesSourceHash(): string {
+  const h = createHash('sha256');
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(join(repoRoot, dir)).sort()) {
+      const rel = join(dir, name);
+      if (statSync(join(repoRoot, rel)).isDirectory()) walk(rel);
+      else if (name.endsWith('.ts')) h.update(rel).update(readFileSync(join(repoRoot, rel)));
+    }
+  };
+  for (const dir of ['examples', 'workflows', 'lib', 'activities']) walk(dir);
+  h.update(readFileSync(join(repoRoot, 'package-lock.json')));
+  return h.digest('hex').slice(0, 16);
+}
+
+/**
+ * The examples bundled for a worker. Test files run in separate processes at the same time, so the bundle
+ * is made once per source version and shared through the temp dir (a lock file keeps two processes from
+ * both running webpack on two busy cores).
+ */
+async function examplesBundle(): Promise<{ code: string }> {
+  const path = join(tmpdir(), `wharf-examples-bundle-${examplesSourceHash()}.js`);
+  const lock = `${path}.lock`;
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    try {
+      return { code: readFileSync(path, 'utf8') };
+    } catch {
+      // not made yet
+    }
+    let fd: number | undefined;
+    try {
+      fd = openSync(lock, 'wx');
+    } catch {
+      // Another process is bundling; a lock older than 2 minutes is left over from a crash.
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > 120_000) rmSync(lock, { force: true });
+      } catch {
+        // gone meanwhile
+      }
+    }
+    if (fd !== undefined) {
+      try {
+        const { code } = await bundleWorkflows(join(repoRoot, 'examples', 'index.ts'));
+        const tmp = `${path}.${process.pid}.tmp`;
+        writeFileSync(tmp, code);
+        renameSync(tmp, path);
+        // Bundles of older source versions are of no further use.
+        for (const name of readdirSync(tmpdir())) {
+          const other = join(tmpdir(), name);
+          if (name.startsWith('wharf-examples-bundle-') && name.endsWith('.js') && other !== path) rmSync(other, { force: true });
+        }
+        return { code };
+      } finally {
+        closeSync(fd);
+        rmSync(lock, { force: true });
+      }
+    }
+    if (Date.now() > deadline) return { code: (await bundleWorkflows(join(repoRoot, 'examples', 'index.ts'))).code };
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 /** A worker of the operator's own, on a fresh task queue, running the example workflows (`examples/index.ts`). */
 export async function startExamplesWorker(): Promise<{ taskQueue: string; close(): Promise<void> }> {
-  const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
+  const [connection, workflowBundle] = await Promise.all([NativeConnection.connect({ address: inject('temporalAddress') }), examplesBundle()]);
   const taskQueue = 'operator-' + randomBytes(6).toString('hex');
-  const worker = await Worker.create({
-    connection,
-    taskQueue,
-    workflowBundle: await bundleWorkflows(fileURLToPath(new URL('../../examples/index.ts', import.meta.url))),
-  });
+  const worker = await Worker.create({ connection, taskQueue, workflowBundle });
   const running = worker.run();
   return {
     taskQueue,
