@@ -87,7 +87,10 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
     // the chats that are active at once.
     maxCachedWorkflows: 1000,
     maxConcurrentActivityTaskExecutions: 200,
-    maxConcurrentWorkflowTaskExecutions: 100,
+    // The API shares this process's event loop: bounding message processing keeps webhook acks fast under
+    // a burst; the backlog waits durably in Temporal instead of in memory.
+    maxConcurrentWorkflowTaskExecutions: 16,
+    maxConcurrentLocalActivityExecutions: 32,
     shutdownGraceTime: '10 seconds',
     // Cancellation reaches an activity with a heartbeat: keep heartbeats frequent so relink/disconnect of a
     // personal session take effect within seconds.
