@@ -25,6 +25,32 @@ export function newChannelId(): string {
   return 'ch_' + Array.from(bytes, (b) => alphabet[b % 32]).join('');
 }
 
+/** The state of a channel that was just created (status `setup`, nothing configured or paired). */
+export function newChannelState(input: { id: string; provider: Provider; agent: string; space?: string; inbound?: InboundMode; now?: string }): ChannelState {
+  const now = input.now ?? new Date().toISOString();
+  return {
+    id: input.id,
+    provider: input.provider,
+    space: input.space ?? PROVIDER_INFO[input.provider].label,
+    agent: input.agent,
+    inbound: input.inbound ?? 'message',
+    status: 'setup',
+    statusReason:
+      input.provider === 'whatsapp_cloud'
+        ? 'Fill in the config (phone_number_id, business_account_id and the three secrets) and save it.'
+        : 'Waiting for the QR code to be scanned.',
+    config: {},
+    configured: false,
+    selfAddress: null,
+    pairedAddresses: [],
+    pairing: null,
+    lastPairing: null,
+    createdAt: now,
+    updatedAt: now,
+    version: 0,
+  };
+}
+
 /** A pairing code such as `XYZ-123`, from a CSPRNG. */
 export function newPairingCode(): { code: string; expiresAt: string } {
   const letters = Array.from({ length: 3 }, () => String.fromCharCode(65 + randomInt(26))).join('');
@@ -65,25 +91,8 @@ export function createChannelGateway({ client, store, config }: { client: Client
      */
     async create(input: { provider: Provider; agent: string; space?: string; inbound?: InboundMode }): Promise<ChannelState> {
       const id = newChannelId();
-      const now = new Date().toISOString();
-      const state: ChannelState = {
-        id,
-        provider: input.provider,
-        space: input.space ?? PROVIDER_INFO[input.provider].label,
-        agent: input.agent,
-        inbound: input.inbound ?? 'message',
-        status: 'setup',
-        statusReason: input.provider === 'whatsapp_cloud' ? 'Fill in the config (phone_number_id, business_account_id and the three secrets) and save it.' : 'Waiting for the QR code to be scanned.',
-        config: {},
-        configured: false,
-        selfAddress: null,
-        pairedAddresses: [],
-        pairing: null,
-        lastPairing: null,
-        createdAt: now,
-        updatedAt: now,
-        version: 0,
-      };
+      const state = newChannelState({ id, ...input });
+      const now = state.createdAt;
       await store.db.transaction(async (tx) => {
         await store.spaces.bind(state.space, id, tx);
         await tx.query(

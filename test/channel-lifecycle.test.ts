@@ -26,6 +26,7 @@ import {
   waitFor,
   waitForChannel,
 } from './support/cloud.js';
+import { newChannelState } from '../api/channel-gateway.js';
 import { startWharf, type TestWharf } from './support/wharf.js';
 
 let w: TestWharf;
@@ -393,22 +394,9 @@ describe('continue-as-new', () => {
     const space = `can-${uid()}`;
     const now = new Date().toISOString();
     const initial: ChannelState = {
-      id,
-      provider: 'whatsapp_cloud',
-      space,
-      agent: 'echo',
-      inbound: 'message',
+      ...newChannelState({ id, provider: 'whatsapp_cloud', space, agent: 'echo', now }),
       status: 'connected',
       statusReason: 'Started directly by the test.',
-      config: {},
-      configured: false,
-      selfAddress: null,
-      pairedAddresses: [],
-      pairing: null,
-      lastPairing: null,
-      createdAt: now,
-      updatedAt: now,
-      version: 0,
     };
     await w.store.spaces.bind(space, id);
     await w.store.channels.project(initial);

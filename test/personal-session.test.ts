@@ -4,6 +4,7 @@
  * pairing-code API, and worker death mid-session. A stand-in channel workflow records the `sessionUpdate`
  * signals; a stand-in chat workflow echoes through `sendText` on the session worker's own queue.
  */
+import { newChannelState } from '../api/channel-gateway.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -876,24 +877,7 @@ describe('link API: QR (JSON and PNG), refresh, phone-number pairing code', () =
 
   const project = async (id: string, provider: Provider) => {
     const now = new Date().toISOString();
-    const state: ChannelState = {
-      id,
-      provider,
-      space: `space-${id}`,
-      agent: 'echo',
-      inbound: 'message',
-      status: 'setup',
-      statusReason: 'Waiting for the QR code to be scanned.',
-      config: {},
-      configured: false,
-      selfAddress: null,
-      pairedAddresses: [],
-      pairing: null,
-      lastPairing: null,
-      createdAt: now,
-      updatedAt: now,
-      version: 1,
-    };
+    const state: ChannelState = { ...newChannelState({ id, provider, space: `space-${id}`, agent: 'echo', now }), version: 1 };
     await store.channels.project(state);
     channels.set(id, provider);
   };
