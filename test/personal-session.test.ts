@@ -219,8 +219,8 @@ async function startHarness(
   return handle;
 }
 const updatesOf = (h: WorkflowHandle): Promise<SessionUpdate[]> => h.query(sessionUpdatesQuery);
-const waitForUpdate = (h: WorkflowHandle, pred: (u: SessionUpdate) => boolean, what: string, from = 0) =>
-  waitFor(async () => (await updatesOf(h)).slice(from).find(pred), what);
+const waitForUpdate = (h: WorkflowHandle, pred: (u: SessionUpdate) => boolean, what: string, from = 0, timeoutMs = 20_000) =>
+  waitFor(async () => (await updatesOf(h)).slice(from).find(pred), what, timeoutMs);
 const linkRow = async (channelId: string) =>
   (
     await db.query<{
@@ -1099,6 +1099,8 @@ describe('worker death mid-session', () => {
           (u) => u.status === 'connected' && u.sessionQueue === b!.sessionQueue,
           'connected on B',
           before,
+          // Heartbeat timeout, retry backoff and a second worker's start: slow on a loaded 2-core machine.
+          45_000,
         );
         expect(up.selfAddress).toBe('+15550404040');
         const sB = fake.sockets.find((s) => s.index > 0 && s.isOpen) as FakeSocket;
@@ -1133,5 +1135,6 @@ describe('worker death mid-session', () => {
         await a.stop();
       }
     },
+    90_000,
   );
 });
