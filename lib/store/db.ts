@@ -2,6 +2,9 @@
  * A minimal SQL interface over PGlite (embedded default) and PostgreSQL (`DATABASE_URL`). Both speak the
  * same dialect and `$1` placeholders, so every query in Wharf is written once.
  */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 
@@ -23,9 +26,26 @@ export interface Db extends Sql {
   close(): Promise<void>;
 }
 
+/**
+ * Postgres settings for an embedded store: Wharf's tables are small, so PGlite's default 128 MB of shared
+ * buffers only costs memory (measured: 294 MB → 170 MB RSS for an opened store).
+ */
+const PGLITE_CONF = ['shared_buffers=16MB', 'work_mem=2MB', 'maintenance_work_mem=16MB', 'wal_buffers=1MB', 'temp_buffers=2MB'];
+
+// PGlite's initdb grows the WASM heap to ~700 MB and a WASM heap never shrinks, so a brand-new store is
+// initialised in a short-lived child process; this process then opens the existing one.
+function initPgliteInChild(dir: string): void {
+  if (existsSync(join(dir, 'PG_VERSION'))) return;
+  const url = import.meta.resolve('@electric-sql/pglite');
+  const script = `const { PGlite } = await import(${JSON.stringify(url)}); const db = await PGlite.create(${JSON.stringify(dir)}); await db.close();`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`could not initialise the PGlite store in ${dir}: ${r.stderr?.trim() || `exit ${r.status}`}`);
+}
+
 /** Opens PGlite in `dir` (created if missing). */
 export async function openPglite(dir: string): Promise<Db> {
-  const db = await PGlite.create(dir);
+  initPgliteInChild(dir);
+  const db = await PGlite.create(dir, { postgresqlconf: PGLITE_CONF });
   let closed = false;
   return {
     kind: 'pglite',
