@@ -70,15 +70,20 @@ async function main(): Promise<void> {
   const shutdown = async (signal: string, code = 0): Promise<void> => {
     if (shuttingDown) return;
     shuttingDown = true;
+    // Whatever happens below, the process ends: a hard deadline that keeps the event loop alive until it fires.
+    setTimeout(() => process.exit(code || 1), 50_000);
+    try {
+      await stopAll(signal);
+    } finally {
+      process.exit(code);
+    }
+  };
+  const stopAll = async (signal: string): Promise<void> => {
     log.info({ signal }, 'shutting down');
     // Reverse order of start: API stops taking requests, worker drains, server stops, store closes.
     // Each step is bounded: when the terminal's Ctrl-C (or a process-group kill) already took the dev server
     // down, a worker cannot drain against it, and shutdown must still finish.
     const STEP_MS = 12_000;
-    setTimeout(() => {
-      log.error('shutdown took too long; exiting');
-      process.exit(code || 1);
-    }, 4 * STEP_MS).unref();
     for (const { name, stop } of stops.reverse()) {
       try {
         let timer: NodeJS.Timeout | undefined;
@@ -92,10 +97,11 @@ async function main(): Promise<void> {
       }
     }
     log.info('bye');
-    process.exit(code);
   };
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(sig, () => void shutdown(sig));
+  // A reader that went away (EPIPE) must not turn into an uncaught error.
+  process.stdout.on('error', () => undefined);
+  process.stderr.on('error', () => undefined);
 
   try {
     let embedded: EmbeddedTemporal | undefined;
