@@ -6,28 +6,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, readdirSync, readFileSync, type WriteStream } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { projectRoot } from '../lib/paths.js';
 import { inboundPayload, signPayload, type FakeGraph } from '../test/fakes/graph-server.js';
 import { sleep, type LoadRequest } from './load.js';
+import { freePort } from '../workers/temporal-server.js';
 
 export const PHONE_NUMBER_ID = '106540352242922';
 export const DISPLAY_PHONE = '+1 555-010-0000';
 export const WABA_ID = '102290129340398';
 export const GRAPH_TOKEN = 'bench-graph-token';
 
-/** A free loopback TCP port. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
+export { freePort };
 
 /** An HTTP answer from the API. */
 export interface ApiAnswer<T = unknown> {
