@@ -28,21 +28,16 @@ export function createChannelActivities({ store, graph, log }: ChannelActivityDe
     /** Frees everything a deleted channel held: its space, auth state and read model. */
     async releaseChannel({ state }: { state: ChannelState }): Promise<void> {
       await store.db.transaction(async (tx) => {
-        await tx.query('update spaces set channel_id = null where channel_id = $1', [state.id]);
-        await tx.query('delete from auth_state where channel_id = $1', [state.id]);
-        await tx.query('delete from session_link where channel_id = $1', [state.id]);
-        await tx.query('update channels set deleted = true, status = $2, state = $3, updated_at = now() where id = $1', [state.id, state.status, JSON.stringify(state)]);
+        await store.spaces.unbind(state.id, tx);
+        await store.authState.clear(state.id, tx);
+        await store.channels.project(state, true, tx);
       });
-      store.channels.forget(state.id);
       log.info({ channelId: state.id }, 'channel deleted: space freed, auth state removed');
     },
 
     /** Forgets a personal-account session: its auth state and any pending QR or pairing code. */
     async clearSession({ channelId }: { channelId: string }): Promise<void> {
-      await store.db.transaction(async (tx) => {
-        await tx.query('delete from auth_state where channel_id = $1', [channelId]);
-        await tx.query('delete from session_link where channel_id = $1', [channelId]);
-      });
+      await store.authState.clear(channelId);
     },
 
     /** Records what happened to a handed-off message (`handed_off`, `dropped`) on the message log. */

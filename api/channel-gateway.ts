@@ -92,13 +92,9 @@ export function createChannelGateway({ client, store, config }: { client: Client
     async create(input: { provider: Provider; agent: string; space?: string; inbound?: InboundMode }): Promise<ChannelState> {
       const id = newChannelId();
       const state = newChannelState({ id, ...input });
-      const now = state.createdAt;
       await store.db.transaction(async (tx) => {
         await store.spaces.bind(state.space, id, tx);
-        await tx.query(
-          `insert into channels (id, provider, space, agent, status, state, version, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, 0, $7, $7)`,
-          [id, state.provider, state.space, state.agent, state.status, JSON.stringify(state), now],
-        );
+        await store.channels.project(state, false, tx);
       });
       try {
         await client.workflow.start<typeof channelWorkflow>('channelWorkflow', {
@@ -114,8 +110,8 @@ export function createChannelGateway({ client, store, config }: { client: Client
         });
       } catch (err) {
         await store.db.transaction(async (tx) => {
-          await tx.query('update spaces set channel_id = null where channel_id = $1', [id]);
-          await tx.query('delete from channels where id = $1', [id]);
+          await store.spaces.unbind(id, tx);
+          await store.channels.purge(id, tx);
         });
         throw err;
       }

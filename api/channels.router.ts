@@ -7,8 +7,6 @@ import { deleteChannel, disconnect, patchChannel, reconnect, saveConfig, startPa
 import { newPairingCode, type ChannelGateway } from './channel-gateway.js';
 import { CloudConfigSchema, CreateChannelSchema, ListChannelsQuery, MessagesQuery, PatchChannelSchema } from './schemas.js';
 
-const NO_DIAGNOSTICS = { lastWebhookAt: null, lastVerificationAt: null, verificationsRefused: 0, badSignatureEvents: 0, lastSendError: null };
-
 /** The API view of a channel (no secret values: config holds plain values and refs). */
 export async function channelView(ch: ChannelState, store: Store, publicUrl: string, diagnostics?: ChannelDiagnostics) {
   return {
@@ -55,7 +53,7 @@ export function channelsRouter({ gateway, store, publicUrl }: { gateway: Channel
     const q = ListChannelsQuery.parse(req.query);
     const list = await store.channels.list(q);
     const diags = await store.diagnostics.getMany(list.map((c) => c.id));
-    res.json(await Promise.all(list.map((c) => channelView(c, store, publicUrl, diags.get(c.id) ?? NO_DIAGNOSTICS))));
+    res.json(await Promise.all(list.map((c) => channelView(c, store, publicUrl, diags.get(c.id)))));
   });
 
   r.get('/:id', async (req, res) => {

@@ -83,8 +83,8 @@ export function createStore(db: Db, secretKey: Buffer) {
       }
     },
     /** Frees every space bound to `channelId`. */
-    async unbind(channelId: string): Promise<void> {
-      await db.query('update spaces set channel_id = null where channel_id = $1', [channelId]);
+    async unbind(channelId: string, tx: Sql = db): Promise<void> {
+      await tx.query('update spaces set channel_id = null where channel_id = $1', [channelId]);
     },
   };
 
@@ -179,9 +179,9 @@ export function createStore(db: Db, secretKey: Buffer) {
 
   const channels = {
     /** Writes the read model of a channel unless a newer version is already there. */
-    async project(state: ChannelState, deleted = false): Promise<void> {
+    async project(state: ChannelState, deleted = false, tx: Sql = db): Promise<void> {
       channelCache.delete(state.id);
-      await db.query(
+      await tx.query(
         `insert into channels (id, provider, space, agent, status, state, version, deleted, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          on conflict (id) do update set provider = excluded.provider, space = excluded.space, agent = excluded.agent,
@@ -223,14 +223,14 @@ export function createStore(db: Db, secretKey: Buffer) {
       return (await db.query<{ id: string }>('select id from channels where agent = $1 and not deleted', [agent])).map((r) => r.id);
     },
     /** Removes a channel's read model (used to undo a failed creation). */
-    async purge(id: string): Promise<void> {
+    async purge(id: string, tx: Sql = db): Promise<void> {
       channelCache.delete(id);
-      await db.query('delete from channels where id = $1', [id]);
+      await tx.query('delete from channels where id = $1', [id]);
     },
   };
 
   const diagnostics = {
-    /** Diagnostics of many channels in one query (the channel list). */
+    /** Diagnostics of many channels in one query (zeroes for channels where nothing happened yet). */
     async getMany(ids: string[]): Promise<Map<string, ChannelDiagnostics>> {
       const rows = ids.length
         ? await db.query<{
@@ -242,7 +242,9 @@ export function createStore(db: Db, secretKey: Buffer) {
             last_send_error: ChannelDiagnostics['lastSendError'];
           }>('select * from channel_diagnostics where channel_id = any($1::text[])', [ids])
         : [];
-      const out = new Map<string, ChannelDiagnostics>();
+      const out = new Map<string, ChannelDiagnostics>(
+        ids.map((id) => [id, { lastWebhookAt: null, lastVerificationAt: null, verificationsRefused: 0, badSignatureEvents: 0, lastSendError: null }]),
+      );
       for (const r of rows) {
         out.set(r.channel_id, {
           lastWebhookAt: r.last_webhook_at ? iso(r.last_webhook_at) : null,
@@ -256,20 +258,7 @@ export function createStore(db: Db, secretKey: Buffer) {
     },
     /** Diagnostics of one channel (zeroes when nothing happened yet). */
     async get(channelId: string): Promise<ChannelDiagnostics> {
-      const [r] = await db.query<{
-        last_webhook_at: unknown;
-        last_verification_at: unknown;
-        verifications_refused: number;
-        bad_signature_events: number;
-        last_send_error: ChannelDiagnostics['lastSendError'];
-      }>('select * from channel_diagnostics where channel_id = $1', [channelId]);
-      return {
-        lastWebhookAt: r?.last_webhook_at ? iso(r.last_webhook_at) : null,
-        lastVerificationAt: r?.last_verification_at ? iso(r.last_verification_at) : null,
-        verificationsRefused: r?.verifications_refused ?? 0,
-        badSignatureEvents: r?.bad_signature_events ?? 0,
-        lastSendError: r?.last_send_error ?? null,
-      };
+      return (await diagnostics.getMany([channelId])).get(channelId)!;
     },
     /** Records one diagnostic event. */
     async record(channelId: string, event: 'webhook' | 'verified' | 'verification_refused' | 'bad_signature'): Promise<void> {
@@ -381,7 +370,7 @@ export function createStore(db: Db, secretKey: Buffer) {
         [m.channelId, m.key, m.providerId, m.inbound?.id ?? null, m.inbound?.status ?? null, m.inbound ? JSON.stringify(m.inbound.detail) : null],
       );
     },
-    /** Records an outbound part before and after it is sent. */
+    /** Records an outbound part as it stands (used for sends the provider refused or that will be retried). */
     async recordOutbound(m: { channelId: string; key: string; chatId: string; address: string; text: string; status: string; providerId?: string; detail?: Record<string, unknown> }): Promise<void> {
       await db.query(
         `insert into messages (channel_id, direction, key, provider_id, chat_id, address, text, status, detail)
@@ -442,9 +431,13 @@ export function createStore(db: Db, secretKey: Buffer) {
   };
 
   const authState = {
-    /** Deletes a channel's auth state. */
-    async clear(channelId: string): Promise<void> {
-      await db.query('delete from auth_state where channel_id = $1', [channelId]);
+    /** Forgets a personal-account session: its auth state and any pending QR or pairing code. */
+    async clear(channelId: string, tx?: Sql): Promise<void> {
+      const run = async (t: Sql): Promise<void> => {
+        await t.query('delete from auth_state where channel_id = $1', [channelId]);
+        await t.query('delete from session_link where channel_id = $1', [channelId]);
+      };
+      await (tx ? run(tx) : db.transaction(run));
     },
   };
 
