@@ -7,7 +7,7 @@
  * one failed), so "200 means durably in Temporal" holds per request. An idle chat's first event goes out
  * at once: grouping adds no latency until there is a queue.
  */
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { WharfChannelId } from './search-attributes.js';
 import type { DeliveryStatus, InboundMessage } from './types.js';
 import { chatWorkflowId, inbound, statuses } from '../workflows/chat-messages.js';
@@ -15,6 +15,9 @@ import type { chatWorkflow } from '../workflows/chat-workflow.js';
 
 /** The chat a status belongs to: the recipient, in the same `+digits` form as direct chat ids. */
 const statusChat = (s: DeliveryStatus): string => (s.recipient.startsWith('+') || s.recipient.includes('@') ? s.recipient : `+${s.recipient}`);
+
+/** Chats whose run id is remembered; beyond that the oldest is forgotten (it costs one lookup). */
+const MAX_KNOWN_RUNS = 100_000;
 
 /** Most events one signal carries (keeps a signal's payload well under Temporal's size limits). */
 const MAX_BATCH = 200;
@@ -35,6 +38,8 @@ interface ChatLane {
 /** Delivers events to chat workflows, grouping concurrent events per chat. */
 export class InboundDelivery {
   private readonly lanes = new Map<string, ChatLane>();
+  /** Current run id per chat workflow id, as last seen (oldest first, bounded). */
+  private readonly runs = new Map<string, string>();
 
   constructor(
     private readonly client: Client,
@@ -90,15 +95,35 @@ export class InboundDelivery {
     this.lanes.delete(key);
   }
 
+  /**
+   * One signal. A chat whose current run this process knows is signalled by run id: Temporal then writes
+   * the signal without first looking the run up (one SQLite transaction instead of two on the embedded
+   * server). A run that has ended — idle, continued-as-new, terminated — answers "not found", and the
+   * signal goes again with signal-with-start, which finds or starts the current run. Either way the
+   * signal is in Temporal when this resolves.
+   */
   private async signal<A>(lane: ChatLane, signal: typeof inbound | typeof statuses, arg: A): Promise<void> {
-    await this.client.workflow.signalWithStart<typeof chatWorkflow, [A]>('chatWorkflow', {
-      workflowId: chatWorkflowId(lane.channelId, lane.chatId),
+    const workflowId = chatWorkflowId(lane.channelId, lane.chatId);
+    const runId = this.runs.get(workflowId);
+    if (runId) {
+      try {
+        await this.client.workflow.getHandle(workflowId, runId).signal(signal as never, arg as never);
+        return;
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+        this.runs.delete(workflowId);
+      }
+    }
+    const handle = await this.client.workflow.signalWithStart<typeof chatWorkflow, [A]>('chatWorkflow', {
+      workflowId,
       taskQueue: this.taskQueue,
       args: [{ channelId: lane.channelId, chatId: lane.chatId }],
       typedSearchAttributes: [{ key: WharfChannelId, value: lane.channelId }],
       signal: signal as never,
       signalArgs: [arg] as never,
     });
+    if (this.runs.size >= MAX_KNOWN_RUNS) this.runs.delete(this.runs.keys().next().value as string);
+    this.runs.set(workflowId, handle.signaledRunId);
   }
 }
 

@@ -10,6 +10,7 @@ import type { TestProject } from 'vitest/node';
 import { bundleWorkflows } from '../workers/workflow-bundle.js';
 import { resolveTemporalCli } from '../lib/temporal-cli.js';
 import { WHARF_SEARCH_ATTRIBUTES } from '../lib/search-attributes.js';
+import { DEV_SERVER_TUNING } from '../workers/temporal-server.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -27,7 +28,8 @@ export async function setup(project: TestProject): Promise<void> {
     server: {
       executable: cli.path ? { type: 'existing-path', path: cli.path } : { type: 'cached-download' },
       searchAttributes: WHARF_SEARCH_ATTRIBUTES,
-      extraArgs: ['--log-level', 'error'],
+      // The product's own tuning, so tests run the server the way Wharf runs it.
+      extraArgs: ['--log-level', 'error', ...DEV_SERVER_TUNING],
     },
   });
   project.provide('temporalAddress', env.address);

@@ -96,6 +96,16 @@ async function waitUntilServing(address: string, child: ChildProcess | undefined
   throw new Error(`the Temporal dev server did not answer on ${address} within ${timeoutMs} ms: ${String(lastErr)}`);
 }
 
+/**
+ * How the embedded dev server runs; neither trades durability.
+ * - WAL journal: one fsync per commit instead of several (rollback journal), with `synchronous` left at
+ *   SQLite's FULL — as durable as before, about 2.5× the signal throughput on this class of disk.
+ * - The search-attribute cache on: the dev server turns it off by default (so attributes registered at run
+ *   time show at once), which costs two extra SQLite reads on every call that carries search attributes —
+ *   each chat's signal-with-start. Wharf registers its attributes when the server starts and never later.
+ */
+export const DEV_SERVER_TUNING = ['--sqlite-pragma', 'journal_mode=wal', '--dynamic-config-value', 'system.forceSearchAttributesCacheRefreshOnRead=false'];
+
 /** Starts the embedded dev server and waits until it serves. */
 export async function startEmbeddedTemporal(opts: EmbeddedTemporalOptions): Promise<EmbeddedTemporal> {
   const { cli, dataDir, namespace, log } = opts;
@@ -110,17 +120,14 @@ export async function startEmbeddedTemporal(opts: EmbeddedTemporalOptions): Prom
     // No binary here: the SDK downloads the dev server (needs internet) and runs it with the same options.
     log.info('starting the Temporal dev server downloaded by the SDK');
     const env = await TestWorkflowEnvironment.createLocal({
-      server: { dbFilename: dbFile, ip: '127.0.0.1', port, ui: true, uiPort, namespace, searchAttributes: WHARF_SEARCH_ATTRIBUTES, extraArgs: ['--log-level', 'warn', '--sqlite-pragma', 'journal_mode=wal'] },
+      server: { dbFilename: dbFile, ip: '127.0.0.1', port, ui: true, uiPort, namespace, searchAttributes: WHARF_SEARCH_ATTRIBUTES, extraArgs: ['--log-level', 'warn', ...DEV_SERVER_TUNING] },
     });
     return { address: env.address, uiUrl, stop: () => env.teardown() };
   }
 
   const pidFile = join(dataDir, 'temporal.pid');
   stopStaleServer(pidFile, log);
-  // WAL journal: one fsync per commit instead of several (rollback journal), with `synchronous` left at
-  // SQLite's FULL — as durable as before, about 2.5× the signal throughput on this class of disk.
-  const pragmas = ['--sqlite-pragma', 'journal_mode=wal'];
-  const args = ['server', 'start-dev', '--db-filename', dbFile, '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort), '--namespace', namespace, '--log-level', 'warn', ...pragmas, ...saArgs];
+  const args = ['server', 'start-dev', '--db-filename', dbFile, '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort), '--namespace', namespace, '--log-level', 'warn', ...DEV_SERVER_TUNING, ...saArgs];
   log.info({ port, uiPort, dbFile }, 'starting the embedded Temporal dev server');
   // Same process group as Wharf: a kill of the group (or of the terminal) takes the server along.
   const child = spawn(cli.path, args, { stdio: ['ignore', 'pipe', 'pipe'] });
