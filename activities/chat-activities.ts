@@ -38,57 +38,82 @@ export type Admission =
   | { action: 'denied'; reasons: string[] }
   | { action: 'deliver'; mode: InboundMode; space: string; provider: Provider; agent: AgentRecord; sessionQueue: string | null };
 
+/** One reply to send: Markdown for the chat, and the inbound message it answers (for its outcome). */
+export interface ReplyInput {
+  to: string;
+  replyKey: string;
+  markdown: string;
+  inboundId?: string;
+  outcome?: string;
+}
+
+/** What became of one reply: the provider's ids of its parts, or why it was refused for good. */
+export type ReplyResult = { ok: true; ids: string[] } | { ok: false; type: string; message: string };
+
 /** Builds the chat workflow's activities. */
 export function createChatActivities({ store, graph, policy, client, log, personal }: ChatActivityDeps) {
   return {
-    /** Records the message once (durable dedupe), then applies pairing and the `receive_message` policy. */
-    async admitInbound({ message, claim }: { message: InboundMessage; claim: string }): Promise<Admission> {
-      const fresh = await store.messages.recordInbound({
-        channelId: message.channelId,
-        id: message.id,
-        chatId: message.chat.id,
-        address: message.sender.address,
-        text: message.text,
+    /**
+     * Admits a chat's queued messages together (SPEC §5 order per message: dedupe, pairing, policy, mode):
+     * one statement records them all (the durable dedupe), one more writes the outcomes decided here.
+     */
+    async admitInbound({ channelId, messages, claim }: { channelId: string; messages: InboundMessage[]; claim: string }): Promise<Admission[]> {
+      const fresh = await store.messages.recordInbound(
+        channelId,
         claim,
-      });
-      if (!fresh) {
-        log.debug({ channelId: message.channelId, messageId: message.id }, 'redelivered message dropped');
-        return { action: 'duplicate' };
-      }
-      const ch = await store.channels.getRecent(message.channelId);
-      if (!ch) return outcome(store, message, 'ignored', { reason: 'The channel no longer exists.' });
-      if (ch.status === 'failed' || ch.status === 'disconnected') {
-        return outcome(store, message, 'ignored', { reason: `The channel is ${ch.status}: ${ch.statusReason}` });
-      }
-      if (message.chat.kind === 'direct' && looksLikePairingCode(message.text) && (ch.pairing || ch.lastPairing)) {
-        const handle = client.workflow.getHandle(`channel-${ch.id}`);
-        const { paired } = await handle.executeUpdate(pairSender, { args: [{ code: message.text, address: message.sender.address }] });
-        if (paired) {
-          await store.messages.setInboundStatus(ch.id, message.id, 'paired');
-          log.info({ channelId: ch.id, address: message.sender.address }, 'sender paired');
-          return { action: 'paired', provider: ch.provider, sessionQueue: ch.sessionQueue ?? null };
+        messages.map((m) => ({ id: m.id, chatId: m.chat.id, address: m.sender.address, text: m.text })),
+      );
+      const ch = await store.channels.getRecent(channelId);
+      const outcomes: Array<{ id: string; status: string; detail?: Record<string, unknown> }> = [];
+      const pairedHere = new Set<string>();
+      let agent: AgentRecord | null | undefined;
+      const admit = async (message: InboundMessage): Promise<Admission> => {
+        if (!fresh.has(message.id)) {
+          log.debug({ channelId, messageId: message.id }, 'redelivered message dropped');
+          return { action: 'duplicate' };
         }
-      }
-      const paired = ch.selfAddress === message.sender.address || ch.pairedAddresses.some((p) => p.address === message.sender.address);
-      const decision = await policy.decide({
-        agent: ch.agent,
-        channelId: ch.id,
-        provider: ch.provider,
-        message: { id: message.id, sender: { ...message.sender, paired }, chat: message.chat },
-      });
-      if (decision.decision === 'deny') {
-        await store.messages.setInboundStatus(ch.id, message.id, 'denied', { reasons: decision.reasons, errors: decision.errors });
-        return { action: 'denied', reasons: decision.reasons };
-      }
-      const agent = await store.agents.get(ch.agent);
-      if (!agent) return outcome(store, message, 'failed', { reason: `Agent "${ch.agent}" does not exist any more; bind the channel to another agent.` });
-      if (ch.inbound === 'signal') await store.messages.setInboundStatus(ch.id, message.id, 'held', { space: ch.space });
-      return { action: 'deliver', mode: ch.inbound, space: ch.space, provider: ch.provider, agent, sessionQueue: ch.sessionQueue ?? null };
+        const ignore = (status: 'ignored' | 'failed', reason: string): Admission => {
+          outcomes.push({ id: message.id, status, detail: { reason } });
+          return { action: 'ignored', reason };
+        };
+        if (!ch) return ignore('ignored', 'The channel no longer exists.');
+        if (ch.status === 'failed' || ch.status === 'disconnected') return ignore('ignored', `The channel is ${ch.status}: ${ch.statusReason}`);
+        if (message.chat.kind === 'direct' && looksLikePairingCode(message.text) && (ch.pairing || ch.lastPairing)) {
+          const handle = client.workflow.getHandle(`channel-${ch.id}`);
+          const { paired } = await handle.executeUpdate(pairSender, { args: [{ code: message.text, address: message.sender.address }] });
+          if (paired) {
+            pairedHere.add(message.sender.address);
+            outcomes.push({ id: message.id, status: 'paired' });
+            log.info({ channelId: ch.id, address: message.sender.address }, 'sender paired');
+            return { action: 'paired', provider: ch.provider, sessionQueue: ch.sessionQueue ?? null };
+          }
+        }
+        const address = message.sender.address;
+        const paired = ch.selfAddress === address || pairedHere.has(address) || ch.pairedAddresses.some((p) => p.address === address);
+        const decision = await policy.decide({
+          agent: ch.agent,
+          channelId: ch.id,
+          provider: ch.provider,
+          message: { id: message.id, sender: { ...message.sender, paired }, chat: message.chat },
+        });
+        if (decision.decision === 'deny') {
+          outcomes.push({ id: message.id, status: 'denied', detail: { reasons: decision.reasons, errors: decision.errors } });
+          return { action: 'denied', reasons: decision.reasons };
+        }
+        if (agent === undefined) agent = await store.agents.get(ch.agent);
+        if (!agent) return ignore('failed', `Agent "${ch.agent}" does not exist any more; bind the channel to another agent.`);
+        if (ch.inbound === 'signal') outcomes.push({ id: message.id, status: 'held', detail: { space: ch.space } });
+        return { action: 'deliver', mode: ch.inbound, space: ch.space, provider: ch.provider, agent, sessionQueue: ch.sessionQueue ?? null };
+      };
+      const admissions: Admission[] = [];
+      for (const m of messages) admissions.push(await admit(m));
+      await store.messages.setInboundStatuses(channelId, outcomes);
+      return admissions;
     },
 
-    /** Records the final outcome of an inbound message on the message log. */
-    async setInboundOutcome({ channelId, id, status, detail }: { channelId: string; id: string; status: string; detail?: Record<string, unknown> }): Promise<void> {
-      await store.messages.setInboundStatus(channelId, id, status, detail);
+    /** Records final outcomes of inbound messages on the message log (`failed` never replaces `answered`). */
+    async setInboundOutcomes({ channelId, outcomes }: { channelId: string; outcomes: Array<{ id: string; status: string; detail?: Record<string, unknown> }> }): Promise<void> {
+      await store.messages.setInboundStatuses(channelId, outcomes);
     },
 
     /** Runs a built-in or HTTP agent on the conversation and returns its Markdown reply ('' = no answer). */
@@ -103,51 +128,65 @@ export function createChatActivities({ store, graph, policy, client, log, person
     },
 
     /**
-     * Formats Markdown for the channel's provider, splits it at the provider's limit and sends the parts in
-     * order. Each part is recorded before and after its send under a key derived from `replyKey`, so a
-     * retry skips the parts that already went out.
+     * Formats each reply's Markdown for the channel's provider, splits it at the provider's limit and sends
+     * the parts in order. Every part is claimed before its send (all in one statement) and recorded as
+     * accepted right after it, under a key derived from `replyKey`, so a retry skips parts that already
+     * went out. A reply the provider refuses for good is reported in its result and the next one is
+     * tried; a failure worth retrying (Meta unavailable, rate limited) fails the activity, which retries.
      */
-    async deliverReply(input: { channelId: string; chatId: string; to: string; replyKey: string; markdown: string; inboundId?: string; outcome?: string }): Promise<{ ids: string[] }> {
-      const ch = await store.channels.getRecent(input.channelId);
-      if (!ch) return { ids: [] };
-      const parts = formatReply(input.markdown, { limit: PROVIDER_INFO[ch.provider].textLimit });
+    async deliverReplies({ channelId, chatId, replies }: { channelId: string; chatId: string; replies: ReplyInput[] }): Promise<ReplyResult[]> {
+      const ch = await store.channels.getRecent(channelId);
+      if (!ch) return replies.map(() => ({ ok: true, ids: [] }));
       if (ch.provider === 'whatsapp_user' && !personal) {
         throw ApplicationFailure.create({ type: 'WharfSessionUnavailable', message: 'This worker holds no WhatsApp session for the channel.', nonRetryable: false });
       }
-      const ids: string[] = [];
-      for (const [i, text] of parts.entries()) {
-        const key = `${input.replyKey}#${i + 1}`;
-        const base = { channelId: ch.id, key, chatId: input.chatId, address: input.to, text };
-        const last = i === parts.length - 1;
+      const limit = PROVIDER_INFO[ch.provider].textLimit;
+      const planned = replies.map((r) => ({ r, parts: formatReply(r.markdown, { limit }).map((text, i) => ({ key: `${r.replyKey}#${i + 1}`, address: r.to, text })) }));
+      const done = await store.messages.claimOutbound(ch.id, chatId, [...new Map(planned.flatMap((p) => p.parts).map((p) => [p.key, p])).values()]);
+      let accessToken: string | undefined;
+      const send = async (to: string, text: string): Promise<string> => {
+        // Session errors are retryable ApplicationFailures thrown by the session layer itself.
+        if (ch.provider === 'whatsapp_user' && personal) return (await personal.sendText({ channelId: ch.id, to: chatId, text })).messageId;
+        accessToken ??= await resolveSecret(store, 'access_token', ch.config.access_token);
+        return (await graph.sendText({ phoneNumberId: String(ch.config.phone_number_id), accessToken, to, body: text })).messageId;
+      };
+      const results: ReplyResult[] = [];
+      for (const { r, parts } of planned) {
         // The agent's Markdown goes on the inbound row: a restarted chat rebuilds its window from it.
-        const outcome = last && input.inboundId && input.outcome ? { id: input.inboundId, status: input.outcome, detail: { parts: parts.length, markdown: input.markdown } } : undefined;
-        const done = await store.messages.claimOutbound(base);
-        if (done) {
-          ids.push(done);
-          if (outcome) await store.messages.setInboundStatus(ch.id, outcome.id, outcome.status, outcome.detail);
-          continue;
-        }
-        let messageId: string;
-        if (ch.provider === 'whatsapp_user' && personal) {
-          // Session errors are retryable ApplicationFailures thrown by the session layer itself.
-          ({ messageId } = await personal.sendText({ channelId: ch.id, to: input.chatId, text }));
-        } else {
-          try {
-            const accessToken = await resolveSecret(store, 'access_token', ch.config.access_token);
-            ({ messageId } = await graph.sendText({ phoneNumberId: String(ch.config.phone_number_id), accessToken, to: input.to, body: text }));
-          } catch (err) {
-            if (!(err instanceof GraphError)) throw err;
-            await store.messages.recordOutbound({ ...base, status: err.retryable ? 'sending' : 'failed', detail: { code: err.code, title: err.title, message: err.message } });
-            await store.diagnostics.sendError(ch.id, { code: err.code, message: err.message });
-            log.warn({ channelId: ch.id, code: err.code, retryable: err.retryable }, 'send refused by the Graph API');
-            throw ApplicationFailure.create({ type: err.failureType ?? 'WharfGraphUnavailable', message: err.message, nonRetryable: !err.retryable, details: [{ code: err.code }] });
+        const outcome = r.inboundId && r.outcome ? { id: r.inboundId, status: r.outcome, detail: { parts: parts.length, markdown: r.markdown } } : undefined;
+        const ids: string[] = [];
+        try {
+          for (const [i, part] of parts.entries()) {
+            const last = i === parts.length - 1;
+            const earlier = done.get(part.key);
+            if (earlier) {
+              ids.push(earlier);
+              if (last && outcome) await store.messages.setInboundStatus(ch.id, outcome.id, outcome.status, outcome.detail);
+              continue;
+            }
+            let messageId: string;
+            try {
+              messageId = await send(part.address, part.text);
+            } catch (err) {
+              if (!(err instanceof GraphError)) throw err;
+              const base = { channelId: ch.id, key: part.key, chatId, address: part.address, text: part.text };
+              await store.messages.recordOutbound({ ...base, status: err.retryable ? 'sending' : 'failed', detail: { code: err.code, title: err.title, message: err.message } });
+              await store.diagnostics.sendError(ch.id, { code: err.code, message: err.message });
+              log.warn({ channelId: ch.id, code: err.code, retryable: err.retryable }, 'send refused by the Graph API');
+              throw ApplicationFailure.create({ type: err.failureType ?? 'WharfGraphUnavailable', message: err.message, nonRetryable: !err.retryable, details: [{ code: err.code }] });
+            }
+            await store.messages.completeOutbound({ channelId: ch.id, key: part.key, providerId: messageId, inbound: last ? outcome : undefined });
+            ids.push(messageId);
           }
+          if (!parts.length && outcome) await store.messages.setInboundStatus(ch.id, outcome.id, outcome.status, { parts: 0 });
+          results.push({ ok: true, ids });
+        } catch (err) {
+          // Refused for good: this reply failed, the others still go. Anything else: the activity retries.
+          if (!(err instanceof ApplicationFailure && err.nonRetryable)) throw err;
+          results.push({ ok: false, type: err.type ?? 'Error', message: err.message });
         }
-        await store.messages.completeOutbound({ channelId: ch.id, key, providerId: messageId, inbound: outcome });
-        ids.push(messageId);
       }
-      if (!parts.length && input.inboundId && input.outcome) await store.messages.setInboundStatus(ch.id, input.inboundId, input.outcome, { parts: 0 });
-      return { ids };
+      return results;
     },
 
     /** Applies delivery statuses to the outbound message log. */
@@ -172,11 +211,6 @@ export function createChatActivities({ store, graph, policy, client, log, person
       return turns.slice(-limit);
     },
   };
-}
-
-async function outcome(store: Store, m: InboundMessage, status: 'ignored' | 'failed', detail: { reason: string }): Promise<Admission> {
-  await store.messages.setInboundStatus(m.channelId, m.id, status, detail);
-  return { action: 'ignored', reason: detail.reason };
 }
 
 /** The chat activities' type, for `proxyActivities`. */

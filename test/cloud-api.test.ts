@@ -501,6 +501,24 @@ describe('send errors', () => {
     expect(after.status).toBe('connected');
   });
 
+  it('answers a batch of one chat in order, and a reply Meta refuses for good fails alone', async () => {
+    const p = phone();
+    const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });
+    const ids = [wamid(), wamid(), wamid()];
+    const texts = ids.map((_, i) => `batched ${i} ${uid()}`);
+    fake.failNext(1, { code: 131047 });
+
+    // One webhook, three messages of one chat: one signal, admitted and answered as one batch.
+    const r = await postWebhook(w, ch.id, inboundPayload(ch.target, ids.map((id, i) => ({ from: p, text: texts[i], id }))), { secret: ch.appSecret });
+
+    expect(r.status).toBe(200);
+    expect((await waitForOutcome(w, ch.id, ids[0])).status).toBe('failed');
+    expect((await waitForOutcome(w, ch.id, ids[1])).status).toBe('answered');
+    expect((await waitForOutcome(w, ch.id, ids[2])).status).toBe('answered');
+    expect(fake.sent.filter((s) => s.to === bare(p) && s.text !== PAIRED_TEXT).map((s) => s.text)).toEqual([texts[1], texts[2]]);
+    expect((await waitForLogEntry(w, ch.id, 'out', `reply:${ids[0]}#1`, (e) => e.status === 'failed')).detail).toMatchObject({ code: 131047 });
+  });
+
   it('retries a send Meta could not take (HTTP 500) and delivers it', async () => {
     const p = phone();
     const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });

@@ -855,14 +855,7 @@ describe('the session activity (real worker, fake WhatsApp)', () => {
     expect(stray).toMatchObject({ type: 'WharfSendRejected', nonRetryable: true });
     expect(socket.sent).toEqual([]);
     // A chat the message log knows (it wrote before a restart) may be answered.
-    await store.messages.recordInbound({
-      channelId,
-      id: 'EARLIER',
-      chatId: '+4915100000001',
-      address: '+4915100000001',
-      text: 'hi',
-      claim: 'c',
-    });
+    await store.messages.recordInbound(channelId, 'c', [{ id: 'EARLIER', chatId: '+4915100000001', address: '+4915100000001', text: 'hi' }]);
     const ok = await proc.acts.sendText({ channelId, to: '+4915100000001', text: 'hello again' });
     expect(socket.sent[0]).toMatchObject({ jid: '4915100000001@s.whatsapp.net', id: ok.messageId });
   });

@@ -19,7 +19,7 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { ChatActivities } from '../activities/chat-activities.js';
+import type { Admission, ChatActivities, ReplyInput, ReplyResult } from '../activities/chat-activities.js';
 import { FAILURE } from '../lib/errors.js';
 import type { DeliveryStatus, InboundMessage } from '../lib/types.js';
 import { handOff, reportProblem } from './channel-messages.js';
@@ -64,6 +64,10 @@ const sessionSends = (taskQueue: string) =>
 export const WINDOW_TURNS = 20;
 /** How long an idle chat workflow waits before completing. */
 const IDLE_TIMEOUT = '1 hour';
+/** Most queued messages admitted and answered together. */
+const BATCH = 50;
+/** Send failures that mean the channel's credentials are wrong: the channel is marked failed. */
+const CREDENTIAL_FAILURES: string[] = [FAILURE.badToken, FAILURE.missingPermission, FAILURE.unknownPhoneNumber, FAILURE.missingSecret];
 /** Recent message ids kept in memory as a fast path; the store's unique key is the real dedupe. */
 const RECENT_IDS = 256;
 
@@ -101,33 +105,70 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
     window = [...(window ?? []), turn].slice(-WINDOW_TURNS);
   };
 
-  const reply = async (m: InboundMessage, markdown: string, key: string, outcome?: string, sessionQueue?: string | null): Promise<boolean> => {
-    try {
-      const input = { channelId, chatId, to: m.sender.address, replyKey: key, markdown, inboundId: m.id, outcome };
+  /**
+   * Replies and window turns of the batch being processed, in message order. Replies go out together in
+   * one local activity per batch (per session queue for personal accounts), and a message's turns join the
+   * window only once its reply went out: a failed turn leaves no dangling user message.
+   */
+  let outbox: Array<{ m: InboundMessage; reply?: ReplyInput; sessionQueue: string | null; turns: Turn[] }> = [];
+  /** Outcomes decided in the workflow (agent failed, no answer), written once per batch. */
+  let outcomes: Array<{ id: string; status: string; detail?: Record<string, unknown> }> = [];
+
+  const sendReplies = async (items: typeof outbox): Promise<ReplyResult[]> => {
+    const results: ReplyResult[] = [];
+    for (let i = 0; i < items.length; ) {
       // Personal accounts send through the socket on the worker that holds the session: its own queue.
-      if (sessionQueue) await sessionSends(sessionQueue).deliverReply(input);
-      else await sends.deliverReply(input);
-      return true;
-    } catch (err) {
-      // A failed local activity surfaces as the bare ApplicationFailure; a regular one wraps it.
-      const cause = err instanceof ActivityFailure ? err.cause : err instanceof Error ? err : undefined;
-      const type = cause instanceof ApplicationFailure ? cause.type : undefined;
-      if (type === FAILURE.badToken || type === FAILURE.missingPermission || type === FAILURE.unknownPhoneNumber || type === FAILURE.missingSecret) {
-        await getExternalWorkflowHandle(`channel-${channelId}`).signal(reportProblem, {
-          status: 'failed',
-          reason: `Sending failed: ${cause?.message ?? 'credentials refused'}. Fix the config and save it again.`,
-        });
+      const queue = items[i].sessionQueue;
+      let j = i + 1;
+      while (j < items.length && items[j].sessionQueue === queue) j++;
+      const group = items.slice(i, j);
+      const input = { channelId, chatId, replies: group.map((x) => x.reply as ReplyInput) };
+      try {
+        results.push(...(queue ? await sessionSends(queue).deliverReplies(input) : await sends.deliverReplies(input)));
+      } catch (err) {
+        // A failed local activity surfaces as the bare ApplicationFailure; a regular one wraps it.
+        const cause = err instanceof ActivityFailure ? err.cause : err instanceof Error ? err : undefined;
+        const type = cause instanceof ApplicationFailure ? (cause.type ?? 'Error') : 'Error';
+        for (const _ of group) results.push({ ok: false, type, message: cause?.message ?? String(err) });
       }
-      await local.setInboundOutcome({ channelId, id: m.id, status: 'failed', detail: { reason: cause?.message ?? String(err) } });
-      return false;
+      i = j;
+    }
+    return results;
+  };
+
+  const flush = async (): Promise<void> => {
+    const items = outbox;
+    outbox = [];
+    const withReply = items.filter((x) => x.reply);
+    const results = new Map(withReply.map((x, i) => [x, i]));
+    const sent = withReply.length ? await sendReplies(withReply) : [];
+    let credentialProblem: string | undefined;
+    for (const item of items) {
+      const r = item.reply ? sent[results.get(item) as number] : undefined;
+      if (!r || r.ok) {
+        for (const t of item.turns) remember(t);
+        continue;
+      }
+      if (CREDENTIAL_FAILURES.includes(r.type)) credentialProblem ??= r.message;
+      outcomes.push({ id: item.m.id, status: 'failed', detail: { reason: r.message } });
+    }
+    if (credentialProblem) {
+      await getExternalWorkflowHandle(`channel-${channelId}`).signal(reportProblem, {
+        status: 'failed',
+        reason: `Sending failed: ${credentialProblem}. Fix the config and save it again.`,
+      });
+    }
+    if (outcomes.length) {
+      const batch = outcomes;
+      outcomes = [];
+      await local.setInboundOutcomes({ channelId, outcomes: batch });
     }
   };
 
-  const handle = async (m: InboundMessage): Promise<void> => {
-    const admission = await local.admitInbound({ message: m, claim: uuid4() });
+  const handle = async (m: InboundMessage, admission: Admission): Promise<void> => {
     if (admission.action === 'paired') {
       if (admission.provider === 'whatsapp_user' && !admission.sessionQueue) return;
-      await reply(m, 'Paired. This number now talks to the agent on this channel.', `pair:${m.id}`, undefined, admission.sessionQueue);
+      outbox.push({ m, sessionQueue: admission.sessionQueue, turns: [], reply: { to: m.sender.address, replyKey: `pair:${m.id}`, markdown: 'Paired. This number now talks to the agent on this channel.' } });
       return;
     }
     if (admission.action !== 'deliver') return;
@@ -136,45 +177,51 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
       await getExternalWorkflowHandle(`channel-${channelId}`).signal(handOff, { message });
       return;
     }
-    if (!window) window = await local.loadWindow({ channelId, chatId, limit: WINDOW_TURNS });
-    const history = [...window];
     const userTurn: Turn = { role: 'user', text: m.text, at: new Date(m.timestamp).toISOString() };
     let answer: string;
+    // A restarted chat rebuilds its window from the message log (once per run).
+    if (!window) window = await local.loadWindow({ channelId, chatId, limit: WINDOW_TURNS });
     try {
-      if (admission.agent.kind === 'temporal') {
-        const cfg = admission.agent.config as { workflowType: string; taskQueue: string };
-        const out = await executeChild<(arg: unknown) => Promise<{ reply?: string }>>(cfg.workflowType, {
-          taskQueue: cfg.taskQueue,
-          workflowId: `agent-${channelId}-${m.id}`,
-          // A wrong workflow type or a queue nobody polls must fail the turn, not block the chat forever.
-          workflowExecutionTimeout: '5 minutes',
-          args: [{ channel: channelId, chat: m.chat, sender: m.sender, text: m.text, history }],
-        });
-        answer = out?.reply ?? '';
-      } else if (admission.agent.kind === 'echo') {
+      if (admission.agent.kind === 'echo') {
         answer = m.text; // the built-in echo agent: deterministic, so no activity is needed
       } else {
-        answer = (await agents.runAgent({ agent: admission.agent, channelId, history, text: m.text })).reply;
+        // An agent sees the conversation so far, including the replies still waiting in the outbox.
+        await flush();
+        const history = [...(window ?? [])];
+        if (admission.agent.kind === 'temporal') {
+          const cfg = admission.agent.config as { workflowType: string; taskQueue: string };
+          const out = await executeChild<(arg: unknown) => Promise<{ reply?: string }>>(cfg.workflowType, {
+            taskQueue: cfg.taskQueue,
+            workflowId: `agent-${channelId}-${m.id}`,
+            // A wrong workflow type or a queue nobody polls must fail the turn, not block the chat forever.
+            workflowExecutionTimeout: '5 minutes',
+            args: [{ channel: channelId, chat: m.chat, sender: m.sender, text: m.text, history }],
+          });
+          answer = out?.reply ?? '';
+        } else {
+          answer = (await agents.runAgent({ agent: admission.agent, channelId, history, text: m.text })).reply;
+        }
       }
     } catch (err) {
       const cause = err instanceof ActivityFailure || err instanceof ChildWorkflowFailure ? (err.cause?.message ?? err.message) : err instanceof Error ? err.message : String(err);
-      await local.setInboundOutcome({ channelId, id: m.id, status: 'failed', detail: { reason: `The agent could not answer: ${cause}` } });
+      outcomes.push({ id: m.id, status: 'failed', detail: { reason: `The agent could not answer: ${cause}` } });
       return;
     }
     if (!answer.trim()) {
-      await local.setInboundOutcome({ channelId, id: m.id, status: 'answered', detail: { reply: 'none' } });
-      remember(userTurn);
+      outcomes.push({ id: m.id, status: 'answered', detail: { reply: 'none' } });
+      outbox.push({ m, sessionQueue: null, turns: [userTurn] });
       return;
     }
     if (admission.provider === 'whatsapp_user' && !admission.sessionQueue) {
-      await local.setInboundOutcome({ channelId, id: m.id, status: 'failed', detail: { reason: 'The WhatsApp session is not connected; the reply was not sent.' } });
+      outcomes.push({ id: m.id, status: 'failed', detail: { reason: 'The WhatsApp session is not connected; the reply was not sent.' } });
       return;
     }
-    // The window holds only turns that completed: a failed turn leaves no dangling user message.
-    if (await reply(m, answer, `reply:${m.id}`, 'answered', admission.sessionQueue)) {
-      remember(userTurn);
-      remember({ role: 'assistant', text: answer, at: new Date().toISOString() });
-    }
+    outbox.push({
+      m,
+      sessionQueue: admission.sessionQueue,
+      turns: [userTurn, { role: 'assistant', text: answer, at: new Date().toISOString() }],
+      reply: { to: m.sender.address, replyKey: `reply:${m.id}`, markdown: answer, inboundId: m.id, outcome: 'answered' },
+    });
   };
 
   const historyLimit = input.historyLimit ?? 5000;
@@ -191,11 +238,14 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
       await local.recordStatuses({ channelId, statuses: batch });
     }
     while (queue.length > 0 && !shouldContinueAsNew()) {
-      const m = queue.shift() as InboundMessage;
-      await handle(m);
-      recentIds.push(m.id);
+      // Everything queued so far is admitted in one local activity and answered in one more.
+      const batch = queue.splice(0, BATCH);
+      const admissions = await local.admitInbound({ channelId, messages: batch, claim: uuid4() });
+      for (const [i, m] of batch.entries()) await handle(m, admissions[i]);
+      await flush();
+      for (const m of batch) recentIds.push(m.id);
       if (recentIds.length > RECENT_IDS) recentIds.splice(0, recentIds.length - RECENT_IDS);
-      processed += 1;
+      processed += batch.length;
     }
     if (shouldContinueAsNew()) {
       await condition(allHandlersFinished);

@@ -323,41 +323,58 @@ export function createStore(db: Db, secretKey: Buffer) {
   });
   const messages = {
     /**
-     * Records an inbound message once. Returns false when the id was seen before: this unique key is the
-     * durable dedupe of Meta's redeliveries (it survives restarts, idle chat workflows and continue-as-new).
-     * `claim` is a token the chat workflow draws once per delivery, so a retried activity of the same
-     * delivery still gets true while a redelivery (new token) gets false.
+     * Records inbound messages of one channel once, in one statement; returns the ids that are new. An id
+     * seen before is left out: this unique key is the durable dedupe of Meta's redeliveries (it survives
+     * restarts, idle chat workflows and continue-as-new). `claim` is a token the chat workflow draws once
+     * per delivery, so a retried activity of the same delivery still gets its ids back while a
+     * redelivery (new token) does not.
      */
-    async recordInbound(m: { channelId: string; id: string; chatId: string; address: string; text: string; claim: string }): Promise<boolean> {
-      const rows = await db.query(
+    async recordInbound(channelId: string, claim: string, rows: Array<{ id: string; chatId: string; address: string; text: string }>): Promise<Set<string>> {
+      if (!rows.length) return new Set();
+      const got = await db.query<{ key: string }>(
         `insert into messages (channel_id, direction, key, provider_id, chat_id, address, text, status, claim)
-         values ($1, 'in', $2, $2, $3, $4, $5, 'received', $6)
+         select $1, 'in', u.key, u.key, u.chat_id, u.address, u.text, 'received', $2
+           from unnest($3::text[], $4::text[], $5::text[], $6::text[]) as u(key, chat_id, address, text)
          on conflict (channel_id, direction, key) do update set claim = messages.claim where messages.claim = excluded.claim
          returning key`,
-        [m.channelId, m.id, m.chatId, m.address, m.text, m.claim],
+        [channelId, claim, rows.map((r) => r.id), rows.map((r) => r.chatId), rows.map((r) => r.address), rows.map((r) => r.text)],
       );
-      return rows.length > 0;
+      return new Set(got.map((r) => r.key));
     },
     /** Sets the outcome of an inbound message (`answered`, `denied`, `paired`, `handed_off`, `failed`, …). */
     async setInboundStatus(channelId: string, id: string, status: string, detail?: Record<string, unknown>): Promise<void> {
+      await messages.setInboundStatuses(channelId, [{ id, status, detail }]);
+    },
+    /**
+     * Sets the outcomes of several inbound messages of a channel in one statement. `failed` never replaces
+     * `answered`: a message whose reply went out stays answered whatever happened to the rest of its batch.
+     */
+    async setInboundStatuses(channelId: string, outcomes: Array<{ id: string; status: string; detail?: Record<string, unknown> }>): Promise<void> {
+      if (!outcomes.length) return;
       await db.query(
-        `update messages set status = $3, detail = coalesce($4::jsonb, detail), updated_at = now()
-         where channel_id = $1 and direction = 'in' and key = $2`,
-        [channelId, id, status, detail ? JSON.stringify(detail) : null],
+        `update messages m set status = u.status, detail = coalesce(u.detail::jsonb, m.detail), updated_at = now()
+           from unnest($2::text[], $3::text[], $4::text[]) as u(key, status, detail)
+         where m.channel_id = $1 and m.direction = 'in' and m.key = u.key and not (u.status = 'failed' and m.status = 'answered')`,
+        [channelId, outcomes.map((o) => o.id), outcomes.map((o) => o.status), outcomes.map((o) => (o.detail ? JSON.stringify(o.detail) : null))],
       );
     },
     /**
-     * Claims an outbound part before it is sent (one query): null when it still has to be sent, or the
-     * provider id of the earlier send when a retry finds it done — so a retry skips finished parts.
+     * Claims outbound parts of one chat before they are sent, in one statement. Returns the provider id of
+     * each part an earlier attempt already got accepted — so a retry skips finished parts; parts missing
+     * from the map still have to be sent.
      */
-    async claimOutbound(m: { channelId: string; key: string; chatId: string; address: string; text: string }): Promise<string | null> {
-      const [r] = await db.query<{ provider_id: string | null; status: string }>(
-        `insert into messages (channel_id, direction, key, chat_id, address, text, status) values ($1, 'out', $2, $3, $4, $5, 'sending')
+    async claimOutbound(channelId: string, chatId: string, parts: Array<{ key: string; address: string; text: string }>): Promise<Map<string, string>> {
+      if (!parts.length) return new Map();
+      const rows = await db.query<{ key: string; provider_id: string | null; status: string }>(
+        `insert into messages (channel_id, direction, key, chat_id, address, text, status)
+         select $1, 'out', u.key, $2, u.address, u.text, 'sending' from unnest($3::text[], $4::text[], $5::text[]) as u(key, address, text)
          on conflict (channel_id, direction, key) do update set updated_at = messages.updated_at
-         returning provider_id, status`,
-        [m.channelId, m.key, m.chatId, m.address, m.text],
+         returning key, provider_id, status`,
+        [channelId, chatId, parts.map((p) => p.key), parts.map((p) => p.address), parts.map((p) => p.text)],
       );
-      return r && r.status !== 'sending' && r.status !== 'failed' && r.provider_id ? r.provider_id : null;
+      const done = new Map<string, string>();
+      for (const r of rows) if (r.status !== 'sending' && r.status !== 'failed' && r.provider_id) done.set(r.key, r.provider_id);
+      return done;
     },
     /** Records that a part was accepted by the provider and, with the last part, the inbound message's outcome. */
     async completeOutbound(m: { channelId: string; key: string; providerId: string; inbound?: { id: string; status: string; detail: Record<string, unknown> } }): Promise<void> {
