@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { formatReply, splitMessage, toWhatsApp } from '../lib/format/index.js';
+import { formatReply, isPlainText, splitMessage, toWhatsApp } from '../lib/format/index.js';
 
 const CLOUD_LIMIT = 4096;
 
@@ -295,5 +295,25 @@ describe('properties', () => {
       ),
       { numRuns: 200 },
     );
+  });
+
+  it('skips the parser only for text the parser would leave unchanged', () => {
+    // Built from the characters the fast path accepts plus the ones near its edge, so both sides are hit.
+    const near = fc
+      .array(fc.oneof(fc.constantFrom(...'aZé1 .,;:?!\'"()%/+=-'), fc.constantFrom('0', ' ', '  ', 'www.', '://', '@', 'ñ', '日本', 'e\u0301', '*', '#', '&amp;', '\n', '😀')), { maxLength: 24 })
+      .map((xs) => xs.join(''));
+    let plain = 0;
+    fc.assert(
+      fc.property(fc.oneof(near, fc.string(), fc.string({ unit: 'grapheme' })), (input) => {
+        if (!isPlainText(input)) return;
+        plain++;
+        expect(toWhatsApp(input)).toBe(input);
+      }),
+      { numRuns: 3000 },
+    );
+    expect(plain).toBeGreaterThan(100);
+    for (const s of ['Hello there.', 'bench abc123 hello from the load generator', 'Ça va? Oui (merci)!', '日本語のテキスト'])
+      expect(isPlainText(s)).toBe(true);
+    for (const s of ['1. list', '- item', 'see www.example.com', 'mail me@x.io', 'a  ', 'x *y*', 'https://x.y', '']) expect(isPlainText(s)).toBe(false);
   });
 });

@@ -21,9 +21,22 @@ export interface FormatReplyOptions {
   limit: number;
 }
 
+/**
+ * One line in which Markdown finds nothing to format, so {@link toWhatsApp} would return it unchanged:
+ * letters, digits, spaces and plain punctuation, starting with a letter (no block construct can start)
+ * and ending with a non-space, without marker, escape, bracket, entity or HTML characters and without
+ * what GFM would turn into a link. A property test holds this to `toWhatsApp(s) === s`.
+ */
+export function isPlainText(s: string): boolean {
+  return PLAIN.test(s) && !LINKISH.test(s);
+}
+const PLAIN = /^\p{L}(?:[\p{L}\p{M}\p{N} ,.;:?!'"()%/+=-]*[\p{L}\p{M}\p{N}.,;:?!'")%])?$/u;
+const LINKISH = /www\.|:\/\/|@/i;
+
 /** Renders agent Markdown for WhatsApp and splits it into sendable parts; `[]` when nothing visible remains. */
 export function formatReply(markdown: string, opts: FormatReplyOptions): string[] {
-  const text = toWhatsApp(markdown);
+  // Plain chat lines (most replies of a conversation) skip the parser: the result would be the same.
+  const text = isPlainText(markdown) ? markdown : toWhatsApp(markdown);
   if (text.trim() === '') return [];
   return splitMessage(text, opts.limit);
 }
