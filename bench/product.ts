@@ -86,6 +86,8 @@ export interface StartOptions {
   logFile: string;
   timeoutMs?: number;
   logLevel?: string;
+  /** Run against this Temporal frontend (TEMPORAL_ADDRESS) instead of the embedded dev server. */
+  temporalAddress?: string | null;
 }
 
 /** Spawns the product on `dataDir` and waits until `/healthz` says ok. */
@@ -105,6 +107,7 @@ export async function startProduct(opts: StartOptions): Promise<Product> {
   };
   delete env.TEMPORAL_ADDRESS;
   delete env.DATABASE_URL;
+  if (opts.temporalAddress) env.TEMPORAL_ADDRESS = opts.temporalAddress;
   const t0 = performance.now();
   // WHARF_BENCH_NODE_ARGS passes node flags to the product, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
   const nodeArgs = (process.env.WHARF_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);

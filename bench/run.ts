@@ -74,6 +74,8 @@ interface Options {
   scaleConcurrency: number;
   out: string;
   keep: boolean;
+  /** An external Temporal frontend (host:port) instead of the embedded dev server. */
+  temporal: string | null;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -83,7 +85,7 @@ function parseOptions(argv: string[]): Options {
     if (!m) throw new Error(`unknown argument ${a}`);
     flags.set(m[1], m[2] ?? 'true');
   }
-  const known = ['quick', 'only', 'budget', 'rates', 'seconds', 'channels', 'chats', 'crash-messages', 'crash-rate', 'scale-concurrency', 'out', 'keep'];
+  const known = ['quick', 'only', 'budget', 'rates', 'seconds', 'channels', 'chats', 'crash-messages', 'crash-rate', 'scale-concurrency', 'out', 'keep', 'temporal'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown flag --${k} (known: ${known.map((x) => '--' + x).join(' ')})`);
   const quick = flags.get('quick') === 'true';
   const num = (k: string, full: number, q: number): number => {
@@ -123,6 +125,7 @@ function parseOptions(argv: string[]): Options {
     scaleConcurrency: Math.round(num('scale-concurrency', 16, 16)),
     out: resolve(flags.get('out') ?? join(projectRoot, 'bench', 'results.json')),
     keep: flags.get('keep') === 'true',
+    temporal: flags.get('temporal') ?? null,
   };
 }
 
@@ -195,6 +198,7 @@ class Session {
   constructor(
     readonly fake: FakeGraph,
     runDir: string,
+    private readonly temporalAddress: string | null = null,
   ) {
     this.dataDir = join(runDir, 'data');
     this.logFile = join(runDir, 'wharf.log');
@@ -210,7 +214,7 @@ class Session {
     this.port ??= await freePort();
     const first = !this.current;
     progress(first ? 'starting the product on a fresh data dir' : 'starting the product again on the same data dir');
-    this.current = await startProduct({ graphUrl: this.fake.url, dataDir: this.dataDir, port: this.port, logFile: this.logFile, ...(this.token ? { adminToken: this.token } : {}), ...(timeoutMs ? { timeoutMs } : {}) });
+    this.current = await startProduct({ graphUrl: this.fake.url, dataDir: this.dataDir, port: this.port, logFile: this.logFile, temporalAddress: this.temporalAddress, ...(this.token ? { adminToken: this.token } : {}), ...(timeoutMs ? { timeoutMs } : {}) });
     this.token = this.current.token;
     if (first) this.firstStartMs = this.current.startMs;
     progress(`product healthy in ${Math.round(this.current.startMs)} ms (pid ${this.current.pid})`);
@@ -711,7 +715,7 @@ async function main(): Promise<number> {
   };
 
   const fake = await startFakeGraph({ tokens: { [GRAPH_TOKEN]: {} }, phoneNumbers: { [PHONE_NUMBER_ID]: { displayPhoneNumber: DISPLAY_PHONE } } });
-  const session = new Session(fake, runDir);
+  const session = new Session(fake, runDir, o.temporal);
   let baseline: BaselineResult | undefined;
   try {
     const micro = await section('micro', () => runMicro(o));
