@@ -36,6 +36,8 @@ export const EnvSchema = z.object({
   /** Embedded dev server ports (optional; free ports are picked when the defaults are taken). */
   WHARF_TEMPORAL_PORT: port.optional(),
   WHARF_TEMPORAL_UI_PORT: port.optional(),
+  /** Workflows the worker keeps in memory between tasks (Temporal's sticky cache). */
+  WHARF_WORKFLOW_CACHE_SIZE: z.coerce.number().int().min(1).max(100_000).default(250),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -52,7 +54,7 @@ export interface Config {
   /** True when the admin token was generated during this start (print it once). */
   adminTokenGenerated: boolean;
   secretKey: Buffer;
-  temporal: { address?: string; namespace: string; taskQueue: string; port?: number; uiPort?: number };
+  temporal: { address?: string; namespace: string; taskQueue: string; port?: number; uiPort?: number; workflowCacheSize: number };
   databaseUrl?: string;
   graph: { baseUrl: string; version: string };
   logLevel: Env['LOG_LEVEL'];
@@ -114,6 +116,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       taskQueue: e.WHARF_TASK_QUEUE,
       port: e.WHARF_TEMPORAL_PORT,
       uiPort: e.WHARF_TEMPORAL_UI_PORT,
+      workflowCacheSize: e.WHARF_WORKFLOW_CACHE_SIZE,
     },
     databaseUrl: e.DATABASE_URL,
     graph: { baseUrl: e.META_GRAPH_URL, version: e.META_GRAPH_VERSION },

@@ -1,0 +1,20 @@
+/** The environment Wharf reads (SPEC §3): defaults, and a clear error naming each bad variable. */
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseEnv } from '../lib/config.js';
+
+describe('configuration from the environment', () => {
+  it('fills in the defaults, treating an empty value as unset', () => {
+    const env = parseEnv({ WHARF_PORT: '', WHARF_WORKFLOW_CACHE_SIZE: '' });
+    expect(env).toMatchObject({ WHARF_PORT: 8080, WHARF_TASK_QUEUE: 'wharf', WHARF_WORKFLOW_CACHE_SIZE: 250, LOG_LEVEL: 'info' });
+  });
+
+  it('takes a workflow cache size as a whole number', () => {
+    expect(parseEnv({ WHARF_WORKFLOW_CACHE_SIZE: '1000' }).WHARF_WORKFLOW_CACHE_SIZE).toBe(1000);
+  });
+
+  it('names every bad variable in one error', () => {
+    const bad = (): unknown => parseEnv({ WHARF_PORT: '99999', WHARF_WORKFLOW_CACHE_SIZE: '0', LOG_LEVEL: 'loud' });
+    expect(bad).toThrow(ConfigError);
+    expect(bad).toThrow(/WHARF_PORT[\s\S]*WHARF_WORKFLOW_CACHE_SIZE[\s\S]*LOG_LEVEL/);
+  });
+});
