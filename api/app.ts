@@ -76,7 +76,6 @@ export function createApp(deps: ApiDeps): Express {
       temporal: { address: deps.temporal.address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, uiUrl: deps.temporal.uiUrl, embedded: deps.temporal.embedded },
       store: { kind: store.db.kind },
       publicUrl: config.publicUrl,
-      process: processFigures(),
     });
   });
   api.use('/', catalogRouter({ store }));
@@ -90,11 +89,4 @@ export function createApp(deps: ApiDeps): Express {
   app.use(notFoundRoute);
   app.use(errorHandler(log.child({ component: 'api' })));
   return app;
-}
-
-/** Memory and uptime of this process, in MB and seconds (what an operator graphs next to the Temporal UI). */
-function processFigures() {
-  const m = process.memoryUsage();
-  const mb = (n: number): number => Math.round(n / 2 ** 20);
-  return { pid: process.pid, uptimeSec: Math.round(process.uptime()), rssMb: mb(m.rss), heapUsedMb: mb(m.heapUsed), heapTotalMb: mb(m.heapTotal), externalMb: mb(m.external), arrayBuffersMb: mb(m.arrayBuffers) };
 }
