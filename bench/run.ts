@@ -571,12 +571,6 @@ async function listLatency(p: Product, n: number, maxMs: number): Promise<{ p50:
   return { p50: round(percentile(ms, 0.5), 1), p99: round(percentile(ms, 0.99), 1), max: round(Math.max(...ms), 1), requests: ms.length, channels, bytes };
 }
 
-/** The product's own memory figures (`GET /api/system`), or null if it could not answer. */
-async function processFigures(p: Product): Promise<Json | null> {
-  const r = await p.api<{ process?: Json }>('GET', '/api/system').catch(() => null);
-  return r?.status === 200 ? (r.data.process ?? null) : null;
-}
-
 async function runScale(o: Options, session: Session, deadline: number): Promise<Json> {
   let p = await session.product();
   const before = productMemory(p.pid);
@@ -637,19 +631,18 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
   progress(`scale: ${acked} chat webhooks acked (errors: ${errorsText(chatsLoad)}); waiting for the product to go idle`);
   const idle = await waitIdle(p.pid, { maxWaitMs: Math.min(o.idleWaitMs, Math.max(10_000, left(deadline) - 40_000)) });
   const mem = productMemory(p.pid);
-  const heap = await processFigures(p);
   const list = await listLatency(p, 20, 10_000);
   progress(`scale: RSS wharf ${fmt(mem.wharfRssMb)} MB, temporal ${fmt(mem.temporalRssMb)} MB; GET /api/channels p50 ${list.p50} ms${o.scaleRestart ? '; restarting' : ''}`);
 
   // Restart with all that state (quick mode leaves it out: the crash section measured a restart already).
-  let after: { stopMs: number; restartMs: number; list: Awaited<ReturnType<typeof listLatency>>; idle: boolean; mem: ReturnType<typeof productMemory>; heap: Json | null } | null = null;
+  let after: { stopMs: number; restartMs: number; list: Awaited<ReturnType<typeof listLatency>>; idle: boolean; mem: ReturnType<typeof productMemory> } | null = null;
   if (o.scaleRestart) {
     const stopMs = await p.stop();
     p = await session.start(300_000);
     const restartMs = p.startMs;
     const listAfter = await listLatency(p, 10, 5_000);
     const idleAfter = await waitIdle(p.pid, { maxWaitMs: Math.max(5_000, Math.min(30_000, left(deadline))) });
-    after = { stopMs, restartMs, list: listAfter, idle: idleAfter.idle, mem: productMemory(p.pid), heap: await processFigures(p) };
+    after = { stopMs, restartMs, list: listAfter, idle: idleAfter.idle, mem: productMemory(p.pid) };
   }
   const complete = channelsCreated === o.scaleChannels && acked === o.scaleChats;
 
@@ -667,20 +660,17 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
     idleBeforeMeasuring: { idle: idle.idle, waitedMs: Math.round(idle.waitedMs) },
     rssBeforeMb: { wharf: round(before.wharfRssMb), temporal: round(before.temporalRssMb) },
     rssIdleMb: { wharf: round(mem.wharfRssMb), temporal: round(mem.temporalRssMb), total: round(mem.wharfRssMb + mem.temporalRssMb) },
-    wharfProcess: heap,
     listChannelsMs: list,
     gracefulStopMs: after ? Math.round(after.stopMs) : null,
     restartToHealthyMs: after ? Math.round(after.restartMs) : null,
     listChannelsAfterRestartMs: after?.list ?? null,
     rssAfterRestartMb: after ? { wharf: round(after.mem.wharfRssMb), temporal: round(after.mem.temporalRssMb), idle: after.idle } : null,
-    wharfProcessAfterRestart: after?.heap ?? null,
   };
   table(`Scale of idle state (${channelsCreated} of ${o.scaleChannels} channels, ${acked} of ${o.scaleChats} chat workflows${complete ? '' : ' — INCOMPLETE: the time budget ran out first'})`, ['figure', 'value'], [
     ['channel create p50 / p99 (ms), rate', `${fmt(res.channelCreate.p50Ms)} / ${fmt(res.channelCreate.p99Ms)}, ${fmt(res.channelCreate.perSec)}/s (incl. setting up ${ready.length} with traffic)`],
     ['chat webhooks acked / errors, rate', `${acked} / ${errorsText(chatsLoad)}, ${fmt(chatsLoad.sustained)}/s at ${o.scaleConcurrency} in flight`],
     ['RSS before: wharf / temporal (MB)', `${fmt(before.wharfRssMb)} / ${fmt(before.temporalRssMb)}`],
     ['RSS idle: wharf / temporal (MB)', `${fmt(mem.wharfRssMb)} / ${fmt(mem.temporalRssMb)}${idle.idle ? '' : ' (still busy when measured)'}`],
-    ['Wharf heap used / total, external (MB)', heap ? `${fmt(heap.heapUsedMb as number)} / ${fmt(heap.heapTotalMb as number)}, ${fmt(heap.externalMb as number)}` : '—'],
     ['GET /api/channels p50 / p99 (ms)', `${fmt(list.p50)} / ${fmt(list.p99)} (${list.requests} requests, ${list.channels} channels, ${Math.round(list.bytes / 1024)} KB)`],
     ...(after
       ? [
