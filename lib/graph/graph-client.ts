@@ -4,6 +4,8 @@
  * says whether retrying can help and which Wharf failure type it is, so activities never re-derive Meta's codes.
  * The access token is only ever sent in the Authorization header and scrubbed from everything we surface.
  */
+import http from 'node:http';
+import https from 'node:https';
 import { FAILURE, type FailureType } from '../errors.js';
 
 /** The scope a token needs to send WhatsApp messages. */
@@ -15,7 +17,6 @@ export interface GraphClientOptions {
   baseUrl: string;
   /** e.g. `v23.0`. */
   version: string;
-  fetch?: typeof fetch;
   /** Per-request timeout; defaults to 10 s. */
   timeoutMs?: number;
 }
@@ -216,9 +217,39 @@ export function toGraphRecipient(to: string): string {
   return /^\+?[\d\s\-().]+$/.test(trimmed) ? trimmed.replace(/\D/g, '') : trimmed;
 }
 
-/** Creates a Graph API client; `fetch` and the timeout are injectable so tests can use a fake server. */
+// Kept-alive connections to Meta. Plain node:http rather than fetch: on the send path fetch's WHATWG
+// streams and abort signals cost about 12 % of Wharf's event loop (CPU profile at 100 msgs/s).
+const AGENTS = { 'http:': new http.Agent({ keepAlive: true, maxSockets: 128 }), 'https:': new https.Agent({ keepAlive: true, maxSockets: 128 }) };
+
+/** One HTTP exchange: the status and body text, or a rejection on network failure or after `timeoutMs`. */
+function exchange(url: URL, method: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const agent = url.protocol === 'https:' ? AGENTS['https:'] : AGENTS['http:'];
+    const send = url.protocol === 'https:' ? https.request : http.request;
+    const req = send(url, { method, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) }, agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        clearTimeout(timer);
+        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+      });
+      res.on('error', fail);
+      res.on('close', () => {
+        if (!res.complete) fail(Object.assign(new Error('the connection closed before the answer was complete'), { code: 'ECONNRESET' }));
+      });
+    });
+    const timer = setTimeout(() => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { name: 'TimeoutError' })), timeoutMs);
+    function fail(err: Error): void {
+      clearTimeout(timer);
+      reject(err);
+    }
+    req.on('error', fail);
+    req.end(body);
+  });
+}
+
+/** Creates a Graph API client; the timeout is injectable so tests can provoke it. */
 export function createGraphClient(opts: GraphClientOptions): GraphClient {
-  const doFetch = opts.fetch ?? globalThis.fetch;
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const root = `${opts.baseUrl.replace(/\/+$/, '')}/${opts.version.replace(/^\/+|\/+$/g, '')}`;
 
@@ -234,19 +265,13 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
     const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' };
     if (init.body !== undefined) headers['content-type'] = 'application/json';
 
-    let res: Response;
+    let status: number;
     let text: string;
     try {
-      res = await doFetch(url, {
-        method,
-        headers,
-        body: init.body === undefined ? undefined : JSON.stringify(init.body),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      text = await res.text();
+      ({ status, text } = await exchange(url, method, headers, init.body === undefined ? undefined : JSON.stringify(init.body), timeoutMs));
     } catch (err) {
-      // Deliberately no `cause`: undici errors can carry the request, and the URL of debug_token holds the token.
-      const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+      // Deliberately no `cause`: a request error can carry the request, and the URL of debug_token holds the token.
+      const timedOut = err instanceof Error && err.name === 'TimeoutError';
       const why = timedOut
         ? `no answer within ${timeoutMs} ms`
         : `could not reach ${opts.baseUrl}: ${networkReason(err)}`;
@@ -259,8 +284,8 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
     } catch {
       parsed = undefined;
     }
-    if (!res.ok || (isRecord(parsed) && isRecord(parsed.error))) {
-      throw errorFromResponse(operation, res.status, parsed, text, token, { objectRead: init.objectRead });
+    if (status < 200 || status >= 300 || (isRecord(parsed) && isRecord(parsed.error))) {
+      throw errorFromResponse(operation, status, parsed, text, token, { objectRead: init.objectRead });
     }
     return parsed;
   }
@@ -400,10 +425,7 @@ function asGraphError(err: unknown): GraphError {
 
 function networkReason(err: unknown): string {
   if (!(err instanceof Error)) return 'network error';
-  const cause = (err as { cause?: unknown }).cause;
-  const causeCode = isRecord(cause) ? str(cause.code) : undefined;
-  const causeMessage = cause instanceof Error ? cause.message : undefined;
-  return causeCode ?? causeMessage ?? err.message;
+  return str((err as { code?: unknown }).code) ?? err.message;
 }
 
 function badTokenReason(err: { code: number; title: string }): string {
