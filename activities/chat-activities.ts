@@ -142,7 +142,8 @@ export function createChatActivities({ store, graph, policy, client, log, person
       }
       const limit = PROVIDER_INFO[ch.provider].textLimit;
       const planned = replies.map((r) => ({ r, parts: formatReply(r.markdown, { limit }).map((text, i) => ({ key: `${r.replyKey}#${i + 1}`, address: r.to, text })) }));
-      const done = await store.messages.claimOutbound(ch.id, chatId, [...new Map(planned.flatMap((p) => p.parts).map((p) => [p.key, p])).values()]);
+      // Keys are unique: one reply per inbound message, one key per part.
+      const done = await store.messages.claimOutbound(ch.id, chatId, planned.flatMap((p) => p.parts));
       let accessToken: string | undefined;
       const send = async (to: string, text: string): Promise<string> => {
         // Session errors are retryable ApplicationFailures thrown by the session layer itself.

@@ -140,11 +140,11 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
     const items = outbox;
     outbox = [];
     const withReply = items.filter((x) => x.reply);
-    const results = new Map(withReply.map((x, i) => [x, i]));
     const sent = withReply.length ? await sendReplies(withReply) : [];
+    let next = 0; // results come back in the order of the items that had a reply
     let credentialProblem: string | undefined;
     for (const item of items) {
-      const r = item.reply ? sent[results.get(item) as number] : undefined;
+      const r = item.reply ? sent[next++] : undefined;
       if (!r || r.ok) {
         for (const t of item.turns) remember(t);
         continue;

@@ -219,14 +219,14 @@ export function toGraphRecipient(to: string): string {
 
 // Kept-alive connections to Meta. Plain node:http rather than fetch: on the send path fetch's WHATWG
 // streams and abort signals cost about 12 % of Wharf's event loop (CPU profile at 100 msgs/s).
-const AGENTS = { 'http:': new http.Agent({ keepAlive: true, maxSockets: 128 }), 'https:': new https.Agent({ keepAlive: true, maxSockets: 128 }) };
+const HTTP_AGENT = new http.Agent({ keepAlive: true, maxSockets: 128 });
+const HTTPS_AGENT = new https.Agent({ keepAlive: true, maxSockets: 128 });
 
 /** One HTTP exchange: the status and body text, or a rejection on network failure or after `timeoutMs`. */
 function exchange(url: URL, method: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const agent = url.protocol === 'https:' ? AGENTS['https:'] : AGENTS['http:'];
-    const send = url.protocol === 'https:' ? https.request : http.request;
-    const req = send(url, { method, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) }, agent }, (res) => {
+    const secure = url.protocol === 'https:';
+    const req = (secure ? https.request : http.request)(url, { method, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) }, agent: secure ? HTTPS_AGENT : HTTP_AGENT }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
