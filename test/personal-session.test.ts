@@ -874,6 +874,15 @@ describe('link API: QR (JSON and PNG), refresh, phone-number pairing code', () =
     await store.channels.project(state);
     channels.set(id, provider);
   };
+  /** A personal-account channel whose session is running and showing its first QR. */
+  const showingQr = async (channelId: string) => {
+    await project(channelId, 'whatsapp_user');
+    const fake = fakeFor(channelId);
+    await startHarness(channelId);
+    const s0 = await fake.waitForSocket(0);
+    await waitFor(async () => (await linkRow(channelId))?.qr === s0.qrs[0], 'QR');
+    return { fake, s0 };
+  };
 
   beforeAll(async () => {
     // The real gateway reads the store and sends `relink` to the channel workflow; this stub reads the same
@@ -911,11 +920,7 @@ describe('link API: QR (JSON and PNG), refresh, phone-number pairing code', () =
 
   it('GET /:id/qr → {qr, dataUrl, expiresAt}; ?format=png → the PNG; follows rotation; 404 once linked', async () => {
     const channelId = `ch_${uid()}`;
-    await project(channelId, 'whatsapp_user');
-    const fake = fakeFor(channelId);
-    await startHarness(channelId);
-    const s0 = await fake.waitForSocket(0);
-    await waitFor(async () => (await linkRow(channelId))?.qr === s0.qrs[0], 'QR');
+    const { s0 } = await showingQr(channelId);
 
     const r = await fetch(`${base}/api/channels/${channelId}/qr`);
     expect(r.status).toBe(200);
@@ -951,11 +956,7 @@ describe('link API: QR (JSON and PNG), refresh, phone-number pairing code', () =
 
   it('POST /:id/qr/refresh restarts the attempt: 202, then a new QR', async () => {
     const channelId = `ch_${uid()}`;
-    await project(channelId, 'whatsapp_user');
-    const fake = fakeFor(channelId);
-    await startHarness(channelId);
-    const s0 = await fake.waitForSocket(0);
-    await waitFor(async () => (await linkRow(channelId))?.qr === s0.qrs[0], 'QR');
+    const { fake, s0 } = await showingQr(channelId);
     const r = await fetch(`${base}/api/channels/${channelId}/qr/refresh`, { method: 'POST' });
     expect(r.status).toBe(202);
     expect(await r.json()).toEqual({ ok: true });
