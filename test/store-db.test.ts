@@ -1,0 +1,109 @@
+/**
+ * The PGlite session of the store (lib/store/db.ts): statements run as one protocol call each, on real PGlite
+ * in a temp dir. PGlite's own `query` is the oracle: every value must come back exactly as it returns it.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openPglite, type Db } from '../lib/store/db.js';
+
+let dir: string;
+let db: Db;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'wharf-db-'));
+  db = await openPglite(join(dir, 'store'));
+  await db.exec(`
+    create table kinds (id text primary key, n integer, big bigint, ok boolean, doc jsonb, list jsonb, tags text[], at timestamptz, raw bytea);
+    create table counter (id integer primary key, v integer not null);
+    insert into counter values (1, 0);
+  `);
+}, 60_000);
+
+afterAll(async () => {
+  await db?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('PGlite store session', () => {
+  it('round-trips every type Wharf uses exactly as PGlite.query does', async () => {
+    const at = new Date('2026-11-26T10:11:12.345Z');
+    const row = ['k1', 42, 9007199254740991, true, { a: [1, 'two', null], nested: { ok: false } }, ['x', 'y'], ['plain', 'with,comma', 'with "quote"', 'back\\slash'], at, new Uint8Array([0, 1, 254, 255])];
+    await db.query('insert into kinds values ($1, $2, $3, $4, $5, $6, $7, $8, $9)', row);
+    await db.query('insert into kinds (id) values ($1)', ['k2']);
+    const ours = await db.query('select * from kinds order by id');
+
+    await db.close();
+    const oracle = await PGlite.create(join(dir, 'store'));
+    const theirs = (await oracle.query('select * from kinds order by id')).rows;
+    await oracle.close();
+    db = await openPglite(join(dir, 'store'));
+
+    expect(ours).toEqual(theirs);
+    expect(ours[0]).toMatchObject({ id: 'k1', n: 42, big: 9007199254740991, ok: true, doc: row[4], list: ['x', 'y'], tags: row[6], at });
+    expect(Array.from(ours[0].raw as Uint8Array)).toEqual([0, 1, 254, 255]);
+    expect(ours[1]).toMatchObject({ id: 'k2', n: null, doc: null, tags: null });
+  });
+
+  it('binds arrays for unnest and returns rows of statements with and without parameters', async () => {
+    const rows = await db.query<{ v: string; i: number }>('select v, i::int as i from unnest($1::text[]) with ordinality as t(v, i)', [['a', 'b,c', '']]);
+    expect(rows).toEqual([
+      { v: 'a', i: 1 },
+      { v: 'b,c', i: 2 },
+      { v: '', i: 3 },
+    ]);
+    expect(await db.query('select 1 as one')).toEqual([{ one: 1 }]);
+    expect(await db.query('update counter set v = v where id = $1', [999])).toEqual([]);
+  });
+
+  it('surfaces Postgres errors with their code, and the session keeps working', async () => {
+    await db.query('insert into kinds (id) values ($1)', ['dup']);
+    await expect(db.query('insert into kinds (id) values ($1)', ['dup'])).rejects.toMatchObject({ code: '23505' });
+    await expect(db.query('select nope from kinds where id = $1', ['dup'])).rejects.toMatchObject({ code: '42703' });
+    expect(await db.query('select id from kinds where id = $1', ['dup'])).toEqual([{ id: 'dup' }]);
+  });
+
+  it('a transaction commits as a whole, or rolls back as a whole when its callback throws', async () => {
+    await db.transaction(async (tx) => {
+      await tx.query('update counter set v = v + 1 where id = $1', [1]);
+      await tx.query('update counter set v = v + 1 where id = $1', [1]);
+    });
+    await expect(
+      db.transaction(async (tx) => {
+        await tx.query('update counter set v = v + 100 where id = $1', [1]);
+        throw new Error('changed my mind');
+      }),
+    ).rejects.toThrow('changed my mind');
+    await expect(
+      db.transaction(async (tx) => {
+        await tx.query('update counter set v = v + 100 where id = $1', [1]);
+        await tx.query('insert into kinds (id) values ($1)', ['dup']); // unique violation aborts it
+      }),
+    ).rejects.toMatchObject({ code: '23505' });
+    expect(await db.query('select v from counter where id = $1', [1])).toEqual([{ v: 2 }]);
+  });
+
+  it('statements from many callers at once queue behind a transaction and never run inside it', async () => {
+    const before = (await db.query<{ v: number }>('select v from counter where id = $1', [1]))[0].v;
+    const tx = db.transaction(async (t) => {
+      await t.query('update counter set v = v + 1000 where id = $1', [1]);
+      await new Promise((r) => setTimeout(r, 50));
+      throw new Error('roll back');
+    });
+    // Issued while the transaction is open: they must see neither its write nor be rolled back with it.
+    const outside = Promise.all(Array.from({ length: 20 }, () => db.query('update counter set v = v + 1 where id = $1 returning v', [1])));
+    await expect(tx).rejects.toThrow('roll back');
+    await outside;
+    expect((await db.query<{ v: number }>('select v from counter where id = $1', [1]))[0].v).toBe(before + 20);
+  });
+
+  it('a prepared statement follows a schema change', async () => {
+    await db.exec('create table evolving (id integer primary key)');
+    await db.query('insert into evolving values ($1)', [1]);
+    expect(await db.query('select * from evolving where id = $1', [1])).toEqual([{ id: 1 }]);
+    await db.exec("alter table evolving add column label text not null default 'new'");
+    expect(await db.query('select * from evolving where id = $1', [1])).toEqual([{ id: 1, label: 'new' }]);
+  });
+});
