@@ -443,6 +443,42 @@ describe('dedupe of redelivered messages', () => {
   });
 });
 
+describe('idle chats', () => {
+  it('a chat completes once it was idle for its timeout, keeps one timer rather than one per message, and the next message starts it again', async () => {
+    const p = phone();
+    const ch = await cloudChannel(w, fake, { stage: 'connected' });
+    const chatId = `chat-${ch.id}-${p}`;
+    const idleTimeoutMs = 5_000;
+    await w.client.workflow.start('chatWorkflow', {
+      workflowId: chatId,
+      taskQueue: w.taskQueue,
+      args: [{ channelId: ch.id, chatId: p, idleTimeoutMs }],
+      typedSearchAttributes: [{ key: WharfChannelId, value: ch.id }],
+    });
+    await pairPhone(w, fake, ch, p);
+    const handle = w.client.workflow.getHandle(chatId);
+    // Messages 1.5 s apart: the chat is never idle for 5 s, so it is still running after all of them.
+    for (let i = 0; i < 4; i++) {
+      await echoRoundTrip(w, fake, ch, p, `keep alive ${i} ${uid()}`);
+      await new Promise((r) => setTimeout(r, 1_500));
+    }
+    const last = Date.now();
+    expect((await handle.describe()).status.name).toBe('RUNNING');
+
+    await expect.poll(async () => (await handle.describe()).status.name, { timeout: 20_000, interval: 250 }).toBe('COMPLETED');
+    expect(Date.now() - last).toBeGreaterThanOrEqual(idleTimeoutMs - 1_500);
+    const events = (await handle.fetchHistory()).events ?? [];
+    const timers = events.filter((e) => e.timerStartedEventAttributes).length;
+    const signals = events.filter((e) => e.workflowExecutionSignaledEventAttributes).length;
+    expect(signals).toBeGreaterThanOrEqual(5); // the pairing code and four messages
+    expect(timers).toBeLessThanOrEqual(3); // the first timer, and re-arms for the time left when it fired early
+
+    // The next message starts a new run, which answers it.
+    await echoRoundTrip(w, fake, ch, p, `after idle ${uid()}`);
+    expect((await handle.describe()).status.name).toBe('RUNNING');
+  }, 60_000);
+});
+
 describe('delivery statuses', () => {
   it('applies delivered and then read to the reply on the message log', async () => {
     const p = phone();

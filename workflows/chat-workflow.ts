@@ -16,6 +16,7 @@ import {
   proxyActivities,
   proxyLocalActivities,
   setHandler,
+  sleep,
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -24,6 +25,7 @@ import { FAILURE } from '../lib/errors.js';
 import type { DeliveryStatus, InboundMessage } from '../lib/types.js';
 import { handOff, reportProblem } from './channel-messages.js';
 import { chatState, inbound, statuses, type Turn } from './chat-messages.js';
+import { workflowNow } from './clock.js';
 
 /**
  * Store and policy work: quick, retried until it succeeds. Local activities: they run in the worker that
@@ -63,7 +65,7 @@ const sessionSends = (taskQueue: string) =>
 /** How many turns of the conversation an agent sees. */
 export const WINDOW_TURNS = 20;
 /** How long an idle chat workflow waits before completing. */
-const IDLE_TIMEOUT = '1 hour';
+const IDLE_TIMEOUT_MS = 60 * 60 * 1000;
 /** Most queued messages admitted and answered together. */
 const BATCH = 50;
 /** Send failures that mean the channel's credentials are wrong: the channel is marked failed. */
@@ -82,6 +84,8 @@ export interface ChatWorkflowInput {
   processed?: number;
   /** Continue-as-new once history has this many events (Temporal's own suggestion comes first). @default 5000 */
   historyLimit?: number;
+  /** Milliseconds the chat waits without messages before it completes. @default one hour */
+  idleTimeoutMs?: number;
 }
 
 /** Runs one chat: processes its messages strictly in order. */
@@ -227,15 +231,36 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
   const historyLimit = input.historyLimit ?? 5000;
   const shouldContinueAsNew = (): boolean => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > historyLimit;
 
+  // One idle timer per quiet period instead of one per message: a timer started and cancelled around every
+  // wake-up costs two history events and a timer task in Temporal's database for each message. When it
+  // fires, the chat completes if nothing happened since; otherwise it is set again for the time left.
+  const idleMs = input.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+  let lastActive = workflowNow();
+  let idleFired = false;
+  const armIdle = (ms: number): void => {
+    void sleep(ms).then(() => {
+      idleFired = true;
+    });
+  };
+  armIdle(idleMs);
+
   for (;;) {
-    const woke = await condition(() => queue.length > 0 || statusQueue.length > 0 || shouldContinueAsNew(), IDLE_TIMEOUT);
-    if (!woke && queue.length === 0 && statusQueue.length === 0) {
-      await condition(allHandlersFinished);
-      if (queue.length === 0 && statusQueue.length === 0) return;
+    await condition(() => queue.length > 0 || statusQueue.length > 0 || idleFired || shouldContinueAsNew());
+    if (idleFired) {
+      idleFired = false;
+      const left = idleMs - (workflowNow() - lastActive);
+      if (left > 0 || queue.length > 0 || statusQueue.length > 0) {
+        armIdle(left > 0 ? left : idleMs);
+      } else {
+        await condition(allHandlersFinished);
+        if (queue.length === 0 && statusQueue.length === 0) return;
+        armIdle(idleMs);
+      }
     }
     if (statusQueue.length > 0) {
       const batch = statusQueue.splice(0, statusQueue.length);
       await local.recordStatuses({ channelId, statuses: batch });
+      lastActive = workflowNow();
     }
     while (queue.length > 0 && !shouldContinueAsNew()) {
       // Everything queued so far is admitted in one local activity and answered in one more.
@@ -246,10 +271,11 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
       for (const m of batch) recentIds.push(m.id);
       if (recentIds.length > RECENT_IDS) recentIds.splice(0, recentIds.length - RECENT_IDS);
       processed += batch.length;
+      lastActive = workflowNow();
     }
     if (shouldContinueAsNew()) {
       await condition(allHandlersFinished);
-      await continueAsNew<typeof chatWorkflow>({ channelId, chatId, window, recentIds, queue, statusQueue, processed, historyLimit: input.historyLimit });
+      await continueAsNew<typeof chatWorkflow>({ channelId, chatId, window, recentIds, queue, statusQueue, processed, historyLimit: input.historyLimit, idleTimeoutMs: input.idleTimeoutMs });
     }
   }
 }
