@@ -38,6 +38,13 @@ export const EnvSchema = z.object({
   WHARF_TEMPORAL_UI_PORT: port.optional(),
   /** Workflows the worker keeps in memory between tasks (Temporal's sticky cache). */
   WHARF_WORKFLOW_CACHE_SIZE: z.coerce.number().int().min(1).max(100_000).default(250),
+  /** Prometheus metrics of the Temporal worker (task latencies, slots, sticky cache) on this host:port. */
+  WHARF_METRICS_ADDRESS: z
+    .string()
+    .regex(/^(\[[0-9a-fA-F:]+\]|[^\s:[\]]+):\d{1,5}$/, 'must be host:port, such as 127.0.0.1:9464 or [::1]:9464')
+    .optional(),
+  /** Prometheus metrics of the embedded Temporal dev server (persistence latencies) on this port. */
+  WHARF_TEMPORAL_METRICS_PORT: port.optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -54,7 +61,9 @@ export interface Config {
   /** True when the admin token was generated during this start (print it once). */
   adminTokenGenerated: boolean;
   secretKey: Buffer;
-  temporal: { address?: string; namespace: string; taskQueue: string; port?: number; uiPort?: number; workflowCacheSize: number };
+  temporal: { address?: string; namespace: string; taskQueue: string; port?: number; uiPort?: number; metricsPort?: number; workflowCacheSize: number };
+  /** Where the worker's Prometheus metrics are served, if anywhere. */
+  metricsAddress?: string;
   databaseUrl?: string;
   graph: { baseUrl: string; version: string };
   logLevel: Env['LOG_LEVEL'];
@@ -116,8 +125,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       taskQueue: e.WHARF_TASK_QUEUE,
       port: e.WHARF_TEMPORAL_PORT,
       uiPort: e.WHARF_TEMPORAL_UI_PORT,
+      metricsPort: e.WHARF_TEMPORAL_METRICS_PORT,
       workflowCacheSize: e.WHARF_WORKFLOW_CACHE_SIZE,
     },
+    metricsAddress: e.WHARF_METRICS_ADDRESS,
     databaseUrl: e.DATABASE_URL,
     graph: { baseUrl: e.META_GRAPH_URL, version: e.META_GRAPH_VERSION },
     logLevel: e.LOG_LEVEL,

@@ -12,6 +12,13 @@ describe('configuration from the environment', () => {
     expect(parseEnv({ WHARF_WORKFLOW_CACHE_SIZE: '1000' }).WHARF_WORKFLOW_CACHE_SIZE).toBe(1000);
   });
 
+  it('takes metrics addresses as host:port and ports, and leaves metrics off by default', () => {
+    expect(parseEnv({})).not.toHaveProperty('WHARF_METRICS_ADDRESS');
+    expect(parseEnv({ WHARF_METRICS_ADDRESS: '127.0.0.1:9464', WHARF_TEMPORAL_METRICS_PORT: '9465' })).toMatchObject({ WHARF_METRICS_ADDRESS: '127.0.0.1:9464', WHARF_TEMPORAL_METRICS_PORT: 9465 });
+    expect(parseEnv({ WHARF_METRICS_ADDRESS: '[::1]:9464' }).WHARF_METRICS_ADDRESS).toBe('[::1]:9464');
+    expect(() => parseEnv({ WHARF_METRICS_ADDRESS: '9464' })).toThrow(/WHARF_METRICS_ADDRESS[\s\S]*host:port/);
+  });
+
   it('names every bad variable in one error', () => {
     const bad = (): unknown => parseEnv({ WHARF_PORT: '99999', WHARF_WORKFLOW_CACHE_SIZE: '0', LOG_LEVEL: 'loud' });
     expect(bad).toThrow(ConfigError);

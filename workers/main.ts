@@ -25,18 +25,26 @@ import { createWharfWorker } from './worker.js';
 const version = (JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
 /** Routes the SDK's own logs (worker lifecycle, workflow errors) into pino. */
-function installRuntimeLogger(log: Logger): void {
+function installRuntimeLogger(log: Logger, metricsAddress?: string): void {
   const sdk = log.child({ component: 'temporal-sdk' });
   const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' };
   // shutdownSignals: [] — Wharf's own handler shuts down in order (API, worker, server, store).
   // The session queue's worker hosts activities only; its "no workflows registered" notice is expected.
   const expected = /^No workflows registered/;
-  Runtime.install({
-    logger: new DefaultLogger('INFO', (e) => {
-      if (!expected.test(e.message)) sdk[levels[e.level]]({ ...e.meta }, e.message);
-    }),
-    shutdownSignals: [],
-  });
+  try {
+    Runtime.install({
+      logger: new DefaultLogger('INFO', (e) => {
+        if (!expected.test(e.message)) sdk[levels[e.level]]({ ...e.meta }, e.message);
+      }),
+      shutdownSignals: [],
+      // Task latencies, slots in use and the sticky cache, as Prometheus text (WHARF_METRICS_ADDRESS).
+      ...(metricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } } : {}),
+    });
+  } catch (err) {
+    // The one failure here is the metrics port: say which setting to change.
+    if (!metricsAddress) throw err;
+    throw new Error(`WHARF_METRICS_ADDRESS=${metricsAddress}: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 async function openStore(config: Config, log: Logger): Promise<Db> {
@@ -62,7 +70,12 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel);
-  installRuntimeLogger(log);
+  try {
+    installRuntimeLogger(log, config.metricsAddress);
+  } catch (err) {
+    console.error(`wharf: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(2);
+  }
   log.info({ version, dataDir: config.dataDir }, 'Wharf starting');
 
   const stops: Array<{ name: string; stop: () => Promise<unknown> }> = [];
@@ -109,7 +122,7 @@ async function main(): Promise<void> {
     if (!address) {
       const cli = resolveTemporalCli();
       log.info({ source: cli.source, path: cli.path }, `Temporal CLI: ${cli.source}${cli.path ? ` (${cli.path})` : ''}`);
-      embedded = await startEmbeddedTemporal({ cli, dataDir: config.dataDir, namespace: config.temporal.namespace, port: config.temporal.port, uiPort: config.temporal.uiPort, log });
+      embedded = await startEmbeddedTemporal({ cli, dataDir: config.dataDir, namespace: config.temporal.namespace, port: config.temporal.port, uiPort: config.temporal.uiPort, metricsPort: config.temporal.metricsPort, log });
       address = embedded.address;
       stops.push({ name: 'Temporal dev server', stop: () => embedded!.stop() });
       log.info({ address, uiUrl: embedded.uiUrl }, `Temporal dev server ready at ${address}; Web UI at ${embedded.uiUrl}`);

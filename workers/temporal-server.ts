@@ -27,6 +27,8 @@ export interface EmbeddedTemporalOptions {
   namespace: string;
   port?: number;
   uiPort?: number;
+  /** Serve the dev server's own Prometheus metrics (persistence latencies) on this port. */
+  metricsPort?: number;
   log: Logger;
 }
 
@@ -127,7 +129,7 @@ export async function startEmbeddedTemporal(opts: EmbeddedTemporalOptions): Prom
 
   const pidFile = join(dataDir, 'temporal.pid');
   stopStaleServer(pidFile, log);
-  const args = ['server', 'start-dev', '--db-filename', dbFile, '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort), '--namespace', namespace, '--log-level', 'warn', ...DEV_SERVER_TUNING, ...saArgs];
+  const args = ['server', 'start-dev', '--db-filename', dbFile, '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort), '--namespace', namespace, '--log-level', 'warn', ...DEV_SERVER_TUNING, ...saArgs, ...(opts.metricsPort ? ['--metrics-port', String(opts.metricsPort)] : [])];
   log.info({ port, uiPort, dbFile }, 'starting the embedded Temporal dev server');
   // Same process group as Wharf: a kill of the group (or of the terminal) takes the server along.
   const child = spawn(cli.path, args, { stdio: ['ignore', 'pipe', 'pipe'] });
