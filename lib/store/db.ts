@@ -145,11 +145,13 @@ export async function openPglite(dir: string): Promise<Db> {
   const statements = new PgliteStatements(pg);
   // One session, so one thing at a time: statements queue here; a transaction holds the queue until it ends.
   // A plain query issued from inside a transaction's callback runs within that transaction, as before.
+  // Each statement waits for a turn of the event loop first: PGlite runs synchronously, and a queue of
+  // statements run back to back kept webhooks and the Temporal worker waiting for up to ~100 ms.
   const inTransaction = new AsyncLocalStorage<true>();
   let tail: Promise<unknown> = Promise.resolve();
   const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
     if (inTransaction.getStore()) return fn();
-    const result = tail.then(fn);
+    const result = tail.then(() => new Promise<void>((r) => setImmediate(r))).then(fn);
     tail = result.catch(() => undefined);
     return result;
   };
