@@ -90,9 +90,11 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
     // cached chats 669 MB RSS, 250 cached 461 MB); one that fell out is replayed from history when it wakes.
     maxCachedWorkflows: deps.workflowCacheSize ?? 250,
     maxConcurrentActivityTaskExecutions: 200,
-    // The API shares this process's event loop: bounding message processing keeps webhook acks fast under
-    // a burst; the backlog waits durably in Temporal instead of in memory.
-    maxConcurrentWorkflowTaskExecutions: 16,
+    // A chat's workflow task holds its slot while its local activities run and while it waits for this
+    // process's event loop, so most of a slot's time is waiting, not work. With 16 slots, 30 msgs/s over 64
+    // chats kept the slots full and tasks queued in Temporal for 0.4–1 s (schedule-to-start); with 64 they
+    // wait ~40 ms. Local activity slots (below) still bound how much store and Graph work runs at once.
+    maxConcurrentWorkflowTaskExecutions: 64,
     maxConcurrentLocalActivityExecutions: 32,
     shutdownGraceTime: '10 seconds',
     // Cancellation reaches an activity with a heartbeat: keep heartbeats frequent so relink/disconnect of a
