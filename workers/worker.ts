@@ -92,9 +92,11 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
     maxConcurrentActivityTaskExecutions: 200,
     // A chat's workflow task holds its slot while its local activities run and while it waits for this
     // process's event loop, so most of a slot's time is waiting, not work. With 16 slots, 30 msgs/s over 64
-    // chats kept the slots full and tasks queued in Temporal for 0.4–1 s (schedule-to-start); with 64 they
-    // wait ~40 ms. Local activity slots (below) still bound how much store and Graph work runs at once.
-    maxConcurrentWorkflowTaskExecutions: 64,
+    // chats kept them full and tasks queued in Temporal for 0.4–1 s (schedule-to-start). With 64, they waited
+    // ~40 ms, but under overload each chat's batches got smaller — more workflow tasks per message, less
+    // throughput. 32 measured in between: ~50–70 ms at 30 msgs/s, and backlogs still drain. (Temporal's
+    // resource-based tuner held slots at its minimum here: the machine is above 80 % CPU even at 30 msgs/s.)
+    maxConcurrentWorkflowTaskExecutions: 32,
     maxConcurrentLocalActivityExecutions: 32,
     shutdownGraceTime: '10 seconds',
     // Cancellation reaches an activity with a heartbeat: keep heartbeats frequent so relink/disconnect of a
