@@ -132,6 +132,8 @@ export async function startProduct(opts: StartOptions): Promise<Product> {
     child.once('exit', (code, signal) => {
       done = { code, signal };
       live.delete(child);
+      // Died (V8 abort, kill, crash): take its Temporal dev server along, as a graceful stop would.
+      if (signal !== null || code !== 0) killGroup(child, 'SIGKILL');
       log.write(`===== exit code ${code} signal ${signal} =====\n`);
       log.end();
       resolve(done);
