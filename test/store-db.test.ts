@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
+import { PGlite, TransactionAbortedError } from '@electric-sql/pglite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPglite, type Db } from '../lib/store/db.js';
 
@@ -82,6 +82,13 @@ describe('PGlite store session', () => {
         await tx.query('insert into kinds (id) values ($1)', ['dup']); // unique violation aborts it
       }),
     ).rejects.toMatchObject({ code: '23505' });
+    // A failed statement aborts the transaction even when the callback catches its error: nothing is written.
+    await expect(
+      db.transaction(async (tx) => {
+        await tx.query('update counter set v = v + 100 where id = $1', [1]);
+        await tx.query('insert into kinds (id) values ($1)', ['dup']).catch(() => undefined);
+      }),
+    ).rejects.toThrow(TransactionAbortedError);
     expect(await db.query('select v from counter where id = $1', [1])).toEqual([{ v: 2 }]);
   });
 

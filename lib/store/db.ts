@@ -6,7 +6,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { PGlite, parse, protocol, type messages } from '@electric-sql/pglite';
+import { PGlite, TransactionAbortedError, parse, protocol, type messages } from '@electric-sql/pglite';
 import pg from 'pg';
 
 type BackendMessage = messages.BackendMessage;
@@ -48,6 +48,14 @@ function initPgliteInChild(dir: string): void {
   if (r.status !== 0) throw new Error(`could not initialise the PGlite store in ${dir}: ${r.stderr?.trim() || `exit ${r.status}`}`);
 }
 
+/** A named statement of the PGlite session. */
+interface Prepared {
+  name: string;
+  paramTypes: number[];
+  /** Its row description (absent for statements without rows), prepended to each result for parsing. */
+  rows?: BackendMessage;
+}
+
 /**
  * Runs statements on one PGlite instance, one protocol call each.
  *
@@ -61,14 +69,6 @@ function initPgliteInChild(dir: string): void {
  * Parameters are serialised and rows parsed with PGlite's own type handlers (arrays and JSON included), so
  * values come back exactly as `PGlite.query` returned them.
  */
-/** A named statement of the PGlite session. */
-interface Prepared {
-  name: string;
-  paramTypes: number[];
-  /** Its row description (absent for statements without rows), prepended to each result for parsing. */
-  rows?: BackendMessage;
-}
-
 class PgliteStatements {
   private readonly prepared = new Map<string, Prepared>();
   private seq = 0;
@@ -102,9 +102,10 @@ class PgliteStatements {
     return this.rows<T>(st.rows ? [st.rows, ...messages] : messages);
   }
 
-  /** A simple-protocol command (`begin`, `commit`, several statements). */
-  async simple(text: string, inTransaction: boolean): Promise<void> {
-    await this.call([serialize.query(text)], inTransaction);
+  /** A simple-protocol command (`begin`, `commit`, several statements); returns its command tags. */
+  async simple(text: string, inTransaction: boolean): Promise<string[]> {
+    const messages = await this.call([serialize.query(text)], inTransaction);
+    return messages.flatMap((m) => (m.name === 'commandComplete' ? [(m as messages.CommandCompleteMessage).text] : []));
   }
 
   private async prepare(text: string, inTransaction: boolean): Promise<Prepared> {
@@ -172,13 +173,15 @@ export async function openPglite(dir: string): Promise<Db> {
             await statements.simple('rollback', false).catch(() => undefined);
             throw err;
           }
-          await statements.simple('commit', false);
+          // A statement that failed inside the callback aborted the transaction even if the callback caught
+          // the error: Postgres then answers COMMIT with ROLLBACK, and nothing was written.
+          if ((await statements.simple('commit', false)).includes('ROLLBACK')) throw new TransactionAbortedError();
           return result;
         }),
       );
     },
-    exec(text: string) {
-      return exclusive(() => statements.simple(text, Boolean(inTransaction.getStore())));
+    async exec(text: string) {
+      await exclusive(() => statements.simple(text, Boolean(inTransaction.getStore())));
     },
     async ping() {
       if (closed) return false;
