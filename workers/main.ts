@@ -31,20 +31,14 @@ function installRuntimeLogger(log: Logger, metricsAddress?: string): void {
   // shutdownSignals: [] — Wharf's own handler shuts down in order (API, worker, server, store).
   // The session queue's worker hosts activities only; its "no workflows registered" notice is expected.
   const expected = /^No workflows registered/;
-  try {
-    Runtime.install({
-      logger: new DefaultLogger('INFO', (e) => {
-        if (!expected.test(e.message)) sdk[levels[e.level]]({ ...e.meta }, e.message);
-      }),
-      shutdownSignals: [],
-      // Task latencies, slots in use and the sticky cache, as Prometheus text (WHARF_METRICS_ADDRESS).
-      ...(metricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } } : {}),
-    });
-  } catch (err) {
-    // The one failure here is the metrics port: say which setting to change.
-    if (!metricsAddress) throw err;
-    throw new Error(`WHARF_METRICS_ADDRESS=${metricsAddress}: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  Runtime.install({
+    logger: new DefaultLogger('INFO', (e) => {
+      if (!expected.test(e.message)) sdk[levels[e.level]]({ ...e.meta }, e.message);
+    }),
+    shutdownSignals: [],
+    // Task latencies, slots in use and the sticky cache, as Prometheus text (WHARF_METRICS_ADDRESS).
+    ...(metricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } } : {}),
+  });
 }
 
 async function openStore(config: Config, log: Logger): Promise<Db> {
@@ -73,7 +67,9 @@ async function main(): Promise<void> {
   try {
     installRuntimeLogger(log, config.metricsAddress);
   } catch (err) {
-    console.error(`wharf: ${err instanceof Error ? err.message : String(err)}`);
+    // The one way this fails in practice is a taken metrics port: name the setting to change.
+    if (!config.metricsAddress) throw err;
+    console.error(`wharf: WHARF_METRICS_ADDRESS=${config.metricsAddress}: ${err instanceof Error ? err.message : String(err)}`);
     process.exit(2);
   }
   log.info({ version, dataDir: config.dataDir }, 'Wharf starting');
