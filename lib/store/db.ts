@@ -150,9 +150,10 @@ export async function openPglite(dir: string): Promise<Db> {
   // statements run back to back kept webhooks and the Temporal worker waiting for up to ~100 ms.
   const inTransaction = new AsyncLocalStorage<true>();
   let tail: Promise<unknown> = Promise.resolve();
-  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
-    if (inTransaction.getStore()) return fn();
-    const result = tail.then(() => new Promise<void>((r) => setImmediate(r))).then(fn);
+  /** Runs `fn` in turn, or at once (told so) when called from inside a transaction's callback. */
+  const exclusive = <T>(fn: (inTx: boolean) => Promise<T>): Promise<T> => {
+    if (inTransaction.getStore()) return fn(true);
+    const result = tail.then(() => new Promise<void>((r) => setImmediate(r))).then(() => fn(false));
     tail = result.catch(() => undefined);
     return result;
   };
@@ -160,7 +161,7 @@ export async function openPglite(dir: string): Promise<Db> {
   return {
     kind: 'pglite',
     query<T>(text: string, params?: unknown[]) {
-      return exclusive(() => statements.run<T>(text, params, Boolean(inTransaction.getStore())));
+      return exclusive((inTx) => statements.run<T>(text, params, inTx));
     },
     transaction<T>(fn: (tx: Sql) => Promise<T>) {
       return exclusive(() =>
@@ -181,12 +182,12 @@ export async function openPglite(dir: string): Promise<Db> {
       );
     },
     async exec(text: string) {
-      await exclusive(() => statements.simple(text, Boolean(inTransaction.getStore())));
+      await exclusive((inTx) => statements.simple(text, inTx));
     },
     async ping() {
       if (closed) return false;
       try {
-        await exclusive(() => statements.run('select 1', undefined, false));
+        await exclusive((inTx) => statements.run('select 1', undefined, inTx));
         return true;
       } catch {
         return false;
