@@ -13,9 +13,9 @@ import type { Logger } from '../lib/logger.js';
 import { looksLikePairingCode } from '../lib/pairing.js';
 import type { PolicyService } from '../lib/policy/service.js';
 import type { AgentRecord, Store } from '../lib/store/store.js';
-import { PROVIDER_INFO, type CredentialRef, type DeliveryStatus, type InboundMessage, type InboundMode, type Provider } from '../lib/types.js';
+import { PROVIDER_INFO, type ChannelState, type CredentialRef, type DeliveryStatus, type InboundMessage, type InboundMode, type Provider } from '../lib/types.js';
 import { pairSender } from '../workflows/channel-messages.js';
-import type { Turn } from '../workflows/chat-messages.js';
+import { answerReply, pairedReply, type ReplyInput, type Turn } from '../workflows/chat-messages.js';
 import { completeChat, type OpenAiAgentConfig } from './openai-agent.js';
 import { resolveSecret } from './secrets.js';
 
@@ -30,34 +30,109 @@ export interface ChatActivityDeps {
   personal?: { sendText(input: { channelId: string; to: string; text: string }): Promise<{ messageId: string }> };
 }
 
-/** The outcome of admitting one inbound message (SPEC §5 order: dedupe, pairing, policy, mode). */
-export type Admission =
-  | { action: 'duplicate' }
-  | { action: 'ignored'; reason: string }
-  | { action: 'paired'; provider: Provider; sessionQueue: string | null }
-  | { action: 'denied'; reasons: string[] }
-  | { action: 'deliver'; mode: InboundMode; space: string; provider: Provider; agent: AgentRecord; sessionQueue: string | null };
-
-/** One reply to send: Markdown for the chat, and the inbound message it answers (for its outcome). */
-export interface ReplyInput {
-  to: string;
-  replyKey: string;
-  markdown: string;
-  inboundId?: string;
-  outcome?: string;
-}
-
 /** What became of one reply: the provider's ids of its parts, or why it was refused for good. */
 export type ReplyResult = { ok: true; ids: string[] } | { ok: false; type: string; message: string };
 
+/**
+ * The outcome of admitting one inbound message (SPEC §5 order: dedupe, pairing, policy, mode). `sent` is
+ * set when admission already sent the reply the message implies (see `admitInbound`'s `answer`).
+ */
+export type Admission =
+  | { action: 'duplicate' }
+  | { action: 'ignored'; reason: string }
+  | { action: 'paired'; provider: Provider; sessionQueue: string | null; sent?: ReplyResult }
+  | { action: 'denied'; reasons: string[] }
+  | { action: 'deliver'; mode: InboundMode; space: string; provider: Provider; agent: AgentRecord; sessionQueue: string | null; sent?: ReplyResult };
+
+/**
+ * The reply an admission implies when no agent has to run for it — a pairing confirmation, or the built-in
+ * echo agent's answer — on a channel whose sends run in this process (Cloud API). `undefined` otherwise.
+ */
+function replyWithoutAgent(ch: ChannelState, m: InboundMessage, a: Admission): ReplyInput | undefined {
+  if (ch.provider === 'whatsapp_user') return undefined;
+  if (a.action === 'paired') return pairedReply(m);
+  if (a.action === 'deliver' && a.mode === 'message' && a.agent.kind === 'echo' && m.text.trim()) return answerReply(m, m.text);
+  return undefined;
+}
+
 /** Builds the chat workflow's activities. */
 export function createChatActivities({ store, graph, policy, client, log, personal }: ChatActivityDeps) {
+  /**
+   * Formats each reply's Markdown for the channel's provider, splits it at the provider's limit and sends
+   * the parts in order. Every part is claimed before its send (all in one statement) and recorded as
+   * accepted right after it, under a key derived from `replyKey`, so a later attempt skips parts that
+   * already went out. A reply the provider refuses for good is reported in its result and the next one is
+   * tried. A failure worth retrying (Meta unavailable, rate limited) is thrown, or with `onRetryable`
+   * 'stop' ends the sending there: the results then cover only the replies before it.
+   */
+  async function sendReplies(ch: ChannelState, chatId: string, replies: ReplyInput[], onRetryable: 'throw' | 'stop'): Promise<ReplyResult[]> {
+    const limit = PROVIDER_INFO[ch.provider].textLimit;
+    const planned = replies.map((r) => ({ r, parts: formatReply(r.markdown, { limit }).map((text, i) => ({ key: `${r.replyKey}#${i + 1}`, address: r.to, text })) }));
+    // Keys are unique: one reply per inbound message, one key per part.
+    const done = await store.messages.claimOutbound(ch.id, chatId, planned.flatMap((p) => p.parts));
+    let accessToken: string | undefined;
+    const send = async (to: string, text: string): Promise<string> => {
+      // Session errors are retryable ApplicationFailures thrown by the session layer itself.
+      if (ch.provider === 'whatsapp_user' && personal) return (await personal.sendText({ channelId: ch.id, to: chatId, text })).messageId;
+      accessToken ??= await resolveSecret(store, 'access_token', ch.config.access_token);
+      return (await graph.sendText({ phoneNumberId: String(ch.config.phone_number_id), accessToken, to, body: text })).messageId;
+    };
+    const results: ReplyResult[] = [];
+    for (const { r, parts } of planned) {
+      // The agent's Markdown goes on the inbound row: a restarted chat rebuilds its window from it.
+      const outcome = r.inboundId && r.outcome ? { id: r.inboundId, status: r.outcome, detail: { parts: parts.length, markdown: r.markdown } } : undefined;
+      const ids: string[] = [];
+      try {
+        for (const [i, part] of parts.entries()) {
+          const last = i === parts.length - 1;
+          const earlier = done.get(part.key);
+          if (earlier) {
+            ids.push(earlier);
+            if (last && outcome) await store.messages.setInboundStatus(ch.id, outcome.id, outcome.status, outcome.detail);
+            continue;
+          }
+          let messageId: string;
+          try {
+            messageId = await send(part.address, part.text);
+          } catch (err) {
+            if (!(err instanceof GraphError)) throw err;
+            const base = { channelId: ch.id, key: part.key, chatId, address: part.address, text: part.text };
+            await store.messages.recordOutbound({ ...base, status: err.retryable ? 'sending' : 'failed', detail: { code: err.code, title: err.title, message: err.message } });
+            await store.diagnostics.sendError(ch.id, { code: err.code, message: err.message });
+            log.warn({ channelId: ch.id, code: err.code, retryable: err.retryable }, 'send refused by the Graph API');
+            throw ApplicationFailure.create({ type: err.failureType ?? 'WharfGraphUnavailable', message: err.message, nonRetryable: !err.retryable, details: [{ code: err.code }] });
+          }
+          await store.messages.completeOutbound({ channelId: ch.id, key: part.key, providerId: messageId, inbound: last ? outcome : undefined });
+          ids.push(messageId);
+        }
+        if (!parts.length && outcome) await store.messages.setInboundStatus(ch.id, outcome.id, outcome.status, { parts: 0 });
+        results.push({ ok: true, ids });
+      } catch (err) {
+        // Refused for good: this reply failed, the others still go. Anything else: the activity retries,
+        // or (onRetryable 'stop') leaves this reply and the ones after it to a later delivery.
+        if (err instanceof ApplicationFailure && err.nonRetryable) {
+          results.push({ ok: false, type: err.type ?? 'Error', message: err.message });
+          continue;
+        }
+        if (onRetryable === 'stop' && err instanceof ApplicationFailure) break;
+        throw err;
+      }
+    }
+    return results;
+  }
+
   return {
     /**
      * Admits a chat's queued messages together (SPEC §5 order per message: dedupe, pairing, policy, mode):
      * one statement records them all (the durable dedupe), one more writes the outcomes decided here.
+     *
+     * With `answer`, it also sends the replies that need no agent (pairing confirmations, the echo agent's
+     * answers) of the batch's leading messages, in order, so that such a batch costs the chat workflow one
+     * local activity instead of two. It stops at the first message that needs the workflow (an agent, a
+     * hand-off) or whose send Meta asks to retry: those replies go out from the workflow as before, under
+     * the same keys, so nothing is sent twice.
      */
-    async admitInbound({ channelId, messages, claim }: { channelId: string; messages: InboundMessage[]; claim: string }): Promise<Admission[]> {
+    async admitInbound({ channelId, messages, claim, answer }: { channelId: string; messages: InboundMessage[]; claim: string; answer?: boolean }): Promise<Admission[]> {
       const fresh = await store.messages.recordInbound(
         channelId,
         claim,
@@ -108,6 +183,18 @@ export function createChatActivities({ store, graph, policy, client, log, person
       const admissions: Admission[] = [];
       for (const m of messages) admissions.push(await admit(m));
       await store.messages.setInboundStatuses(channelId, outcomes);
+      if (!answer || !ch) return admissions;
+      const leading: Array<{ at: number; reply: ReplyInput }> = [];
+      for (const [at, m] of messages.entries()) {
+        const a = admissions[at];
+        if (a.action !== 'paired' && a.action !== 'deliver') continue; // nothing to send for it
+        const reply = replyWithoutAgent(ch, m, a);
+        if (!reply) break;
+        leading.push({ at, reply });
+      }
+      if (!leading.length) return admissions;
+      const sent = await sendReplies(ch, messages[0].chat.id, leading.map((x) => x.reply), 'stop');
+      for (const [i, result] of sent.entries()) (admissions[leading[i].at] as { sent?: ReplyResult }).sent = result;
       return admissions;
     },
 
@@ -127,67 +214,14 @@ export function createChatActivities({ store, graph, policy, client, log, person
       throw ApplicationFailure.create({ type: FAILURE.agentFailed, message: `Agent kind "${agent.kind}" cannot run in an activity.`, nonRetryable: true });
     },
 
-    /**
-     * Formats each reply's Markdown for the channel's provider, splits it at the provider's limit and sends
-     * the parts in order. Every part is claimed before its send (all in one statement) and recorded as
-     * accepted right after it, under a key derived from `replyKey`, so a retry skips parts that already
-     * went out. A reply the provider refuses for good is reported in its result and the next one is
-     * tried; a failure worth retrying (Meta unavailable, rate limited) fails the activity, which retries.
-     */
+    /** Sends replies (see {@link sendReplies}); a failure worth retrying fails the activity, which retries. */
     async deliverReplies({ channelId, chatId, replies }: { channelId: string; chatId: string; replies: ReplyInput[] }): Promise<ReplyResult[]> {
       const ch = await store.channels.getRecent(channelId);
       if (!ch) return replies.map(() => ({ ok: true, ids: [] }));
       if (ch.provider === 'whatsapp_user' && !personal) {
         throw ApplicationFailure.create({ type: 'WharfSessionUnavailable', message: 'This worker holds no WhatsApp session for the channel.', nonRetryable: false });
       }
-      const limit = PROVIDER_INFO[ch.provider].textLimit;
-      const planned = replies.map((r) => ({ r, parts: formatReply(r.markdown, { limit }).map((text, i) => ({ key: `${r.replyKey}#${i + 1}`, address: r.to, text })) }));
-      // Keys are unique: one reply per inbound message, one key per part.
-      const done = await store.messages.claimOutbound(ch.id, chatId, planned.flatMap((p) => p.parts));
-      let accessToken: string | undefined;
-      const send = async (to: string, text: string): Promise<string> => {
-        // Session errors are retryable ApplicationFailures thrown by the session layer itself.
-        if (ch.provider === 'whatsapp_user' && personal) return (await personal.sendText({ channelId: ch.id, to: chatId, text })).messageId;
-        accessToken ??= await resolveSecret(store, 'access_token', ch.config.access_token);
-        return (await graph.sendText({ phoneNumberId: String(ch.config.phone_number_id), accessToken, to, body: text })).messageId;
-      };
-      const results: ReplyResult[] = [];
-      for (const { r, parts } of planned) {
-        // The agent's Markdown goes on the inbound row: a restarted chat rebuilds its window from it.
-        const outcome = r.inboundId && r.outcome ? { id: r.inboundId, status: r.outcome, detail: { parts: parts.length, markdown: r.markdown } } : undefined;
-        const ids: string[] = [];
-        try {
-          for (const [i, part] of parts.entries()) {
-            const last = i === parts.length - 1;
-            const earlier = done.get(part.key);
-            if (earlier) {
-              ids.push(earlier);
-              if (last && outcome) await store.messages.setInboundStatus(ch.id, outcome.id, outcome.status, outcome.detail);
-              continue;
-            }
-            let messageId: string;
-            try {
-              messageId = await send(part.address, part.text);
-            } catch (err) {
-              if (!(err instanceof GraphError)) throw err;
-              const base = { channelId: ch.id, key: part.key, chatId, address: part.address, text: part.text };
-              await store.messages.recordOutbound({ ...base, status: err.retryable ? 'sending' : 'failed', detail: { code: err.code, title: err.title, message: err.message } });
-              await store.diagnostics.sendError(ch.id, { code: err.code, message: err.message });
-              log.warn({ channelId: ch.id, code: err.code, retryable: err.retryable }, 'send refused by the Graph API');
-              throw ApplicationFailure.create({ type: err.failureType ?? 'WharfGraphUnavailable', message: err.message, nonRetryable: !err.retryable, details: [{ code: err.code }] });
-            }
-            await store.messages.completeOutbound({ channelId: ch.id, key: part.key, providerId: messageId, inbound: last ? outcome : undefined });
-            ids.push(messageId);
-          }
-          if (!parts.length && outcome) await store.messages.setInboundStatus(ch.id, outcome.id, outcome.status, { parts: 0 });
-          results.push({ ok: true, ids });
-        } catch (err) {
-          // Refused for good: this reply failed, the others still go. Anything else: the activity retries.
-          if (!(err instanceof ApplicationFailure && err.nonRetryable)) throw err;
-          results.push({ ok: false, type: err.type ?? 'Error', message: err.message });
-        }
-      }
-      return results;
+      return sendReplies(ch, chatId, replies, 'throw');
     },
 
     /** Applies delivery statuses to the outbound message log. */

@@ -17,6 +17,7 @@ import {
   echoRoundTrip,
   expectError,
   getChannel,
+  localActivities,
   messageLog,
   PAIRED_TEXT,
   pairPhone,
@@ -374,6 +375,23 @@ describe('echo replies', () => {
     expect(out).toMatchObject({ providerId: reply.wamid, text: 'ping *bold* and ~gone~', chatId: p });
   });
 
+  it('admits and answers a batch of echo messages in one local activity, as it does a pairing confirmation', async () => {
+    const p = phone();
+    const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });
+    const ids = [wamid(), wamid(), wamid()];
+    const texts = ids.map((_, i) => `one activity ${i} ${uid()}`);
+
+    const r = await postWebhook(w, ch.id, inboundPayload(ch.target, ids.map((id, i) => ({ from: p, text: texts[i], id }))), { secret: ch.appSecret });
+
+    expect(r.status).toBe(200);
+    for (const id of ids) expect((await waitForOutcome(w, ch.id, id)).status).toBe('answered');
+    expect(fake.sent.filter((s) => s.to === bare(p) && s.text !== PAIRED_TEXT).map((s) => s.text)).toEqual(texts);
+    // The pairing message's task, then the batch's: each completes with all of its markers at once.
+    const chat = `chat-${ch.id}-${p}`;
+    const ran = await waitFor('both tasks in the history', async () => ((await localActivities(w, chat)).length >= 2 ? localActivities(w, chat) : undefined));
+    expect(ran).toEqual(['admitInbound', 'admitInbound']);
+  });
+
   it('splits a 9,000-character reply into ordered parts of at most 4096 characters, keeping the code block whole', async () => {
     const p = phone();
     const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });
@@ -568,6 +586,10 @@ describe('send errors', () => {
     expect((await waitForOutcome(w, ch.id, id)).status).toBe('answered');
     expect((await waitForLogEntry(w, ch.id, 'out', `reply:${id}#1`, (e) => e.status === 'accepted')).text).toBe(text);
     expect(countSent(fake, p, text)).toBe(1);
+    // Admission's own send met the 500 and left the reply to the workflow's send activity, which retries.
+    const chat = `chat-${ch.id}-${p}`;
+    const ran = await waitFor('the task in the history', async () => ((await localActivities(w, chat)).length >= 3 ? localActivities(w, chat) : undefined));
+    expect(ran).toEqual(['admitInbound', 'admitInbound', 'deliverReplies']);
   });
 
   it('moves the channel to failed, naming the token, when Meta refuses the access token on send', async () => {

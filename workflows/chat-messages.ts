@@ -29,3 +29,28 @@ export const chatState = defineQuery<ChatState>('state');
 
 /** The workflow id of a chat. */
 export const chatWorkflowId = (channelId: string, chatId: string): string => `chat-${channelId}-${chatId}`;
+
+/** One reply to send: Markdown for the chat, and the inbound message it answers (for its outcome). */
+export interface ReplyInput {
+  to: string;
+  /** Unique per reply; a part's key is `<replyKey>#<n>`, which makes every retry of a send idempotent. */
+  replyKey: string;
+  markdown: string;
+  inboundId?: string;
+  outcome?: string;
+}
+
+/** Sent to a sender whose pairing code was accepted. */
+export const PAIRED_TEXT = 'Paired. This number now talks to the agent on this channel.';
+
+/** The confirmation to a sender that just paired with `m`. */
+export const pairedReply = (m: InboundMessage): ReplyInput => ({ to: m.sender.address, replyKey: `pair:${m.id}`, markdown: PAIRED_TEXT });
+
+/** The agent's answer to `m`; sending it marks `m` answered. */
+export const answerReply = (m: InboundMessage, markdown: string): ReplyInput => ({
+  to: m.sender.address,
+  replyKey: `reply:${m.id}`,
+  markdown,
+  inboundId: m.id,
+  outcome: 'answered',
+});

@@ -13,6 +13,7 @@ import {
   continueAsNew,
   executeChild,
   getExternalWorkflowHandle,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -20,11 +21,11 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Admission, ChatActivities, ReplyInput, ReplyResult } from '../activities/chat-activities.js';
+import type { Admission, ChatActivities, ReplyResult } from '../activities/chat-activities.js';
 import { FAILURE } from '../lib/errors.js';
 import type { DeliveryStatus, InboundMessage } from '../lib/types.js';
 import { handOff, reportProblem } from './channel-messages.js';
-import { chatState, inbound, statuses, type Turn } from './chat-messages.js';
+import { answerReply, chatState, inbound, pairedReply, statuses, type ReplyInput, type Turn } from './chat-messages.js';
 import { workflowNow } from './clock.js';
 
 /**
@@ -105,8 +106,14 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
   });
   setHandler(chatState, () => ({ channelId, chatId, window: window ?? [], queued: queue.length, processed }));
 
+  /**
+   * Since the patch below, the window is loaded only when an agent needs it: until then the turns are in
+   * the message log, which is where a load reads them from. Histories recorded before it load the window
+   * for a chat's first delivered message, as they did then.
+   */
+  let answersInAdmission: boolean | undefined;
   const remember = (turn: Turn): void => {
-    window = [...(window ?? []), turn].slice(-WINDOW_TURNS);
+    if (window || !answersInAdmission) window = [...(window ?? []), turn].slice(-WINDOW_TURNS);
   };
 
   /**
@@ -114,7 +121,7 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
    * one local activity per batch (per session queue for personal accounts), and a message's turns join the
    * window only once its reply went out: a failed turn leaves no dangling user message.
    */
-  let outbox: Array<{ m: InboundMessage; reply?: ReplyInput; sessionQueue: string | null; turns: Turn[] }> = [];
+  let outbox: Array<{ m: InboundMessage; reply?: ReplyInput; sessionQueue: string | null; turns: Turn[]; sent?: ReplyResult }> = [];
   /** Outcomes decided in the workflow (agent failed, no answer), written once per batch. */
   let outcomes: Array<{ id: string; status: string; detail?: Record<string, unknown> }> = [];
 
@@ -143,12 +150,13 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
   const flush = async (): Promise<void> => {
     const items = outbox;
     outbox = [];
-    const withReply = items.filter((x) => x.reply);
-    const sent = withReply.length ? await sendReplies(withReply) : [];
-    let next = 0; // results come back in the order of the items that had a reply
+    // Admission may already have sent some replies; the rest go now.
+    const toSend = items.filter((x) => x.reply && !x.sent);
+    const sent = toSend.length ? await sendReplies(toSend) : [];
+    let next = 0; // results come back in the order of the items they were sent for
     let credentialProblem: string | undefined;
     for (const item of items) {
-      const r = item.reply ? sent[next++] : undefined;
+      const r = item.sent ?? (item.reply ? sent[next++] : undefined);
       if (!r || r.ok) {
         for (const t of item.turns) remember(t);
         continue;
@@ -172,7 +180,7 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
   const handle = async (m: InboundMessage, admission: Admission): Promise<void> => {
     if (admission.action === 'paired') {
       if (admission.provider === 'whatsapp_user' && !admission.sessionQueue) return;
-      outbox.push({ m, sessionQueue: admission.sessionQueue, turns: [], reply: { to: m.sender.address, replyKey: `pair:${m.id}`, markdown: 'Paired. This number now talks to the agent on this channel.' } });
+      outbox.push({ m, sessionQueue: admission.sessionQueue, turns: [], reply: pairedReply(m), sent: admission.sent });
       return;
     }
     if (admission.action !== 'deliver') return;
@@ -184,14 +192,15 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
     const userTurn: Turn = { role: 'user', text: m.text, at: new Date(m.timestamp).toISOString() };
     let answer: string;
     // A restarted chat rebuilds its window from the message log (once per run).
-    if (!window) window = await local.loadWindow({ channelId, chatId, limit: WINDOW_TURNS });
+    if (!window && !answersInAdmission) window = await local.loadWindow({ channelId, chatId, limit: WINDOW_TURNS });
     try {
       if (admission.agent.kind === 'echo') {
         answer = m.text; // the built-in echo agent: deterministic, so no activity is needed
       } else {
         // An agent sees the conversation so far, including the replies still waiting in the outbox.
         await flush();
-        const history = [...(window ?? [])];
+        window ??= await local.loadWindow({ channelId, chatId, limit: WINDOW_TURNS });
+        const history = [...window];
         if (admission.agent.kind === 'temporal') {
           const cfg = admission.agent.config as { workflowType: string; taskQueue: string };
           const out = await executeChild<(arg: unknown) => Promise<{ reply?: string }>>(cfg.workflowType, {
@@ -224,7 +233,8 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
       m,
       sessionQueue: admission.sessionQueue,
       turns: [userTurn, { role: 'assistant', text: answer, at: new Date().toISOString() }],
-      reply: { to: m.sender.address, replyKey: `reply:${m.id}`, markdown: answer, inboundId: m.id, outcome: 'answered' },
+      reply: answerReply(m, answer),
+      sent: admission.sent,
     });
   };
 
@@ -265,7 +275,9 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
     while (queue.length > 0 && !shouldContinueAsNew()) {
       // Everything queued so far is admitted in one local activity and answered in one more.
       const batch = queue.splice(0, BATCH);
-      const admissions = await local.admitInbound({ channelId, messages: batch, claim: uuid4() });
+      // Admission sends the replies that need no agent itself (one local activity instead of two).
+      answersInAdmission ??= patched('answers-in-admission');
+      const admissions = await local.admitInbound({ channelId, messages: batch, claim: uuid4(), answer: answersInAdmission });
       for (const [i, m] of batch.entries()) await handle(m, admissions[i]);
       await flush();
       for (const m of batch) recentIds.push(m.id);

@@ -283,3 +283,13 @@ export async function chatWorkflowIds(w: TestWharf, channelId: string, min = 0):
     return ids.length >= min ? ids : undefined;
   });
 }
+
+/** The local activities a workflow ran, in order, read from the markers in its history. */
+export async function localActivities(w: TestWharf, workflowId: string): Promise<string[]> {
+  const { events } = await w.client.workflow.getHandle(workflowId).fetchHistory();
+  return (events ?? []).flatMap((e) => {
+    const m = e.markerRecordedEventAttributes;
+    const data = m?.markerName === 'core_local_activity' ? m.details?.data?.payloads?.[0]?.data : undefined;
+    return data ? [JSON.parse(Buffer.from(data).toString('utf8')).activity_type as string] : [];
+  });
+}
