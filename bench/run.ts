@@ -120,7 +120,7 @@ function parseOptions(argv: string[]): Options {
     concurrency: 64,
     drainMs: quick ? 15_000 : 30_000,
     warmup: true,
-    idleWaitMs: quick ? 3_000 : 120_000,
+    idleWaitMs: quick ? 3_000 : 240_000,
     scaleRestart: !quick,
     crashMessages: Math.round(num('crash-messages', 2000, 200)),
     crashRate: num('crash-rate', 300, 150),
@@ -571,6 +571,20 @@ async function listLatency(p: Product, n: number, maxMs: number): Promise<{ p50:
   return { p50: round(percentile(ms, 0.5), 1), p99: round(percentile(ms, 0.99), 1), max: round(Math.max(...ms), 1), requests: ms.length, channels, bytes };
 }
 
+/**
+ * Inbound messages of the scale channels that no chat workflow has processed yet (still `received` on the
+ * message log). Each scale channel carries at most 500 messages, which is what one page of the log shows.
+ */
+async function unprocessed(p: Product, channels: ReadyChannel[]): Promise<number> {
+  let n = 0;
+  for (const ch of channels) {
+    const r = await p.api<Array<{ direction: string; status: string }>>('GET', `/api/channels/${ch.id}/messages?limit=500`);
+    if (r.status !== 200) throw new Error(`GET /api/channels/${ch.id}/messages: HTTP ${r.status}`);
+    n += r.data.filter((e) => e.direction === 'in' && e.status === 'received').length;
+  }
+  return n;
+}
+
 async function runScale(o: Options, session: Session, deadline: number): Promise<Json> {
   let p = await session.product();
   const before = productMemory(p.pid);
@@ -629,7 +643,27 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
     },
   });
   progress(`scale: ${acked} chat webhooks acked (errors: ${errorsText(chatsLoad)}); waiting for the product to go idle`);
-  const idle = await waitIdle(p.pid, { maxWaitMs: Math.min(o.idleWaitMs, Math.max(10_000, left(deadline) - 40_000)) });
+  // Most new chats' first workflow tasks are still queued in Temporal when the last webhook is acknowledged.
+  // Memory is measured once every one of those messages has its outcome on the message log (CPU alone is
+  // no guide: Temporal hands out a backlog in bursts) and the processes then went quiet, as long as the
+  // budget allows (keeping ~45 s for the restart).
+  const busy = productMemory(p.pid);
+  const idleBy = performance.now() + Math.min(o.idleWaitMs, Math.max(10_000, left(deadline) - 45_000));
+  const d0 = performance.now();
+  let waiting = await unprocessed(p, ready);
+  let told = d0;
+  while (waiting > 0 && performance.now() < idleBy) {
+    await sleep(2000);
+    waiting = await unprocessed(p, ready);
+    if (performance.now() - told >= 10_000) {
+      told = performance.now();
+      progress(`  scale: ${waiting} messages still waiting for their chat's first workflow task after ${Math.round((told - d0) / 1000)} s`);
+    }
+  }
+  const drainMs = performance.now() - d0;
+  const quiet = waiting === 0 ? await waitIdle(p.pid, { maxWaitMs: Math.max(2_000, Math.min(30_000, idleBy - performance.now())) }) : { idle: false, waitedMs: 0 };
+  const idle = { idle: waiting === 0 && quiet.idle, waitedMs: drainMs + quiet.waitedMs };
+  progress(`scale: ${waiting === 0 ? `every message processed after ${Math.round(drainMs / 1000)} s` : `${waiting} messages still unprocessed when the wait ended`}; ${idle.idle ? 'idle' : 'still busy'}`);
   const mem = productMemory(p.pid);
   const list = await listLatency(p, 20, 10_000);
   progress(`scale: RSS wharf ${fmt(mem.wharfRssMb)} MB, temporal ${fmt(mem.temporalRssMb)} MB; GET /api/channels p50 ${list.p50} ms${o.scaleRestart ? '; restarting' : ''}`);
@@ -641,7 +675,9 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
     p = await session.start(300_000);
     const restartMs = p.startMs;
     const listAfter = await listLatency(p, 10, 5_000);
-    const idleAfter = await waitIdle(p.pid, { maxWaitMs: Math.max(5_000, Math.min(30_000, left(deadline))) });
+    const onBusy = (pct: number, ms: number): void => progress(`  scale: product still busy (${Math.round(pct)} % of one core) after ${Math.round(ms / 1000)} s`);
+    const idleAfter = await waitIdle(p.pid, { maxWaitMs: Math.max(5_000, Math.min(o.idleWaitMs, left(deadline) - 5_000)), onBusy });
+    progress(`scale: after the restart ${idleAfter.idle ? 'idle' : 'still busy'} after ${Math.round(idleAfter.waitedMs / 1000)} s`);
     after = { stopMs, restartMs, list: listAfter, idle: idleAfter.idle, mem: productMemory(p.pid) };
   }
   const complete = channelsCreated === o.scaleChannels && acked === o.scaleChats;
@@ -657,8 +693,9 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
     connectedChannels: ready.length,
     connectErrors: connectErrors.slice(0, 5),
     chatWebhooks: chatsLoad,
-    idleBeforeMeasuring: { idle: idle.idle, waitedMs: Math.round(idle.waitedMs) },
+    idleBeforeMeasuring: { idle: idle.idle, waitedMs: Math.round(idle.waitedMs), drainMs: Math.round(drainMs), unprocessed: waiting },
     rssBeforeMb: { wharf: round(before.wharfRssMb), temporal: round(before.temporalRssMb) },
+    rssAtLastAckMb: { wharf: round(busy.wharfRssMb), temporal: round(busy.temporalRssMb) },
     rssIdleMb: { wharf: round(mem.wharfRssMb), temporal: round(mem.temporalRssMb), total: round(mem.wharfRssMb + mem.temporalRssMb) },
     listChannelsMs: list,
     gracefulStopMs: after ? Math.round(after.stopMs) : null,
@@ -670,6 +707,7 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
     ['channel create p50 / p99 (ms), rate', `${fmt(res.channelCreate.p50Ms)} / ${fmt(res.channelCreate.p99Ms)}, ${fmt(res.channelCreate.perSec)}/s (incl. setting up ${ready.length} with traffic)`],
     ['chat webhooks acked / errors, rate', `${acked} / ${errorsText(chatsLoad)}, ${fmt(chatsLoad.sustained)}/s at ${o.scaleConcurrency} in flight`],
     ['RSS before: wharf / temporal (MB)', `${fmt(before.wharfRssMb)} / ${fmt(before.temporalRssMb)}`],
+    ['RSS at the last ack: wharf / temporal (MB)', `${fmt(busy.wharfRssMb)} / ${fmt(busy.temporalRssMb)}`],
     ['RSS idle: wharf / temporal (MB)', `${fmt(mem.wharfRssMb)} / ${fmt(mem.temporalRssMb)}${idle.idle ? '' : ' (still busy when measured)'}`],
     ['GET /api/channels p50 / p99 (ms)', `${fmt(list.p50)} / ${fmt(list.p99)} (${list.requests} requests, ${list.channels} channels, ${Math.round(list.bytes / 1024)} KB)`],
     ...(after
@@ -776,9 +814,15 @@ async function main(): Promise<number> {
       goal('crash: duplicate replies', '≤ 0.1 %', crash.duplicatePct as number | null, (v) => v <= 0.1, ' %');
     }
     if (scale) {
+      // Idle means the new chats were all processed: the first idle measurement, else the one after the
+      // restart; a figure taken while still busy is an upper bound, so only a pass counts from it.
       const rss = scale.rssIdleMb as { wharf: number; temporal: number };
-      const what = `${scale.channelsCreated as number} channels, ${scale.chatWorkflowsCreated as number} chats${scale.complete ? '' : ', incomplete'}`;
-      goal(`idle RSS of the Wharf process (${what})`, '< 600 MB', rss.wharf, (v) => v < 600, ' MB');
+      const after = scale.rssAfterRestartMb as { wharf: number; idle: boolean } | null;
+      const idleFirst = (scale.idleBeforeMeasuring as { idle: boolean }).idle;
+      const useAfter = !idleFirst && after?.idle === true;
+      const what = `${scale.channelsCreated as number} channels, ${scale.chatWorkflowsCreated as number} chats${scale.complete ? '' : ', incomplete'}${useAfter ? ', after the restart' : ''}`;
+      const busyNote = !idleFirst && !useAfter ? 'the product was still busy when measured' : undefined;
+      goal(`idle RSS of the Wharf process (${what})`, '< 600 MB', useAfter ? after.wharf : rss.wharf, (v) => v < 600, ' MB', busyNote);
       goal('idle RSS of the Temporal dev server', '(info)', rss.temporal, null, ' MB');
       const restartMs = (scale.restartToHealthyMs as number | null) ?? (crash?.restartToHealthyMs as number | undefined);
       goal(`restart to healthy${scale.restartToHealthyMs === null ? ' (crash section)' : ''}`, '< 30 s', restartMs === undefined ? null : restartMs / 1000, (v) => v < 30, ' s');
