@@ -3,6 +3,7 @@
  * Temporal dev server (SQLite in the data dir, Web UI on); then it opens the store (PGlite, or PostgreSQL
  * with DATABASE_URL), runs the worker and serves the API. SIGTERM/SIGINT shut it all down in order.
  */
+import './v8-flags.js'; // first: V8 settings that must precede any optimised code
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
