@@ -572,17 +572,18 @@ async function listLatency(p: Product, n: number, maxMs: number): Promise<{ p50:
 }
 
 /**
- * Inbound messages of the scale channels that no chat workflow has processed yet (still `received` on the
- * message log). Each scale channel carries at most 500 messages, which is what one page of the log shows.
+ * How many of the `acked` scale messages no chat workflow has decided yet. A message reaches the message log
+ * only when its chat admits it, so this is `acked` minus the inbound messages with an outcome. Each scale
+ * channel carries at most 500 messages, which is what one page of the log shows.
  */
-async function unprocessed(p: Product, channels: ReadyChannel[]): Promise<number> {
-  let n = 0;
+async function unprocessed(p: Product, channels: ReadyChannel[], acked: number): Promise<number> {
+  let decided = 0;
   for (const ch of channels) {
     const r = await p.api<Array<{ direction: string; status: string }>>('GET', `/api/channels/${ch.id}/messages?limit=500`);
     if (r.status !== 200) throw new Error(`GET /api/channels/${ch.id}/messages: HTTP ${r.status}`);
-    n += r.data.filter((e) => e.direction === 'in' && e.status === 'received').length;
+    decided += r.data.filter((e) => e.direction === 'in' && e.status !== 'received').length;
   }
-  return n;
+  return Math.max(0, acked - decided);
 }
 
 async function runScale(o: Options, session: Session, deadline: number): Promise<Json> {
@@ -650,11 +651,11 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
   const busy = productMemory(p.pid);
   const idleBy = performance.now() + Math.min(o.idleWaitMs, Math.max(10_000, left(deadline) - 45_000));
   const d0 = performance.now();
-  let waiting = await unprocessed(p, ready);
+  let waiting = await unprocessed(p, ready, acked);
   let told = d0;
   while (waiting > 0 && performance.now() < idleBy) {
-    await sleep(2000);
-    waiting = await unprocessed(p, ready);
+    await sleep(5000); // each check reads 20 pages of the message log: not too often, it costs the product CPU
+    waiting = await unprocessed(p, ready, acked);
     if (performance.now() - told >= 10_000) {
       told = performance.now();
       progress(`  scale: ${waiting} messages still waiting for their chat's first workflow task after ${Math.round((told - d0) / 1000)} s`);
