@@ -277,14 +277,10 @@ export function productMemory(pid: number): { wharfRssMb: number; temporalRssMb:
  * Waits until `pid` and its children together use less than `maxCpuPct` of one core over `windowMs`,
  * at most `maxWaitMs`. Returns how long it waited and whether it got there.
  */
-export async function waitIdle(
-  pid: number,
-  { maxCpuPct = 10, windowMs = 2000, maxWaitMs = 120_000, onBusy }: { maxCpuPct?: number; windowMs?: number; maxWaitMs?: number; onBusy?: (cpuPct: number, waitedMs: number) => void } = {},
-): Promise<{ waitedMs: number; idle: boolean }> {
+export async function waitIdle(pid: number, { maxCpuPct = 10, windowMs = 2000, maxWaitMs = 120_000 } = {}): Promise<{ waitedMs: number; idle: boolean }> {
   const s = performance.now();
   const total = (): number => [pid, ...childPids(pid)].reduce((a, p) => a + cpuTicks(p), 0);
   let before = total();
-  let told = s;
   for (;;) {
     await sleep(windowMs);
     const after = total();
@@ -292,10 +288,6 @@ export async function waitIdle(
     before = after;
     if (pct < maxCpuPct) return { waitedMs: performance.now() - s, idle: true };
     if (performance.now() - s > maxWaitMs) return { waitedMs: performance.now() - s, idle: false };
-    if (onBusy && performance.now() - told >= 10_000) {
-      told = performance.now();
-      onBusy(pct, told - s);
-    }
   }
 }
 

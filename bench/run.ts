@@ -586,6 +586,32 @@ async function unprocessed(p: Product, channels: ReadyChannel[], acked: number):
   return Math.max(0, acked - decided);
 }
 
+/**
+ * Waits (at most `maxMs`) until every acknowledged scale message has been processed and the product's
+ * processes then went quiet. Most new chats' first workflow tasks are still queued in Temporal when the last
+ * webhook is acknowledged, and CPU alone is no guide to when they are done (Temporal hands out a backlog
+ * in bursts), so the message log decides.
+ */
+async function settle(p: Product, ready: ReadyChannel[], acked: number, maxMs: number): Promise<{ idle: boolean; waitedMs: number; drainMs: number; unprocessed: number }> {
+  const d0 = performance.now();
+  const by = d0 + maxMs;
+  let waiting = await unprocessed(p, ready, acked);
+  let told = d0;
+  while (waiting > 0 && performance.now() < by) {
+    await sleep(5000); // each check reads 20 pages of the message log: not too often, it costs the product CPU
+    waiting = await unprocessed(p, ready, acked);
+    if (performance.now() - told >= 10_000) {
+      told = performance.now();
+      progress(`  scale: ${waiting} messages still waiting for their chat's first workflow task after ${Math.round((told - d0) / 1000)} s`);
+    }
+  }
+  const drainMs = performance.now() - d0;
+  const quiet = waiting === 0 ? await waitIdle(p.pid, { maxWaitMs: Math.max(2_000, Math.min(30_000, by - performance.now())) }) : { idle: false, waitedMs: 0 };
+  const idle = waiting === 0 && quiet.idle;
+  progress(`scale: ${waiting === 0 ? `every message processed after ${Math.round(drainMs / 1000)} s` : `${waiting} messages still unprocessed when the wait ended`}; ${idle ? 'idle' : 'still busy'}`);
+  return { idle, waitedMs: Math.round(drainMs + quiet.waitedMs), drainMs: Math.round(drainMs), unprocessed: waiting };
+}
+
 async function runScale(o: Options, session: Session, deadline: number): Promise<Json> {
   let p = await session.product();
   const before = productMemory(p.pid);
@@ -649,22 +675,7 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
   // no guide: Temporal hands out a backlog in bursts) and the processes then went quiet, as long as the
   // budget allows (keeping ~45 s for the restart).
   const busy = productMemory(p.pid);
-  const idleBy = performance.now() + Math.min(o.idleWaitMs, Math.max(10_000, left(deadline) - 45_000));
-  const d0 = performance.now();
-  let waiting = await unprocessed(p, ready, acked);
-  let told = d0;
-  while (waiting > 0 && performance.now() < idleBy) {
-    await sleep(5000); // each check reads 20 pages of the message log: not too often, it costs the product CPU
-    waiting = await unprocessed(p, ready, acked);
-    if (performance.now() - told >= 10_000) {
-      told = performance.now();
-      progress(`  scale: ${waiting} messages still waiting for their chat's first workflow task after ${Math.round((told - d0) / 1000)} s`);
-    }
-  }
-  const drainMs = performance.now() - d0;
-  const quiet = waiting === 0 ? await waitIdle(p.pid, { maxWaitMs: Math.max(2_000, Math.min(30_000, idleBy - performance.now())) }) : { idle: false, waitedMs: 0 };
-  const idle = { idle: waiting === 0 && quiet.idle, waitedMs: drainMs + quiet.waitedMs };
-  progress(`scale: ${waiting === 0 ? `every message processed after ${Math.round(drainMs / 1000)} s` : `${waiting} messages still unprocessed when the wait ended`}; ${idle.idle ? 'idle' : 'still busy'}`);
+  const idle = await settle(p, ready, acked, Math.min(o.idleWaitMs, Math.max(10_000, left(deadline) - 45_000)));
   const mem = productMemory(p.pid);
   const list = await listLatency(p, 20, 10_000);
   progress(`scale: RSS wharf ${fmt(mem.wharfRssMb)} MB, temporal ${fmt(mem.temporalRssMb)} MB; GET /api/channels p50 ${list.p50} ms${o.scaleRestart ? '; restarting' : ''}`);
@@ -676,9 +687,8 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
     p = await session.start(300_000);
     const restartMs = p.startMs;
     const listAfter = await listLatency(p, 10, 5_000);
-    const onBusy = (pct: number, ms: number): void => progress(`  scale: product still busy (${Math.round(pct)} % of one core) after ${Math.round(ms / 1000)} s`);
-    const idleAfter = await waitIdle(p.pid, { maxWaitMs: Math.max(5_000, Math.min(o.idleWaitMs, left(deadline) - 5_000)), onBusy });
-    progress(`scale: after the restart ${idleAfter.idle ? 'idle' : 'still busy'} after ${Math.round(idleAfter.waitedMs / 1000)} s`);
+    progress('scale: after the restart:');
+    const idleAfter = await settle(p, ready, acked, Math.max(5_000, Math.min(o.idleWaitMs, left(deadline) - 5_000)));
     after = { stopMs, restartMs, list: listAfter, idle: idleAfter.idle, mem: productMemory(p.pid) };
   }
   const complete = channelsCreated === o.scaleChannels && acked === o.scaleChats;
@@ -694,7 +704,7 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
     connectedChannels: ready.length,
     connectErrors: connectErrors.slice(0, 5),
     chatWebhooks: chatsLoad,
-    idleBeforeMeasuring: { idle: idle.idle, waitedMs: Math.round(idle.waitedMs), drainMs: Math.round(drainMs), unprocessed: waiting },
+    idleBeforeMeasuring: idle,
     rssBeforeMb: { wharf: round(before.wharfRssMb), temporal: round(before.temporalRssMb) },
     rssAtLastAckMb: { wharf: round(busy.wharfRssMb), temporal: round(busy.temporalRssMb) },
     rssIdleMb: { wharf: round(mem.wharfRssMb), temporal: round(mem.temporalRssMb), total: round(mem.wharfRssMb + mem.temporalRssMb) },
