@@ -831,8 +831,8 @@ async function main(): Promise<number> {
       const after = scale.rssAfterRestartMb as { wharf: number; idle: boolean } | null;
       const idleFirst = (scale.idleBeforeMeasuring as { idle: boolean }).idle;
       const useAfter = !idleFirst && after?.idle === true;
-      const what = `${scale.channelsCreated as number} channels, ${scale.chatWorkflowsCreated as number} chats${scale.complete ? '' : ', incomplete'}${useAfter ? ', after the restart' : ''}`;
       const busyNote = !idleFirst && !useAfter ? 'the product was still busy when measured' : undefined;
+      const what = `${scale.channelsCreated as number} channels, ${scale.chatWorkflowsCreated as number} chats${scale.complete ? '' : ', incomplete'}${useAfter ? ', after the restart' : ''}${busyNote ? ', still busy' : ''}`;
       goal(`idle RSS of the Wharf process (${what})`, '< 600 MB', useAfter ? after.wharf : rss.wharf, (v) => v < 600, ' MB', busyNote);
       goal('idle RSS of the Temporal dev server', '(info)', rss.temporal, null, ' MB');
       const restartMs = (scale.restartToHealthyMs as number | null) ?? (crash?.restartToHealthyMs as number | undefined);
