@@ -8,9 +8,9 @@
 # Three stages: `build` (all dependencies, compiles TypeScript and prebuilds the workflow bundle),
 # `prod-deps` (production dependencies only) and `runtime` (what ships).
 
-# Node 20 is what Wharf is developed and tested on. Node 20 reached end of life on 2026-04-30 and its
-# images no longer get updates; build with e.g. `--build-arg NODE_IMAGE=node:22-bookworm-slim` once Wharf
-# has been tested on a newer LTS (package.json allows node >=20.19).
+# Node 20 is what Wharf is developed and benchmarked on. Node 20 reached end of life on 2026-04-30 and its
+# images no longer get updates; the test suite also passes on Node 22 and 24, so build with e.g.
+# `--build-arg NODE_IMAGE=node:22-bookworm-slim` (docs/deployment.md; package.json allows node >=20.19).
 ARG NODE_IMAGE=node:20-bookworm-slim
 
 # ---------------------------------------------------------------------------------------------------------
