@@ -494,6 +494,9 @@ async function runCrash(o: Options, session: Session, deadline: number): Promise
   let duplicates = 0;
   let duplicated = 0;
   let answered = 0;
+  // When each copy of a repeated reply reached Meta, in ms relative to the kill: a first copy just before
+  // the kill is the window nobody can close; one well before it would be a bug.
+  const duplicateTimes: number[][] = [];
   for (const t of tokens) {
     const r = tracker.replies.get(t);
     if (!r) continue;
@@ -501,6 +504,7 @@ async function runCrash(o: Options, session: Session, deadline: number): Promise
     if (r.length > 1) {
       duplicates += r.length - 1;
       duplicated++;
+      duplicateTimes.push(r.map((at) => at - killedAt));
     }
   }
   const res = {
@@ -525,6 +529,7 @@ async function runCrash(o: Options, session: Session, deadline: number): Promise
     lostRedelivered: lostRedelivered.length,
     duplicates,
     duplicatedMessages: duplicated,
+    duplicateSendsMsFromKill: duplicateTimes.slice(0, 20),
     duplicatePct: answered ? round((duplicates / answered) * 100, 3) : null,
   };
   table('Crash (SIGKILL of Wharf and its Temporal dev server mid-burst, restart on the same data dir)', ['sent', 'acked', 'not acked', 'answered pre-kill', 'restart ms', 'redelivered', 'answered', 'lost (acked)', 'lost (redelivered)', 'duplicates', 'dup %'], [
