@@ -3,6 +3,7 @@
  * through the provider. Each is idempotent for its own retries, so a crash repeats a send only in the one
  * window nobody can close (the provider accepted it, the crash came before it was recorded).
  */
+import { randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { FAILURE } from '../lib/errors.js';
@@ -59,17 +60,21 @@ function replyWithoutAgent(ch: ChannelState, m: InboundMessage, a: Admission): R
 export function createChatActivities({ store, graph, policy, client, log, personal }: ChatActivityDeps) {
   /**
    * Formats each reply's Markdown for the channel's provider, splits it at the provider's limit and sends
-   * the parts in order. Every part is claimed before its send (all in one statement) and recorded as
-   * accepted right after it, under a key derived from `replyKey`, so a later attempt skips parts that
-   * already went out. A reply the provider refuses for good is reported in its result and the next one is
-   * tried. A failure worth retrying (Meta unavailable, rate limited) is thrown, or with `onRetryable`
-   * 'stop' ends the sending there: the results then cover only the replies before it.
+   * the parts in order. Every part is claimed by this attempt before its send (all in one statement) and
+   * recorded as accepted right after it, under a key derived from `replyKey`, so a later attempt skips
+   * parts that already went out, and a part another attempt still holds (a retried task whose first
+   * attempt is still sending) is not sent twice: its reply waits, as a failure worth retrying. A reply the
+   * provider refuses for good is reported in its result and the next one is tried. A failure worth
+   * retrying (Meta unavailable, rate limited) is thrown, or with `onRetryable` 'stop' ends the sending
+   * there: the results then cover only the replies before it, and the unsent parts' claims are given back.
    */
   async function sendReplies(ch: ChannelState, chatId: string, replies: ReplyInput[], onRetryable: 'throw' | 'stop'): Promise<ReplyResult[]> {
     const limit = PROVIDER_INFO[ch.provider].textLimit;
     const planned = replies.map((r) => ({ r, parts: formatReply(r.markdown, { limit }).map((text, i) => ({ key: `${r.replyKey}#${i + 1}`, address: r.to, text })) }));
-    // Keys are unique: one reply per inbound message, one key per part.
-    const done = await store.messages.claimOutbound(ch.id, chatId, planned.flatMap((p) => p.parts));
+    // Keys are unique: one reply per inbound message, one key per part. The claim is this attempt's own: a
+    // retried task whose first attempt is still sending sees those parts busy and waits for it.
+    const owner = randomUUID();
+    const { done, busy } = await store.messages.claimOutbound(ch.id, chatId, planned.flatMap((p) => p.parts), owner);
     let accessToken: string | undefined;
     const send = async (to: string, text: string): Promise<string> => {
       // Session errors are retryable ApplicationFailures thrown by the session layer itself.
@@ -78,45 +83,59 @@ export function createChatActivities({ store, graph, policy, client, log, person
       return (await graph.sendText({ phoneNumberId: String(ch.config.phone_number_id), accessToken, to, body: text })).messageId;
     };
     const results: ReplyResult[] = [];
-    for (const { r, parts } of planned) {
-      // The agent's Markdown goes on the inbound row: a restarted chat rebuilds its window from it.
-      const outcome = r.inboundId && r.outcome ? { id: r.inboundId, status: r.outcome, detail: { parts: parts.length, markdown: r.markdown } } : undefined;
-      const ids: string[] = [];
-      try {
-        for (const [i, part] of parts.entries()) {
-          const last = i === parts.length - 1;
-          const earlier = done.get(part.key);
-          if (earlier) {
-            ids.push(earlier);
-            if (last && outcome) await store.messages.setInboundStatus(ch.id, outcome.id, outcome.status, outcome.detail);
+    /** Sends the planned replies in order; false when it stopped before the end. */
+    const sendAll = async (): Promise<boolean> => {
+      for (const { r, parts } of planned) {
+        // The agent's Markdown goes on the inbound row: a restarted chat rebuilds its window from it.
+        const outcome = r.inboundId && r.outcome ? { id: r.inboundId, status: r.outcome, detail: { parts: parts.length, markdown: r.markdown } } : undefined;
+        const ids: string[] = [];
+        try {
+          if (parts.some((part) => busy.has(part.key))) {
+            throw ApplicationFailure.create({ type: FAILURE.sendInProgress, message: 'An earlier attempt is still sending this reply; trying again shortly.', nonRetryable: false });
+          }
+          for (const [i, part] of parts.entries()) {
+            const last = i === parts.length - 1;
+            const earlier = done.get(part.key);
+            if (earlier) {
+              ids.push(earlier);
+              if (last && outcome) await store.messages.setInboundStatus(ch.id, outcome.id, outcome.status, outcome.detail);
+              continue;
+            }
+            let messageId: string;
+            try {
+              messageId = await send(part.address, part.text);
+            } catch (err) {
+              if (!(err instanceof GraphError)) throw err;
+              const base = { channelId: ch.id, key: part.key, chatId, address: part.address, text: part.text };
+              await store.messages.recordOutbound({ ...base, status: err.retryable ? 'sending' : 'failed', detail: { code: err.code, title: err.title, message: err.message } });
+              await store.diagnostics.sendError(ch.id, { code: err.code, message: err.message });
+              log.warn({ channelId: ch.id, code: err.code, retryable: err.retryable }, 'send refused by the Graph API');
+              throw ApplicationFailure.create({ type: err.failureType ?? 'WharfGraphUnavailable', message: err.message, nonRetryable: !err.retryable, details: [{ code: err.code }] });
+            }
+            await store.messages.completeOutbound({ channelId: ch.id, key: part.key, providerId: messageId, inbound: last ? outcome : undefined });
+            ids.push(messageId);
+          }
+          if (!parts.length && outcome) await store.messages.setInboundStatus(ch.id, outcome.id, outcome.status, { parts: 0 });
+          results.push({ ok: true, ids });
+        } catch (err) {
+          // Refused for good: this reply failed, the others still go. Anything else: the activity retries,
+          // or (onRetryable 'stop') leaves this reply and the ones after it to a later delivery.
+          if (err instanceof ApplicationFailure && err.nonRetryable) {
+            results.push({ ok: false, type: err.type ?? 'Error', message: err.message });
             continue;
           }
-          let messageId: string;
-          try {
-            messageId = await send(part.address, part.text);
-          } catch (err) {
-            if (!(err instanceof GraphError)) throw err;
-            const base = { channelId: ch.id, key: part.key, chatId, address: part.address, text: part.text };
-            await store.messages.recordOutbound({ ...base, status: err.retryable ? 'sending' : 'failed', detail: { code: err.code, title: err.title, message: err.message } });
-            await store.diagnostics.sendError(ch.id, { code: err.code, message: err.message });
-            log.warn({ channelId: ch.id, code: err.code, retryable: err.retryable }, 'send refused by the Graph API');
-            throw ApplicationFailure.create({ type: err.failureType ?? 'WharfGraphUnavailable', message: err.message, nonRetryable: !err.retryable, details: [{ code: err.code }] });
-          }
-          await store.messages.completeOutbound({ channelId: ch.id, key: part.key, providerId: messageId, inbound: last ? outcome : undefined });
-          ids.push(messageId);
+          if (onRetryable === 'stop' && err instanceof ApplicationFailure) return false;
+          throw err;
         }
-        if (!parts.length && outcome) await store.messages.setInboundStatus(ch.id, outcome.id, outcome.status, { parts: 0 });
-        results.push({ ok: true, ids });
-      } catch (err) {
-        // Refused for good: this reply failed, the others still go. Anything else: the activity retries,
-        // or (onRetryable 'stop') leaves this reply and the ones after it to a later delivery.
-        if (err instanceof ApplicationFailure && err.nonRetryable) {
-          results.push({ ok: false, type: err.type ?? 'Error', message: err.message });
-          continue;
-        }
-        if (onRetryable === 'stop' && err instanceof ApplicationFailure) break;
-        throw err;
       }
+      return true;
+    };
+    let finished = false;
+    try {
+      finished = await sendAll();
+    } finally {
+      // Stopped or failed half-way: the parts this attempt claimed and did not send go back at once.
+      if (!finished) await store.messages.releaseOutbound(ch.id, owner);
     }
     return results;
   }

@@ -65,6 +65,8 @@ export const FAILURE = {
   missingSecret: 'WharfMissingSecret',
   /** An agent could not answer (e.g. 401 from an LLM endpoint). */
   agentFailed: 'WharfAgentFailed',
+  /** Another attempt (a retried task's first one) still holds the claim on a reply's parts; retried. */
+  sendInProgress: 'WharfSendInProgress',
 } as const;
 
 /** A failure type name. */

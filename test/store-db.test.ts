@@ -2,12 +2,15 @@
  * The PGlite session of the store (lib/store/db.ts): statements run as one protocol call each, on real PGlite
  * in a temp dir. PGlite's own `query` is the oracle: every value must come back exactly as it returns it.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite, TransactionAbortedError } from '@electric-sql/pglite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPglite, type Db } from '../lib/store/db.js';
+import { migrate } from '../lib/store/migrations.js';
+import { createStore } from '../lib/store/store.js';
 
 let dir: string;
 let db: Db;
@@ -112,5 +115,31 @@ describe('PGlite store session', () => {
     expect(await db.query('select * from evolving where id = $1', [1])).toEqual([{ id: 1 }]);
     await db.exec("alter table evolving add column label text not null default 'new'");
     expect(await db.query('select * from evolving where id = $1', [1])).toEqual([{ id: 1, label: 'new' }]);
+  });
+});
+
+describe('outbound claims', () => {
+  it('lets one sending attempt hold a part: another sees it busy until it is sent, given back, or its lease ran out', async () => {
+    const storeDir = mkdtempSync(join(tmpdir(), 'wharf-claims-'));
+    const sdb = await openPglite(join(storeDir, 'store'));
+    try {
+      await migrate(sdb);
+      const { messages } = createStore(sdb, randomBytes(32));
+      const parts = [{ key: 'reply:m1#1', address: '+15550001', text: 'hi' }];
+      const claim = (owner: string, leaseMs?: number) => messages.claimOutbound('ch_1', '+15550001', parts, owner, leaseMs);
+
+      expect(await claim('A')).toEqual({ done: new Map(), busy: new Set() });
+      expect((await claim('B')).busy).toEqual(new Set(['reply:m1#1'])); // a retried task while A still sends
+      expect((await claim('A')).busy.size).toBe(0); // A's own retry
+      await messages.releaseOutbound('ch_1', 'A'); // A failed half-way and gave its claims back
+      expect((await claim('B')).busy.size).toBe(0);
+      expect((await claim('C')).busy.size).toBe(1);
+      expect((await claim('C', 0)).busy.size).toBe(0); // B's process died: its lease ran out
+      await messages.completeOutbound({ channelId: 'ch_1', key: 'reply:m1#1', providerId: 'wamid.X' });
+      expect(await claim('D')).toEqual({ done: new Map([['reply:m1#1', 'wamid.X']]), busy: new Set() });
+    } finally {
+      await sdb.close();
+      rmSync(storeDir, { recursive: true, force: true });
+    }
   });
 });

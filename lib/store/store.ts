@@ -48,6 +48,13 @@ export interface MessageLogEntry {
   updatedAt: string;
 }
 
+/**
+ * How long a sending attempt's claim on an outbound part holds (ms) before another attempt may take it
+ * over: well beyond the longest a send can take (the Graph client gives up after 10 s, a send activity
+ * after 30 s), so only a claim whose process died runs out.
+ */
+export const OUTBOUND_LEASE_MS = 60_000;
+
 const iso = (v: unknown): string => (v instanceof Date ? v.toISOString() : String(v));
 
 /** Built-in agents that always exist. */
@@ -359,22 +366,51 @@ export function createStore(db: Db, secretKey: Buffer) {
       );
     },
     /**
-     * Claims outbound parts of one chat before they are sent, in one statement. Returns the provider id of
-     * each part an earlier attempt already got accepted — so a retry skips finished parts; parts missing
-     * from the map still have to be sent.
+     * Claims outbound parts of one chat for one sending attempt (`owner`) before they are sent, in one
+     * statement. `done` holds the provider id of each part an earlier attempt already got accepted — a
+     * retry skips those. `busy` holds the parts another attempt claimed less than `leaseMs` ago and has
+     * neither finished nor given up: a retried task whose first attempt is still running must not send them
+     * too. A claim left by a process that died is taken over once its lease ran out. The other parts are
+     * this attempt's to send.
      */
-    async claimOutbound(channelId: string, chatId: string, parts: Array<{ key: string; address: string; text: string }>): Promise<Map<string, string>> {
-      if (!parts.length) return new Map();
-      const rows = await db.query<{ key: string; provider_id: string | null; status: string }>(
-        `insert into messages (channel_id, direction, key, chat_id, address, text, status)
-         select $1, 'out', u.key, $2, u.address, u.text, 'sending' from unnest($3::text[], $4::text[], $5::text[]) as u(key, address, text)
-         on conflict (channel_id, direction, key) do update set updated_at = messages.updated_at
-         returning key, provider_id, status`,
-        [channelId, chatId, parts.map((p) => p.key), parts.map((p) => p.address), parts.map((p) => p.text)],
-      );
+    async claimOutbound(
+      channelId: string,
+      chatId: string,
+      parts: Array<{ key: string; address: string; text: string }>,
+      owner: string,
+      leaseMs = OUTBOUND_LEASE_MS,
+    ): Promise<{ done: Map<string, string>; busy: Set<string> }> {
       const done = new Map<string, string>();
-      for (const r of rows) if (r.status !== 'sending' && r.status !== 'failed' && r.provider_id) done.set(r.key, r.provider_id);
-      return done;
+      const busy = new Set<string>();
+      if (!parts.length) return { done, busy };
+      // The final select reads the table as it was before the insert (one snapshot): `m` is the row an
+      // earlier attempt left, `t` says whether this attempt holds the claim now.
+      const rows = await db.query<{ key: string; provider_id: string | null; status: string | null; mine: boolean }>(
+        `with want as (
+           select u.key, u.address, u.text from unnest($3::text[], $4::text[], $5::text[]) as u(key, address, text)
+         ), took as (
+           insert into messages (channel_id, direction, key, chat_id, address, text, status, claim)
+           select $1, 'out', w.key, $2, w.address, w.text, 'sending', $6 from want w
+           on conflict (channel_id, direction, key) do update set claim = excluded.claim, updated_at = now()
+             where messages.provider_id is null
+               and (messages.claim is null or messages.claim = excluded.claim or messages.updated_at < now() - $7::int * interval '1 millisecond')
+           returning key
+         )
+         select w.key, m.provider_id, m.status, t.key is not null as mine
+           from want w
+           left join messages m on m.channel_id = $1 and m.direction = 'out' and m.key = w.key
+           left join took t on t.key = w.key`,
+        [channelId, chatId, parts.map((p) => p.key), parts.map((p) => p.address), parts.map((p) => p.text), owner, leaseMs],
+      );
+      for (const r of rows) {
+        if (r.provider_id && r.status !== 'sending' && r.status !== 'failed') done.set(r.key, r.provider_id);
+        else if (!r.mine) busy.add(r.key);
+      }
+      return { done, busy };
+    },
+    /** Gives up an attempt's claims on the parts it did not send, so the next attempt need not wait for the lease. */
+    async releaseOutbound(channelId: string, owner: string): Promise<void> {
+      await db.query(`update messages set claim = null where channel_id = $1 and direction = 'out' and claim = $2 and provider_id is null`, [channelId, owner]);
     },
     /** Records that a part was accepted by the provider and, with the last part, the inbound message's outcome. */
     async completeOutbound(m: { channelId: string; key: string; providerId: string; inbound?: { id: string; status: string; detail: Record<string, unknown> } }): Promise<void> {
@@ -387,13 +423,13 @@ export function createStore(db: Db, secretKey: Buffer) {
         [m.channelId, m.key, m.providerId, m.inbound?.id ?? null, m.inbound?.status ?? null, m.inbound ? JSON.stringify(m.inbound.detail) : null],
       );
     },
-    /** Records an outbound part as it stands (used for sends the provider refused or that will be retried). */
+    /** Records an outbound part as it stands (sends the provider refused or that will be retried); releases its claim. */
     async recordOutbound(m: { channelId: string; key: string; chatId: string; address: string; text: string; status: string; providerId?: string; detail?: Record<string, unknown> }): Promise<void> {
       await db.query(
         `insert into messages (channel_id, direction, key, provider_id, chat_id, address, text, status, detail)
          values ($1, 'out', $2, $3, $4, $5, $6, $7, $8)
          on conflict (channel_id, direction, key) do update set provider_id = coalesce(excluded.provider_id, messages.provider_id),
-           status = excluded.status, detail = coalesce(excluded.detail, messages.detail), updated_at = now()`,
+           status = excluded.status, detail = coalesce(excluded.detail, messages.detail), claim = null, updated_at = now()`,
         [m.channelId, m.key, m.providerId ?? null, m.chatId, m.address, m.text, m.status, m.detail ? JSON.stringify(m.detail) : null],
       );
     },
