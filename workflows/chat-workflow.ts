@@ -273,9 +273,9 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
       lastActive = workflowNow();
     }
     while (queue.length > 0 && !shouldContinueAsNew()) {
-      // Everything queued so far is admitted in one local activity and answered in one more.
+      // Everything queued so far is admitted in one local activity, which also sends the replies that need
+      // no agent; the rest are answered in one more (per session queue for personal accounts).
       const batch = queue.splice(0, BATCH);
-      // Admission sends the replies that need no agent itself (one local activity instead of two).
       answersInAdmission ??= patched('answers-in-admission');
       const admissions = await local.admitInbound({ channelId, messages: batch, claim: uuid4(), answer: answersInAdmission });
       for (const [i, m] of batch.entries()) await handle(m, admissions[i]);
