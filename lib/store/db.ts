@@ -122,13 +122,7 @@ class PgliteStatements {
   }
 
   private async call(parts: Uint8Array[], inTransaction: boolean): Promise<BackendMessage[]> {
-    const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const p of parts) {
-      bytes.set(p, at);
-      at += p.length;
-    }
-    return (await this.pg.execProtocol(bytes, { syncToFs: !inTransaction })).messages;
+    return (await this.pg.execProtocol(Buffer.concat(parts), { syncToFs: !inTransaction })).messages;
   }
 
   private rows<T>(messages: BackendMessage[]): T[] {
