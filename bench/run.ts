@@ -675,11 +675,8 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
     },
   });
   progress(`scale: ${acked} chat webhooks acked (errors: ${errorsText(chatsLoad)}); waiting for the product to go idle`);
-  // Most new chats' first workflow tasks are still queued in Temporal when the last webhook is acknowledged.
-  // Memory is measured once every one of those messages has its outcome on the message log (CPU alone is
-  // no guide: Temporal hands out a backlog in bursts) and the processes then went quiet, as long as the
-  // budget allows (keeping ~45 s for the restart).
-  const busy = productMemory(p.pid);
+  // Memory is measured once the new chats are processed (see settle), keeping ~45 s for the restart.
+  const atLastAck = productMemory(p.pid);
   const idle = await settle(p, ready, acked, Math.min(o.idleWaitMs, Math.max(10_000, left(deadline) - 45_000)));
   const mem = productMemory(p.pid);
   const list = await listLatency(p, 20, 10_000);
@@ -711,7 +708,7 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
     chatWebhooks: chatsLoad,
     idleBeforeMeasuring: idle,
     rssBeforeMb: { wharf: round(before.wharfRssMb), temporal: round(before.temporalRssMb) },
-    rssAtLastAckMb: { wharf: round(busy.wharfRssMb), temporal: round(busy.temporalRssMb) },
+    rssAtLastAckMb: { wharf: round(atLastAck.wharfRssMb), temporal: round(atLastAck.temporalRssMb) },
     rssIdleMb: { wharf: round(mem.wharfRssMb), temporal: round(mem.temporalRssMb), total: round(mem.wharfRssMb + mem.temporalRssMb) },
     listChannelsMs: list,
     gracefulStopMs: after ? Math.round(after.stopMs) : null,
@@ -723,7 +720,7 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
     ['channel create p50 / p99 (ms), rate', `${fmt(res.channelCreate.p50Ms)} / ${fmt(res.channelCreate.p99Ms)}, ${fmt(res.channelCreate.perSec)}/s (incl. setting up ${ready.length} with traffic)`],
     ['chat webhooks acked / errors, rate', `${acked} / ${errorsText(chatsLoad)}, ${fmt(chatsLoad.sustained)}/s at ${o.scaleConcurrency} in flight`],
     ['RSS before: wharf / temporal (MB)', `${fmt(before.wharfRssMb)} / ${fmt(before.temporalRssMb)}`],
-    ['RSS at the last ack: wharf / temporal (MB)', `${fmt(busy.wharfRssMb)} / ${fmt(busy.temporalRssMb)}`],
+    ['RSS at the last ack: wharf / temporal (MB)', `${fmt(atLastAck.wharfRssMb)} / ${fmt(atLastAck.temporalRssMb)}`],
     ['RSS idle: wharf / temporal (MB)', `${fmt(mem.wharfRssMb)} / ${fmt(mem.temporalRssMb)}${idle.idle ? '' : ' (still busy when measured)'}`],
     ['GET /api/channels p50 / p99 (ms)', `${fmt(list.p50)} / ${fmt(list.p99)} (${list.requests} requests, ${list.channels} channels, ${Math.round(list.bytes / 1024)} KB)`],
     ...(after
