@@ -7,8 +7,8 @@ import './v8-flags.js'; // first: V8 settings that must precede any optimised co
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, type LogLevel } from '@temporalio/worker';
 import { createApp } from '../api/app.js';
 import { ConfigError, loadConfig, type Config } from '../lib/config.js';
 import { createGraphClient } from '../lib/graph/graph-client.js';
@@ -135,19 +135,19 @@ async function main(): Promise<void> {
     const policy = createPolicyService(store);
     const graph = createGraphClient({ baseUrl: config.graph.baseUrl, version: config.graph.version });
 
-    const connection = await Connection.connect({ address });
-    stops.push({ name: 'Temporal client', stop: () => connection.close() });
+    // One connection for the client and the worker (see WorkerDeps.connection); closed after both stopped.
+    const connection = await NativeConnection.connect({ address });
+    stops.push({ name: 'Temporal connection', stop: () => connection.close() });
     const client = new Client({ connection, namespace: config.temporal.namespace });
     if (!embedded) await registerSearchAttributes(connection, config.temporal.namespace, log);
 
-    const workers = await createWharfWorker({ address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, workflowCacheSize: config.temporal.workflowCacheSize, store, secretKey: config.secretKey, graph, policy, client, log });
+    const workers = await createWharfWorker({ connection, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, workflowCacheSize: config.temporal.workflowCacheSize, store, secretKey: config.secretKey, graph, policy, client, log });
     const running = workers.run();
     stops.push({
       name: 'worker',
       stop: async () => {
         workers.shutdown();
         await running;
-        await workers.connection.close();
       },
     });
     running.catch((err) => {

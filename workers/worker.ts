@@ -15,7 +15,12 @@ import { bundleWorkflows, prebuiltBundlePath } from './workflow-bundle.js';
 
 /** What a worker needs. */
 export interface WorkerDeps {
-  address: string;
+  /**
+   * The connection to Temporal, shared with the process's client and closed by its owner: a client on the
+   * worker's own connection can start a chat with its first workflow task handed straight to this worker
+   * (eager start), and its calls run in the SDK's native core instead of on the event loop.
+   */
+  connection: NativeConnection;
   namespace: string;
   taskQueue: string;
   store: Store;
@@ -40,7 +45,6 @@ export interface WharfWorkers {
   /** The worker on this process's own queue, where sends for the sessions it holds are routed. */
   sessionWorker: Worker;
   sessionQueue: string;
-  connection: NativeConnection;
   /** Runs both until shutdown. */
   run(): Promise<void>;
   /** Starts a graceful shutdown of both. */
@@ -49,7 +53,7 @@ export interface WharfWorkers {
 
 /** Creates (but does not run) the workers. */
 export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers> {
-  const connection = await NativeConnection.connect({ address: deps.address });
+  const { connection } = deps;
   const workflowBundle = deps.workflowBundle ?? (existsSync(prebuiltBundlePath) ? { codePath: prebuiltBundlePath } : await bundleWorkflows());
   // A queue of this process alone: a personal account's socket lives here, so its sends must come here.
   const sessionQueue = `${deps.taskQueue}-session-${randomUUID().slice(0, 8)}`;
@@ -115,7 +119,6 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
     worker,
     sessionWorker,
     sessionQueue,
-    connection,
     run: async () => {
       await Promise.all([worker.run(), sessionWorker.run()]);
     },

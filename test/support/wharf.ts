@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import type { MakeSocket } from '../../activities/whatsapp-session.js';
 import { inject } from 'vitest';
 import { createApp } from '../../api/app.js';
@@ -71,10 +71,11 @@ export async function startWharf(opts: { graphUrl?: string; dataDir?: string; ta
   const store = createStore(db, config.secretKey);
   const policy = createPolicyService(store);
   const graph = createGraphClient({ baseUrl: config.graph.baseUrl, version: config.graph.version, timeoutMs: 3000 });
-  const connection = await Connection.connect({ address: config.temporal.address! });
+  // As in the product: the client and the worker share one native connection.
+  const connection = await NativeConnection.connect({ address: config.temporal.address! });
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const workers = await createWharfWorker({
-    address: config.temporal.address!,
+    connection,
     namespace: config.temporal.namespace,
     taskQueue,
     store,
@@ -125,7 +126,6 @@ export async function startWharf(opts: { graphUrl?: string; dataDir?: string; ta
       });
       workers.shutdown();
       await running;
-      await workers.connection.close();
       await connection.close();
       await db.close();
       if (purge) rmSync(dataDir, { recursive: true, force: true });
