@@ -7,7 +7,7 @@
  * one failed), so "200 means durably in Temporal" holds per request. An idle chat's first event goes out
  * at once: grouping adds no latency until there is a queue.
  */
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { InternalConnectionLikeSymbol, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type InternalConnectionLike } from '@temporalio/client';
 import { WharfChannelId } from './search-attributes.js';
 import type { DeliveryStatus, InboundMessage } from './types.js';
 import { chatWorkflowId, inbound, statuses } from '../workflows/chat-messages.js';
@@ -40,11 +40,17 @@ export class InboundDelivery {
   private readonly lanes = new Map<string, ChatLane>();
   /** Current run id per chat workflow id, as last seen (oldest first, bounded). */
   private readonly runs = new Map<string, string>();
+  /** Whether the client shares the worker's native connection, so a new chat's first task can go to it directly. */
+  private readonly eager: boolean;
+  /** How events went to Temporal since this process started: calls of each kind (diagnostics). */
+  readonly counts = { signals: 0, starts: 0, eagerStarts: 0, signalsWithStart: 0 };
 
   constructor(
     private readonly client: Client,
     private readonly taskQueue: string,
-  ) {}
+  ) {
+    this.eager = !!(client.connection as InternalConnectionLike)[InternalConnectionLikeSymbol]?.supportsEagerStart;
+  }
 
   /** Delivers a batch for one channel; resolves once every event is in Temporal. */
   async deliver(channelId: string, messages: InboundMessage[], deliveryStatuses: DeliveryStatus[] = []): Promise<void> {
@@ -98,9 +104,14 @@ export class InboundDelivery {
   /**
    * One signal. A chat whose current run this process knows is signalled by run id: Temporal then writes
    * the signal without first looking the run up (one SQLite transaction instead of two on the embedded
-   * server). A run that has ended — idle, continued-as-new, terminated — answers "not found", and the
-   * signal goes again with signal-with-start, which finds or starts the current run. Either way the
-   * signal is in Temporal when this resolves.
+   * server). A run that has ended — idle, continued-as-new, terminated — answers "not found".
+   *
+   * Messages for a chat without a known run start it, carrying them as its first queue: when the client
+   * shares the worker's connection, Temporal hands the new run's first workflow task straight back to this
+   * worker (eager start), so a burst of new chats costs no task-queue matching and no backlog writes. A
+   * chat that is running after all (started elsewhere, or before a restart) answers "already started",
+   * and — like delivery statuses — the events go with signal-with-start, which finds or starts the current
+   * run. Either way the events are in Temporal when this resolves.
    */
   private async signal<A>(lane: ChatLane, signal: typeof inbound | typeof statuses, arg: A): Promise<void> {
     const workflowId = chatWorkflowId(lane.channelId, lane.chatId);
@@ -108,10 +119,28 @@ export class InboundDelivery {
     if (runId) {
       try {
         await this.client.workflow.getHandle(workflowId, runId).signal(signal as never, arg as never);
+        this.counts.signals++;
         return;
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err;
         this.runs.delete(workflowId);
+      }
+    }
+    if (signal === inbound) {
+      try {
+        const started = await this.client.workflow.start<typeof chatWorkflow>('chatWorkflow', {
+          workflowId,
+          taskQueue: this.taskQueue,
+          args: [{ channelId: lane.channelId, chatId: lane.chatId, queue: (arg as { messages: InboundMessage[] }).messages }],
+          typedSearchAttributes: [{ key: WharfChannelId, value: lane.channelId }],
+          requestEagerStart: this.eager,
+        });
+        this.remember(workflowId, started.firstExecutionRunId);
+        this.counts.starts++;
+        if (started.eagerlyStarted) this.counts.eagerStarts++;
+        return;
+      } catch (err) {
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       }
     }
     const handle = await this.client.workflow.signalWithStart<typeof chatWorkflow, [A]>('chatWorkflow', {
@@ -122,18 +151,28 @@ export class InboundDelivery {
       signal: signal as never,
       signalArgs: [arg] as never,
     });
+    this.remember(workflowId, handle.signaledRunId);
+    this.counts.signalsWithStart++;
+  }
+
+  private remember(workflowId: string, runId: string): void {
     if (this.runs.size >= MAX_KNOWN_RUNS) this.runs.delete(this.runs.keys().next().value as string);
-    this.runs.set(workflowId, handle.signaledRunId);
+    this.runs.set(workflowId, runId);
   }
 }
 
 const shared = new WeakMap<Client, Map<string, InboundDelivery>>();
 
-/** Delivers through the process-wide {@link InboundDelivery} of this client and task queue. */
-export function deliverInbound(client: Client, taskQueue: string, channelId: string, messages: InboundMessage[], deliveryStatuses: DeliveryStatus[] = []): Promise<void> {
+/** The process-wide {@link InboundDelivery} of this client and task queue. */
+export function inboundDeliveryFor(client: Client, taskQueue: string): InboundDelivery {
   let byQueue = shared.get(client);
   if (!byQueue) shared.set(client, (byQueue = new Map()));
   let d = byQueue.get(taskQueue);
   if (!d) byQueue.set(taskQueue, (d = new InboundDelivery(client, taskQueue)));
-  return d.deliver(channelId, messages, deliveryStatuses);
+  return d;
+}
+
+/** Delivers through the process-wide {@link InboundDelivery} of this client and task queue. */
+export function deliverInbound(client: Client, taskQueue: string, channelId: string, messages: InboundMessage[], deliveryStatuses: DeliveryStatus[] = []): Promise<void> {
+  return inboundDeliveryFor(client, taskQueue).deliver(channelId, messages, deliveryStatuses);
 }

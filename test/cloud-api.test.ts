@@ -5,6 +5,7 @@
  * real PGlite, real HTTP; Meta is the fake Graph server of test/fakes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InboundDelivery, inboundDeliveryFor } from '../lib/inbound-delivery.js';
 import { WharfChannelId } from '../lib/search-attributes.js';
 import { inboundPayload, signPayload, startFakeGraph, statusPayload, type FakeGraph } from './fakes/graph-server.js';
 import {
@@ -17,6 +18,7 @@ import {
   echoRoundTrip,
   expectError,
   getChannel,
+  historyText,
   localActivities,
   messageLog,
   PAIRED_TEXT,
@@ -32,6 +34,7 @@ import {
   waitForChannel,
   waitForLogEntry,
   waitForOutcome,
+  WAIT_MS,
   wamid,
 } from './support/cloud.js';
 import { startWharf, type TestWharf } from './support/wharf.js';
@@ -605,6 +608,42 @@ describe('send errors', () => {
     expect((await waitForOutcome(w, ch.id, id)).status).toBe('failed');
     const out = await waitForLogEntry(w, ch.id, 'out', `reply:${id}#1`, (e) => e.status === 'failed');
     expect(out.detail).toMatchObject({ code: 190 });
+  });
+});
+
+describe('new chats', () => {
+  it("starts a new chat with its first message as the run's input, its first workflow task handed straight to this worker", async () => {
+    const stranger = phone();
+    const ch = await cloudChannel(w, fake, { stage: 'connected' });
+    const delivery = inboundDeliveryFor(w.client, w.taskQueue);
+    const before = { ...delivery.counts };
+
+    const id = await sendText(w, ch, stranger, `first words ${uid()}`);
+
+    expect(delivery.counts.starts - before.starts).toBe(1);
+    // Eager start: Temporal answered the start with the run's first workflow task for this worker.
+    expect(delivery.counts.eagerStarts - before.eagerStarts).toBe(1);
+    expect(delivery.counts.signalsWithStart - before.signalsWithStart).toBe(0);
+    const { events } = await w.client.workflow.getHandle(`chat-${ch.id}-${stranger}`).fetchHistory();
+    expect(historyText(events?.[0])).toContain(id);
+    expect(events?.some((e) => e.workflowExecutionSignaledEventAttributes)).toBe(false);
+    expect((await waitForOutcome(w, ch.id, id)).status).toBe('denied');
+  });
+
+  it('delivers to a running chat whose run this process does not know (another instance started it) in that same run', async () => {
+    const p = phone();
+    const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });
+    const handle = w.client.workflow.getHandle(`chat-${ch.id}-${p}`);
+    const { runId } = await handle.describe();
+    const elsewhere = new InboundDelivery(w.client, w.taskQueue);
+    const text = `from elsewhere ${uid()}`;
+
+    await elsewhere.deliver(ch.id, [{ id: wamid(), channelId: ch.id, chat: { kind: 'direct', id: p }, sender: { address: p }, text, timestamp: Date.now() }]);
+
+    // The start is refused (the chat runs), and signal-with-start finds the running chat.
+    expect(elsewhere.counts).toEqual({ signals: 0, starts: 0, eagerStarts: 0, signalsWithStart: 1 });
+    expect((await handle.describe()).runId).toBe(runId);
+    await fake.waitForSent((s) => s.to === bare(p) && s.text === text, WAIT_MS);
   });
 });
 
