@@ -142,4 +142,28 @@ describe('outbound claims', () => {
       rmSync(storeDir, { recursive: true, force: true });
     }
   });
+
+  it('gives back every claim on unsent parts at once (a PGlite process starting after one that died), and only those', async () => {
+    const storeDir = mkdtempSync(join(tmpdir(), 'wharf-claims-'));
+    const sdb = await openPglite(join(storeDir, 'store'));
+    try {
+      await migrate(sdb);
+      const { messages } = createStore(sdb, randomBytes(32));
+      const part = (n: number) => [{ key: `reply:m${n}#1`, address: '+15550001', text: `hi ${n}` }];
+      await messages.claimOutbound('ch_1', '+15550001', part(1), 'dead-1');
+      await messages.claimOutbound('ch_2', '+15550002', part(2), 'dead-2');
+      await messages.claimOutbound('ch_1', '+15550001', part(3), 'dead-1');
+      await messages.completeOutbound({ channelId: 'ch_1', key: 'reply:m3#1', providerId: 'wamid.S' });
+      expect((await messages.claimOutbound('ch_1', '+15550001', part(1), 'new')).busy.size).toBe(1);
+
+      expect(await messages.releaseAllOutboundClaims()).toBe(2);
+
+      expect((await messages.claimOutbound('ch_1', '+15550001', part(1), 'new')).busy.size).toBe(0);
+      expect((await messages.claimOutbound('ch_2', '+15550002', part(2), 'new')).busy.size).toBe(0);
+      expect((await messages.claimOutbound('ch_1', '+15550001', part(3), 'new')).done.get('reply:m3#1')).toBe('wamid.S');
+    } finally {
+      await sdb.close();
+      rmSync(storeDir, { recursive: true, force: true });
+    }
+  });
 });

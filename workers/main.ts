@@ -133,6 +133,12 @@ async function main(): Promise<void> {
     const applied = await migrate(db);
     if (applied.length) log.info({ applied }, 'store migrations applied');
     const store = createStore(db, config.secretKey);
+    if (db.kind === 'pglite') {
+      // PGlite's data dir has one user, this process: a claim on an unsent reply part belongs to a process
+      // that died mid-send, and that reply need not wait for the claim's lease (a minute) to run out.
+      const released = await store.messages.releaseAllOutboundClaims();
+      if (released) log.info({ released }, 'claims on unsent reply parts left by the previous run given back');
+    }
     const policy = createPolicyService(store);
     const graph = createGraphClient({ baseUrl: config.graph.baseUrl, version: config.graph.version });
 

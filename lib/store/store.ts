@@ -412,6 +412,15 @@ export function createStore(db: Db, secretKey: Buffer) {
     async releaseOutbound(channelId: string, owner: string): Promise<void> {
       await db.query(`update messages set claim = null where channel_id = $1 and direction = 'out' and claim = $2 and provider_id is null`, [channelId, owner]);
     },
+    /**
+     * Gives up every claim on unsent parts; returns how many. Only for a process that knows it is the
+     * store's only user (PGlite) and has just started: any claim then belongs to a process that died, and
+     * its replies need not wait for the lease to run out.
+     */
+    async releaseAllOutboundClaims(): Promise<number> {
+      const rows = await db.query(`update messages set claim = null where direction = 'out' and claim is not null and provider_id is null returning 1`);
+      return rows.length;
+    },
     /** Records that a part was accepted by the provider and, with the last part, the inbound message's outcome. */
     async completeOutbound(m: { channelId: string; key: string; providerId: string; inbound?: { id: string; status: string; detail: Record<string, unknown> } }): Promise<void> {
       await db.query(
