@@ -114,8 +114,8 @@ export class InboundDelivery {
    * the signal without first looking the run up (one SQLite transaction instead of two on the embedded
    * server). A run that has ended — idle, continued-as-new, terminated — answers "not found".
    *
-   * Messages for a chat without a known run start it, carrying them as its first queue: when the client
-   * shares the worker's connection, Temporal hands the new run's first workflow task straight back to this
+   * Messages for a chat without a known run start it, carrying them as its first queue: when `starter` is
+   * on the worker's connection, Temporal hands the new run's first workflow task straight back to this
    * worker (eager start), so a burst of new chats costs no task-queue matching and no backlog writes. A
    * chat that is running after all (started elsewhere, or before a restart) answers "already started",
    * and — like delivery statuses — the events go with signal-with-start, which finds or starts the current
@@ -171,10 +171,16 @@ export class InboundDelivery {
 
 const shared = new WeakMap<Client, Map<string, InboundDelivery>>();
 
-/** The process-wide {@link InboundDelivery} of this client and task queue. */
-export function inboundDeliveryFor(client: Client, taskQueue: string): InboundDelivery {
+/** The process-wide deliveries of one client, by task queue. */
+function deliveriesOf(client: Client): Map<string, InboundDelivery> {
   let byQueue = shared.get(client);
   if (!byQueue) shared.set(client, (byQueue = new Map()));
+  return byQueue;
+}
+
+/** The process-wide {@link InboundDelivery} of this client and task queue. */
+export function inboundDeliveryFor(client: Client, taskQueue: string): InboundDelivery {
+  const byQueue = deliveriesOf(client);
   let d = byQueue.get(taskQueue);
   if (!d) byQueue.set(taskQueue, (d = new InboundDelivery(client, taskQueue)));
   return d;
@@ -186,9 +192,7 @@ export function inboundDeliveryFor(client: Client, taskQueue: string): InboundDe
  * back with the start (eager start). Call before the first delivery.
  */
 export function useWorkerForStarts(client: Client, taskQueue: string, starter: Client): void {
-  let byQueue = shared.get(client);
-  if (!byQueue) shared.set(client, (byQueue = new Map()));
-  byQueue.set(taskQueue, new InboundDelivery(client, taskQueue, starter));
+  deliveriesOf(client).set(taskQueue, new InboundDelivery(client, taskQueue, starter));
 }
 
 /** Delivers through the process-wide {@link InboundDelivery} of this client and task queue. */

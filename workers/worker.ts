@@ -16,9 +16,8 @@ import { bundleWorkflows, prebuiltBundlePath } from './workflow-bundle.js';
 /** What a worker needs. */
 export interface WorkerDeps {
   /**
-   * The connection to Temporal, shared with the process's client and closed by its owner: a client on the
-   * worker's own connection can start a chat with its first workflow task handed straight to this worker
-   * (eager start), and its calls run in the SDK's native core instead of on the event loop.
+   * The worker's connection to Temporal, closed by its owner. A client on this same connection starts new
+   * chats: Temporal then hands their first workflow task straight back to this worker (eager start).
    */
   connection: NativeConnection;
   namespace: string;
