@@ -119,12 +119,21 @@ describe('PGlite store session', () => {
 });
 
 describe('outbound claims', () => {
-  it('lets one sending attempt hold a part: another sees it busy until it is sent, given back, or its lease ran out', async () => {
+  /** Runs `fn` against the message log of a fresh, migrated PGlite store. */
+  const withMessages = async (fn: (messages: ReturnType<typeof createStore>['messages']) => Promise<void>): Promise<void> => {
     const storeDir = mkdtempSync(join(tmpdir(), 'wharf-claims-'));
     const sdb = await openPglite(join(storeDir, 'store'));
     try {
       await migrate(sdb);
-      const { messages } = createStore(sdb, randomBytes(32));
+      await fn(createStore(sdb, randomBytes(32)).messages);
+    } finally {
+      await sdb.close();
+      rmSync(storeDir, { recursive: true, force: true });
+    }
+  };
+
+  it('lets one sending attempt hold a part: another sees it busy until it is sent, given back, or its lease ran out', () =>
+    withMessages(async (messages) => {
       const parts = [{ key: 'reply:m1#1', address: '+15550001', text: 'hi' }];
       const claim = (owner: string, leaseMs?: number) => messages.claimOutbound('ch_1', '+15550001', parts, owner, leaseMs);
 
@@ -137,18 +146,10 @@ describe('outbound claims', () => {
       expect((await claim('C', 0)).busy.size).toBe(0); // B's process died: its lease ran out
       await messages.completeOutbound({ channelId: 'ch_1', key: 'reply:m1#1', providerId: 'wamid.X' });
       expect(await claim('D')).toEqual({ done: new Map([['reply:m1#1', 'wamid.X']]), busy: new Set() });
-    } finally {
-      await sdb.close();
-      rmSync(storeDir, { recursive: true, force: true });
-    }
-  });
+    }));
 
-  it('gives back every claim on unsent parts at once (a PGlite process starting after one that died), and only those', async () => {
-    const storeDir = mkdtempSync(join(tmpdir(), 'wharf-claims-'));
-    const sdb = await openPglite(join(storeDir, 'store'));
-    try {
-      await migrate(sdb);
-      const { messages } = createStore(sdb, randomBytes(32));
+  it('gives back every claim on unsent parts at once (a PGlite process starting after one that died), and only those', () =>
+    withMessages(async (messages) => {
       const part = (n: number) => [{ key: `reply:m${n}#1`, address: '+15550001', text: `hi ${n}` }];
       await messages.claimOutbound('ch_1', '+15550001', part(1), 'dead-1');
       await messages.claimOutbound('ch_2', '+15550002', part(2), 'dead-2');
@@ -161,9 +162,5 @@ describe('outbound claims', () => {
       expect((await messages.claimOutbound('ch_1', '+15550001', part(1), 'new')).busy.size).toBe(0);
       expect((await messages.claimOutbound('ch_2', '+15550002', part(2), 'new')).busy.size).toBe(0);
       expect((await messages.claimOutbound('ch_1', '+15550001', part(3), 'new')).done.get('reply:m3#1')).toBe('wamid.S');
-    } finally {
-      await sdb.close();
-      rmSync(storeDir, { recursive: true, force: true });
-    }
-  });
+    }));
 });
