@@ -8,11 +8,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, type LogLevel } from '@temporalio/worker';
+import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
 import { createApp } from '../api/app.js';
 import { ConfigError, loadConfig, type Config } from '../lib/config.js';
 import { createGraphClient } from '../lib/graph/graph-client.js';
-import { useWorkerForStarts } from '../lib/inbound-delivery.js';
 import { createLogger, type Logger } from '../lib/logger.js';
 import { projectRoot } from '../lib/paths.js';
 import { createPolicyService } from '../lib/policy/service.js';
@@ -146,19 +145,15 @@ async function main(): Promise<void> {
     stops.push({ name: 'Temporal client', stop: () => connection.close() });
     const client = new Client({ connection, namespace: config.temporal.namespace });
     if (!embedded) await registerSearchAttributes(connection, config.temporal.namespace, log);
-    // The worker's connection, also used to start new chats so that their first task comes straight back to
-    // this worker (eager start; see lib/inbound-delivery.ts). Closed after the worker stopped.
-    const workerConnection = await NativeConnection.connect({ address });
-    stops.push({ name: 'Temporal worker connection', stop: () => workerConnection.close() });
-    useWorkerForStarts(client, config.temporal.taskQueue, new Client({ connection: workerConnection, namespace: config.temporal.namespace }));
 
-    const workers = await createWharfWorker({ connection: workerConnection, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, workflowCacheSize: config.temporal.workflowCacheSize, store, secretKey: config.secretKey, graph, policy, client, log });
+    const workers = await createWharfWorker({ address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, workflowCacheSize: config.temporal.workflowCacheSize, store, secretKey: config.secretKey, graph, policy, client, log });
     const running = workers.run();
     stops.push({
       name: 'worker',
       stop: async () => {
         workers.shutdown();
         await running;
+        await workers.connection.close();
       },
     });
     running.catch((err) => {

@@ -1,11 +1,11 @@
 /** Registers Wharf's search attributes on a Temporal cluster (the embedded server registers them itself). */
-import type { OperatorService, WorkflowService } from '@temporalio/client';
+import type { Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import type { Logger } from '../lib/logger.js';
 import { WHARF_SEARCH_ATTRIBUTES } from '../lib/search-attributes.js';
 
 /** Adds the missing search attributes; existing ones are left as they are. */
-export async function registerSearchAttributes(connection: { operatorService: OperatorService; workflowService: WorkflowService }, namespace: string, log: Logger): Promise<void> {
+export async function registerSearchAttributes(connection: Connection, namespace: string, log: Logger): Promise<void> {
   const existing = await connection.operatorService.listSearchAttributes({ namespace });
   const have = new Set(Object.keys(existing.customAttributes ?? {}));
   const missing = WHARF_SEARCH_ATTRIBUTES.filter((k) => !have.has(k.name));

@@ -1,13 +1,14 @@
 /** The Wharf worker: hosts the channel and chat workflows and all activities on one task queue. */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import type { Client } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createChannelActivities } from '../activities/channel-activities.js';
 import { createChatActivities } from '../activities/chat-activities.js';
 import { createSignalActivities } from '../activities/signal-activities.js';
 import { createSessionActivities, type MakeSocket } from '../activities/whatsapp-session.js';
 import type { GraphClient } from '../lib/graph/graph-client.js';
+import { useWorkerForStarts } from '../lib/inbound-delivery.js';
 import type { Logger } from '../lib/logger.js';
 import type { PolicyService } from '../lib/policy/service.js';
 import type { Store } from '../lib/store/store.js';
@@ -15,11 +16,7 @@ import { bundleWorkflows, prebuiltBundlePath } from './workflow-bundle.js';
 
 /** What a worker needs. */
 export interface WorkerDeps {
-  /**
-   * The worker's connection to Temporal, closed by its owner. A client on this same connection starts new
-   * chats: Temporal then hands their first workflow task straight back to this worker (eager start).
-   */
-  connection: NativeConnection;
+  address: string;
   namespace: string;
   taskQueue: string;
   store: Store;
@@ -44,6 +41,7 @@ export interface WharfWorkers {
   /** The worker on this process's own queue, where sends for the sessions it holds are routed. */
   sessionWorker: Worker;
   sessionQueue: string;
+  connection: NativeConnection;
   /** Runs both until shutdown. */
   run(): Promise<void>;
   /** Starts a graceful shutdown of both. */
@@ -52,7 +50,10 @@ export interface WharfWorkers {
 
 /** Creates (but does not run) the workers. */
 export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers> {
-  const { connection } = deps;
+  const connection = await NativeConnection.connect({ address: deps.address });
+  // New chats are started through a client on this connection: Temporal then hands their first workflow
+  // task straight back to this worker (eager start; see lib/inbound-delivery.ts).
+  useWorkerForStarts(deps.client, deps.taskQueue, new Client({ connection, namespace: deps.namespace }));
   const workflowBundle = deps.workflowBundle ?? (existsSync(prebuiltBundlePath) ? { codePath: prebuiltBundlePath } : await bundleWorkflows());
   // A queue of this process alone: a personal account's socket lives here, so its sends must come here.
   const sessionQueue = `${deps.taskQueue}-session-${randomUUID().slice(0, 8)}`;
@@ -118,6 +119,7 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
     worker,
     sessionWorker,
     sessionQueue,
+    connection,
     run: async () => {
       await Promise.all([worker.run(), sessionWorker.run()]);
     },

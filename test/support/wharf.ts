@@ -8,13 +8,12 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { MakeSocket } from '../../activities/whatsapp-session.js';
 import { inject } from 'vitest';
 import { createApp } from '../../api/app.js';
 import { loadConfig, type Config } from '../../lib/config.js';
 import { createGraphClient } from '../../lib/graph/graph-client.js';
-import { useWorkerForStarts } from '../../lib/inbound-delivery.js';
 import { createLogger } from '../../lib/logger.js';
 import { createPolicyService } from '../../lib/policy/service.js';
 import { openPglite } from '../../lib/store/db.js';
@@ -72,13 +71,10 @@ export async function startWharf(opts: { graphUrl?: string; dataDir?: string; ta
   const store = createStore(db, config.secretKey);
   const policy = createPolicyService(store);
   const graph = createGraphClient({ baseUrl: config.graph.baseUrl, version: config.graph.version, timeoutMs: 3000 });
-  // As in the product: a client of its own, and new chats started through the worker's connection.
   const connection = await Connection.connect({ address: config.temporal.address! });
   const client = new Client({ connection, namespace: config.temporal.namespace });
-  const workerConnection = await NativeConnection.connect({ address: config.temporal.address! });
-  useWorkerForStarts(client, taskQueue, new Client({ connection: workerConnection, namespace: config.temporal.namespace }));
   const workers = await createWharfWorker({
-    connection: workerConnection,
+    address: config.temporal.address!,
     namespace: config.temporal.namespace,
     taskQueue,
     store,
@@ -129,7 +125,7 @@ export async function startWharf(opts: { graphUrl?: string; dataDir?: string; ta
       });
       workers.shutdown();
       await running;
-      await workerConnection.close();
+      await workers.connection.close();
       await connection.close();
       await db.close();
       if (purge) rmSync(dataDir, { recursive: true, force: true });
