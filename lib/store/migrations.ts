@@ -104,6 +104,15 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'unsent-claims',
+    // Outbound parts claimed and not yet sent: few at any time, so start-up finds the ones a dead process
+    // left without reading the whole message log.
+    sql: `
+      create index messages_unsent_claims on messages (channel_id) where direction = 'out' and claim is not null and provider_id is null;
+    `,
+  },
 ];
 
 /** Applies every migration newer than the database's version; returns the versions applied. */
