@@ -83,8 +83,9 @@ export function createChatActivities({ store, graph, policy, client, log, person
       return (await graph.sendText({ phoneNumberId: String(ch.config.phone_number_id), accessToken, to, body: text })).messageId;
     };
     const results: ReplyResult[] = [];
-    /** Sends the planned replies in order; false when it stopped before the end. */
-    const sendAll = async (): Promise<boolean> => {
+    // Stopped or failed half-way: the parts this attempt claimed and did not send go back at once.
+    let finished = false;
+    try {
       for (const { r, parts } of planned) {
         // The agent's Markdown goes on the inbound row: a restarted chat rebuilds its window from it.
         const outcome = r.inboundId && r.outcome ? { id: r.inboundId, status: r.outcome, detail: { parts: parts.length, markdown: r.markdown } } : undefined;
@@ -124,17 +125,12 @@ export function createChatActivities({ store, graph, policy, client, log, person
             results.push({ ok: false, type: err.type ?? 'Error', message: err.message });
             continue;
           }
-          if (onRetryable === 'stop' && err instanceof ApplicationFailure) return false;
+          if (onRetryable === 'stop' && err instanceof ApplicationFailure) return results;
           throw err;
         }
       }
-      return true;
-    };
-    let finished = false;
-    try {
-      finished = await sendAll();
+      finished = true;
     } finally {
-      // Stopped or failed half-way: the parts this attempt claimed and did not send go back at once.
       if (!finished) await store.messages.releaseOutbound(ch.id, owner);
     }
     return results;
