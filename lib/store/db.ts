@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite, TransactionAbortedError, parse, protocol, type messages } from '@electric-sql/pglite';
 import pg from 'pg';
+import { storable } from '../storable-text.js';
 
 type BackendMessage = messages.BackendMessage;
 const { serialize } = protocol;
@@ -16,6 +17,29 @@ const { serialize } = protocol;
 export interface Sql {
   /** Runs one statement and returns its rows. */
   query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+}
+
+/** `value` with every string (object keys too) made storable, for JSON that goes into `jsonb`. */
+function storableDeep(value: unknown): unknown {
+  if (typeof value === 'string') return storable(value);
+  if (Array.isArray(value)) return value.map(storableDeep);
+  if (value && typeof value === 'object' && !(value instanceof Date) && !Buffer.isBuffer(value)) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [storable(k), storableDeep(v)]));
+  }
+  return value;
+}
+
+/** JSON text for a `jsonb` parameter, safe whatever strings `value` holds (see `storable`). */
+export function jsonParam(value: unknown): string {
+  return JSON.stringify(storableDeep(value));
+}
+
+/**
+ * Statement parameters with every string, and every string in a text array, made storable: every statement
+ * of the store goes through here, so no field's content can make a write fail.
+ */
+function storableParams(params: unknown[] | undefined): unknown[] | undefined {
+  return params?.map((v) => (typeof v === 'string' ? storable(v) : Array.isArray(v) ? v.map((x) => (typeof x === 'string' ? storable(x) : x)) : v));
 }
 
 /** The store's database handle. */
@@ -155,7 +179,7 @@ export async function openPglite(dir: string): Promise<Db> {
   return {
     kind: 'pglite',
     query<T>(text: string, params?: unknown[]) {
-      return exclusive((inTx) => statements.run<T>(text, params, inTx));
+      return exclusive((inTx) => statements.run<T>(text, storableParams(params), inTx));
     },
     transaction<T>(fn: (tx: Sql) => Promise<T>) {
       return exclusive(() =>
@@ -163,7 +187,7 @@ export async function openPglite(dir: string): Promise<Db> {
           await statements.simple('begin', true);
           let result: T;
           try {
-            result = await fn({ query: <R>(t: string, p?: unknown[]) => statements.run<R>(t, p, true) });
+            result = await fn({ query: <R>(t: string, p?: unknown[]) => statements.run<R>(t, storableParams(p), true) });
           } catch (err) {
             await statements.simple('rollback', false).catch(() => undefined);
             throw err;
@@ -203,13 +227,13 @@ export async function openPostgres(url: string): Promise<Db> {
   return {
     kind: 'postgres',
     async query<T>(text: string, params?: unknown[]) {
-      return (await pool.query(text, params as unknown[])).rows as T[];
+      return (await pool.query(text, storableParams(params))).rows as T[];
     },
     async transaction<T>(fn: (tx: Sql) => Promise<T>) {
       const client = await pool.connect();
       try {
         await client.query('begin');
-        const result = await fn({ query: async <R>(t: string, p?: unknown[]) => (await client.query(t, p as unknown[])).rows as R[] });
+        const result = await fn({ query: async <R>(t: string, p?: unknown[]) => (await client.query(t, storableParams(p))).rows as R[] });
         await client.query('commit');
         return result;
       } catch (err) {

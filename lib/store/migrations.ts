@@ -113,6 +113,15 @@ export const MIGRATIONS: Migration[] = [
       create index messages_unsent_claims on messages (channel_id) where direction = 'out' and claim is not null and provider_id is null;
     `,
   },
+  {
+    version: 4,
+    name: 'message-type',
+    // What kind of message each entry is (text, image, reaction, system, …): every event Meta delivers is
+    // recorded, including those no agent answers, and the log says which kind it was.
+    sql: `
+      alter table messages add column type text not null default 'text';
+    `,
+  },
 ];
 
 /** Applies every migration newer than the database's version; returns the versions applied. */

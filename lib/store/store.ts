@@ -3,10 +3,11 @@
  * channel read model, diagnostics, the message log, policies and auth state. One object per area.
  */
 import { randomBytes } from 'node:crypto';
-import type { ChannelDiagnostics, ChannelState, CredentialRef } from '../types.js';
+import type { ChannelDiagnostics, ChannelState, CredentialRef, UnhandledInbound } from '../types.js';
 import { WharfError } from '../errors.js';
 import { seal, unseal } from './crypto.js';
-import type { Db, Sql } from './db.js';
+import { storable } from '../storable-text.js';
+import { jsonParam, type Db, type Sql } from './db.js';
 
 /** A space row. */
 export interface Space {
@@ -41,12 +42,15 @@ export interface MessageLogEntry {
   providerId: string | null;
   chatId: string;
   address: string | null;
+  /** `text`, `image`, `reaction`, `system`, `unsupported`, … (SPEC §4); outbound replies are `text`. */
+  type: string;
   text: string;
   status: string;
   detail: Record<string, unknown> | null;
   createdAt: string;
   updatedAt: string;
 }
+
 
 /**
  * How long a sending attempt's claim on an outbound part holds (ms) before another attempt may take it
@@ -118,7 +122,7 @@ export function createStore(db: Db, secretKey: Buffer) {
       if (BUILTIN_AGENTS.some((b) => b.id === a.id)) throw new WharfError('conflict', `Agent "${a.id}" is built in; choose another id.`);
       const rows = await db.query<{ created_at: unknown }>(
         'insert into agents (id, kind, config) values ($1, $2, $3) on conflict (id) do nothing returning created_at',
-        [a.id, a.kind, JSON.stringify(a.config)],
+        [a.id, a.kind, jsonParam(a.config)],
       );
       if (!rows[0]) throw new WharfError('conflict', `Agent "${a.id}" already exists; choose another id or delete it first.`);
       return { ...a, createdAt: iso(rows[0].created_at) };
@@ -140,7 +144,7 @@ export function createStore(db: Db, secretKey: Buffer) {
       const rows = await db.query<{ created_at: unknown }>(
         `insert into vault_items (vault, id, name, kind, field_names, ciphertext) values ('local', $1, $2, $3, $4, $5)
          on conflict (vault, name) do nothing returning created_at`,
-        [item, input.name, input.kind, JSON.stringify(fieldNames), seal(secretKey, JSON.stringify(input.fields), aad('local', item))],
+        [item, input.name, input.kind, jsonParam(fieldNames), seal(secretKey, JSON.stringify(input.fields), aad('local', item))],
       );
       if (!rows[0]) throw new WharfError('conflict', `A local vault item named "${input.name}" already exists; choose another name.`);
       return { vault: 'local', item, name: input.name, kind: input.kind, fields: fieldNames, createdAt: iso(rows[0].created_at) };
@@ -195,7 +199,7 @@ export function createStore(db: Db, secretKey: Buffer) {
            status = excluded.status, state = excluded.state, version = excluded.version, deleted = excluded.deleted,
            updated_at = excluded.updated_at
          where channels.version <= excluded.version`,
-        [state.id, state.provider, state.space, state.agent, state.status, JSON.stringify(state), state.version, deleted, state.createdAt, state.updatedAt],
+        [state.id, state.provider, state.space, state.agent, state.status, jsonParam(state), state.version, deleted, state.createdAt, state.updatedAt],
       );
     },
     /** The read model of one channel (null if unknown or deleted). */
@@ -289,7 +293,7 @@ export function createStore(db: Db, secretKey: Buffer) {
     },
     /** Records the last send error of a channel. */
     async sendError(channelId: string, error: { code?: number; message: string }): Promise<void> {
-      const v = JSON.stringify({ at: new Date().toISOString(), ...error });
+      const v = jsonParam({ at: new Date().toISOString(), ...error });
       await db.query(
         `insert into channel_diagnostics (channel_id, last_send_error) values ($1, $2)
          on conflict (channel_id) do update set last_send_error = excluded.last_send_error`,
@@ -309,6 +313,7 @@ export function createStore(db: Db, secretKey: Buffer) {
     provider_id: string | null;
     chat_id: string;
     address: string | null;
+    type: string | null;
     text: string;
     status: string;
     detail: Record<string, unknown> | null;
@@ -322,6 +327,7 @@ export function createStore(db: Db, secretKey: Buffer) {
     providerId: r.provider_id,
     chatId: r.chat_id,
     address: r.address,
+    type: r.type ?? 'text',
     text: r.text,
     status: r.status,
     detail: r.detail,
@@ -336,17 +342,46 @@ export function createStore(db: Db, secretKey: Buffer) {
      * per delivery, so a retried activity of the same delivery still gets its ids back while a
      * redelivery (new token) does not.
      */
-    async recordInbound(channelId: string, claim: string, rows: Array<{ id: string; chatId: string; address: string; text: string }>): Promise<Set<string>> {
+    async recordInbound(channelId: string, claim: string, rows: Array<{ id: string; chatId: string; address: string; text: string; type?: string }>): Promise<Set<string>> {
       if (!rows.length) return new Set();
+      // One row per stored key: two ids that become the same key would make the upsert touch a row twice.
+      const seen = new Set<string>();
+      rows = rows.filter((r) => !seen.has(storable(r.id)) && !!seen.add(storable(r.id)));
       const got = await db.query<{ key: string }>(
-        `insert into messages (channel_id, direction, key, provider_id, chat_id, address, text, status, claim)
-         select $1, 'in', u.key, u.key, u.chat_id, u.address, u.text, 'received', $2
-           from unnest($3::text[], $4::text[], $5::text[], $6::text[]) as u(key, chat_id, address, text)
+        `insert into messages (channel_id, direction, key, provider_id, chat_id, address, text, status, claim, type)
+         select $1, 'in', u.key, u.key, u.chat_id, u.address, u.text, 'received', $2, u.type
+           from unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) as u(key, chat_id, address, text, type)
          on conflict (channel_id, direction, key) do update set claim = messages.claim where messages.claim = excluded.claim
          returning key`,
-        [channelId, claim, rows.map((r) => r.id), rows.map((r) => r.chatId), rows.map((r) => r.address), rows.map((r) => r.text)],
+        [channelId, claim, rows.map((r) => r.id), rows.map((r) => r.chatId), rows.map((r) => r.address), rows.map((r) => r.text), rows.map((r) => r.type ?? 'text')],
       );
-      return new Set(got.map((r) => r.key));
+      // The store may have made an odd id storable (see `storable`): report ids as the caller gave them.
+      const stored = new Set(got.map((r) => r.key));
+      return new Set(rows.filter((r) => stored.has(storable(r.id))).map((r) => r.id));
+    },
+    /**
+     * Records inbound events that go to no chat workflow — reactions, deletions, events for another number,
+     * items Wharf cannot read — with their type, outcome and reason, in one statement. A redelivery of one
+     * already recorded changes nothing.
+     */
+    async recordUnhandled(channelId: string, rows: UnhandledInbound[]): Promise<void> {
+      if (!rows.length) return;
+      await db.query(
+        `insert into messages (channel_id, direction, key, provider_id, chat_id, address, text, status, type, detail)
+         select $1, 'in', u.key, u.key, u.chat_id, u.address, u.text, u.status, u.type, u.detail::jsonb
+           from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) as u(key, chat_id, address, text, status, type, detail)
+         on conflict (channel_id, direction, key) do nothing`,
+        [
+          channelId,
+          rows.map((r) => r.id),
+          rows.map((r) => r.chatId),
+          rows.map((r) => r.address),
+          rows.map((r) => r.text),
+          rows.map((r) => r.status),
+          rows.map((r) => r.type),
+          rows.map((r) => jsonParam({ reason: r.reason, ...r.detail })),
+        ],
+      );
     },
     /** Sets the outcome of an inbound message (`answered`, `denied`, `paired`, `handed_off`, `failed`, …). */
     async setInboundStatus(channelId: string, id: string, status: string, detail?: Record<string, unknown>): Promise<void> {
@@ -362,7 +397,7 @@ export function createStore(db: Db, secretKey: Buffer) {
         `update messages m set status = u.status, detail = coalesce(u.detail::jsonb, m.detail), updated_at = now()
            from unnest($2::text[], $3::text[], $4::text[]) as u(key, status, detail)
          where m.channel_id = $1 and m.direction = 'in' and m.key = u.key and not (u.status = 'failed' and m.status = 'answered')`,
-        [channelId, outcomes.map((o) => o.id), outcomes.map((o) => o.status), outcomes.map((o) => (o.detail ? JSON.stringify(o.detail) : null))],
+        [channelId, outcomes.map((o) => o.id), outcomes.map((o) => o.status), outcomes.map((o) => (o.detail ? jsonParam(o.detail) : null))],
       );
     },
     /**
@@ -429,7 +464,7 @@ export function createStore(db: Db, secretKey: Buffer) {
            where channel_id = $1 and direction = 'out' and key = $2 and status in ('sending', 'failed') returning 1)
          update messages set status = $5, detail = $6::jsonb, updated_at = now()
          where $4::text is not null and channel_id = $1 and direction = 'in' and key = $4`,
-        [m.channelId, m.key, m.providerId, m.inbound?.id ?? null, m.inbound?.status ?? null, m.inbound ? JSON.stringify(m.inbound.detail) : null],
+        [m.channelId, m.key, m.providerId, m.inbound?.id ?? null, m.inbound?.status ?? null, m.inbound ? jsonParam(m.inbound.detail) : null],
       );
     },
     /** Records an outbound part as it stands (sends the provider refused or that will be retried); releases its claim. */
@@ -439,19 +474,19 @@ export function createStore(db: Db, secretKey: Buffer) {
          values ($1, 'out', $2, $3, $4, $5, $6, $7, $8)
          on conflict (channel_id, direction, key) do update set provider_id = coalesce(excluded.provider_id, messages.provider_id),
            status = excluded.status, detail = coalesce(excluded.detail, messages.detail), claim = null, updated_at = now()`,
-        [m.channelId, m.key, m.providerId ?? null, m.chatId, m.address, m.text, m.status, m.detail ? JSON.stringify(m.detail) : null],
+        [m.channelId, m.key, m.providerId ?? null, m.chatId, m.address, m.text, m.status, m.detail ? jsonParam(m.detail) : null],
       );
     },
     /** Applies a delivery status to the outbound message with that provider id; returns whether one matched. */
     async applyStatus(channelId: string, providerId: string, status: string, detail?: Record<string, unknown>): Promise<boolean> {
       // Statuses can arrive out of order (read before delivered); never move backwards.
-      const rank = `case status when 'sending' then 0 when 'accepted' then 1 when 'sent' then 2 when 'delivered' then 3 when 'read' then 4 when 'failed' then 5 else 1 end`;
+      const rank = `case status when 'sending' then 0 when 'accepted' then 1 when 'sent' then 2 when 'delivered' then 3 when 'read' then 4 when 'played' then 4 when 'failed' then 5 else 1 end`;
       const rows = await db.query(
         `update messages set status = $3, detail = coalesce($4::jsonb, detail), updated_at = now()
          where channel_id = $1 and direction = 'out' and provider_id = $2
-           and ${rank} <= (case $3 when 'sent' then 2 when 'delivered' then 3 when 'read' then 4 when 'failed' then 5 else 1 end)
+           and ${rank} <= (case $3 when 'sent' then 2 when 'delivered' then 3 when 'read' then 4 when 'played' then 4 when 'failed' then 5 else 1 end)
          returning key`,
-        [channelId, providerId, status, detail ? JSON.stringify(detail) : null],
+        [channelId, providerId, status, detail ? jsonParam(detail) : null],
       );
       return rows.length > 0;
     },
