@@ -3,7 +3,7 @@
  * through the provider. Each is idempotent for its own retries, so a crash repeats a send only in the one
  * window nobody can close (the provider accepted it, the crash came before it was recorded).
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { FAILURE } from '../lib/errors.js';
@@ -11,7 +11,7 @@ import { formatReply } from '../lib/format/index.js';
 import type { GraphClient } from '../lib/graph/graph-client.js';
 import { GraphError } from '../lib/graph/graph-client.js';
 import type { Logger } from '../lib/logger.js';
-import { looksLikePairingCode } from '../lib/pairing.js';
+import { normalizePairingCode } from '../lib/pairing.js';
 import type { PolicyService } from '../lib/policy/service.js';
 import type { AgentRecord, Store } from '../lib/store/store.js';
 import { PROVIDER_INFO, type ChannelState, type CredentialRef, type DeliveryStatus, type InboundMessage, type InboundMode, type Provider } from '../lib/types.js';
@@ -56,8 +56,67 @@ function replyWithoutAgent(ch: ChannelState, m: InboundMessage, a: Admission): R
   return undefined;
 }
 
+/** Whether `text` is the channel's live pairing code (unexpired), by the read model. */
+function isLiveCode(ch: ChannelState, text: string): boolean {
+  return !!ch.pairing && Date.parse(ch.pairing.expiresAt) > Date.now() && normalizePairingCode(text) === normalizePairingCode(ch.pairing.code);
+}
+
+/**
+ * A retried admission of the message that used the code (its first attempt paired the sender, then died
+ * before recording the outcome) is answered as it was then; any other use of a used code is just a text.
+ */
+function retriedPairing(ch: ChannelState | null, m: InboundMessage): boolean {
+  return !!ch?.lastPairing && ch.lastPairing.messageId === m.id && ch.lastPairing.address === m.sender.address;
+}
+
+/** Runs one task per key at a time, in arrival order (this process's pairing attempts, per channel). */
+export function createKeyedGate() {
+  const tails = new Map<string, Promise<unknown>>();
+  return {
+    /** Runs `task` once every earlier task of `key` has settled. */
+    run<T>(key: string, task: () => Promise<T>): Promise<T> {
+      const next = (tails.get(key) ?? Promise.resolve()).then(task, task);
+      const tail = next.then(
+        () => undefined,
+        () => undefined,
+      );
+      tails.set(key, tail);
+      void tail.then(() => {
+        if (tails.get(key) === tail) tails.delete(key);
+      });
+      return next;
+    },
+  };
+}
+
+/** PostgreSQL error classes that mean the data itself cannot be stored: retrying the same input never helps. */
+const DATA_ERROR_CLASSES = ['22', '23', '54'];
+
+/**
+ * Runs a store write of outside input. A data error (SQLSTATE class 22 data exception, 23 integrity, 54
+ * limit exceeded) becomes a non-retryable `WharfUnprocessableMessage`, so the chat workflow records the
+ * message as failed and moves on instead of retrying it for ever; anything else (the store is down) stays
+ * retryable.
+ */
+async function unprocessable<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    const code = (err as { code?: unknown })?.code;
+    if (typeof code === 'string' && DATA_ERROR_CLASSES.includes(code.slice(0, 2))) {
+      throw ApplicationFailure.create({
+        type: FAILURE.unprocessableMessage,
+        message: `The store refused this message (SQLSTATE ${code}): ${(err as Error).message}`,
+        nonRetryable: true,
+      });
+    }
+    throw err;
+  }
+}
+
 /** Builds the chat workflow's activities. */
 export function createChatActivities({ store, graph, policy, client, log, personal }: ChatActivityDeps) {
+  const pairingGate = createKeyedGate();
   /**
    * Formats each reply's Markdown for the channel's provider, splits it at the provider's limit and sends
    * the parts in order. Every part is claimed by this attempt before its send (all in one statement) and
@@ -148,12 +207,17 @@ export function createChatActivities({ store, graph, policy, client, log, person
      * the same keys, so nothing is sent twice.
      */
     async admitInbound({ channelId, messages, claim, answer }: { channelId: string; messages: InboundMessage[]; claim: string; answer?: boolean }): Promise<Admission[]> {
-      const fresh = await store.messages.recordInbound(
-        channelId,
-        claim,
-        messages.map((m) => ({ id: m.id, chatId: m.chat.id, address: m.sender.address, text: m.text })),
+      const fresh = await unprocessable(() =>
+        store.messages.recordInbound(
+          channelId,
+          claim,
+          messages.map((m) => ({ id: m.id, chatId: m.chat.id, address: m.sender.address, text: m.text, type: m.type ?? 'text' })),
+        ),
       );
-      const ch = await store.channels.getRecent(channelId);
+      // Read fresh, never from a cached copy: pairing and un-pairing take effect for every message admitted
+      // after the change returned, whichever process made it (SPEC §5). One read per batch: a batch is
+      // admitted at that moment.
+      const ch = await store.channels.get(channelId);
       const outcomes: Array<{ id: string; status: string; detail?: Record<string, unknown> }> = [];
       const pairedHere = new Set<string>();
       let agent: AgentRecord | null | undefined;
@@ -168,9 +232,16 @@ export function createChatActivities({ store, graph, policy, client, log, person
         };
         if (!ch) return ignore('ignored', 'The channel no longer exists.');
         if (ch.status === 'failed' || ch.status === 'disconnected') return ignore('ignored', `The channel is ${ch.status}: ${ch.statusReason}`);
-        if (message.chat.kind === 'direct' && looksLikePairingCode(message.text) && (ch.pairing || ch.lastPairing)) {
-          const handle = client.workflow.getHandle(`channel-${ch.id}`);
-          const { paired } = await handle.executeUpdate(pairSender, { args: [{ code: message.text, address: message.sender.address }] });
+        // Only the live code itself reaches the channel workflow, and one attempt at a time per channel: a
+        // flood of code-shaped texts costs the channel nothing (it once exhausted Temporal's ten in-flight
+        // updates per workflow and stalled every channel behind the worker's slots).
+        if (message.chat.kind === 'direct' && (isLiveCode(ch, message.text) || retriedPairing(ch, message))) {
+          const paired = await pairingGate.run(ch.id, async () => {
+            const now = await store.channels.get(ch.id);
+            if (!now || !isLiveCode(now, message.text)) return retriedPairing(now, message);
+            const handle = client.workflow.getHandle(`channel-${ch.id}`);
+            return (await handle.executeUpdate(pairSender, { args: [{ code: message.text, address: message.sender.address, messageId: message.id }] })).paired;
+          });
           if (paired) {
             pairedHere.add(message.sender.address);
             outcomes.push({ id: message.id, status: 'paired' });
@@ -179,7 +250,11 @@ export function createChatActivities({ store, graph, policy, client, log, person
           }
         }
         const address = message.sender.address;
-        const paired = ch.selfAddress === address || pairedHere.has(address) || ch.pairedAddresses.some((p) => p.address === address);
+        const userId = message.sender.userId;
+        const paired =
+          ch.selfAddress === address ||
+          pairedHere.has(address) ||
+          ch.pairedAddresses.some((p) => p.address === address || (userId !== undefined && p.address === userId));
         const decision = await policy.decide({
           agent: ch.agent,
           channelId: ch.id,
@@ -211,6 +286,22 @@ export function createChatActivities({ store, graph, policy, client, log, person
       const sent = await sendReplies(ch, messages[0].chat.id, leading.map((x) => x.reply), 'stop');
       for (const [i, result] of sent.entries()) (admissions[leading[i].at] as { sent?: ReplyResult }).sent = result;
       return admissions;
+    },
+
+    /**
+     * Records a message the store refused for good (see `unprocessable`) as failed, with the reason. If even
+     * its id cannot be stored, it is recorded under a digest of the id: the operator still sees it.
+     */
+    async recordUnprocessable({ channelId, message, reason }: { channelId: string; message: { id: string; chatId: string; address: string; type: string }; reason: string }): Promise<void> {
+      const entry = { id: message.id, chatId: message.chatId, address: message.address, type: message.type, text: '', status: 'failed' as const, reason: `Could not be processed: ${reason}` };
+      try {
+        await store.messages.recordUnhandled(channelId, [entry]);
+      } catch (err) {
+        const digest = (v: string): string => createHash('sha256').update(v).digest('hex').slice(0, 32);
+        log.warn({ channelId, err: (err as Error).message }, 'unprocessable message recorded under a digest of its id');
+        await store.messages.recordUnhandled(channelId, [{ ...entry, id: `unprocessable:${digest(message.id)}`, chatId: digest(message.chatId), address: null, type: message.type.slice(0, 32) }]);
+      }
+      log.warn({ channelId, messageId: message.id.slice(0, 200), reason }, 'inbound message could not be processed; recorded as failed and skipped');
     },
 
     /** Records final outcomes of inbound messages on the message log (`failed` never replaces `answered`). */

@@ -10,9 +10,9 @@ import { PAIRING_TTL_MS } from '../lib/pairing.js';
 import { deliverInbound } from '../lib/inbound-delivery.js';
 import { WharfChannelStatus, WharfProvider, WharfSpace } from '../lib/search-attributes.js';
 import type { Store } from '../lib/store/store.js';
-import type { ChannelState, DeliveryStatus, InboundMessage, InboundMode, Provider } from '../lib/types.js';
+import type { ChannelState, DeliveryStatus, InboundMessage, InboundMode, NumberChange, Provider, UnhandledInbound } from '../lib/types.js';
 import { PROVIDER_INFO } from '../lib/types.js';
-import { webhookVerified } from '../workflows/channel-messages.js';
+import { movePairedAddress, webhookVerified } from '../workflows/channel-messages.js';
 import type { channelWorkflow } from '../workflows/channel-workflow.js';
 
 /** Workflow id of a channel. */
@@ -121,6 +121,25 @@ export function createChannelGateway({ client, store, config }: { client: Client
     /** Meta called the webhook successfully: a configured `setup` channel becomes `connected`. */
     async verified(ch: ChannelState): Promise<void> {
       if (ch.status === 'setup' && ch.configured) await this.handle(ch.id).signal(webhookVerified, { at: new Date().toISOString() });
+    },
+
+    /**
+     * Applies Meta's signed notice that a user moved to a new number: a paired address moves with them.
+     * Returns the notice's message-log entry, saying what was done (never throws: the rest of the webhook
+     * goes on).
+     */
+    async moveNumber(ch: ChannelState, change: NumberChange): Promise<UnhandledInbound> {
+      const entry = { id: change.id, chatId: change.from, address: change.from, type: 'system', text: change.body };
+      try {
+        const { moved } = await this.handle(ch.id).executeUpdate(movePairedAddress, { args: [{ from: change.from, to: change.to }] });
+        if (moved) this.changed(ch.id);
+        const reason = moved
+          ? `The user changed number from ${change.from} to ${change.to}: the pairing moved to ${change.to}.`
+          : `The user changed number from ${change.from} to ${change.to}; ${change.from} was not paired, so nothing moved.`;
+        return { ...entry, status: moved ? 'applied' : 'ignored', reason };
+      } catch (err) {
+        return { ...entry, status: 'failed', reason: `The number change from ${change.from} to ${change.to} could not be applied: ${(err as Error).message}` };
+      }
     },
 
     /** Hands a webhook's messages and statuses durably to their chat workflows (see lib/inbound-delivery). */

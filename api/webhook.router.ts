@@ -47,6 +47,8 @@ export function webhookRouter({ gateway, store, log }: { gateway: ChannelGateway
     cache.set(id, entry);
     return entry;
   };
+  // Misrouted events are logged at most once a minute per channel (each is on the message log anyway).
+  const lastMisrouted = new Map<string, number>();
   // "Last webhook" is diagnostics, not data: written at most once a second per channel.
   const lastSeen = new Map<string, number>();
   const noteWebhook = async (id: string): Promise<void> => {
@@ -86,15 +88,22 @@ export function webhookRouter({ gateway, store, log }: { gateway: ChannelGateway
     } catch {
       throw new WharfError('invalid_json', 'The event body is not valid JSON.');
     }
-    const parsed = parseWebhookPayload(ch.id, body);
-    if (!parsed.ok) throw new WharfError('bad_request', 'The event is not a WhatsApp Business Account webhook payload.', parsed.issues as unknown[]);
     const phoneId = String(ch.config.phone_number_id ?? '');
-    if (parsed.phoneNumberIds.some((p) => p !== phoneId)) {
-      log.warn({ channelId: ch.id, phoneNumberIds: parsed.phoneNumberIds }, 'event names another phone_number_id than the channel’s; check the webhook wiring in Meta');
+    const parsed = parseWebhookPayload(ch.id, body, { phoneNumberId: phoneId });
+    if (!parsed.ok) throw new WharfError('bad_request', 'The event is not a WhatsApp Business Account webhook payload.', parsed.issues as unknown[]);
+    const elsewhere = parsed.phoneNumberIds.filter((p) => p !== phoneId);
+    if (elsewhere.length && Date.now() - (lastMisrouted.get(ch.id) ?? 0) > 60_000) {
+      lastMisrouted.set(ch.id, Date.now());
+      log.warn({ channelId: ch.id, phoneNumberIds: elsewhere }, 'events for another phone_number_id were posted to this channel and recorded as ignored; point that number’s webhook at its own channel');
     }
+    // Everything the request carries is on record (or in Temporal) before the 200: what goes to no chat
+    // (reactions, deletions, other numbers' events, items Wharf cannot read) is written here.
+    const unhandled = [...parsed.unhandled];
+    for (const change of parsed.numberChanges) unhandled.push(await gateway.moveNumber(ch, change));
+    await store.messages.recordUnhandled(ch.id, unhandled);
     await gateway.deliver(ch.id, parsed.messages, parsed.statuses);
     await Promise.all([noteWebhook(ch.id), ch.status === 'setup' ? gateway.verified(ch).then(() => cache.delete(ch.id)) : undefined]);
-    res.status(200).json({ ok: true, messages: parsed.messages.length, statuses: parsed.statuses.length });
+    res.status(200).json({ ok: true, messages: parsed.messages.length, statuses: parsed.statuses.length, recorded: unhandled.length });
   });
 
   return r;

@@ -67,6 +67,8 @@ export const FAILURE = {
   agentFailed: 'WharfAgentFailed',
   /** Another attempt (a retried task's first one) still holds the claim on a reply's parts; retried. */
   sendInProgress: 'WharfSendInProgress',
+  /** The store refused an inbound message's data for good: the message is recorded failed and skipped. */
+  unprocessableMessage: 'WharfUnprocessableMessage',
 } as const;
 
 /** A failure type name. */

@@ -36,6 +36,11 @@ export interface ChatRef {
 export interface SenderRef {
   address: string;
   name?: string;
+  /**
+   * Meta's business-scoped user id (BSUID, e.g. `US.13491208655302741918`) when the webhook carried one. A
+   * user who adopted a WhatsApp username may arrive with it alone; `address` is then the BSUID too.
+   */
+  userId?: string;
 }
 
 /** One inbound message, normalised from either provider (SPEC §5). */
@@ -46,6 +51,10 @@ export interface InboundMessage {
   chat: ChatRef;
   sender: SenderRef;
   text: string;
+  /** The provider's message type (`text`, `image`, `order`, `edit`, …); absent means `text`. */
+  type?: string;
+  /** Set when this message edits an earlier one: the agent gets the new text as an edit of that message. */
+  edit?: { originalId: string };
   media?: { kind: string; id?: string; mimeType?: string; caption?: string };
   replyTo?: string;
   /** Milliseconds since the epoch, as the provider stamped it. */
@@ -57,10 +66,36 @@ export interface DeliveryStatus {
   /** The outbound provider message id. */
   id: string;
   channelId: string;
-  status: 'sent' | 'delivered' | 'read' | 'failed' | 'deleted' | 'warning';
+  status: 'sent' | 'delivered' | 'read' | 'played' | 'failed' | 'deleted' | 'warning';
   recipient: string;
   timestamp: number;
   error?: { code: number; title: string; message?: string };
+}
+
+/**
+ * An inbound event recorded on the message log without going to a chat workflow — a reaction, a deletion,
+ * an event for another number, an item Wharf cannot read — with its type, outcome and the reason.
+ */
+export interface UnhandledInbound {
+  /** The provider's id, or a stable digest of the item when it has none. */
+  id: string;
+  chatId: string;
+  address: string | null;
+  type: string;
+  text: string;
+  /** `applied` for a notice Wharf acted on (a number change), `ignored` for one it deliberately did not. */
+  status: 'ignored' | 'failed' | 'applied';
+  reason: string;
+  detail?: Record<string, unknown>;
+}
+
+/** Meta's notice that a user moved to a new number (`system` / `user_changed_number`). */
+export interface NumberChange {
+  /** The notice's message id. */
+  id: string;
+  from: string;
+  to: string;
+  body: string;
 }
 
 /** A config value of a provider field: a plain string or a credential ref (for secret fields). */
@@ -151,8 +186,8 @@ export interface ChannelState {
   sessionQueue?: string | null;
   /** Personal accounts: true while the session must not run (operator disconnect, logout, replaced). */
   sessionStopped?: boolean;
-  /** The last code used and who used it, so a retried claim of the same code is answered the same way. */
-  lastPairing: { code: string; address: string } | null;
+  /** The last code used, who used it and in which message, so a retried admission of that message is answered the same way. */
+  lastPairing: { code: string; address: string; messageId?: string } | null;
   createdAt: string;
   updatedAt: string;
   /** Bumped on every change; lets the store projection ignore stale writes. */

@@ -301,7 +301,7 @@ describe('parseWebhookPayload', () => {
     expect(res.messages[0].replyTo).toBe('wamid.ORIGINAL');
   });
 
-  it('skips reactions, unsupported, system and unknown types without throwing', () => {
+  it('records reactions, unsupported, system notices and unknown types as unhandled, with a reason, without throwing', () => {
     const base = { from: '16505551234', timestamp: '1700000000' };
     const body = envelope({
       messages: [
@@ -325,16 +325,17 @@ describe('parseWebhookPayload', () => {
     expect(() => parseWebhookPayload(CHANNEL, body)).not.toThrow();
     const res = parseOk(body);
     expect(res.messages.map((m) => m.id)).toEqual(['wamid.T']);
-    expect(res.skipped.map((s) => [s.id, s.type])).toEqual([
-      ['wamid.R', 'reaction'],
-      ['wamid.U', 'unsupported'],
-      ['wamid.S', 'system'],
-      ['wamid.F', 'hologram'],
+    expect(res.unhandled.map((s) => [s.id, s.type, s.status])).toEqual([
+      ['wamid.R', 'reaction', 'ignored'],
+      ['wamid.U', 'unsupported', 'ignored'],
+      ['wamid.S', 'system', 'ignored'],
+      ['wamid.F', 'hologram', 'ignored'],
     ]);
-    expect(res.skipped[1].reason).toContain('131051');
+    expect(res.unhandled[1].reason).toContain('131051');
+    expect(res.unhandled[0].reason).toContain('👍');
   });
 
-  it('ignores changes for other webhook fields and unknown extra fields', () => {
+  it('records changes of other webhook fields as account events and tolerates unknown extra fields', () => {
     const body = {
       object: 'whatsapp_business_account',
       extra: true,
@@ -355,6 +356,9 @@ describe('parseWebhookPayload', () => {
     const res = parseOk(body);
     expect(res.messages).toEqual([]);
     expect(res.phoneNumberIds).toEqual([PHONE_ID]);
+    expect(res.unhandled).toEqual([
+      expect.objectContaining({ type: 'message_template_status_update', status: 'ignored', detail: { event: { event: 'APPROVED', message_template_id: 9 } } }),
+    ]);
   });
 
   it('reports account-level errors', () => {
@@ -378,7 +382,7 @@ describe('parseWebhookPayload', () => {
     }
   });
 
-  it('rejects messages missing what Wharf relies on, with a path to the problem', () => {
+  it('records a message or status missing what Wharf relies on as failed, with the problem, and keeps the rest', () => {
     const cases: Record<string, unknown>[] = [
       { messages: [{ id: 'wamid.1', timestamp: '1', type: 'text', text: { body: 'no sender' } }] },
       { messages: [{ from: '1', id: 'wamid.1', timestamp: '1', type: 'text' }] },
@@ -386,11 +390,17 @@ describe('parseWebhookPayload', () => {
       { messages: [{ from: '1', timestamp: '1', type: 'text', text: { body: 'x' } }] },
       { statuses: [{ id: 'wamid.1', status: 'sent' }] },
     ];
+    const good = { from: '16505551234', id: 'wamid.GOOD', timestamp: '1700000000', type: 'text', text: { body: 'fine' } };
     for (const value of cases) {
-      const res = parseWebhookPayload(CHANNEL, envelope(value));
-      expect(res.ok, JSON.stringify(value)).toBe(false);
-      if (!res.ok) expect(res.issues[0].path.slice(0, 5)).toEqual(['entry', 0, 'changes', 0, 'value']);
+      const withGood = { ...value, messages: [...((value.messages as unknown[]) ?? []), good] };
+      const res = parseOk(envelope(withGood));
+      expect(res.messages.map((m) => m.id), JSON.stringify(value)).toEqual(['wamid.GOOD']);
+      expect(res.unhandled, JSON.stringify(value)).toHaveLength(1);
+      expect(res.unhandled[0]).toMatchObject({ status: 'failed', reason: expect.stringMatching(/(cannot|could not) read/) });
     }
+  });
+
+  it('refuses a messages change without metadata (the envelope is strict)', () => {
     const noMetadata = parseWebhookPayload(CHANNEL, {
       object: 'whatsapp_business_account',
       entry: [{ id: '1', changes: [{ field: 'messages', value: { messaging_product: 'whatsapp' } }] }],

@@ -35,9 +35,25 @@ export const startPairing = defineUpdate<PairingState, [StartPairingInput]>('sta
 export interface PairSenderInput {
   code: string;
   address: string;
+  /**
+   * The inbound message that carried the code. Only a retry for this same message is answered `paired`
+   * again once the code is used: the code itself is dead for everyone, its sender included.
+   */
+  messageId?: string;
 }
 /** Pairs `address` if `code` is the live pairing code (one use); `{ paired: false }` otherwise. */
 export const pairSender = defineUpdate<{ paired: boolean }, [PairSenderInput]>('pairSender');
+
+/** Input of `movePairedAddress`. */
+export interface MovePairedAddressInput {
+  from: string;
+  to: string;
+}
+/**
+ * A paired user moved to a new number (Meta's signed `user_changed_number` notice): the pairing moves with
+ * them. `{ moved: false }` when `from` was not paired.
+ */
+export const movePairedAddress = defineUpdate<{ moved: boolean }, [MovePairedAddressInput]>('movePairedAddress');
 
 /** Input of `unpair`. */
 export interface UnpairInput {

@@ -33,6 +33,7 @@ import {
   type HandedOffMessage,
   returnMessage,
   waitForMessage,
+  movePairedAddress,
   pairSender,
   patchChannel,
   reconnect,
@@ -221,19 +222,40 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
 
   setHandler(
     pairSender,
-    async ({ code, address }) => {
+    async ({ code, address, messageId }) => {
       const wanted = normalizePairingCode(code);
+      // A used code is dead for good, for its own sender too: only a retry of the admission that used it
+      // (the same message) hears "paired" again. Histories from before message ids carry none, and a
+      // retry there now answers "not paired" (the code was cleared either way, so no command changes).
       const last = s.lastPairing;
-      if (last && last.address === address && normalizePairingCode(last.code) === wanted) return { paired: true };
+      if (last && messageId && last.messageId === messageId && last.address === address) return { paired: true };
       const live = s.pairing && Date.parse(s.pairing.expiresAt) > workflowNow() && wanted === normalizePairingCode(s.pairing.code);
       if (!live || !s.pairing) return { paired: false };
-      s.lastPairing = { code: s.pairing.code, address };
+      s.lastPairing = { code: s.pairing.code, address, ...(messageId ? { messageId } : {}) };
       s.pairing = null; // one use
       if (!s.pairedAddresses.some((p) => p.address === address)) s.pairedAddresses.push({ address, pairedAt: new Date().toISOString() });
       await commit();
       return { paired: true };
     },
     { validator: (_input) => assertLive() },
+  );
+
+  setHandler(
+    movePairedAddress,
+    async ({ from, to }) => {
+      const entry = s.pairedAddresses.find((p) => p.address === from);
+      if (!entry) return { moved: false };
+      s.pairedAddresses = s.pairedAddresses.filter((p) => p.address !== from && p.address !== to);
+      s.pairedAddresses.push({ address: to, pairedAt: entry.pairedAt });
+      await commit();
+      return { moved: true };
+    },
+    {
+      validator: ({ from, to }) => {
+        assertLive();
+        if (typeof from !== 'string' || typeof to !== 'string' || !from || !to) refuse(REFUSAL.invalid, 'from and to must be addresses.');
+      },
+    },
   );
 
   setHandler(

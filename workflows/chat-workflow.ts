@@ -189,7 +189,9 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
       await getExternalWorkflowHandle(`channel-${channelId}`).signal(handOff, { message });
       return;
     }
-    const userTurn: Turn = { role: 'user', text: m.text, at: new Date(m.timestamp).toISOString() };
+    // An edit reaches an agent as an edit of what it saw before; echo answers the new text as it is.
+    const said = m.edit ? `(edited their earlier message) ${m.text}` : m.text;
+    const userTurn: Turn = { role: 'user', text: said, at: new Date(m.timestamp).toISOString() };
     let answer: string;
     // A restarted chat rebuilds its window from the message log (once per run).
     if (!window && !answersInAdmission) window = await local.loadWindow({ channelId, chatId, limit: WINDOW_TURNS });
@@ -208,11 +210,11 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
             workflowId: `agent-${channelId}-${m.id}`,
             // A wrong workflow type or a queue nobody polls must fail the turn, not block the chat forever.
             workflowExecutionTimeout: '5 minutes',
-            args: [{ channel: channelId, chat: m.chat, sender: m.sender, text: m.text, history }],
+            args: [{ channel: channelId, chat: m.chat, sender: m.sender, text: said, ...(m.edit ? { edit: m.edit } : {}), history }],
           });
           answer = out?.reply ?? '';
         } else {
-          answer = (await agents.runAgent({ agent: admission.agent, channelId, history, text: m.text })).reply;
+          answer = (await agents.runAgent({ agent: admission.agent, channelId, history, text: said })).reply;
         }
       }
     } catch (err) {
@@ -236,6 +238,28 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
       reply: answerReply(m, answer),
       sent: admission.sent,
     });
+  };
+
+  /**
+   * Admits a batch. When the store refuses a batch's data for good (`WharfUnprocessableMessage` — no retry
+   * of the same input can help), the messages are admitted one by one, and the one that cannot be is
+   * recorded as failed with the reason and skipped: no content of any field may stop the chat.
+   */
+  const admit = async (batch: InboundMessage[], answer: boolean): Promise<Admission[]> => {
+    try {
+      return await local.admitInbound({ channelId, messages: batch, claim: uuid4(), answer });
+    } catch (err) {
+      const cause = err instanceof ActivityFailure ? err.cause : err;
+      if (!(cause instanceof ApplicationFailure) || cause.type !== FAILURE.unprocessableMessage) throw err;
+      if (batch.length > 1) {
+        const out: Admission[] = [];
+        for (const m of batch) out.push(...(await admit([m], answer)));
+        return out;
+      }
+      const [m] = batch;
+      await local.recordUnprocessable({ channelId, message: { id: m.id, chatId: m.chat.id, address: m.sender.address, type: m.type ?? 'text' }, reason: cause.message });
+      return [{ action: 'ignored', reason: cause.message }];
+    }
   };
 
   const historyLimit = input.historyLimit ?? 5000;
@@ -277,7 +301,7 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
       // no agent; the rest are answered in one more (per session queue for personal accounts).
       const batch = queue.splice(0, BATCH);
       answersInAdmission ??= patched('answers-in-admission');
-      const admissions = await local.admitInbound({ channelId, messages: batch, claim: uuid4(), answer: answersInAdmission });
+      const admissions = await admit(batch, answersInAdmission);
       for (const [i, m] of batch.entries()) await handle(m, admissions[i]);
       await flush();
       for (const m of batch) recentIds.push(m.id);

@@ -211,6 +211,11 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** A business-scoped user id: a two-letter country code, a dot, an optional `ENT.`, then up to 128 alphanumerics. */
+export function isBsuid(id: string): boolean {
+  return /^[A-Z]{2}\.(ENT\.)?[A-Za-z0-9]{1,128}$/.test(id);
+}
+
 /** Meta wants the recipient as digits only; BSUIDs and other non-phone ids pass through untouched. */
 export function toGraphRecipient(to: string): string {
   const trimmed = to.trim();
@@ -370,10 +375,13 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
   }
 
   async function sendText(input: SendTextInput): Promise<{ messageId: string }> {
+    // A user known only by a business-scoped user id (BSUID) is addressed with `recipient` (Meta's Messages
+    // API: `to` takes phone numbers, `recipient` a BSUID or parent BSUID).
+    const to = toGraphRecipient(input.to);
     const body: Record<string, unknown> = {
       messaging_product: 'whatsapp',
       recipient_type: 'individual',
-      to: toGraphRecipient(input.to),
+      ...(isBsuid(to) ? { recipient: to } : { to }),
       type: 'text',
       text: input.previewUrl === undefined ? { body: input.body } : { body: input.body, preview_url: input.previewUrl },
     };

@@ -2,12 +2,16 @@
  * Meta's WhatsApp Cloud API webhooks: signature verification and a parser that turns a (possibly batched)
  * `whatsapp_business_account` payload into Wharf's normalised inbound messages and delivery statuses.
  *
- * The schema is strict on the fields Wharf relies on (ids, senders, timestamps, the body of the message type
- * at hand) and lenient about everything else, because Meta adds fields without notice.
+ * The envelope (object, entry, changes, metadata) is checked strictly: a body that is not Meta's is refused
+ * whole. Inside it, every message and status is parsed on its own, strict on the fields Wharf relies on and
+ * lenient about the rest (Meta adds fields without notice): one item Wharf cannot read, or one that is for
+ * another phone number, is reported in `unhandled` with its type and the reason, and never refuses the
+ * others — a refused batch is retried by Meta and then dropped, taking the good messages with it.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import type { DeliveryStatus, InboundMessage } from '../types.js';
+import { storable } from '../storable-text.js';
+import type { DeliveryStatus, InboundMessage, NumberChange, UnhandledInbound } from '../types.js';
 
 const SIGNATURE_RE = /^sha256=([0-9a-f]{64})$/i;
 
@@ -29,6 +33,8 @@ const mediaSchema = z.looseObject({
   mime_type: z.string().optional(),
   caption: z.string().optional(),
   filename: z.string().optional(),
+  sha256: z.string().optional(),
+  voice: z.boolean().optional(),
 });
 
 const errorSchema = z.looseObject({
@@ -40,84 +46,69 @@ const errorSchema = z.looseObject({
 
 const MEDIA_TYPES = ['image', 'document', 'audio', 'video', 'sticker'] as const;
 
-const messageSchema = z
-  .looseObject({
-    id: z.string().min(1),
-    // With WhatsApp usernames, `from` (the phone number) can be absent; the business-scoped id then stands in.
-    from: z.string().min(1).optional(),
-    from_user_id: z.string().min(1).optional(),
-    group_id: z.string().min(1).optional(),
-    timestamp: timestampSchema,
+/** The content objects of the message types Wharf reads, keyed by type. */
+const contentSchemas = {
+  text: z.looseObject({ body: z.string() }),
+  ...Object.fromEntries(MEDIA_TYPES.map((t) => [t, mediaSchema])),
+  location: z.looseObject({
+    latitude: z.number(),
+    longitude: z.number(),
+    name: z.string().optional(),
+    address: z.string().optional(),
+  }),
+  contacts: z.array(
+    z.looseObject({
+      name: z.looseObject({ formatted_name: z.string().optional() }).optional(),
+      phones: z.array(z.looseObject({ phone: z.string().optional() })).optional(),
+    }),
+  ),
+  interactive: z.looseObject({
     type: z.string(),
-    context: z.looseObject({ id: z.string().optional(), from: z.string().optional() }).optional(),
-    text: z.looseObject({ body: z.string() }).optional(),
-    image: mediaSchema.optional(),
-    document: mediaSchema.optional(),
-    audio: mediaSchema.optional(),
-    video: mediaSchema.optional(),
-    sticker: mediaSchema.optional(),
-    location: z
-      .looseObject({
-        latitude: z.number(),
-        longitude: z.number(),
-        name: z.string().optional(),
-        address: z.string().optional(),
-      })
-      .optional(),
-    contacts: z
+    button_reply: z.looseObject({ id: z.string(), title: z.string() }).optional(),
+    list_reply: z.looseObject({ id: z.string(), title: z.string() }).optional(),
+    nfm_reply: z.looseObject({ body: z.string().optional(), name: z.string().optional() }).optional(),
+  }),
+  button: z.looseObject({ text: z.string(), payload: z.string().optional() }),
+  reaction: z.looseObject({ message_id: z.string(), emoji: z.string().optional() }),
+  order: z.looseObject({
+    catalog_id: z.string().optional(),
+    text: z.string().optional(),
+    product_items: z
       .array(
         z.looseObject({
-          name: z.looseObject({ formatted_name: z.string().optional() }).optional(),
-          phones: z.array(z.looseObject({ phone: z.string().optional() })).optional(),
+          product_retailer_id: z.string().optional(),
+          quantity: z.union([z.number(), z.string()]).optional(),
+          item_price: z.union([z.number(), z.string()]).optional(),
+          currency: z.string().optional(),
         }),
       )
       .optional(),
-    interactive: z
-      .looseObject({
-        type: z.string(),
-        button_reply: z.looseObject({ id: z.string(), title: z.string() }).optional(),
-        list_reply: z.looseObject({ id: z.string(), title: z.string() }).optional(),
-        nfm_reply: z.looseObject({ body: z.string().optional(), name: z.string().optional() }).optional(),
-      })
-      .optional(),
-    button: z.looseObject({ text: z.string(), payload: z.string().optional() }).optional(),
-    reaction: z.looseObject({ message_id: z.string(), emoji: z.string().optional() }).optional(),
+  }),
+  system: z.looseObject({ body: z.string().optional(), wa_id: z.string().optional(), type: z.string().optional() }),
+  revoke: z.looseObject({ original_message_id: z.string() }),
+  edit: z.looseObject({ original_message_id: z.string(), message: z.looseObject({ type: z.string() }) }),
+} as const;
+
+type ContentType = keyof typeof contentSchemas;
+const isContentType = (t: string): t is ContentType => Object.hasOwn(contentSchemas, t);
+
+/** The fields every message shares; its content object is parsed by type (`contentSchemas`). */
+const messageSchema = z
+  .looseObject({
+    id: z.string().min(1),
+    // A user who adopted a WhatsApp username may arrive with `from` empty or absent and only the
+    // business-scoped user id (BSUID) in `from_user_id`.
+    from: z.string().optional(),
+    from_user_id: z.string().min(1).optional(),
+    group_id: z.string().min(1).optional(),
+    timestamp: timestampSchema,
+    type: z.string().min(1),
+    context: z.looseObject({ id: z.string().optional(), from: z.string().optional() }).optional(),
     errors: z.array(errorSchema).optional(),
   })
-  .superRefine((m, ctx) => {
-    if (!m.from && !m.from_user_id) {
-      ctx.addIssue({ code: 'custom', path: ['from'], message: 'a message needs `from` or `from_user_id`' });
-    }
-    // The object named by `type` carries the content; without it the message cannot be normalised.
-    const bodyKey = contentKey(m.type);
-    if (bodyKey && m[bodyKey] === undefined) {
-      ctx.addIssue({ code: 'custom', path: [bodyKey], message: `a ${m.type} message needs a \`${bodyKey}\` object` });
-    }
-    if (m.type === 'interactive' && m.interactive) {
-      const sub = m.interactive.type;
-      if ((sub === 'button_reply' || sub === 'list_reply') && m.interactive[sub] === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['interactive', sub], message: `a ${sub} needs a \`${sub}\` object` });
-      }
-    }
-  });
+  .refine((m) => !!m.from || !!m.from_user_id, { path: ['from'], message: 'a message needs `from` or `from_user_id`' });
 
-type MetaMessage = z.infer<typeof messageSchema>;
-type ContentKey =
-  'text' | 'location' | 'contacts' | 'interactive' | 'button' | 'reaction' | (typeof MEDIA_TYPES)[number];
-
-function contentKey(type: string): ContentKey | undefined {
-  switch (type) {
-    case 'text':
-    case 'location':
-    case 'contacts':
-    case 'interactive':
-    case 'button':
-    case 'reaction':
-      return type;
-    default:
-      return (MEDIA_TYPES as readonly string[]).includes(type) ? (type as ContentKey) : undefined;
-  }
-}
+type MetaMessage = z.infer<typeof messageSchema> & Record<string, unknown>;
 
 const statusSchema = z.looseObject({
   id: z.string().min(1),
@@ -134,21 +125,22 @@ const contactSchema = z.looseObject({
   user_id: z.string().optional(),
   profile: z.looseObject({ name: z.string().optional() }).optional(),
 });
+type Contact = z.infer<typeof contactSchema>;
 
-/** The `value` of a change whose `field` is `messages`: inbound messages, statuses and account-level errors. */
+/**
+ * The `value` of a change whose `field` is `messages`. Its metadata is part of the envelope (checked
+ * strictly); its messages, statuses and contacts are only arrays here and are read one by one.
+ */
 export const messagesValueSchema = z.looseObject({
   messaging_product: z.literal('whatsapp'),
   metadata: z.looseObject({ display_phone_number: z.string().optional(), phone_number_id: z.string().min(1) }),
-  contacts: z.array(contactSchema).optional(),
-  messages: z.array(messageSchema).optional(),
-  statuses: z.array(statusSchema).optional(),
-  errors: z.array(errorSchema).optional(),
+  contacts: z.array(z.unknown()).optional(),
+  messages: z.array(z.unknown()).optional(),
+  statuses: z.array(z.unknown()).optional(),
+  errors: z.array(z.unknown()).optional(),
 });
 
-/**
- * The envelope Meta posts. `value` is only checked for `messages` changes: other fields a WABA can subscribe to
- * (template updates, account alerts, …) have their own shapes and are ignored, not rejected.
- */
+/** The envelope Meta posts. Changes of other fields (template status, account updates, …) are recorded, not read. */
 export const webhookPayloadSchema = z.looseObject({
   object: z.literal('whatsapp_business_account'),
   entry: z.array(
@@ -165,13 +157,6 @@ export interface PayloadIssue {
   message: string;
 }
 
-/** A message Meta delivered that Wharf deliberately does not hand on, and why. */
-export interface SkippedMessage {
-  id: string;
-  type: string;
-  reason: string;
-}
-
 /** An account-level error Meta reported in a change instead of messages (e.g. a throughput problem). */
 export interface WebhookError {
   phoneNumberId: string;
@@ -180,38 +165,67 @@ export interface WebhookError {
   message?: string;
 }
 
-/** The parse result: normalised messages and statuses in payload order, or the schema issues. */
+/** The parse result: what goes to chats, what is only recorded, and what the channel must act on. */
 export type ParsedWebhook =
   | {
       ok: true;
+      /** Messages for the agent (after pairing and policy), in payload order. */
       messages: InboundMessage[];
       statuses: DeliveryStatus[];
-      /** Distinct `metadata.phone_number_id`s seen, so the caller can check the payload is for its channel. */
+      /** Events recorded on the message log only, each with its type and the reason. */
+      unhandled: UnhandledInbound[];
+      /** Users who moved to a new number (Meta's signed `system` notice). */
+      numberChanges: NumberChange[];
+      /** Distinct `metadata.phone_number_id`s seen. */
       phoneNumberIds: string[];
-      skipped: SkippedMessage[];
       errors: WebhookError[];
     }
   | { ok: false; issues: PayloadIssue[] };
 
+/** Options of {@link parseWebhookPayload}. */
+export interface ParseOptions {
+  /**
+   * The channel's own `phone_number_id`. Events of a change addressed to another number are not for this
+   * channel (two numbers of one Meta app share its app secret, so the signature cannot tell): they are
+   * reported as unhandled. Unset: every number is accepted (unit tests of the normalisation).
+   */
+  phoneNumberId?: string;
+}
+
 /**
- * Validates a webhook body and normalises it for `channelId`. Reactions, `system` notices (number changes),
- * `unsupported` and unknown message types are reported in `skipped` instead of `messages`: they carry nothing
- * an agent should answer, and answering a 👍 would be noise.
+ * Validates a webhook body and normalises it for `channelId`. Reactions, deletions, `unsupported` and
+ * unknown types are reported in `unhandled`: they carry nothing an agent should answer (answering a 👍
+ * would be noise), but the operator sees each of them on the message log.
  */
-export function parseWebhookPayload(channelId: string, body: unknown): ParsedWebhook {
+export function parseWebhookPayload(channelId: string, body: unknown, opts: ParseOptions = {}): ParsedWebhook {
   const envelope = webhookPayloadSchema.safeParse(body);
   if (!envelope.success) return { ok: false, issues: toIssues(envelope.error.issues, []) };
 
   const issues: PayloadIssue[] = [];
-  const messages: InboundMessage[] = [];
-  const statuses: DeliveryStatus[] = [];
-  const phoneNumberIds: string[] = [];
-  const skipped: SkippedMessage[] = [];
-  const errors: WebhookError[] = [];
+  const out = {
+    messages: [] as InboundMessage[],
+    statuses: [] as DeliveryStatus[],
+    unhandled: [] as UnhandledInbound[],
+    numberChanges: [] as NumberChange[],
+    phoneNumberIds: [] as string[],
+    errors: [] as WebhookError[],
+  };
 
   envelope.data.entry.forEach((entry, e) => {
     entry.changes.forEach((change, c) => {
-      if (change.field !== 'messages') return;
+      if (change.field !== 'messages') {
+        out.unhandled.push({
+          id: `event:${change.field}:${digest(change.value)}`,
+          chatId: '',
+          address: null,
+          type: change.field,
+          text: '',
+          status: 'ignored',
+          reason: `An account event (${change.field}), not a message: recorded, no action taken.`,
+          detail: { event: summarise(change.value) },
+        });
+        return;
+      }
       const parsed = messagesValueSchema.safeParse(change.value);
       if (!parsed.success) {
         issues.push(...toIssues(parsed.error.issues, ['entry', e, 'changes', c, 'value']));
@@ -219,23 +233,246 @@ export function parseWebhookPayload(channelId: string, body: unknown): ParsedWeb
       }
       const value = parsed.data;
       const phoneNumberId = value.metadata.phone_number_id;
-      if (!phoneNumberIds.includes(phoneNumberId)) phoneNumberIds.push(phoneNumberId);
+      if (!out.phoneNumberIds.includes(phoneNumberId)) out.phoneNumberIds.push(phoneNumberId);
+      const elsewhere = opts.phoneNumberId !== undefined && phoneNumberId !== opts.phoneNumberId;
+      const contacts = (value.contacts ?? []).flatMap((x) => {
+        const r = contactSchema.safeParse(x);
+        return r.success ? [r.data] : [];
+      });
 
-      for (const m of value.messages ?? []) {
-        const result = normaliseMessage(channelId, m, value.contacts ?? []);
-        if ('skip' in result) skipped.push({ id: m.id, type: m.type, reason: result.skip });
-        else messages.push(result);
+      for (const raw of value.messages ?? []) {
+        if (elsewhere) out.unhandled.push(notOurs(raw, 'message', phoneNumberId, opts.phoneNumberId!));
+        else readMessage(channelId, raw, contacts, out);
       }
-      for (const s of value.statuses ?? []) {
-        const status = normaliseStatus(channelId, s);
-        if (status) statuses.push(status);
+      for (const raw of value.statuses ?? []) {
+        if (elsewhere) {
+          out.unhandled.push(notOurs(raw, 'status', phoneNumberId, opts.phoneNumberId!));
+          continue;
+        }
+        const s = statusSchema.safeParse(raw);
+        if (!s.success) out.unhandled.push(unreadable(raw, 'status', s.error.issues));
+        else out.statuses.push(normaliseStatus(channelId, s.data));
       }
-      for (const err of value.errors ?? []) errors.push({ phoneNumberId, ...errorFields(err) });
+      for (const raw of value.errors ?? []) {
+        const err = errorSchema.safeParse(raw);
+        if (err.success) out.errors.push({ phoneNumberId, ...errorFields(err.data) });
+      }
     });
   });
 
   if (issues.length > 0) return { ok: false, issues };
-  return { ok: true, messages, statuses, phoneNumberIds, skipped, errors };
+  return { ok: true, ...out };
+}
+
+/** Reads one message into `out`: a message for the chats, a number change, or an unhandled entry. */
+function readMessage(
+  channelId: string,
+  raw: unknown,
+  contacts: Contact[],
+  out: { messages: InboundMessage[]; unhandled: UnhandledInbound[]; numberChanges: NumberChange[] },
+): void {
+  const parsed = messageSchema.safeParse(raw);
+  if (!parsed.success) {
+    out.unhandled.push(unreadable(raw, 'message', parsed.error.issues));
+    return;
+  }
+  const m = parsed.data as MetaMessage;
+  const sender = senderOf(m, contacts);
+  const chatId = m.group_id ?? sender.address;
+  const unhandled = (status: 'ignored' | 'failed', reason: string, detail?: Record<string, unknown>): void => {
+    out.unhandled.push({ id: m.id, chatId, address: sender.address, type: m.type, text: '', status, reason, ...(detail ? { detail } : {}) });
+  };
+
+  // The content object named by the type; a type Wharf knows with a content object it cannot read is
+  // recorded with what Meta said about it (e.g. `interactive` with error 131000 and no `interactive`).
+  let content: unknown;
+  if (isContentType(m.type)) {
+    const c = contentSchemas[m.type].safeParse(m[m.type]);
+    if (!c.success) {
+      const err = m.errors?.[0];
+      const said = err ? ` Meta reported ${err.code}: ${err.title ?? err.message ?? ''}.` : '';
+      unhandled(err ? 'ignored' : 'failed', `A ${m.type} message Wharf cannot read (${issueText(c.error.issues, m.type)}).${said}`, err ? { error: errorFields(err) } : undefined);
+      return;
+    }
+    content = c.data;
+  }
+
+  switch (m.type) {
+    case 'reaction': {
+      const r = content as z.infer<(typeof contentSchemas)['reaction']>;
+      unhandled('ignored', r.emoji ? `Reaction ${r.emoji} to ${r.message_id}; reactions are not sent to the agent.` : `Reaction to ${r.message_id} removed.`, { reactsTo: r.message_id });
+      return;
+    }
+    case 'revoke': {
+      const r = content as z.infer<(typeof contentSchemas)['revoke']>;
+      unhandled('ignored', `The sender deleted message ${r.original_message_id}; the agent is not told.`, { deletes: r.original_message_id });
+      return;
+    }
+    case 'system': {
+      const sys = content as z.infer<(typeof contentSchemas)['system']>;
+      if (sys.type === 'user_changed_number' && sys.wa_id && m.from) {
+        out.numberChanges.push({ id: m.id, from: sender.address, to: toAddress(sys.wa_id), body: sys.body ?? '' });
+        return;
+      }
+      unhandled('ignored', `System notice${sys.type ? ` (${sys.type})` : ''}: ${sys.body ?? 'no text'}.`);
+      return;
+    }
+    case 'unsupported': {
+      const err = m.errors?.[0];
+      unhandled('ignored', `Unsupported by the Cloud API${err ? ` (${err.code}: ${err.title ?? err.message ?? ''})` : ''}; nothing reached the agent.`, err ? { error: errorFields(err) } : undefined);
+      return;
+    }
+  }
+
+  const text = m.type === 'edit' ? editText(content as z.infer<(typeof contentSchemas)['edit']>) : contentText(m.type, content);
+  if (text === undefined) {
+    unhandled('ignored', `Message type ${m.type} is not handled by Wharf; nothing reached the agent.`);
+    return;
+  }
+
+  const msg: InboundMessage = {
+    id: m.id,
+    channelId,
+    chat: m.group_id ? { kind: 'group', id: m.group_id } : { kind: 'direct', id: chatId, ...(sender.name ? { name: sender.name } : {}) },
+    sender,
+    text: storable(text.text),
+    timestamp: toMillis(m.timestamp),
+  };
+  if (m.type !== 'text') msg.type = m.type;
+  if (text.media) msg.media = text.media;
+  if (m.type === 'edit') msg.edit = { originalId: (content as { original_message_id: string }).original_message_id };
+  if (m.context?.id) msg.replyTo = m.context.id;
+  out.messages.push(msg);
+}
+
+/** Who sent `m`: the phone number when Meta shares it (E.164), else the business-scoped user id. */
+function senderOf(m: MetaMessage, contacts: Contact[]): InboundMessage['sender'] {
+  const from = m.from || undefined;
+  const contact = contacts.find((c) => (from !== undefined && c.wa_id === from) || (m.from_user_id !== undefined && c.user_id === m.from_user_id));
+  const name = contact?.profile?.name ? storable(contact.profile.name) : undefined;
+  const userId = m.from_user_id ?? contact?.user_id;
+  return {
+    address: storable(toAddress(from ?? m.from_user_id ?? '')),
+    ...(name ? { name } : {}),
+    ...(userId ? { userId: storable(userId) } : {}),
+  };
+}
+
+type Content = { text: string; media?: InboundMessage['media'] };
+
+/** The text (and media) an agent gets for a message of `type`, or undefined for a type Wharf does not read. */
+function contentText(type: string, content: unknown): Content | undefined {
+  switch (type) {
+    case 'text':
+      return { text: (content as { body: string }).body };
+    case 'image':
+    case 'document':
+    case 'audio':
+    case 'video':
+    case 'sticker': {
+      const media = content as z.infer<typeof mediaSchema>;
+      return {
+        text: media.caption ?? '',
+        media: omitUndefined({ kind: type, id: media.id, mimeType: media.mime_type, caption: media.caption }),
+      };
+    }
+    case 'location': {
+      const loc = content as z.infer<(typeof contentSchemas)['location']>;
+      const label = [loc.name, loc.address].filter(Boolean).join(', ');
+      return { text: `${loc.latitude},${loc.longitude}${label ? ` (${label})` : ''}` };
+    }
+    case 'contacts': {
+      const cards = (content as z.infer<(typeof contentSchemas)['contacts']>).map((card) => {
+        const phones = (card.phones ?? []).map((p) => p.phone).filter(Boolean);
+        const cardName = card.name?.formatted_name ?? 'Unnamed contact';
+        return phones.length ? `${cardName} (${phones.join(', ')})` : cardName;
+      });
+      return { text: `Shared contact${cards.length === 1 ? '' : 's'}: ${cards.join('; ')}` };
+    }
+    case 'interactive': {
+      const i = content as z.infer<(typeof contentSchemas)['interactive']>;
+      if (i.button_reply) return { text: i.button_reply.title };
+      if (i.list_reply) return { text: i.list_reply.title };
+      if (i.nfm_reply) return { text: i.nfm_reply.body ?? '' };
+      return undefined;
+    }
+    case 'button':
+      return { text: (content as { text: string }).text };
+    case 'order': {
+      const o = content as z.infer<(typeof contentSchemas)['order']>;
+      const items = (o.product_items ?? []).map((p) => `${p.quantity ?? 1} × ${p.product_retailer_id ?? 'item'}${p.item_price !== undefined ? ` (${p.item_price}${p.currency ? ` ${p.currency}` : ''})` : ''}`);
+      const lines = [o.text, items.length ? `Order: ${items.join(', ')}` : 'Order'].filter(Boolean);
+      return { text: lines.join('\n') };
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** An edit carries the new message inside it; its text is what the agent gets. */
+function editText(edit: z.infer<(typeof contentSchemas)['edit']>): Content | undefined {
+  const inner = edit.message as Record<string, unknown> & { type: string };
+  if (!isContentType(inner.type)) return undefined;
+  const c = contentSchemas[inner.type].safeParse(inner[inner.type]);
+  return c.success ? contentText(inner.type, c.data) : undefined;
+}
+
+/** The unhandled entry for an item of a change addressed to another phone number. */
+function notOurs(raw: unknown, kind: 'message' | 'status', theirs: string, ours: string): UnhandledInbound {
+  const r = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
+  const id = typeof r.id === 'string' && r.id ? (kind === 'status' ? `status:${r.id}:${String(r.status)}` : r.id) : `${kind}:${digest(raw)}`;
+  const from = typeof r.from === 'string' && r.from ? toAddress(r.from) : typeof r.from_user_id === 'string' ? r.from_user_id : null;
+  return {
+    id,
+    chatId: from ?? '',
+    address: from,
+    type: kind === 'status' ? 'status' : typeof r.type === 'string' ? r.type : 'unknown',
+    text: '',
+    status: 'ignored',
+    reason: `Addressed to phone_number_id ${theirs}, not this channel's (${ours}): not processed. Point that number's webhook at its own channel.`,
+  };
+}
+
+/** The unhandled entry for an item Wharf cannot read, with the schema's complaint. */
+function unreadable(raw: unknown, kind: 'message' | 'status', zodIssues: readonly z.core.$ZodIssue[]): UnhandledInbound {
+  const r = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
+  const hasId = typeof r.id === 'string' && r.id.length > 0 && r.id.length <= 512;
+  const from = typeof r.from === 'string' && r.from ? toAddress(r.from) : null;
+  return {
+    id: hasId ? (kind === 'status' ? `status:${r.id as string}:${String(r.status)}` : (r.id as string)) : `${kind}:${digest(raw)}`,
+    chatId: from ?? '',
+    address: from,
+    type: kind === 'status' ? 'status' : typeof r.type === 'string' && r.type.length <= 64 ? r.type : 'unknown',
+    text: '',
+    status: 'failed',
+    reason: `Wharf could not read this ${kind} (${issueText(zodIssues)}); it was recorded and skipped.`,
+  };
+}
+
+function issueText(zodIssues: readonly z.core.$ZodIssue[], root = ''): string {
+  return zodIssues
+    .slice(0, 3)
+    .map((i) => `${[root, ...i.path].filter((p) => p !== '').join('.') || 'value'}: ${i.message}`)
+    .join('; ');
+}
+
+/** A stable short digest of an item, as the key of one that has no usable id. */
+function digest(v: unknown): string {
+  return createHash('sha256')
+    .update(JSON.stringify(v) ?? 'undefined')
+    .digest('hex')
+    .slice(0, 32);
+}
+
+/** The top-level scalar fields of an account event, for its log entry (bounded). */
+function summarise(v: unknown): Record<string, unknown> {
+  if (!v || typeof v !== 'object') return {};
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v).slice(0, 12)) {
+    if (typeof x === 'string') out[k] = x.slice(0, 200);
+    else if (typeof x === 'number' || typeof x === 'boolean') out[k] = x;
+  }
+  return out;
 }
 
 function toIssues(zodIssues: readonly z.core.$ZodIssue[], prefix: (string | number)[]): PayloadIssue[] {
@@ -252,101 +489,17 @@ function toAddress(id: string): string {
 
 const toMillis = (ts: string | number): number => Number(ts) * 1000;
 
-type Contact = z.infer<typeof contactSchema>;
-
-function normaliseMessage(channelId: string, m: MetaMessage, contacts: Contact[]): InboundMessage | { skip: string } {
-  const content = messageContent(m);
-  if ('skip' in content) return content;
-
-  const senderId = m.from ?? m.from_user_id ?? '';
-  const contact = contacts.find(
-    (c) =>
-      (m.from !== undefined && c.wa_id === m.from) || (m.from_user_id !== undefined && c.user_id === m.from_user_id),
-  );
-  const name = contact?.profile?.name || undefined;
-  const address = toAddress(senderId);
-
-  const out: InboundMessage = {
-    id: m.id,
-    channelId,
-    chat: m.group_id ? { kind: 'group', id: m.group_id } : { kind: 'direct', id: address, ...(name ? { name } : {}) },
-    sender: name ? { address, name } : { address },
-    text: content.text,
-    timestamp: toMillis(m.timestamp),
-  };
-  if (content.media) out.media = content.media;
-  if (m.context?.id) out.replyTo = m.context.id;
-  return out;
-}
-
-type Content = { text: string; media?: InboundMessage['media'] } | { skip: string };
-
-function messageContent(m: MetaMessage): Content {
-  switch (m.type) {
-    case 'text':
-      return { text: m.text?.body ?? '' };
-    case 'image':
-    case 'document':
-    case 'audio':
-    case 'video':
-    case 'sticker': {
-      const media = m[m.type];
-      if (!media) return { skip: `no ${m.type} object` };
-      return {
-        text: media.caption ?? '',
-        media: omitUndefined({ kind: m.type, id: media.id, mimeType: media.mime_type, caption: media.caption }),
-      };
-    }
-    case 'location': {
-      const loc = m.location;
-      if (!loc) return { skip: 'no location object' };
-      const label = [loc.name, loc.address].filter(Boolean).join(', ');
-      return { text: `${loc.latitude},${loc.longitude}${label ? ` (${label})` : ''}` };
-    }
-    case 'contacts': {
-      const cards = (m.contacts ?? []).map((card) => {
-        const phones = (card.phones ?? []).map((p) => p.phone).filter(Boolean);
-        const cardName = card.name?.formatted_name ?? 'Unnamed contact';
-        return phones.length ? `${cardName} (${phones.join(', ')})` : cardName;
-      });
-      return { text: `Shared contact${cards.length === 1 ? '' : 's'}: ${cards.join('; ')}` };
-    }
-    case 'interactive': {
-      const i = m.interactive;
-      if (i?.button_reply) return { text: i.button_reply.title };
-      if (i?.list_reply) return { text: i.list_reply.title };
-      if (i?.nfm_reply) return { text: i.nfm_reply.body ?? '' };
-      return { skip: `interactive reply of type ${i?.type ?? 'unknown'}` };
-    }
-    case 'button':
-      return { text: m.button?.text ?? '' };
-    case 'reaction':
-      return { skip: 'reactions are not messages to answer' };
-    case 'system':
-      return { skip: 'system notice (e.g. the customer changed number)' };
-    case 'unsupported': {
-      const err = m.errors?.[0];
-      return {
-        skip: err ? `unsupported by the Cloud API (${err.code}: ${err.title ?? err.message ?? ''})` : 'unsupported',
-      };
-    }
-    default:
-      return { skip: `message type ${m.type} is not handled` };
-  }
-}
-
-const DELIVERY_STATUSES: ReadonlySet<string> = new Set(['sent', 'delivered', 'read', 'failed', 'deleted', 'warning']);
+const DELIVERY_STATUSES: ReadonlySet<string> = new Set(['sent', 'delivered', 'read', 'played', 'failed', 'deleted', 'warning']);
 
 type MetaStatus = z.infer<typeof statusSchema>;
 
-function normaliseStatus(channelId: string, s: MetaStatus): DeliveryStatus | undefined {
-  // Statuses outside Wharf's set (e.g. `played` for voice notes, which Wharf never sends) carry nothing for the log.
-  if (!DELIVERY_STATUSES.has(s.status)) return undefined;
+function normaliseStatus(channelId: string, s: MetaStatus): DeliveryStatus {
   const recipientId = s.recipient_id ?? s.recipient_user_id ?? '';
   const out: DeliveryStatus = {
     id: s.id,
     channelId,
-    status: s.status as DeliveryStatus['status'],
+    // A status outside the known set is applied as Meta named it (the log shows it; it never moves a reply back).
+    status: (DELIVERY_STATUSES.has(s.status) ? s.status : storable(s.status.slice(0, 32))) as DeliveryStatus['status'],
     recipient: s.recipient_type === 'group' ? recipientId : toAddress(recipientId),
     timestamp: toMillis(s.timestamp),
   };

@@ -56,7 +56,7 @@ export interface DecisionRequest {
   /** The normalised inbound message; `id` is optional so "would this get through?" checks need not invent one. */
   message: {
     id?: string;
-    sender: { address: string; paired: boolean; name?: string };
+    sender: { address: string; paired: boolean; name?: string; userId?: string };
     chat: { kind: 'direct' | 'group'; id: string; name?: string };
   };
 }
@@ -142,7 +142,7 @@ export class PolicyEngine {
       {
         uid: resource,
         attrs: {
-          sender: withOptional({ address: sender.address, paired: sender.paired }, 'name', sender.name),
+          sender: withOptional(withOptional({ address: sender.address, paired: sender.paired }, 'name', sender.name), 'userId', sender.userId),
           chat: withOptional({ kind: chat.kind, id: chat.id }, 'name', chat.name),
         },
         parents: [channel],

@@ -13,7 +13,7 @@ export const POLICY_SCHEMA = `namespace ${POLICY_NAMESPACE} {
   // Policy::Channel::"whatsapp_cloud" or Policy::Channel::"whatsapp_user".
   entity Channel in [Channel];
   entity Message in [Channel] {
-    sender: { address: String, paired: Bool, name?: String },
+    sender: { address: String, paired: Bool, name?: String, userId?: String },
     chat: { kind: String, id: String, name?: String },
   };
   action receive_message appliesTo { principal: Agent, resource: Message };

@@ -453,6 +453,18 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
     const injected = takeInjection('send');
     if (injected) return injectedReply(injected);
 
+    // `recipient` carries a business-scoped user id (BSUID); `to` wins when both are present (Meta's rule).
+    if ((typeof b.to !== 'string' || !b.to) && typeof b.recipient === 'string' && b.recipient) {
+      if (!/^[A-Z]{2}\.(ENT\.)?[A-Za-z0-9]{1,128}$/.test(b.recipient)) {
+        return graphError(400, {
+          message: '(#131009) Parameter value is not valid',
+          type: 'OAuthException',
+          code: 131009,
+          error_data: { messaging_product: 'whatsapp', details: `Invalid business-scoped user id: ${b.recipient}` },
+        });
+      }
+      b.to = b.recipient;
+    }
     if (typeof b.to !== 'string' || !b.to) return invalidParam('The parameter to is required.');
     if (b.recipient_type !== undefined && b.recipient_type !== 'individual' && b.recipient_type !== 'group') {
       return invalidParam(
@@ -465,7 +477,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
     if (!text || typeof text.body !== 'string') return invalidParam("The parameter text['body'] is required.");
     if (text.body.length > TEXT_LIMIT)
       return invalidParam(`Param text['body'] must be at most ${TEXT_LIMIT} characters long.`);
-    if (!/^\d{6,15}$/.test(b.to)) {
+    if (!/^\d{6,15}$/.test(b.to) && b.to !== b.recipient) {
       return graphError(400, {
         message: '(#131009) Parameter value is not valid',
         type: 'OAuthException',
