@@ -95,12 +95,13 @@ const isContentType = (t: string): t is ContentType => Object.hasOwn(contentSche
 /** The fields every message shares; its content object is parsed by type (`contentSchemas`). */
 const messageSchema = z
   .looseObject({
-    id: z.string().min(1),
+    // Bounded: ids become database keys and workflow ids, which have size limits of their own.
+    id: z.string().min(1).max(512),
     // A user who adopted a WhatsApp username may arrive with `from` empty or absent and only the
     // business-scoped user id (BSUID) in `from_user_id`.
-    from: z.string().optional(),
-    from_user_id: z.string().min(1).optional(),
-    group_id: z.string().min(1).optional(),
+    from: z.string().max(64).optional(),
+    from_user_id: z.string().min(1).max(160).optional(),
+    group_id: z.string().min(1).max(128).optional(),
     timestamp: timestampSchema,
     type: z.string().min(1),
     context: z.looseObject({ id: z.string().optional(), from: z.string().optional() }).optional(),
@@ -111,7 +112,7 @@ const messageSchema = z
 type MetaMessage = z.infer<typeof messageSchema> & Record<string, unknown>;
 
 const statusSchema = z.looseObject({
-  id: z.string().min(1),
+  id: z.string().min(1).max(512),
   status: z.string(),
   timestamp: timestampSchema,
   recipient_id: z.string().optional(),
@@ -437,7 +438,7 @@ function notOurs(raw: unknown, kind: 'message' | 'status', theirs: string, ours:
 function unreadable(raw: unknown, kind: 'message' | 'status', zodIssues: readonly z.core.$ZodIssue[]): UnhandledInbound {
   const r = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
   const hasId = typeof r.id === 'string' && r.id.length > 0 && r.id.length <= 512;
-  const from = typeof r.from === 'string' && r.from ? toAddress(r.from) : null;
+  const from = typeof r.from === 'string' && r.from ? toAddress(r.from).slice(0, 64) : null;
   return {
     id: hasId ? (kind === 'status' ? `status:${r.id as string}:${String(r.status)}` : (r.id as string)) : `${kind}:${digest(raw)}`,
     chatId: from ?? '',
