@@ -454,6 +454,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
     if (injected) return injectedReply(injected);
 
     // `recipient` carries a business-scoped user id (BSUID); `to` wins when both are present (Meta's rule).
+    const asPosted = { ...b };
     if ((typeof b.to !== 'string' || !b.to) && typeof b.recipient === 'string' && b.recipient) {
       if (!/^[A-Z]{2}\.(ENT\.)?[A-Za-z0-9]{1,128}$/.test(b.recipient)) {
         return graphError(400, {
@@ -494,7 +495,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
       text: text.body,
       ...(replyTo ? { replyTo } : {}),
       wamid: newWamid(b.to),
-      body: b,
+      body: asPosted,
       at: Date.now(),
     };
     sent.push(record);
