@@ -11,7 +11,7 @@ import { formatReply } from '../lib/format/index.js';
 import type { GraphClient } from '../lib/graph/graph-client.js';
 import { GraphError } from '../lib/graph/graph-client.js';
 import type { Logger } from '../lib/logger.js';
-import { normalizePairingCode } from '../lib/pairing.js';
+import { isLiveCode, isPairedSender } from '../lib/pairing.js';
 import type { PolicyService } from '../lib/policy/service.js';
 import type { AgentRecord, Store } from '../lib/store/store.js';
 import { PROVIDER_INFO, type ChannelState, type CredentialRef, type DeliveryStatus, type InboundMessage, type InboundMode, type Provider } from '../lib/types.js';
@@ -54,11 +54,6 @@ function replyWithoutAgent(ch: ChannelState, m: InboundMessage, a: Admission): R
   if (a.action === 'paired') return pairedReply(m);
   if (a.action === 'deliver' && a.mode === 'message' && a.agent.kind === 'echo' && m.text.trim()) return answerReply(m, m.text);
   return undefined;
-}
-
-/** Whether `text` is the channel's live pairing code (unexpired), by the read model. */
-function isLiveCode(ch: ChannelState, text: string): boolean {
-  return !!ch.pairing && Date.parse(ch.pairing.expiresAt) > Date.now() && normalizePairingCode(text) === normalizePairingCode(ch.pairing.code);
 }
 
 /**
@@ -235,10 +230,10 @@ export function createChatActivities({ store, graph, policy, client, log, person
         // Only the live code itself reaches the channel workflow, and one attempt at a time per channel: a
         // flood of code-shaped texts costs the channel nothing (it once exhausted Temporal's ten in-flight
         // updates per workflow and stalled every channel behind the worker's slots).
-        if (message.chat.kind === 'direct' && (isLiveCode(ch, message.text) || retriedPairing(ch, message))) {
+        if (message.chat.kind === 'direct' && (isLiveCode(ch, message.text, Date.now()) || retriedPairing(ch, message))) {
           const paired = await pairingGate.run(ch.id, async () => {
             const now = await store.channels.get(ch.id);
-            if (!now || !isLiveCode(now, message.text)) return retriedPairing(now, message);
+            if (!now || !isLiveCode(now, message.text, Date.now())) return retriedPairing(now, message);
             const handle = client.workflow.getHandle(`channel-${ch.id}`);
             return (await handle.executeUpdate(pairSender, { args: [{ code: message.text, address: message.sender.address, messageId: message.id }] })).paired;
           });
@@ -250,11 +245,7 @@ export function createChatActivities({ store, graph, policy, client, log, person
           }
         }
         const address = message.sender.address;
-        const userId = message.sender.userId;
-        const paired =
-          ch.selfAddress === address ||
-          pairedHere.has(address) ||
-          ch.pairedAddresses.some((p) => p.address === address || (userId !== undefined && p.address === userId));
+        const paired = pairedHere.has(address) || isPairedSender(ch, message.sender);
         const decision = await policy.decide({
           agent: ch.agent,
           channelId: ch.id,

@@ -18,6 +18,7 @@ import { errorHandler, notFoundRoute } from './errors.js';
 import { personalRouter } from './personal.router.js';
 import { policiesRouter } from './policies.router.js';
 import { signalsRouter } from './signals.router.js';
+import { createStrangerScreen } from './stranger-screen.js';
 import { webhookRouter } from './webhook.router.js';
 
 /** What the API needs. */
@@ -64,7 +65,8 @@ export function createApp(deps: ApiDeps): Express {
     res.status(body.ok ? 200 : 503).json(body);
   });
 
-  app.use('/webhooks/whatsapp', webhookRouter({ gateway, store, log: log.child({ component: 'webhook' }) }));
+  const screen = createStrangerScreen({ store, policy });
+  app.use('/webhooks/whatsapp', webhookRouter({ gateway, store, screen, log: log.child({ component: 'webhook' }) }));
 
   const api = express.Router();
   api.use(bearerAuth(config.adminToken));

@@ -11,6 +11,7 @@ import type { Logger } from '../lib/logger.js';
 import type { Store } from '../lib/store/store.js';
 import type { ChannelState } from '../lib/types.js';
 import type { ChannelGateway } from './channel-gateway.js';
+import type { StrangerScreen } from './stranger-screen.js';
 
 const sameSecret = (a: string, b: string): boolean => {
   const x = Buffer.from(a);
@@ -19,7 +20,7 @@ const sameSecret = (a: string, b: string): boolean => {
 };
 
 /** Builds the router mounted at `/webhooks/whatsapp`. */
-export function webhookRouter({ gateway, store, log }: { gateway: ChannelGateway; store: Store; log: Logger }): Router {
+export function webhookRouter({ gateway, store, screen, log }: { gateway: ChannelGateway; store: Store; screen: StrangerScreen; log: Logger }): Router {
   const r = Router();
 
   // At 1,000 events a second the read model and the app secret would be read and decrypted for every
@@ -100,8 +101,10 @@ export function webhookRouter({ gateway, store, log }: { gateway: ChannelGateway
     // (reactions, deletions, other numbers' events, items Wharf cannot read) is written here.
     const unhandled = [...parsed.unhandled];
     for (const change of parsed.numberChanges) unhandled.push(await gateway.moveNumber(ch, change));
+    const { toChats, denied } = await screen.screen(ch, parsed.messages);
+    unhandled.push(...denied);
     await store.messages.recordUnhandled(ch.id, unhandled);
-    await gateway.deliver(ch.id, parsed.messages, parsed.statuses);
+    await gateway.deliver(ch.id, toChats, parsed.statuses);
     await Promise.all([noteWebhook(ch.id), ch.status === 'setup' ? gateway.verified(ch).then(() => cache.delete(ch.id)) : undefined]);
     res.status(200).json({ ok: true, messages: parsed.messages.length, statuses: parsed.statuses.length, recorded: unhandled.length });
   });

@@ -8,6 +8,8 @@
  *             sustained msgs/s, webhook-ack p50/p99, end-to-end (webhook in → Graph send out) p50/p99
  *   crash     SIGKILL mid-burst, restart on the same data dir: every 200-acked message must be answered
  *   scale     N channels and M chat workflows, then RSS, restart-to-healthy and GET /api/channels latency
+ *   flood     strangers' code-shaped texts at a high rate on one channel while a paired sender on another
+ *             channel is answered: its latency before / during / after (bench/flood.ts)
  *
  * ingest, crash and scale run one after another on the same product and data dir (crash restarts it,
  * scale restarts it again), which saves two cold starts. The whole run keeps to a time budget (--budget,
@@ -25,6 +27,7 @@ import { projectRoot } from '../lib/paths.js';
 import { startFakeGraph, type FakeGraph } from '../test/fakes/graph-server.js';
 import { benchBaseline, type BaselineResult } from './baseline.js';
 import { loadAgent, percentile, post, round, runClosedLoop, runOpenLoop, sleep, type LoadOutcome, type LoadRequest, type StepResult } from './load.js';
+import { runFlood } from './flood.js';
 import { benchFormatter } from './micro-format.js';
 import { benchPolicy, benchPolicyService } from './micro-policy.js';
 import {
@@ -50,10 +53,10 @@ import {
 
 // ---- options -------------------------------------------------------------------------------------
 
-const SECTIONS = ['micro', 'baseline', 'ingest', 'crash', 'scale'] as const;
+const SECTIONS = ['micro', 'baseline', 'ingest', 'crash', 'scale', 'flood'] as const;
 type Section = (typeof SECTIONS)[number];
 /** Share of the time budget per section (normalised over the sections that run). */
-const SHARE: Record<Section, number> = { micro: 0.02, baseline: 0.04, ingest: 0.3, crash: 0.16, scale: 0.48 };
+const SHARE: Record<Section, number> = { micro: 0.02, baseline: 0.04, ingest: 0.27, crash: 0.14, scale: 0.43, flood: 0.1 };
 
 interface Options {
   quick: boolean;
@@ -803,6 +806,21 @@ async function main(): Promise<number> {
     const ingest = await section('ingest', (d) => runIngest(o, session, d));
     const crash = await section('crash', (d) => runCrash(o, session, d));
     const scale = await section('scale', (d) => runScale(o, session, d));
+    const flood = await section('flood', async (d) => {
+      const sizes = o.quick ? { strangers: 100, textsEach: 3, rate: 100, phaseSec: 3 } : { strangers: 500, textsEach: 5, rate: 200, phaseSec: 10 };
+      const r = await runFlood(await session.product(), fake, { ...sizes, friendRate: 5, drainMs: Math.min(left(d), o.quick ? 30_000 : 120_000) }, progress);
+      const phases = r.phases as Array<{ phase: string; sent: number; answered: number; e2eP50: number | null; e2eP99: number | null; e2eMax: number | null }>;
+      const ack = r.ack as { sent: number; ok: number; sustained: number; ackP50: number; ackP99: number };
+      table(
+        `Flood: ${r.strangers as number} strangers × ${r.textsEach as number} code-shaped texts at ${r.offeredRate as number}/s on one channel (its code live); a paired sender on another channel at 5/s`,
+        ['phase', 'paired sender: sent', 'answered', 'e2e p50 ms', 'e2e p99 ms', 'max ms'],
+        phases.map((x) => [x.phase, x.sent, x.answered, x.e2eP50, x.e2eP99, x.e2eMax]),
+      );
+      table('Flood: the strangers', ['acked', 'sustained/s', 'ack p50 ms', 'ack p99 ms', 'processed', 'all processed after', "flooded channel's workflow: events added"], [
+        [`${ack.ok}/${ack.sent}`, ack.sustained, ack.ackP50, ack.ackP99, r.strangersProcessed as number, r.allProcessedWithinSec === null ? 'not within the wait' : `${r.allProcessedWithinSec as number} s`, r.targetWorkflowEventsAdded as number],
+      ]);
+      return r;
+    });
     await session.stop();
     if (session.firstStartMs !== undefined) results.firstStartMs = Math.round(session.firstStartMs);
 
@@ -842,6 +860,11 @@ async function main(): Promise<number> {
       goal('GET /api/channels p50', '(info)', (scale.listChannelsMs as { p50: number }).p50, null, ' ms');
     }
     if (micro) goal('Cedar decision (preparsed)', '(info)', (micro.policy as { usPerDecision: number }).usPerDecision, null, ' µs');
+    if (flood) {
+      const during = (flood.phases as Array<{ phase: string; e2eP99: number | null }>).find((x) => x.phase === 'during');
+      goal("flood: other channel's paired sender, e2e p99 during the flood", '< 1000 ms', during?.e2eP99 ?? null, (v) => v < 1000, ' ms');
+      goal("flood: events added to the flooded channel's workflow", '= 0', flood.targetWorkflowEventsAdded as number, (v) => v === 0);
+    }
     if (goals.length) {
       table(`Goals (issue #7)${o.quick ? ' — quick mode: reduced sizes, indicative only' : ''}`, ['goal', 'target', 'measured', ''], goals.map((g) => [g.goal, g.target, g.value, mark(g)]));
     }

@@ -12,3 +12,20 @@ export function normalizePairingCode(text: string): string {
 export function looksLikePairingCode(text: string): boolean {
   return /^[A-Z]{3}\d{3}$/.test(normalizePairingCode(text));
 }
+
+/** The part of a channel's state that pairing decisions read. */
+interface PairingView {
+  pairing: { code: string; expiresAt: string } | null;
+  selfAddress: string | null;
+  pairedAddresses: Array<{ address: string }>;
+}
+
+/** Whether `text` is the channel's live (unexpired at `now`) pairing code. */
+export function isLiveCode(ch: PairingView, text: string, now: number): boolean {
+  return !!ch.pairing && Date.parse(ch.pairing.expiresAt) > now && normalizePairingCode(text) === normalizePairingCode(ch.pairing.code);
+}
+
+/** Whether a sender counts as paired: the channel's own number, or a paired address (by number or BSUID). */
+export function isPairedSender(ch: PairingView, sender: { address: string; userId?: string }): boolean {
+  return ch.selfAddress === sender.address || ch.pairedAddresses.some((p) => p.address === sender.address || (sender.userId !== undefined && p.address === sender.userId));
+}

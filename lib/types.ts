@@ -84,7 +84,7 @@ export interface UnhandledInbound {
   type: string;
   text: string;
   /** `applied` for a notice Wharf acted on (a number change), `ignored` for one it deliberately did not. */
-  status: 'ignored' | 'failed' | 'applied';
+  status: 'ignored' | 'failed' | 'applied' | 'denied';
   reason: string;
   detail?: Record<string, unknown>;
 }

@@ -249,13 +249,14 @@ describe('webhook events', () => {
 
     expect(r.status).toBe(200);
     expect(r.data).toMatchObject({ messages: 3, statuses: 1 });
-    // Durable before the answer: both chats' workflows exist the moment the 200 arrives.
+    // Durable before the answer: the paired sender's chat exists the moment the 200 arrives, and the
+    // stranger's message is already on the log, denied at the webhook, without a chat workflow.
     const [pairedChat, strangerChat] = await Promise.all([describeOrNull(w, `chat-${ch.id}-${paired}`), describeOrNull(w, `chat-${ch.id}-${stranger}`)]);
     expect(pairedChat).not.toBeNull();
-    expect(strangerChat).not.toBeNull();
-    expect(strangerChat?.typedSearchAttributes.get(WharfChannelId)).toBe(ch.id);
+    expect(pairedChat?.typedSearchAttributes.get(WharfChannelId)).toBe(ch.id);
+    expect(strangerChat).toBeNull();
+    expect((await messageLog(w, ch.id)).find((e) => e.key === m2)?.status).toBe('denied');
     expect((await waitForOutcome(w, ch.id, m1)).status).toBe('answered');
-    expect((await waitForOutcome(w, ch.id, m2)).status).toBe('denied');
     expect((await waitForOutcome(w, ch.id, m3)).status).toBe('answered');
     const replies = fake.sent.filter((s) => s.to === bare(paired) && s.text !== PAIRED_TEXT).map((s) => s.text);
     expect(replies).toEqual([texts[0], texts[2]]);
@@ -613,21 +614,22 @@ describe('send errors', () => {
 
 describe('new chats', () => {
   it("starts a new chat with its first message as the run's input, its first workflow task handed straight to this worker", async () => {
-    const stranger = phone();
     const ch = await cloudChannel(w, fake, { stage: 'connected' });
+    // The business number itself counts as paired: its first message starts its chat.
+    const self = ch.selfAddress;
     const delivery = inboundDeliveryFor(w.client, w.taskQueue);
     const before = { ...delivery.counts };
 
-    const id = await sendText(w, ch, stranger, `first words ${uid()}`);
+    const id = await sendText(w, ch, self, `first words ${uid()}`);
 
     expect(delivery.counts.starts - before.starts).toBe(1);
     // Eager start: Temporal answered the start with the run's first workflow task for this worker.
     expect(delivery.counts.eagerStarts - before.eagerStarts).toBe(1);
     expect(delivery.counts.signalsWithStart - before.signalsWithStart).toBe(0);
-    const { events } = await w.client.workflow.getHandle(`chat-${ch.id}-${stranger}`).fetchHistory();
+    const { events } = await w.client.workflow.getHandle(`chat-${ch.id}-${self}`).fetchHistory();
     expect(historyText(events?.[0])).toContain(id);
     expect(events?.some((e) => e.workflowExecutionSignaledEventAttributes)).toBe(false);
-    expect((await waitForOutcome(w, ch.id, id)).status).toBe('denied');
+    expect((await waitForOutcome(w, ch.id, id)).status).toBe('answered');
   });
 
   it('delivers to a running chat whose run this process does not know (another instance started it) in that same run', async () => {

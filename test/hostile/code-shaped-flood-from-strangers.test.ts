@@ -8,7 +8,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inboundPayload, startFakeGraph, type FakeGraph } from '../fakes/graph-server.js';
 import {
+  bare,
   cloudChannel,
+  describeOrNull,
   echoRoundTrip,
   messageLog,
   pairPhone,
@@ -82,6 +84,9 @@ describe('a flood of code-shaped texts from strangers', () => {
     );
     expect(new Set(log.map((e) => e.status))).toEqual(new Set(['denied']));
     expect(await historyLength(`channel-${target.id}`)).toBe(before);
+    // Denied at the webhook: not one stranger got a chat workflow.
+    const started = await Promise.all(strangers.slice(0, 10).map((s) => describeOrNull(w, `chat-${target.id}-${s}`)));
+    expect(started.filter(Boolean)).toEqual([]);
 
     // The live code still works for the one who was given it.
     const owner = phone();
@@ -184,6 +189,15 @@ describe('pairing abuse', () => {
         (p: { address: string }) => p.address === y,
       ),
     );
+  });
+
+  it('"code, then hello" in two quick webhooks: the hello waits behind the code in its chat and is answered', async () => {
+    const z = phone();
+    const { code } = await startPairing(w, ch.id);
+    const hello = `hello right after the code ${Date.now()}`;
+    await postWebhook(w, ch.id, inboundPayload(ch.target, [{ from: z, text: code }]), { secret: ch.appSecret });
+    await postWebhook(w, ch.id, inboundPayload(ch.target, [{ from: z, text: hello }]), { secret: ch.appSecret });
+    await fake.waitForSent((s) => s.to === bare(z) && s.text === hello, 20_000);
   });
 
   it('a code used by one sender is dead for every other sender', async () => {
