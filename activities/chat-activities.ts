@@ -52,7 +52,8 @@ export type Admission =
 function replyWithoutAgent(ch: ChannelState, m: InboundMessage, a: Admission): ReplyInput | undefined {
   if (ch.provider === 'whatsapp_user') return undefined;
   if (a.action === 'paired') return pairedReply(m);
-  if (a.action === 'deliver' && a.mode === 'message' && a.agent.kind === 'echo' && m.text.trim()) return answerReply(m, m.text);
+  // A media message's file is fetched by the workflow first; its echo line goes out from there.
+  if (a.action === 'deliver' && a.mode === 'message' && a.agent.kind === 'echo' && !m.media && m.text.trim()) return answerReply(m, m.text);
   return undefined;
 }
 
@@ -301,12 +302,15 @@ export function createChatActivities({ store, graph, policy, client, log, person
     },
 
     /** Runs a built-in or HTTP agent on the conversation and returns its Markdown reply ('' = no answer). */
-    async runAgent({ agent, history, text }: { agent: AgentRecord; channelId: string; history: Turn[]; text: string }): Promise<{ reply: string }> {
+    async runAgent({ agent, history, text, imageMediaId }: { agent: AgentRecord; channelId: string; history: Turn[]; text: string; imageMediaId?: string }): Promise<{ reply: string }> {
       if (agent.kind === 'echo') return { reply: text };
       if (agent.kind === 'openai') {
         const cfg = agent.config as unknown as OpenAiAgentConfig & { apiKey: CredentialRef };
         const apiKey = await resolveSecret(store, `agent ${agent.id} apiKey`, cfg.apiKey);
-        return { reply: await completeChat(cfg, apiKey, history, text) };
+        // An image goes to the model as an image content part (data URL), read from the store here.
+        const file = imageMediaId ? await store.media.get(imageMediaId) : null;
+        const image = file ? `data:${file.mime};base64,${file.bytes.toString('base64')}` : undefined;
+        return { reply: await completeChat(cfg, apiKey, history, text, { image }) };
       }
       throw ApplicationFailure.create({ type: FAILURE.agentFailed, message: `Agent kind "${agent.kind}" cannot run in an activity.`, nonRetryable: true });
     },

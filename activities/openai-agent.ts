@@ -15,11 +15,13 @@ export interface OpenAiAgentConfig {
 }
 
 /** One chat-completions call: the system prompt, the conversation window, then the new message. */
-export async function completeChat(cfg: OpenAiAgentConfig, apiKey: string, history: Turn[], text: string, opts: { timeoutMs?: number; fetch?: typeof fetch } = {}): Promise<string> {
+export async function completeChat(cfg: OpenAiAgentConfig, apiKey: string, history: Turn[], text: string, opts: { timeoutMs?: number; fetch?: typeof fetch; image?: string } = {}): Promise<string> {
+  // With an image (a data URL), the new message is OpenAI's content-part form: text, then the image.
+  const newTurn = opts.image ? [{ type: 'text', text }, { type: 'image_url', image_url: { url: opts.image } }] : text;
   const messages = [
     ...(cfg.system ? [{ role: 'system', content: cfg.system }] : []),
     ...history.map((t) => ({ role: t.role, content: t.text })),
-    { role: 'user', content: text },
+    { role: 'user', content: newTurn },
   ];
   const url = `${cfg.baseUrl.replace(/\/+$/, '')}/chat/completions`;
   let res: Response;

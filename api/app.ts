@@ -15,6 +15,7 @@ import { catalogRouter } from './catalog.router.js';
 import { createChannelGateway } from './channel-gateway.js';
 import { channelsRouter } from './channels.router.js';
 import { errorHandler, notFoundRoute } from './errors.js';
+import { mediaRouter } from './media.router.js';
 import { personalRouter } from './personal.router.js';
 import { policiesRouter } from './policies.router.js';
 import { signalsRouter } from './signals.router.js';
@@ -85,6 +86,7 @@ export function createApp(deps: ApiDeps): Express {
   api.use('/channels', personalRouter({ store, gateway }));
   api.use('/policies', policiesRouter({ policy, store }));
   api.use('/signals', signalsRouter({ gateway, store, log: log.child({ component: 'signals' }) }));
+  api.use('/media', mediaRouter({ store }));
   api.use(notFoundRoute);
   app.use('/api', api);
 

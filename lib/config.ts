@@ -45,6 +45,8 @@ export const EnvSchema = z.object({
     .optional(),
   /** Prometheus metrics of the embedded Temporal dev server (persistence latencies) on this port. */
   WHARF_TEMPORAL_METRICS_PORT: port.optional(),
+  /** Days a stored media file is kept after it was last received (SPEC §5 media). */
+  WHARF_MEDIA_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -66,6 +68,8 @@ export interface Config {
   metricsAddress?: string;
   databaseUrl?: string;
   graph: { baseUrl: string; version: string };
+  /** Days stored media is kept after it was last received. */
+  mediaRetentionDays: number;
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -131,6 +135,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsAddress: e.WHARF_METRICS_ADDRESS,
     databaseUrl: e.DATABASE_URL,
     graph: { baseUrl: e.META_GRAPH_URL, version: e.META_GRAPH_VERSION },
+    mediaRetentionDays: e.WHARF_MEDIA_RETENTION_DAYS,
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -55,7 +55,8 @@ export interface InboundMessage {
   type?: string;
   /** Set when this message edits an earlier one: the agent gets the new text as an edit of that message. */
   edit?: { originalId: string };
-  media?: { kind: string; id?: string; mimeType?: string; caption?: string };
+  /** As the provider described it (`id` is Meta's media id); the chat workflow fetches and stores the file. */
+  media?: { kind: string; id?: string; mimeType?: string; caption?: string; sha256?: string; filename?: string; voice?: boolean };
   replyTo?: string;
   /** Milliseconds since the epoch, as the provider stamped it. */
   timestamp: number;

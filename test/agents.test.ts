@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WINDOW_TURNS } from '../workflows/chat-workflow.js';
-import { startFakeCompletions, type FakeCompletions } from './fakes/chat-completions-server.js';
+import { startFakeCompletions, textOf, type ChatMessage, type FakeCompletions } from './fakes/chat-completions-server.js';
 import { startFakeGraph, type FakeGraph } from './fakes/graph-server.js';
 import {
   cloudSecrets,
@@ -37,7 +37,7 @@ let examples: Awaited<ReturnType<typeof startExamplesWorker>>;
 /** Numbered replies, so each request's answer is recognisable. */
 let replyCount = 0;
 
-const lastUserText = (messages: { role: string; content: string }[]): string => messages[messages.length - 1].content;
+const lastUserText = (messages: ChatMessage[]): string => textOf(messages[messages.length - 1].content);
 
 beforeAll(async () => {
   graph = await startFakeGraph();
@@ -199,7 +199,7 @@ describe('openai agent', () => {
     await ch.send(phone, 'after restart');
     await graph.waitForSent((s) => s.to === phone.slice(1) && s.text.includes('after restart'), 20_000);
     // (The pairing confirmation is left out here; the test above covers it.)
-    const msgs = llm.requestsFor('after restart')[0].body!.messages.filter((m) => !m.content.startsWith('Paired.'));
+    const msgs = llm.requestsFor('after restart')[0].body!.messages.filter((m) => !textOf(m.content).startsWith('Paired.'));
     expect(msgs.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'user']);
     expect(msgs[1].content).toBe('before restart');
     // The agent's own earlier answer as it wrote it (Markdown), exactly as an uninterrupted chat shows it —
@@ -374,7 +374,7 @@ describe('turn order and parallel chats', () => {
     await ch.pair(fastPhone);
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const base = (r: { messages: { role: string; content: string }[] }): string => `**Reply ${++replyCount}** to _${lastUserText(r.messages)}_`;
+    const base = (r: { messages: ChatMessage[] }): string => `**Reply ${++replyCount}** to _${lastUserText(r.messages)}_`;
     llm.setReply(async (r) => {
       if (lastUserText(r.messages) === 'slow question') await gate;
       return base(r);

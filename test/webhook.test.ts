@@ -208,7 +208,7 @@ describe('parseWebhookPayload', () => {
     expect(status.statuses[0]).toMatchObject({ status: 'failed', recipient: '+16505551234', error: { code: 131026 } });
   });
 
-  it('uses the caption as text for media and keeps the media reference', () => {
+  it('uses the caption as text for media and keeps the media reference (with Meta\'s hash, file name, voice flag)', () => {
     const res = parseOk(
       envelope({
         messages: [
@@ -235,9 +235,10 @@ describe('parseWebhookPayload', () => {
       id: '1234567890',
       mimeType: 'image/jpeg',
       caption: 'my cat',
+      sha256: 'abc',
     });
     expect(res.messages[1].text).toBe('');
-    expect(res.messages[1].media).toEqual({ kind: 'document', id: '222', mimeType: 'application/pdf' });
+    expect(res.messages[1].media).toEqual({ kind: 'document', id: '222', mimeType: 'application/pdf', sha256: 'def', filename: 'a.pdf' });
   });
 
   it('takes the title of interactive replies, the text of buttons and a readable location', () => {

@@ -21,6 +21,7 @@ import { createStore } from '../lib/store/store.js';
 import { resolveTemporalCli } from '../lib/temporal-cli.js';
 import { registerSearchAttributes } from './search-attributes.js';
 import { startEmbeddedTemporal, type EmbeddedTemporal } from './temporal-server.js';
+import { startMediaRetention } from './media-retention.js';
 import { createWharfWorker } from './worker.js';
 
 const version = (JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version;
@@ -146,6 +147,7 @@ async function main(): Promise<void> {
     const client = new Client({ connection, namespace: config.temporal.namespace });
     if (!embedded) await registerSearchAttributes(connection, config.temporal.namespace, log);
 
+    startMediaRetention(store, config.mediaRetentionDays, log.child({ component: 'media' }));
     const workers = await createWharfWorker({ address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, workflowCacheSize: config.temporal.workflowCacheSize, store, secretKey: config.secretKey, graph, policy, client, log });
     const running = workers.run();
     stops.push({

@@ -5,6 +5,7 @@ import { Client } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createChannelActivities } from '../activities/channel-activities.js';
 import { createChatActivities } from '../activities/chat-activities.js';
+import { createMediaActivities } from '../activities/media-activities.js';
 import { createSignalActivities } from '../activities/signal-activities.js';
 import { createSessionActivities, type MakeSocket } from '../activities/whatsapp-session.js';
 import type { GraphClient } from '../lib/graph/graph-client.js';
@@ -70,6 +71,7 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
   const shared = {
     ...createChannelActivities({ store: deps.store, graph: deps.graph, log: deps.log.child({ component: 'channel-activities' }) }),
     ...createSignalActivities({ store: deps.store, client: deps.client }),
+    ...createMediaActivities({ store: deps.store, graph: deps.graph, log: deps.log.child({ component: 'media-activities' }) }),
     ...createChatActivities({
       store: deps.store,
       graph: deps.graph,

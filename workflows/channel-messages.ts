@@ -4,6 +4,7 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { ChannelState, ConfigValue, InboundMessage, InboundMode, PairingState } from '../lib/types.js';
+import type { MediaRef } from '../lib/media.js';
 
 /** The channel's current state. */
 export const state = defineQuery<ChannelState>('state');
@@ -90,6 +91,8 @@ export interface HandedOffMessage {
   sender: InboundMessage['sender'];
   text: string;
   timestamp: number;
+  /** A media message's stored file (`GET /api/media/:id`), or why it is missing. */
+  media?: MediaRef;
 }
 
 /** A chat workflow hands a message that passed pairing and policy to the channel's waiting tasks. */

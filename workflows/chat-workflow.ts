@@ -22,6 +22,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Admission, ChatActivities, ReplyResult } from '../activities/chat-activities.js';
+import type { MediaActivities } from '../activities/media-activities.js';
+import { mediaLine, mediaText, type MediaKind, type MediaRef } from '../lib/media.js';
 import { FAILURE } from '../lib/errors.js';
 import type { DeliveryStatus, InboundMessage } from '../lib/types.js';
 import { handOff, reportProblem } from './channel-messages.js';
@@ -53,6 +55,17 @@ const sends = proxyLocalActivities<ChatActivities>({
     nonRetryableErrorTypes: [FAILURE.badToken, FAILURE.unknownPhoneNumber, FAILURE.missingPermission, FAILURE.sendRejected, FAILURE.missingSecret],
   },
 });
+
+/**
+ * Inbound media: looked up and downloaded from Meta (files up to 100 MB), retried while Meta is unavailable;
+ * after that the message is handled without its file.
+ */
+const mediaFetch = proxyActivities<MediaActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '20 seconds', maximumAttempts: 5 },
+});
+/** Largest image handed to a vision model inline (data URL). */
+const VISION_MAX_BYTES = 5 * 1024 * 1024;
 
 /** Sends through a personal-account session: a regular activity on the session worker's own queue. */
 const sessionSends = (taskQueue: string) =>
@@ -184,20 +197,32 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
       return;
     }
     if (admission.action !== 'deliver') return;
+    // A media message's file is fetched and stored first (its ref, never its bytes, stays in history).
+    // Histories recorded before this patch handled media as their caption alone.
+    let media: MediaRef | undefined;
+    if (m.media && patched('inbound-media')) {
+      try {
+        media = await mediaFetch.fetchInboundMedia({ channelId, messageId: m.id, media: m.media });
+      } catch (err) {
+        const cause = err instanceof ActivityFailure ? (err.cause?.message ?? err.message) : String(err);
+        media = { kind: m.media.kind as MediaKind, ...(m.media.caption ? { caption: m.media.caption } : {}), ...(m.media.voice ? { voice: true } : {}), missing: `Meta could not be reached for the file (${cause})` };
+      }
+    }
     if (admission.mode === 'signal') {
-      const message = { id: m.id, channelId, space: admission.space, chat: m.chat, sender: m.sender, text: m.text, timestamp: m.timestamp };
+      const message = { id: m.id, channelId, space: admission.space, chat: m.chat, sender: m.sender, text: media ? mediaText(media) : m.text, timestamp: m.timestamp, ...(media ? { media } : {}) };
       await getExternalWorkflowHandle(`channel-${channelId}`).signal(handOff, { message });
       return;
     }
     // An edit reaches an agent as an edit of what it saw before; echo answers the new text as it is.
-    const said = m.edit ? `(edited their earlier message) ${m.text}` : m.text;
+    const said = media ? mediaText(media) : m.edit ? `(edited their earlier message) ${m.text}` : m.text;
     const userTurn: Turn = { role: 'user', text: said, at: new Date(m.timestamp).toISOString() };
     let answer: string;
     // A restarted chat rebuilds its window from the message log (once per run).
     if (!window && !answersInAdmission) window = await local.loadWindow({ channelId, chatId, limit: WINDOW_TURNS });
     try {
       if (admission.agent.kind === 'echo') {
-        answer = m.text; // the built-in echo agent: deterministic, so no activity is needed
+        // The built-in echo agent: deterministic, so no activity is needed. A media message gets its line.
+        answer = media ? mediaLine(media) : m.text;
       } else {
         // An agent sees the conversation so far, including the replies still waiting in the outbox.
         await flush();
@@ -210,11 +235,13 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
             workflowId: `agent-${channelId}-${m.id}`,
             // A wrong workflow type or a queue nobody polls must fail the turn, not block the chat forever.
             workflowExecutionTimeout: '5 minutes',
-            args: [{ channel: channelId, chat: m.chat, sender: m.sender, text: said, ...(m.edit ? { edit: m.edit } : {}), history }],
+            args: [{ channel: channelId, chat: m.chat, sender: m.sender, text: said, ...(m.edit ? { edit: m.edit } : {}), ...(media ? { media } : {}), history }],
           });
           answer = out?.reply ?? '';
         } else {
-          answer = (await agents.runAgent({ agent: admission.agent, channelId, history, text: said })).reply;
+          // A vision model sees a stored image inline; the data URL is built in the activity, not carried here.
+          const image = media?.id && (media.kind === 'image' || media.kind === 'sticker') && (media.size ?? 0) <= VISION_MAX_BYTES ? media.id : undefined;
+          answer = (await agents.runAgent({ agent: admission.agent, channelId, history, text: said, ...(image ? { imageMediaId: image } : {}) })).reply;
         }
       }
     } catch (err) {

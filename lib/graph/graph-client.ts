@@ -59,6 +59,33 @@ export interface GraphClient {
   checkCredentials(creds: CloudCredentials): Promise<CredentialCheck>;
   sendText(input: SendTextInput): Promise<{ messageId: string }>;
   markRead(input: MarkReadInput): Promise<void>;
+  /** Looks up an inbound media object: its short-lived download URL, type, size and hash. */
+  getMedia(input: { mediaId: string; accessToken: string }): Promise<MediaInfo>;
+  /**
+   * Downloads a media URL that `getMedia` returned, with the token (it goes to that URL and nowhere else).
+   * A body larger than `maxBytes` is refused without being read to the end.
+   */
+  downloadMedia(input: { url: string; accessToken: string; maxBytes: number }): Promise<{ bytes: Buffer; mimeType: string | null }>;
+}
+
+/** What `GET /{media-id}` answers. */
+export interface MediaInfo {
+  url: string;
+  mimeType: string | null;
+  /** Meta's SHA-256 of the file (hex in the lookup's answer). */
+  sha256: string | null;
+  fileSize: number | null;
+}
+
+/** Why a download failed: the URL expired (401/403/404: look the media up again), too big, or unreachable. */
+export class MediaDownloadError extends Error {
+  override readonly name = 'MediaDownloadError';
+  constructor(
+    readonly reason: 'expired' | 'too_big' | 'unavailable',
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** What a `GraphError` is built from. */
@@ -416,7 +443,75 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
     });
   }
 
-  return { checkCredentials, sendText, markRead };
+  async function getMedia({ mediaId, accessToken }: { mediaId: string; accessToken: string }): Promise<MediaInfo> {
+    const res = await call('getMedia', 'GET', encodeURIComponent(mediaId), accessToken, { objectRead: true });
+    const url = isRecord(res) ? str(res.url) : undefined;
+    if (!url) throw new GraphError({ operation: 'getMedia', status: 200, code: 0, title: 'Meta returned no download URL for the media', retryable: true });
+    return {
+      url,
+      mimeType: (isRecord(res) && str(res.mime_type)) || null,
+      sha256: (isRecord(res) && str(res.sha256)) || null,
+      fileSize: isRecord(res) ? (num(res.file_size) ?? (typeof res.file_size === 'string' && /^\d+$/.test(res.file_size) ? Number(res.file_size) : null)) : null,
+    };
+  }
+
+  function downloadMedia({ url, accessToken, maxBytes }: { url: string; accessToken: string; maxBytes: number }): Promise<{ bytes: Buffer; mimeType: string | null }> {
+    const target = new URL(url);
+    if (target.protocol !== 'https:' && target.protocol !== 'http:') return Promise.reject(new MediaDownloadError('unavailable', `refusing a ${target.protocol} media URL`));
+    return new Promise((resolve, reject) => {
+      const secure = target.protocol === 'https:';
+      // No redirects are followed: the token goes to the URL Meta's lookup returned and nowhere else.
+      const req = (secure ? https.get : http.get)(target, { headers: { authorization: `Bearer ${accessToken}` }, agent: secure ? HTTPS_AGENT : HTTP_AGENT }, (res) => {
+        const status = res.statusCode ?? 0;
+        if (status === 401 || status === 403 || status === 404) {
+          res.resume();
+          clearTimeout(timer);
+          reject(new MediaDownloadError('expired', `the media URL answered ${status} (expired or not this token's)`));
+          return;
+        }
+        if (status < 200 || status >= 300) {
+          res.resume();
+          clearTimeout(timer);
+          reject(new MediaDownloadError('unavailable', `the media URL answered ${status}`));
+          return;
+        }
+        const declared = Number(res.headers['content-length']);
+        if (Number.isFinite(declared) && declared > maxBytes) {
+          res.destroy();
+          clearTimeout(timer);
+          reject(new MediaDownloadError('too_big', `the file is ${declared} bytes, over the ${maxBytes}-byte limit`));
+          return;
+        }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > maxBytes) {
+            res.destroy();
+            clearTimeout(timer);
+            reject(new MediaDownloadError('too_big', `the file is over the ${maxBytes}-byte limit`));
+            return;
+          }
+          chunks.push(c);
+        });
+        res.on('end', () => {
+          clearTimeout(timer);
+          resolve({ bytes: Buffer.concat(chunks), mimeType: (res.headers['content-type'] ?? '').split(';')[0].trim() || null });
+        });
+        res.on('error', (err) => {
+          clearTimeout(timer);
+          reject(new MediaDownloadError('unavailable', `the download broke off: ${networkReason(err)}`));
+        });
+      });
+      const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs * 3} ms`)), timeoutMs * 3);
+      req.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err instanceof MediaDownloadError ? err : new MediaDownloadError('unavailable', `could not download the media: ${networkReason(err)}`));
+      });
+    });
+  }
+
+  return { checkCredentials, sendText, markRead, getMedia, downloadMedia };
 }
 
 function asGraphError(err: unknown): GraphError {

@@ -374,7 +374,7 @@ function contentText(type: string, content: unknown): Content | undefined {
       const media = content as z.infer<typeof mediaSchema>;
       return {
         text: media.caption ?? '',
-        media: omitUndefined({ kind: type, id: media.id, mimeType: media.mime_type, caption: media.caption }),
+        media: omitUndefined({ kind: type, id: media.id, mimeType: media.mime_type, caption: media.caption, sha256: media.sha256, filename: media.filename, voice: media.voice }),
       };
     }
     case 'location': {

@@ -122,6 +122,23 @@ export const MIGRATIONS: Migration[] = [
       alter table messages add column type text not null default 'text';
     `,
   },
+  {
+    version: 9,
+    name: 'media',
+    // Inbound files, content-addressed (id = SHA-256 of the bytes): the same file twice is stored once.
+    // Outside workflow history; `seen_at` drives retention (WHARF_MEDIA_RETENTION_DAYS).
+    sql: `
+      create table media (
+        id text primary key,
+        mime text not null,
+        size integer not null,
+        bytes bytea not null,
+        created_at timestamptz not null default now(),
+        seen_at timestamptz not null default now()
+      );
+      create index media_seen_at on media (seen_at);
+    `,
+  },
 ];
 
 /** Applies every migration newer than the database's version; returns the versions applied. */

@@ -2,7 +2,7 @@
  * The store: what does not belong in workflow history (SPEC §2) — spaces, agents, the local vault, the
  * channel read model, diagnostics, the message log, policies and auth state. One object per area.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { ChannelDiagnostics, ChannelState, CredentialRef, UnhandledInbound } from '../types.js';
 import { WharfError } from '../errors.js';
 import { seal, unseal } from './crypto.js';
@@ -383,6 +383,13 @@ export function createStore(db: Db, secretKey: Buffer) {
         ],
       );
     },
+    /** Adds keys to an inbound message's detail (e.g. its stored media), keeping what is there. */
+    async mergeInboundDetail(channelId: string, id: string, detail: Record<string, unknown>): Promise<void> {
+      await db.query(
+        `update messages set detail = coalesce(detail, '{}'::jsonb) || $3::jsonb, updated_at = now() where channel_id = $1 and direction = 'in' and key = $2`,
+        [channelId, id, jsonParam(detail)],
+      );
+    },
     /** Sets the outcome of an inbound message (`answered`, `denied`, `paired`, `handed_off`, `failed`, …). */
     async setInboundStatus(channelId: string, id: string, status: string, detail?: Record<string, unknown>): Promise<void> {
       await messages.setInboundStatuses(channelId, [{ id, status, detail }]);
@@ -394,7 +401,7 @@ export function createStore(db: Db, secretKey: Buffer) {
     async setInboundStatuses(channelId: string, outcomes: Array<{ id: string; status: string; detail?: Record<string, unknown> }>): Promise<void> {
       if (!outcomes.length) return;
       await db.query(
-        `update messages m set status = u.status, detail = coalesce(u.detail::jsonb, m.detail), updated_at = now()
+        `update messages m set status = u.status, detail = coalesce(m.detail, '{}'::jsonb) || coalesce(u.detail::jsonb, '{}'::jsonb), updated_at = now()
            from unnest($2::text[], $3::text[], $4::text[]) as u(key, status, detail)
          where m.channel_id = $1 and m.direction = 'in' and m.key = u.key and not (u.status = 'failed' and m.status = 'answered')`,
         [channelId, outcomes.map((o) => o.id), outcomes.map((o) => o.status), outcomes.map((o) => (o.detail ? jsonParam(o.detail) : null))],
@@ -462,7 +469,7 @@ export function createStore(db: Db, secretKey: Buffer) {
         `with o as (
            update messages set provider_id = $3, status = 'accepted', updated_at = now()
            where channel_id = $1 and direction = 'out' and key = $2 and status in ('sending', 'failed') returning 1)
-         update messages set status = $5, detail = $6::jsonb, updated_at = now()
+         update messages set status = $5, detail = coalesce(detail, '{}'::jsonb) || $6::jsonb, updated_at = now()
          where $4::text is not null and channel_id = $1 and direction = 'in' and key = $4`,
         [m.channelId, m.key, m.providerId, m.inbound?.id ?? null, m.inbound?.status ?? null, m.inbound ? jsonParam(m.inbound.detail) : null],
       );
@@ -538,7 +545,30 @@ export function createStore(db: Db, secretKey: Buffer) {
     },
   };
 
-  return { db, spaces, agents, vault, channels, diagnostics, messages, policies, authState };
+  const media = {
+    /** Stores a file under the SHA-256 of its bytes (hex); storing the same bytes again only refreshes it. */
+    async put(bytes: Buffer, mime: string): Promise<{ id: string; sha256: string; size: number }> {
+      const sha256 = createHash('sha256').update(bytes).digest('hex');
+      await db.query(
+        `insert into media (id, mime, size, bytes) values ($1, $2, $3, $4)
+         on conflict (id) do update set seen_at = now()`,
+        [sha256, mime, bytes.length, bytes],
+      );
+      return { id: sha256, sha256, size: bytes.length };
+    },
+    /** A stored file with its type, or null. */
+    async get(id: string): Promise<{ mime: string; bytes: Buffer } | null> {
+      if (!/^[0-9a-f]{64}$/.test(id)) return null;
+      const [r] = await db.query<{ mime: string; bytes: Uint8Array }>('select mime, bytes from media where id = $1', [id]);
+      return r ? { mime: r.mime, bytes: Buffer.from(r.bytes) } : null;
+    },
+    /** Deletes files not stored or seen for `days` days; returns how many. */
+    async prune(days: number): Promise<number> {
+      return (await db.query(`delete from media where seen_at < now() - $1::int * interval '1 day' returning 1`, [days])).length;
+    },
+  };
+
+  return { db, spaces, agents, vault, channels, diagnostics, messages, policies, authState, media };
 }
 
 /** The store's API. */

@@ -11,8 +11,16 @@ import type { AddressInfo } from 'node:net';
 /** One chat message as the API takes it. */
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
-  content: string;
+  /** Text, or (user messages, OpenAI's content-part form) text and image parts. */
+  content: string | ContentPart[];
 }
+
+/** One part of a user message in OpenAI's content-part form. */
+export type ContentPart = { type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string; detail?: string } };
+
+/** The text of a message's content (parts joined). */
+export const textOf = (content: ChatMessage['content']): string =>
+  typeof content === 'string' ? content : content.map((p) => (p.type === 'text' ? p.text : '')).join('');
 
 /** One request the fake saw. */
 export interface CompletionRequest {
@@ -82,7 +90,14 @@ function shapeProblem(body: unknown): string | null {
     if (typeof m !== 'object' || m === null) return `messages[${i}] must be an object`;
     const msg = m as Record<string, unknown>;
     if (typeof msg.role !== 'string' || !ROLES.has(msg.role)) return `messages[${i}].role must be one of system, user, assistant (got ${JSON.stringify(msg.role)})`;
-    if (typeof msg.content !== 'string') return `messages[${i}].content must be a string`;
+    if (Array.isArray(msg.content) && msg.role === 'user') {
+      for (const [j, p] of msg.content.entries()) {
+        const part = p as Record<string, unknown>;
+        const image = part.image_url as Record<string, unknown> | undefined;
+        const ok = (part.type === 'text' && typeof part.text === 'string') || (part.type === 'image_url' && typeof image?.url === 'string' && /^(https?:|data:image\/[a-z+.-]+;base64,)/.test(image.url));
+        if (!ok) return `messages[${i}].content[${j}] must be a text part or an image_url part with an http(s) or base64 data URL`;
+      }
+    } else if (typeof msg.content !== 'string') return `messages[${i}].content must be a string (or, for a user message, an array of content parts)`;
     const extra = Object.keys(msg).filter((k) => k !== 'role' && k !== 'content' && k !== 'name');
     if (extra.length) return `messages[${i}] has unknown keys ${extra.join(', ')}`;
   }
@@ -91,7 +106,7 @@ function shapeProblem(body: unknown): string | null {
 
 const lastUser = (messages: ChatMessage[]): string | undefined => {
   const last = messages[messages.length - 1];
-  return last?.role === 'user' ? last.content : undefined;
+  return last?.role === 'user' ? textOf(last.content) : undefined;
 };
 
 /** Starts the fake on a random local port. */
@@ -182,7 +197,7 @@ export async function startFakeCompletions(opts: FakeCompletionsOptions): Promis
       entry.status = 500;
       return send(res, 500, errorBody(`reply function failed: ${(err as Error).message}`, 'server_error', null));
     }
-    const promptTokens = body.messages.reduce((n, m) => n + Math.ceil(m.content.length / 4), 0);
+    const promptTokens = body.messages.reduce((n, m) => n + Math.ceil(textOf(m.content).length / 4), 0);
     const completionTokens = Math.ceil(content.length / 4);
     send(res, 200, {
       id: `chatcmpl-${randomBytes(12).toString('base64url')}`,

@@ -4,7 +4,7 @@
  * response and error shapes, including the exact error texts, so the real client is exercised end to end.
  * Also exports helpers that build and sign webhook payloads the way Meta does.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -86,6 +86,17 @@ export interface CallRecord {
   at: number;
 }
 
+/** An inbound media object the fake serves. */
+export interface FakeMediaSpec {
+  bytes: Buffer;
+  mime: string;
+  sha256?: string;
+  urlTtlMs?: number;
+  expiredUrls?: number;
+  /** Report this size in the lookup instead of the real one. */
+  fileSize?: number;
+}
+
 /** A running fake Graph API. */
 export interface FakeGraph {
   /** Base URL to use as META_GRAPH_URL (no trailing slash, no version). */
@@ -104,6 +115,12 @@ export interface FakeGraph {
   setLatency(ms: number): void;
   /** Resolves with the first sent record matching `predicate` (already sent or arriving within the timeout). */
   waitForSent(predicate: (s: SentRecord) => boolean, timeoutMs?: number): Promise<SentRecord>;
+  /**
+   * Makes an inbound media object available (`GET /{media-id}` and its download URL). Its URLs live
+   * `urlTtlMs` (Meta: five minutes); `expiredUrls` makes that many first URLs already expired. `sha256`
+   * overrides the hash the lookup reports (to provoke a mismatch).
+   */
+  addMedia(id: string, spec: FakeMediaSpec): void;
   /** Clears records and pending injections; keeps tokens and phone numbers. */
   reset(): void;
   close(): Promise<void>;
@@ -297,6 +314,23 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
   const calls: CallRecord[] = [];
   const waiters = new Set<(s: SentRecord) => void>();
   const timers = new Set<NodeJS.Timeout>();
+  const mediaFiles = new Map<string, FakeMediaSpec & { issued: number }>();
+  let hostHeader = '127.0.0.1';
+
+  /** `GET /{media-id}`: Meta's media lookup (any valid token of the app may read it). */
+  function mediaNode(id: string, m: FakeMediaSpec & { issued: number }): Reply {
+    m.issued++;
+    const expired = m.issued <= (m.expiredUrls ?? 0);
+    const exp = expired ? Date.now() - 1000 : Date.now() + (m.urlTtlMs ?? 300_000);
+    return new Reply(200, {
+      messaging_product: 'whatsapp',
+      url: `http://${hostHeader}/media-download/${encodeURIComponent(id)}?exp=${exp}`,
+      mime_type: m.mime,
+      sha256: m.sha256 ?? createHash('sha256').update(m.bytes).digest('hex'),
+      file_size: m.fileSize ?? m.bytes.length,
+      id,
+    });
+  }
 
   const scopesOf = (spec: FakeTokenSpec): string[] => spec.scopes ?? DEFAULT_SCOPES;
   const canUsePhone = (spec: FakeTokenSpec, phone: FakePhoneSpec): boolean =>
@@ -344,6 +378,9 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
     }
 
     if (node === 'debug_token' && !edge && method === 'GET') return debugToken(spec, query.input_token);
+
+    const mediaFile = mediaFiles.get(node);
+    if (mediaFile && !edge && method === 'GET') return mediaNode(node, mediaFile);
 
     const phone = phones.get(node);
     if (!phone || !canUsePhone(spec, phone)) {
@@ -527,6 +564,19 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
       body = Symbol('unparseable');
     }
     const segments = url.pathname.split('/').filter(Boolean);
+    hostHeader = req.headers.host ?? hostHeader;
+    // A media download URL (not versioned; Meta serves these from another host): bearer token and expiry.
+    if (segments[0] === 'media-download') {
+      const m = mediaFiles.get(decodeURIComponent(segments[1] ?? ''));
+      const ok = m && token && tokens.has(token) && Number(query.exp) > Date.now();
+      calls.push({ method: req.method ?? 'GET', path: url.pathname, query, auth: token, status: ok ? 200 : m ? 404 : 404, at: Date.now() });
+      if (!ok || !m) {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('Not Found');
+        return;
+      }
+      res.writeHead(200, { 'content-type': m.mime, 'content-length': String(m.bytes.length) }).end(m.bytes);
+      return;
+    }
     // The version prefix is optional in Graph (it defaults to the app's version).
     if (segments[0] && /^v\d+\.\d+$/.test(segments[0])) segments.shift();
     if (typeof body === 'symbol') {
@@ -602,6 +652,9 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
         }, timeoutMs);
         waiters.add(waiter);
       });
+    },
+    addMedia(id, spec) {
+      mediaFiles.set(id, { ...spec, issued: 0 });
     },
     reset() {
       sent.length = 0;
