@@ -18,7 +18,7 @@ import { PROVIDER_INFO, type ChannelState, type CredentialRef, type DeliveryStat
 import { pairSender } from '../workflows/channel-messages.js';
 import { answerReply, pairedReply, type ReplyInput, type Turn } from '../workflows/chat-messages.js';
 import { completeChat, type OpenAiAgentConfig } from './openai-agent.js';
-import { resolveSecret } from './secrets.js';
+import { resolveChannelSecret, resolveSecret } from './secrets.js';
 
 /** What the chat activities need. */
 export interface ChatActivityDeps {
@@ -79,7 +79,7 @@ export function createChatActivities({ store, graph, policy, client, log, person
     const send = async (to: string, text: string): Promise<string> => {
       // Session errors are retryable ApplicationFailures thrown by the session layer itself.
       if (ch.provider === 'whatsapp_user' && personal) return (await personal.sendText({ channelId: ch.id, to: chatId, text })).messageId;
-      accessToken ??= await resolveSecret(store, 'access_token', ch.config.access_token);
+      accessToken ??= await resolveChannelSecret({ store, client }, ch, 'access_token', ch.config.access_token);
       return (await graph.sendText({ phoneNumberId: String(ch.config.phone_number_id), accessToken, to, body: text })).messageId;
     };
     const results: ReplyResult[] = [];
@@ -219,11 +219,13 @@ export function createChatActivities({ store, graph, policy, client, log, person
     },
 
     /** Runs a built-in or HTTP agent on the conversation and returns its Markdown reply ('' = no answer). */
-    async runAgent({ agent, history, text }: { agent: AgentRecord; channelId: string; history: Turn[]; text: string }): Promise<{ reply: string }> {
+    async runAgent({ agent, channelId, history, text }: { agent: AgentRecord; channelId: string; history: Turn[]; text: string }): Promise<{ reply: string }> {
       if (agent.kind === 'echo') return { reply: text };
       if (agent.kind === 'openai') {
         const cfg = agent.config as unknown as OpenAiAgentConfig & { apiKey: CredentialRef };
-        const apiKey = await resolveSecret(store, `agent ${agent.id} apiKey`, cfg.apiKey);
+        const ch = await store.channels.getRecent(channelId);
+        const label = `agent ${agent.id} apiKey`;
+        const apiKey = ch ? await resolveChannelSecret({ store, client }, ch, label, cfg.apiKey) : await resolveSecret(store, label, cfg.apiKey);
         return { reply: await completeChat(cfg, apiKey, history, text) };
       }
       throw ApplicationFailure.create({ type: FAILURE.agentFailed, message: `Agent kind "${agent.kind}" cannot run in an activity.`, nonRetryable: true });

@@ -366,8 +366,11 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
   );
 
   setHandler(reportProblem, async ({ status, reason }) => {
-    if (deleted || (s.status === status && s.statusReason === reason)) return;
-    setStatus(status, reason);
+    // A reason alone (no status) never overwrites why a channel failed or was disconnected.
+    if (!status && (s.status === 'failed' || s.status === 'disconnected')) return;
+    const next = status ?? s.status;
+    if (deleted || (s.status === next && s.statusReason === reason)) return;
+    setStatus(next, reason);
     await commit();
   });
 

@@ -113,6 +113,22 @@ export const MIGRATIONS: Migration[] = [
       create index messages_unsent_claims on messages (channel_id) where direction = 'out' and claim is not null and provider_id is null;
     `,
   },
+  {
+    version: 5,
+    name: 'vault-connections',
+    // Connections to external vaults (lib/vaults): settings only; their own secrets are refs into `local`.
+    // Local items become rotatable: `updated_at` says when a value last changed.
+    sql: `
+      create table vault_connections (
+        id text primary key,
+        kind text not null,
+        settings jsonb not null,
+        created_at timestamptz not null default now(),
+        updated_at timestamptz not null default now()
+      );
+      alter table vault_items add column updated_at timestamptz not null default now();
+    `,
+  },
 ];
 
 /** Applies every migration newer than the database's version; returns the versions applied. */
