@@ -121,6 +121,9 @@ export function createBitwardenVault(
     id,
     kind: 'bitwarden',
     async check() {
+      // The master password is tried even when bw serve is unlocked already: a wrong one would otherwise
+      // go unnoticed until the next lock.
+      if (settings.password) await unlock();
       await list();
     },
     async listItems() {
