@@ -152,7 +152,7 @@ export function createKeepassVault(
   const fieldsOf = (e: kdbxweb.KdbxEntry): string[] =>
     [...e.fields.keys()].filter((k) => k !== 'Title' && (STANDARD_FIELDS.includes(k) || e.fields.get(k) !== undefined));
   const find = (db: kdbxweb.Kdbx, item: string): kdbxweb.KdbxEntry | undefined => {
-    const want = item.toLowerCase().replace(/-/g, '');
+    const want = item.toLowerCase().replace(/[{}-]/g, ''); // KeePassXC shows {8-4-4-4-12}; both forms work
     return entries(db).find(({ entry }) => hexUuid(entry.uuid) === want || entry.uuid.id === item)?.entry;
   };
 
