@@ -151,7 +151,14 @@ export function createHashicorpVault(
 
   const list = async (prefix: string, out: string[]): Promise<void> => {
     if (out.length >= LIST_LIMIT) return;
-    const r = await call('GET', `${listPath(prefix)}?list=true`, `list ${mount}/${prefix}`);
+    let r: { status: number; body: unknown };
+    try {
+      r = await call('GET', `${listPath(prefix)}?list=true`, `list ${mount}/${prefix}`);
+    } catch (err) {
+      // A least-privilege policy lists only some folders: the others are left out, not an error.
+      if (prefix && err instanceof VaultError && err.problem === 'forbidden') return;
+      throw err;
+    }
     if (r.status === 404) return; // an empty mount or folder
     if (r.status !== 200) throw fail(r.status, `list ${mount}/${prefix}`);
     const keys = (r.body as { data?: { keys?: unknown } })?.data?.keys;
@@ -188,7 +195,10 @@ export function createHashicorpVault(
       await list('', paths);
       const out: VaultItemSummary[] = [];
       for (const p of paths) {
-        const data = await read(p);
+        const data = await read(p).catch((err: unknown) => {
+          if (err instanceof VaultError && err.problem === 'forbidden') return null; // listable, not readable
+          throw err;
+        });
         if (data) out.push(summary(p, data));
       }
       return out;
