@@ -3,10 +3,10 @@
  * no `vault` or OpenBao binary installs from the registries reachable here). Real Temporal, PGlite, HTTP.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { vaultRegistry, VaultError } from '../../lib/vaults/index.js';
-import { startFakeGraph, type FakeGraph } from '../fakes/graph-server.js';
+import { VALUE_CACHE_MS, vaultRegistry, VaultError } from '../../lib/vaults/index.js';
+import { inboundPayload, startFakeGraph, type FakeGraph } from '../fakes/graph-server.js';
 import { startFakeVault, type FakeVault } from '../fakes/hashicorp-vault.js';
-import { expectError, uid, vaultItem } from '../support/cloud.js';
+import { digits, expectError, getChannel, phone, postWebhook, uid, vaultItem, wamid } from '../support/cloud.js';
 import { startWharf, type TestWharf } from '../support/wharf.js';
 import { capturingLogger, cloudSecrets, expectNoSecrets, runEndToEnd } from './scenario.js';
 
@@ -224,4 +224,89 @@ describe('HashiCorp Vault: KV v1, token auth, renewal and clear reasons', () => 
     expect((await w.api('DELETE', `/api/vaults/${id}`)).status).toBe(204);
     expect((await w.api('GET', `/api/vaults/${id}`)).status).toBe(404);
   });
+
+  it('checks a PATCH like a new connection: a bad token is refused (422) and the old settings stay', async () => {
+    const mount = `patch-${uid()}`;
+    vault.mount(mount, 2);
+    vault.put(mount, 'k', { v: 'SECRET-patched' });
+    const token = `SECRET-tok-${uid()}`;
+    vault.addToken(token, {});
+    const id = `patch-${uid()}`;
+    const good = await localRef(token);
+    expect(
+      (
+        await w.api('POST', '/api/vaults', {
+          id,
+          kind: 'hashicorp',
+          settings: { address: vault.url, mount, auth: { token: good } },
+        })
+      ).status,
+    ).toBe(201);
+
+    const bad = await w.api('PATCH', `/api/vaults/${id}`, {
+      settings: { auth: { token: await localRef('SECRET-bad') } },
+    });
+    expectError(bad, 422, 'not_possible_now');
+    expect((await w.api('GET', `/api/vaults/${id}`)).data.settings.auth.token).toEqual(good);
+    expectError(await w.api('PATCH', `/api/vaults/${id}`, { settings: { kvVersion: 3 } }), 400, 'validation_failed');
+
+    const next = `SECRET-tok-${uid()}`;
+    vault.addToken(next, {});
+    vault.revokeToken(token);
+    const patched = await w.api('PATCH', `/api/vaults/${id}`, { settings: { auth: { token: await localRef(next) } } });
+    expect(patched.status, JSON.stringify(patched.data)).toBe(200);
+    expect(await vaultRegistry(w.store).resolve({ vault: id, item: 'k', field: 'v' })).toBe('SECRET-patched');
+  });
+});
+
+describe('the webhook while the app secret cannot be read', () => {
+  it('answers 503 (Meta delivers again) when no good copy is in memory, and does not count a bad signature', async () => {
+    const s = cloudSecrets();
+    const mount = `wh-${uid()}`;
+    vault.mount(mount, 2);
+    vault.put(mount, 'meta', { access_token: s.accessToken, verify_token: s.verifyToken, app_secret: s.appSecret });
+    const token = `SECRET-tok-${uid()}`;
+    vault.addToken(token, {});
+    const id = `wh-${uid()}`;
+    expect(
+      (
+        await w.api('POST', '/api/vaults', {
+          id,
+          kind: 'hashicorp',
+          settings: { address: vault.url, mount, auth: { token: await localRef(token) } },
+        })
+      ).status,
+    ).toBe(201);
+    graph.setToken(s.accessToken, {});
+    const phoneNumberId = digits(15);
+    graph.setPhoneNumber(phoneNumberId, { displayPhoneNumber: '+1 555-000-1111', wabaId: '123456' });
+    const ch = await w.api('POST', '/api/channels', {
+      provider: 'whatsapp_cloud',
+      agent: 'echo',
+      space: `wh-${uid()}`,
+    });
+    const ref = (field: string) => ({ vault: id, item: 'meta', field });
+    const saved = await w.api('PUT', `/api/channels/${ch.data.id}/config`, {
+      phone_number_id: phoneNumberId,
+      business_account_id: '123456',
+      access_token: ref('access_token'),
+      verify_token: ref('verify_token'),
+      app_secret: ref('app_secret'),
+    });
+    expect(saved.data.status, saved.data.statusReason).toBe('setup');
+
+    await vault.stop();
+    try {
+      await new Promise((r) => setTimeout(r, VALUE_CACHE_MS + 500));
+      const payload = inboundPayload({ phoneNumberId, displayPhoneNumber: '15550001111', wabaId: '123456' }, [
+        { from: phone(), text: 'hi', id: wamid() },
+      ]);
+      const r = await postWebhook(w, ch.data.id, payload, { secret: s.appSecret });
+      expectError(r, 503, 'unavailable');
+      expect(r.data.error.message).toMatch(new RegExp(`^app_secret: vault '${id}' unreachable`));
+      expect((await getChannel(w, ch.data.id)).diagnostics.badSignatureEvents).toBe(0);
+    } finally {
+      await vault.start();
+    }
+  }, 60_000);
 });
