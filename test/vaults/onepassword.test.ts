@@ -6,7 +6,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { vaultRegistry } from '../../lib/vaults/index.js';
 import { startFakeGraph, type FakeGraph } from '../fakes/graph-server.js';
 import { startFakeConnect, type FakeConnect } from '../fakes/onepassword-connect.js';
-import { expectError, uid, vaultItem } from '../support/cloud.js';
+import {
+  bare,
+  cloudChannel,
+  echoRoundTrip,
+  expectError,
+  getChannel,
+  phone,
+  sendText,
+  uid,
+  vaultItem,
+  waitForChannel,
+} from '../support/cloud.js';
+import { startFakeCompletions } from '../fakes/chat-completions-server.js';
 import { startWharf, type TestWharf } from '../support/wharf.js';
 import { capturingLogger, cloudSecrets, expectNoSecrets, runEndToEnd } from './scenario.js';
 
@@ -165,4 +177,59 @@ describe('a 1Password Connect connection', () => {
     expect((await w.api('DELETE', `/api/vaults/${id}/items/${created.data.item}`)).status).toBe(204);
     expect((await w.api('GET', `/api/vaults/${id}/items`)).data).toEqual([]);
   });
+
+  it("an agent's apiKey in 1Password: answers, names field and vault on the channel while Connect is down, recovers", async () => {
+    const apiKey = `SECRET-llm-${uid()}`;
+    const llm = await startFakeCompletions({ apiKeys: [apiKey] });
+    try {
+      const vaultId = connect.addVault('LLM');
+      const itemId = connect.addItem(vaultId, 'LLM key', { credential: apiKey });
+      const token = `SECRET-connect-${uid()}`;
+      connect.addToken(token, [vaultId]);
+      const id = `op-${uid()}`;
+      expect(
+        (
+          await w.api('POST', '/api/vaults', {
+            id,
+            kind: 'onepassword',
+            settings: { connectUrl: connect.url, token: await vaultItem(w, `op-${uid()}`, token) },
+          })
+        ).status,
+      ).toBe(201);
+      const agent = `op-agent-${uid()}`;
+      const created = await w.api('POST', '/api/agents', {
+        id: agent,
+        kind: 'openai',
+        baseUrl: llm.baseUrl,
+        model: 'm',
+        apiKey: { vault: id, item: `${vaultId}/${itemId}`, field: 'credential' },
+      });
+      expect(created.status, JSON.stringify(created.data)).toBe(201);
+      const me = phone();
+      const ch = await cloudChannel(w, graph, { agent, pair: [me] });
+      await echoRoundTrip(w, graph, ch, me, 'first', 'You said: first');
+
+      await connect.stop();
+      try {
+        await new Promise((r) => setTimeout(r, 5500));
+        await sendText(w, ch, me, 'second');
+        const failing = await waitForChannel(w, ch.id, 'the vault reason', (c) =>
+          c.statusReason.startsWith(`agent ${agent} apiKey: vault '${id}' unreachable`),
+        );
+        expect(failing.status).toBe('connected');
+      } finally {
+        await connect.start();
+      }
+      await graph.waitForSent((x) => x.to === bare(me) && x.text === 'You said: second', 30_000);
+      await waitForChannel(
+        w,
+        ch.id,
+        'the reason cleared',
+        (c) => c.statusReason === `agent ${agent} apiKey: vault '${id}' answers again.`,
+      );
+      expectNoSecrets([...logs.lines, JSON.stringify(await getChannel(w, ch.id))], [apiKey, token]);
+    } finally {
+      await llm.close();
+    }
+  }, 120_000);
 });
