@@ -6,7 +6,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VALUE_CACHE_MS, vaultRegistry, VaultError } from '../../lib/vaults/index.js';
 import { inboundPayload, startFakeGraph, type FakeGraph } from '../fakes/graph-server.js';
 import { startFakeVault, type FakeVault } from '../fakes/hashicorp-vault.js';
-import { digits, expectError, getChannel, phone, postWebhook, uid, vaultItem, wamid } from '../support/cloud.js';
+import {
+  digits,
+  expectError,
+  getChannel,
+  phone,
+  postWebhook,
+  uid,
+  vaultItem,
+  waitFor,
+  wamid,
+} from '../support/cloud.js';
 import { startWharf, type TestWharf } from '../support/wharf.js';
 import { capturingLogger, cloudSecrets, expectNoSecrets, runEndToEnd } from './scenario.js';
 
@@ -309,4 +319,65 @@ describe('the webhook while the app secret cannot be read', () => {
       await vault.start();
     }
   }, 60_000);
+
+  it('a config saved while the vault is down fails naming field and vault, then passes by itself when it is back', async () => {
+    const s = cloudSecrets();
+    const mount = `re-${uid()}`;
+    vault.mount(mount, 2);
+    vault.put(mount, 'meta', { access_token: s.accessToken, verify_token: s.verifyToken, app_secret: s.appSecret });
+    const token = `SECRET-tok-${uid()}`;
+    vault.addToken(token, {});
+    const id = `re-${uid()}`;
+    expect(
+      (
+        await w.api('POST', '/api/vaults', {
+          id,
+          kind: 'hashicorp',
+          settings: { address: vault.url, mount, auth: { token: await localRef(token) } },
+        })
+      ).status,
+    ).toBe(201);
+    graph.setToken(s.accessToken, {});
+    const phoneNumberId = digits(15);
+    graph.setPhoneNumber(phoneNumberId, { displayPhoneNumber: '+1 555-000-2222', wabaId: '654321' });
+    const ch = await w.api('POST', '/api/channels', {
+      provider: 'whatsapp_cloud',
+      agent: 'echo',
+      space: `re-${uid()}`,
+    });
+    const ref = (field: string) => ({ vault: id, item: 'meta', field });
+    const config = {
+      phone_number_id: phoneNumberId,
+      business_account_id: '654321',
+      access_token: ref('access_token'),
+      verify_token: ref('verify_token'),
+      app_secret: ref('app_secret'),
+    };
+
+    await vault.stop();
+    let saved;
+    try {
+      await new Promise((r) => setTimeout(r, VALUE_CACHE_MS + 500));
+      saved = await w.api('PUT', `/api/channels/${ch.data.id}/config`, config);
+    } finally {
+      await vault.start();
+    }
+    expect(saved.status, JSON.stringify(saved.data)).toBe(200);
+    expect(saved.data.status).toBe('failed');
+    expect(saved.data.statusReason).toBe(
+      `access_token: vault '${id}' unreachable (ECONNREFUSED). Wharf checks the config again until the vault answers.`,
+    );
+    expect(saved.data.webhookUrl).toBeNull();
+
+    const recovered = await waitFor(
+      'the config checked again',
+      async () => {
+        const c = await getChannel(w, ch.data.id);
+        return c.status === 'setup' ? c : undefined;
+      },
+      40_000,
+    );
+    expect(recovered.statusReason).toMatch(/^The vault answers again: config checked/);
+    expect(recovered.webhookUrl).toMatch(new RegExp(`/webhooks/whatsapp/${ch.data.id}$`));
+  }, 90_000);
 });
