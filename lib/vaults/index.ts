@@ -198,11 +198,12 @@ export function createVaultRegistry(store: Store) {
         if (err instanceof WharfError && err.code === 'not_found') return false;
         throw err;
       }
+      // One read of the field (the value is dropped here) costs less than listing a whole vault.
       try {
-        const items = await conn.listItems();
-        return items.some((i) => i.item === ref.item && i.fields.includes(ref.field));
+        await conn.resolve(ref.item, ref.field);
+        return true;
       } catch (err) {
-        if (err instanceof VaultError) return 'unknown';
+        if (err instanceof VaultError) return err.problem === 'not_found' ? false : 'unknown';
         throw err;
       }
     },
