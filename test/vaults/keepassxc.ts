@@ -29,12 +29,21 @@ export function ensureKeepassxcCli(): boolean {
 
 /** Runs keepassxc-cli with `stdin` (passwords, one a line); returns stdout. Throws with stderr on failure. */
 export function kpcli(args: string[], stdin: string): string {
-  return execFileSync('keepassxc-cli', args, {
-    input: stdin,
-    encoding: 'utf8',
-    stdio: ['pipe', 'pipe', 'pipe'],
-    timeout: 60_000,
-  });
+  // keepassxc-cli 2.7.4 now and then (about 1 save in 100 here, on KDBX 4 files) fails a save with
+  // "Writing the database failed Cannot process 0 length data." and leaves the file as it was (it saves
+  // through a temporary file): that one error is tried again, up to twice.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return execFileSync('keepassxc-cli', args, {
+        input: stdin,
+        encoding: 'utf8',
+        stdio: ['pipe', 'pipe', 'pipe'],
+        timeout: 60_000,
+      });
+    } catch (err) {
+      if (attempt >= 2 || !/Writing the database failed/.test(String((err as { stderr?: unknown }).stderr))) throw err;
+    }
+  }
 }
 
 /** Options of a database: its password and an optional key file. */
