@@ -59,7 +59,8 @@ export function createChannelActivities({ store, graph, log }: ChannelActivityDe
         await resolveSecret(store, 'verify_token', config.verify_token);
         await resolveSecret(store, 'app_secret', config.app_secret);
       } catch (err) {
-        if (err instanceof ApplicationFailure) return { ok: false, reason: err.message };
+        // A vault that cannot answer now is retried by the activity's policy; a dangling ref is final.
+        if (err instanceof ApplicationFailure && err.nonRetryable) return { ok: false, reason: err.message };
         throw err;
       }
       try {

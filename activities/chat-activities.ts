@@ -18,7 +18,7 @@ import { PROVIDER_INFO, type ChannelState, type CredentialRef, type DeliveryStat
 import { pairSender } from '../workflows/channel-messages.js';
 import { answerReply, pairedReply, type ReplyInput, type Turn } from '../workflows/chat-messages.js';
 import { completeChat, type OpenAiAgentConfig } from './openai-agent.js';
-import { resolveSecret } from './secrets.js';
+import { resolveChannelSecret, resolveSecret } from './secrets.js';
 
 /** What the chat activities need. */
 export interface ChatActivityDeps {
@@ -134,7 +134,7 @@ export function createChatActivities({ store, graph, policy, client, log, person
     const send = async (to: string, text: string): Promise<string> => {
       // Session errors are retryable ApplicationFailures thrown by the session layer itself.
       if (ch.provider === 'whatsapp_user' && personal) return (await personal.sendText({ channelId: ch.id, to: chatId, text })).messageId;
-      accessToken ??= await resolveSecret(store, 'access_token', ch.config.access_token);
+      accessToken ??= await resolveChannelSecret({ store, client }, ch, 'access_token', ch.config.access_token);
       return (await graph.sendText({ phoneNumberId: String(ch.config.phone_number_id), accessToken, to, body: text })).messageId;
     };
     const results: ReplyResult[] = [];
@@ -302,11 +302,13 @@ export function createChatActivities({ store, graph, policy, client, log, person
     },
 
     /** Runs a built-in or HTTP agent on the conversation and returns its Markdown reply ('' = no answer). */
-    async runAgent({ agent, history, text, imageMediaId }: { agent: AgentRecord; channelId: string; history: Turn[]; text: string; imageMediaId?: string }): Promise<{ reply: string }> {
+    async runAgent({ agent, channelId, history, text, imageMediaId }: { agent: AgentRecord; channelId: string; history: Turn[]; text: string; imageMediaId?: string }): Promise<{ reply: string }> {
       if (agent.kind === 'echo') return { reply: text };
       if (agent.kind === 'openai') {
         const cfg = agent.config as unknown as OpenAiAgentConfig & { apiKey: CredentialRef };
-        const apiKey = await resolveSecret(store, `agent ${agent.id} apiKey`, cfg.apiKey);
+        const ch = await store.channels.getRecent(channelId);
+        const label = `agent ${agent.id} apiKey`;
+        const apiKey = ch ? await resolveChannelSecret({ store, client }, ch, label, cfg.apiKey) : await resolveSecret(store, label, cfg.apiKey);
         // An image goes to the model as an image content part (data URL), read from the store here.
         const file = imageMediaId ? await store.media.get(imageMediaId) : null;
         const image = file ? `data:${file.mime};base64,${file.bytes.toString('base64')}` : undefined;

@@ -20,6 +20,7 @@ import { personalRouter } from './personal.router.js';
 import { policiesRouter } from './policies.router.js';
 import { signalsRouter } from './signals.router.js';
 import { createStrangerScreen } from './stranger-screen.js';
+import { vaultsRouter } from './vaults.router.js';
 import { webhookRouter } from './webhook.router.js';
 
 /** What the API needs. */
@@ -82,6 +83,7 @@ export function createApp(deps: ApiDeps): Express {
     });
   });
   api.use('/', catalogRouter({ store }));
+  api.use('/vaults', vaultsRouter({ store, log: log.child({ component: 'vaults' }) }));
   api.use('/channels', channelsRouter({ gateway, store, publicUrl: config.publicUrl }));
   api.use('/channels', personalRouter({ store, gateway }));
   api.use('/policies', policiesRouter({ policy, store }));

@@ -1,9 +1,10 @@
-/** Providers, spaces, agents and vaults: what an operator picks from when creating a channel (SPEC §4). */
+/** Providers, spaces and agents: what an operator picks from when creating a channel (SPEC §4). Vaults: vaults.router.ts. */
 import { Router } from 'express';
 import { WharfError } from '../lib/errors.js';
 import type { Store } from '../lib/store/store.js';
 import { PROVIDER_INFO } from '../lib/types.js';
-import { CreateAgentSchema, CreateVaultItemSchema, ListSpacesQuery } from './schemas.js';
+import { vaultRegistry } from '../lib/vaults/index.js';
+import { CreateAgentSchema, ListSpacesQuery } from './schemas.js';
 
 /** Builds the router mounted at `/api`. */
 export function catalogRouter({ store }: { store: Store }): Router {
@@ -24,8 +25,8 @@ export function catalogRouter({ store }: { store: Store }): Router {
 
   r.post('/agents', async (req, res) => {
     const body = CreateAgentSchema.parse(req.body);
-    if (body.kind === 'openai' && !(await store.vault.refExists(body.apiKey))) {
-      throw new WharfError('validation_failed', `apiKey points at ${body.apiKey.vault}/${body.apiKey.item}/${body.apiKey.field}, which does not exist. Create it with POST /api/vaults/local/items.`, [{ path: ['apiKey'], message: 'dangling credential ref' }]);
+    if (body.kind === 'openai' && (await vaultRegistry(store).refExists(body.apiKey)) === false) {
+      throw new WharfError('validation_failed', `apiKey points at ${body.apiKey.vault}/${body.apiKey.item}/${body.apiKey.field}, which does not exist. Create it with POST /api/vaults/:vault/items or fix the ref.`, [{ path: ['apiKey'], message: 'dangling credential ref' }]);
     }
     const { id, kind, ...config } = body;
     res.status(201).json(await store.agents.create({ id, kind, config }));
@@ -36,21 +37,6 @@ export function catalogRouter({ store }: { store: Store }): Router {
     if (users.length) throw new WharfError('conflict', `Agent "${req.params.id}" is used by channel(s) ${users.join(', ')}; bind them to another agent first.`);
     if (!(await store.agents.remove(req.params.id))) throw new WharfError('not_found', `Agent "${req.params.id}" was not found (built-in agents cannot be deleted).`);
     res.status(204).end();
-  });
-
-  r.get('/vaults', (_req, res) => {
-    res.json([{ id: 'local', kind: 'local', label: 'Local (encrypted in the Wharf store)', writable: true }]);
-  });
-
-  r.get('/vaults/:vault/items', async (req, res) => {
-    if (req.params.vault !== 'local') throw new WharfError('not_found', `Vault "${req.params.vault}" is not connected. GET /api/vaults lists the connections.`);
-    res.json(await store.vault.list('local'));
-  });
-
-  r.post('/vaults/local/items', async (req, res) => {
-    const body = CreateVaultItemSchema.parse(req.body);
-    const item = await store.vault.createLocal(body);
-    res.status(201).json({ vault: item.vault, item: item.item, name: item.name, kind: item.kind, fields: item.fields });
   });
 
   return r;

@@ -2,6 +2,7 @@
 import { Router } from 'express';
 import { WharfError } from '../lib/errors.js';
 import type { Store } from '../lib/store/store.js';
+import { vaultRegistry } from '../lib/vaults/index.js';
 import type { ChannelDiagnostics, ChannelState } from '../lib/types.js';
 import { deleteChannel, disconnect, patchChannel, reconnect, saveConfig, startPairing, unpair } from '../workflows/channel-messages.js';
 import { newPairingCode, type ChannelGateway } from './channel-gateway.js';
@@ -73,8 +74,9 @@ export function channelsRouter({ gateway, store, publicUrl }: { gateway: Channel
     const config = CloudConfigSchema.parse(req.body);
     for (const field of ['access_token', 'verify_token', 'app_secret'] as const) {
       const ref = config[field];
-      if (!(await store.vault.refExists(ref))) {
-        throw new WharfError('validation_failed', `${field} points at ${ref.vault}/${ref.item}/${ref.field}, which does not exist. Create it with POST /api/vaults/local/items or fix the ref.`, [{ path: [field], message: 'dangling credential ref' }]);
+      // A vault that cannot be asked now ('unknown') is let through: the credential check reports it.
+      if ((await vaultRegistry(store).refExists(ref)) === false) {
+        throw new WharfError('validation_failed', `${field} points at ${ref.vault}/${ref.item}/${ref.field}, which does not exist. Create it with POST /api/vaults/:vault/items or fix the ref.`, [{ path: [field], message: 'dangling credential ref' }]);
       }
     }
     res.json(await view(await update(ch.id, () => gateway.handle(ch.id).executeUpdate(saveConfig, { args: [{ config }] }))));

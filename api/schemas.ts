@@ -60,7 +60,7 @@ export const CreateAgentSchema = z.discriminatedUnion('kind', [
   z.strictObject({ id, kind: z.literal('temporal'), workflowType: z.string().min(1), taskQueue: z.string().min(1) }),
 ]);
 
-/** POST /api/vaults/local/items */
+/** POST /api/vaults/:vault/items ("New credential") */
 export const CreateVaultItemSchema = z.strictObject({
   name: z.string().trim().min(1).max(200),
   kind: z.enum(['api_key', 'password', 'token', 'secret']).default('api_key'),

@@ -10,6 +10,7 @@ import { parseWebhookPayload, verifySignature } from '../lib/graph/webhook.js';
 import type { Logger } from '../lib/logger.js';
 import type { Store } from '../lib/store/store.js';
 import type { ChannelState } from '../lib/types.js';
+import { VaultError, vaultRegistry } from '../lib/vaults/index.js';
 import type { ChannelGateway } from './channel-gateway.js';
 import type { StrangerScreen } from './stranger-screen.js';
 
@@ -35,9 +36,33 @@ export function webhookRouter({ gateway, store, screen, log }: { gateway: Channe
     if (!ch || ch.provider !== 'whatsapp_cloud') throw new WharfError('not_found', `No Cloud API channel "${id}".`);
     return ch;
   };
+  // During a vault outage the last good verify token and app secret keep checking Meta's calls for up to
+  // SECRET_GRACE_MS: long enough to ride out a vault restart or failover without refusing (and counting
+  // as bad) Meta's events; short enough that a secret rotated or revoked meanwhile is not trusted for
+  // long. Past it the webhook answers 503, and Meta redelivers later (it retries for days), so nothing is lost.
+  const SECRET_GRACE_MS = 10 * 60 * 1000;
+  const lastGood = new Map<string, { value: string; at: number }>();
+  const vaults = vaultRegistry(store);
   const secret = async (ch: ChannelState, field: 'verify_token' | 'app_secret'): Promise<string | null> => {
     const ref = ch.config[field];
-    return ref && typeof ref === 'object' ? store.vault.resolve(ref) : null;
+    if (!ref || typeof ref !== 'object') return null;
+    const key = `${ch.id}\u0000${field}\u0000${ref.vault}\u0000${ref.item}\u0000${ref.field}`;
+    try {
+      const value = await vaults.resolve(ref);
+      if (lastGood.size > 10_000) lastGood.clear();
+      lastGood.set(key, { value, at: Date.now() });
+      return value;
+    } catch (err) {
+      if (!(err instanceof VaultError)) throw err;
+      if (err.vault === 'local' && err.problem === 'not_found') return null; // a dangling ref: nothing matches
+      const good = lastGood.get(key);
+      if (good && Date.now() - good.at < SECRET_GRACE_MS) {
+        log.warn({ channelId: ch.id, field, reason: err.message }, 'vault unavailable: checking with the last good secret');
+        return good.value;
+      }
+      log.warn({ channelId: ch.id, field, reason: err.message }, 'vault unavailable and no recent good secret: webhook refused with 503');
+      throw new WharfError('unavailable', `${field}: ${err.message}. Meta will deliver again later.`);
+    }
   };
   const eventContext = async (id: string): Promise<{ ch: ChannelState; appSecret: string | null }> => {
     const hit = cache.get(id);

@@ -63,6 +63,8 @@ export const FAILURE = {
   rateLimited: 'WharfRateLimited',
   /** A credential ref points at nothing. */
   missingSecret: 'WharfMissingSecret',
+  /** A vault could not give a secret now (down, sealed, access refused, item missing); retried with backoff. */
+  vaultUnavailable: 'WharfVaultUnavailable',
   /** An agent could not answer (e.g. 401 from an LLM endpoint). */
   agentFailed: 'WharfAgentFailed',
   /** Another attempt (a retried task's first one) still holds the claim on a reply's parts; retried. */

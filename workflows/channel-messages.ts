@@ -74,9 +74,13 @@ export const deleteChannel = defineUpdate<{ deleted: true }, [Record<string, nev
 /** Meta called the webhook successfully (verification handshake or a signed event). */
 export const webhookVerified = defineSignal<[{ at: string }]>('webhookVerified');
 
-/** Input of `reportProblem`: a failure seen while sending that means the channel cannot work. */
+/**
+ * Input of `reportProblem`: a failure seen while sending that means the channel cannot work; or, without
+ * `status`, a new reason only (a vault outage being retried, and its end) for a channel that is not
+ * failed or disconnected.
+ */
 export interface ReportProblemInput {
-  status: 'failed' | 'disconnected';
+  status?: 'failed' | 'disconnected';
   reason: string;
 }
 /** A chat workflow saw credentials rejected (e.g. Meta code 190) and reports it to the channel. */

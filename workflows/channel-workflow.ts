@@ -96,7 +96,15 @@ export interface ChannelWorkflowInput {
   held?: HeldMessage[];
   /** Continue-as-new once history has this many events (Temporal's own suggestion comes first). @default 2000 */
   historyLimit?: number;
+  /** The last config check failed only because a vault could not answer: keep checking (carried over). */
+  recheckConfig?: boolean;
 }
+
+/** The failure type of a vault that could not answer (lib/errors.ts FAILURE.vaultUnavailable). */
+const VAULT_UNAVAILABLE = 'WharfVaultUnavailable';
+/** First and longest wait between config re-checks while a vault is down (ms). */
+const RECHECK_FIRST_MS = 10_000;
+const RECHECK_MAX_MS = 5 * 60_000;
 
 /** Refusal types the API maps to HTTP statuses. */
 export const REFUSAL = { invalid: 'InvalidRequest', notPossible: 'NotPossibleNow', notFound: 'NotFound' } as const;
@@ -143,18 +151,31 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
 
   setHandler(state, () => s);
 
+  // A config check; `vaultDown` when it failed only because a vault could not answer (then it is tried
+  // again by recheckLoop, so the channel recovers without a re-save).
+  const checkConfig = async (config: ChannelState['config']): Promise<{ check: Awaited<ReturnType<ChannelActivities['checkProviderConfig']>>; vaultDown: boolean }> => {
+    try {
+      return { check: await provider.checkProviderConfig({ channelId: s.id, provider: s.provider, config }), vaultDown: false };
+    } catch (err) {
+      const cause = err instanceof ActivityFailure && err.cause ? err.cause : undefined;
+      if (cause instanceof ApplicationFailure && cause.type === VAULT_UNAVAILABLE) {
+        return { check: { ok: false, reason: `${cause.message}. Wharf checks the config again until the vault answers.` }, vaultDown: true };
+      }
+      return { check: { ok: false, reason: `Could not check the credentials with the provider (${cause?.message ?? String(err)}). Save the config again to retry.` }, vaultDown: false };
+    }
+  };
+  let recheck: { save: number } | null = input.recheckConfig ? { save: 0 } : null;
+  let saves = 0;
+
   setHandler(
     saveConfig,
     async ({ config }) => {
       s.config = config;
       s.configured = false;
-      let check: Awaited<ReturnType<ChannelActivities['checkProviderConfig']>>;
-      try {
-        check = await provider.checkProviderConfig({ channelId: s.id, provider: s.provider, config });
-      } catch (err) {
-        const cause = err instanceof ActivityFailure && err.cause ? err.cause.message : String(err);
-        check = { ok: false, reason: `Could not check the credentials with the provider (${cause}). Save the config again to retry.` };
-      }
+      const save = ++saves;
+      recheck = null;
+      const { check, vaultDown } = await checkConfig(config);
+      if (vaultDown && save === saves) recheck = { save };
       if (check.ok) {
         s.configured = true;
         s.selfAddress = check.selfAddress ?? s.selfAddress;
@@ -388,10 +409,46 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
   );
 
   setHandler(reportProblem, async ({ status, reason }) => {
-    if (deleted || (s.status === status && s.statusReason === reason)) return;
-    setStatus(status, reason);
+    // A reason alone (no status) never overwrites why a channel failed or was disconnected.
+    if (!status && (s.status === 'failed' || s.status === 'disconnected')) return;
+    const next = status ?? s.status;
+    if (deleted || (s.status === next && s.statusReason === reason)) return;
+    setStatus(next, reason);
     await commit();
   });
+
+  // Re-checks a config whose check failed because a vault was down, with backoff, until it passes, fails
+  // for another reason, the config is saved again, or the run ends (the wish is carried over).
+  const recheckLoop = async (): Promise<void> => {
+    for (;;) {
+      await condition(() => recheck !== null || deleted || stopping);
+      if (deleted || stopping || !recheck) return;
+      const { save } = recheck;
+      const current = (): boolean => recheck?.save === save && saves === save && !deleted && !stopping;
+      for (let wait = RECHECK_FIRST_MS; current(); wait = Math.min(wait * 2, RECHECK_MAX_MS)) {
+        if (await condition(() => !current(), wait)) break;
+        const { check, vaultDown } = await checkConfig(s.config);
+        if (!current()) break;
+        if (vaultDown && !check.ok) {
+          if (s.statusReason !== check.reason && s.status === 'failed') {
+            s.statusReason = check.reason;
+            await commit();
+          }
+          continue;
+        }
+        recheck = null;
+        if (check.ok) {
+          s.configured = true;
+          s.selfAddress = check.selfAddress ?? s.selfAddress;
+          if (s.status === 'failed') setStatus('setup', 'The vault answers again: config checked. Paste the webhook URL and verify token into Meta (WhatsApp → Configuration).');
+        } else {
+          setStatus('failed', check.reason);
+        }
+        await commit();
+      }
+    }
+  };
+  const recheckDone = recheckLoop();
 
   const matches = (from: string | undefined, m: HandedOffMessage): boolean => !from || from === m.sender.address;
   const now = workflowNow;
@@ -515,8 +572,15 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
   stopping = true;
   cancelSession();
   await sessionDone;
+  await recheckDone;
   await condition(allHandlersFinished);
   if (deleted) return;
   // HTTP waiters live in their update handlers, which have finished by now; workflow waiters carry over.
-  await continueAsNew<typeof channelWorkflow>({ state: s, waiters: waiters.filter((w) => w.workflowId), held, historyLimit: input.historyLimit });
+  await continueAsNew<typeof channelWorkflow>({
+    state: s,
+    waiters: waiters.filter((w) => w.workflowId),
+    held,
+    historyLimit: input.historyLimit,
+    ...(recheck ? { recheckConfig: true } : {}),
+  });
 }

@@ -123,6 +123,22 @@ export const MIGRATIONS: Migration[] = [
     `,
   },
   {
+    version: 5,
+    name: 'vault-connections',
+    // Connections to external vaults (lib/vaults): settings only; their own secrets are refs into `local`.
+    // Local items become rotatable: `updated_at` says when a value last changed.
+    sql: `
+      create table vault_connections (
+        id text primary key,
+        kind text not null,
+        settings jsonb not null,
+        created_at timestamptz not null default now(),
+        updated_at timestamptz not null default now()
+      );
+      alter table vault_items add column updated_at timestamptz not null default now();
+    `,
+  },
+  {
     version: 9,
     name: 'media',
     // Inbound files, content-addressed (id = SHA-256 of the bytes): the same file twice is stored once.

@@ -134,6 +134,7 @@ export function createStore(db: Db, secretKey: Buffer) {
   };
 
   const aad = (vault: string, item: string) => `vault:${vault}/${item}`;
+  /** How long a sealed local row is served from memory (ms): the longest a rotation elsewhere goes unseen. */
   const SEALED_CACHE_MS = 5000;
   const sealedCache = new Map<string, { id: string; ciphertext: string; at: number }>();
   const vault = {
@@ -162,9 +163,46 @@ export function createStore(db: Db, secretKey: Buffer) {
       const [r] = await db.query<{ field_names: string[] }>('select field_names from vault_items where vault = $1 and (id = $2 or name = $2)', [ref.vault, ref.item]);
       return !!r && r.field_names.includes(ref.field);
     },
+    /** One item's listing by id or name (no values), or null. */
+    async get(vaultName: string, item: string): Promise<VaultItemInfo | null> {
+      const [r] = await db.query<{ id: string; name: string; kind: string; field_names: string[]; created_at: unknown }>(
+        'select id, name, kind, field_names, created_at from vault_items where vault = $1 and (id = $2 or name = $2)',
+        [vaultName, item],
+      );
+      return r ? { vault: vaultName, item: r.id, name: r.name, kind: r.kind, fields: r.field_names, createdAt: iso(r.created_at) } : null;
+    },
+    /**
+     * Rotates a local item: the given fields replace (or join) its values, sealed anew. This process's
+     * sealed copy is dropped at once; another process serves the old value for at most SEALED_CACHE_MS.
+     */
+    async rotateLocal(item: string, fields: Record<string, string>): Promise<VaultItemInfo | null> {
+      const id = await db.transaction(async (tx) => {
+        const [r] = await tx.query<{ id: string; ciphertext: string }>(
+          "select id, ciphertext from vault_items where vault = 'local' and (id = $1 or name = $1) for update",
+          [item],
+        );
+        if (!r) return null;
+        const merged = { ...(JSON.parse(unseal(secretKey, r.ciphertext, aad('local', r.id))) as Record<string, string>), ...fields };
+        await tx.query("update vault_items set field_names = $2, ciphertext = $3, updated_at = now() where vault = 'local' and id = $1", [
+          r.id,
+          JSON.stringify(Object.keys(merged)),
+          seal(secretKey, JSON.stringify(merged), aad('local', r.id)),
+        ]);
+        return r.id;
+      });
+      if (!id) return null;
+      forgetSealed(id);
+      return vault.get('local', id);
+    },
+    /** Deletes a local item; returns whether it existed. (Callers check references first.) */
+    async removeLocal(item: string): Promise<boolean> {
+      const rows = await db.query<{ id: string }>("delete from vault_items where vault = 'local' and (id = $1 or name = $1) returning id", [item]);
+      for (const r of rows) forgetSealed(r.id);
+      return rows.length > 0;
+    },
     /**
      * Reads one secret value, at the moment of use. The sealed row may come from a copy younger than
-     * SEALED_CACHE_MS (items are immutable once written); the plaintext itself is never kept.
+     * SEALED_CACHE_MS (a rotation through this process drops it at once); the plaintext is never kept.
      */
     async resolve(ref: CredentialRef): Promise<string | null> {
       const key = `${ref.vault}\u0000${ref.item}`;
@@ -180,6 +218,10 @@ export function createStore(db: Db, secretKey: Buffer) {
       return fields[ref.field] ?? null;
     },
   };
+  // A rotated or deleted item's sealed copies go, whether they were looked up by id or by name.
+  function forgetSealed(id: string): void {
+    for (const [k, v] of sealedCache) if (v.id === id) sealedCache.delete(k);
+  }
 
   // The per-message path reads a channel's read model twice per message; a copy younger than
   // CHANNEL_CACHE_MS serves it. Writes through this store drop the copy at once, so within one process a
@@ -568,8 +610,53 @@ export function createStore(db: Db, secretKey: Buffer) {
     },
   };
 
-  return { db, spaces, agents, vault, channels, diagnostics, messages, policies, authState, media };
+  const vaultConnections = {
+    /** Every external vault connection (settings hold refs into `local`, never values). */
+    async list(): Promise<VaultConnectionRecord[]> {
+      const rows = await db.query<ConnectionRow>('select id, kind, settings, created_at, updated_at from vault_connections order by id');
+      return rows.map(toConnection);
+    },
+    /** One connection, or null. */
+    async get(id: string): Promise<VaultConnectionRecord | null> {
+      const [r] = await db.query<ConnectionRow>('select id, kind, settings, created_at, updated_at from vault_connections where id = $1', [id]);
+      return r ? toConnection(r) : null;
+    },
+    /** Adds a connection; 409 when the id exists. */
+    async create(c: { id: string; kind: string; settings: Record<string, unknown> }): Promise<VaultConnectionRecord> {
+      const [r] = await db.query<ConnectionRow>(
+        'insert into vault_connections (id, kind, settings) values ($1, $2, $3) on conflict (id) do nothing returning id, kind, settings, created_at, updated_at',
+        [c.id, c.kind, jsonParam(c.settings)],
+      );
+      if (!r) throw new WharfError('conflict', `Vault connection "${c.id}" already exists; choose another id or PATCH it.`);
+      return toConnection(r);
+    },
+    /** Replaces a connection's settings; null when it does not exist. */
+    async update(id: string, settings: Record<string, unknown>): Promise<VaultConnectionRecord | null> {
+      const [r] = await db.query<ConnectionRow>(
+        'update vault_connections set settings = $2, updated_at = now() where id = $1 returning id, kind, settings, created_at, updated_at',
+        [id, jsonParam(settings)],
+      );
+      return r ? toConnection(r) : null;
+    },
+    /** Removes a connection; returns whether it existed. */
+    async remove(id: string): Promise<boolean> {
+      return (await db.query('delete from vault_connections where id = $1 returning id', [id])).length > 0;
+    },
+  };
+
+  return { db, spaces, agents, vault, vaultConnections, channels, diagnostics, messages, policies, authState, media };
 }
+
+/** A stored connection to an external vault (lib/vaults). */
+export interface VaultConnectionRecord {
+  id: string;
+  kind: string;
+  settings: Record<string, unknown>;
+  createdAt: string;
+  updatedAt: string;
+}
+type ConnectionRow = { id: string; kind: string; settings: Record<string, unknown>; created_at: unknown; updated_at: unknown };
+const toConnection = (r: ConnectionRow): VaultConnectionRecord => ({ id: r.id, kind: r.kind, settings: r.settings, createdAt: iso(r.created_at), updatedAt: iso(r.updated_at) });
 
 /** The store's API. */
 export type Store = ReturnType<typeof createStore>;

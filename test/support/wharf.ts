@@ -14,7 +14,7 @@ import { inject } from 'vitest';
 import { createApp } from '../../api/app.js';
 import { loadConfig, type Config } from '../../lib/config.js';
 import { createGraphClient } from '../../lib/graph/graph-client.js';
-import { createLogger } from '../../lib/logger.js';
+import { createLogger, type Logger } from '../../lib/logger.js';
 import { createPolicyService } from '../../lib/policy/service.js';
 import { openPglite } from '../../lib/store/db.js';
 import { migrate } from '../../lib/store/migrations.js';
@@ -51,7 +51,7 @@ export interface TestWharf {
 }
 
 /** Starts Wharf in-process. Reuse `dataDir` to restart on the same store. */
-export async function startWharf(opts: { graphUrl?: string; dataDir?: string; taskQueue?: string; publicUrl?: string; makeSocket?: MakeSocket } = {}): Promise<TestWharf> {
+export async function startWharf(opts: { graphUrl?: string; dataDir?: string; taskQueue?: string; publicUrl?: string; makeSocket?: MakeSocket; log?: Logger } = {}): Promise<TestWharf> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'wharf-test-'));
   const token = 'test-' + randomBytes(12).toString('hex');
   const taskQueue = opts.taskQueue ?? 'wharf-test-' + randomBytes(6).toString('hex');
@@ -65,7 +65,7 @@ export async function startWharf(opts: { graphUrl?: string; dataDir?: string; ta
     META_GRAPH_URL: opts.graphUrl ?? 'http://127.0.0.1:9',
     LOG_LEVEL: process.env.WHARF_TEST_LOG ?? 'silent',
   });
-  const log = createLogger(config.logLevel);
+  const log = opts.log ?? createLogger(config.logLevel);
   const db = await openPglite(join(dataDir, 'store'));
   await migrate(db);
   const store = createStore(db, config.secretKey);
