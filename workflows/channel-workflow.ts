@@ -41,6 +41,7 @@ import {
   sessionUpdate,
   saveConfig,
   startPairing,
+  signalQueue,
   state,
   unpair,
   webhookVerified,
@@ -141,6 +142,10 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
   };
 
   setHandler(state, () => s);
+  setHandler(signalQueue, () => ({
+    waiters: waiters.map((w) => ({ waiterId: w.waiterId, kind: w.workflowId ? ('workflow' as const) : ('http' as const), workflowId: w.workflowId, from: w.from, expiresAt: w.expiresAt })),
+    held: held.map((h) => ({ id: h.message.id, sender: h.message.sender.address, text: h.message.text, expiresAt: h.expiresAt })),
+  }));
 
   setHandler(
     saveConfig,

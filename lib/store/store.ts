@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ChannelDiagnostics, ChannelState, CredentialRef } from '../types.js';
 import { WharfError } from '../errors.js';
+import { createChangeFeed } from './change-feed.js';
 import { seal, unseal } from './crypto.js';
 import type { Db, Sql } from './db.js';
 
@@ -62,6 +63,8 @@ export const BUILTIN_AGENTS: AgentRecord[] = [{ id: 'echo', kind: 'echo', config
 
 /** Creates the store over an open, migrated database. */
 export function createStore(db: Db, secretKey: Buffer) {
+  // Who listens for writes (the console's live updates); see change-feed.ts.
+  const changes = createChangeFeed();
   const spaces = {
     /** All spaces, optionally only those not bound to a channel. */
     async list(opts: { unbound?: boolean } = {}): Promise<Space[]> {
@@ -197,6 +200,7 @@ export function createStore(db: Db, secretKey: Buffer) {
          where channels.version <= excluded.version`,
         [state.id, state.provider, state.space, state.agent, state.status, JSON.stringify(state), state.version, deleted, state.createdAt, state.updatedAt],
       );
+      changes.emit({ channelId: state.id, what: 'channel' });
     },
     /** The read model of one channel (null if unknown or deleted). */
     async get(id: string): Promise<ChannelState | null> {
@@ -286,6 +290,7 @@ export function createStore(db: Db, secretKey: Buffer) {
          on conflict (channel_id) do update set ${set}`,
         [channelId],
       );
+      changes.emit({ channelId, what: 'diagnostics' });
     },
     /** Records the last send error of a channel. */
     async sendError(channelId: string, error: { code?: number; message: string }): Promise<void> {
@@ -295,6 +300,7 @@ export function createStore(db: Db, secretKey: Buffer) {
          on conflict (channel_id) do update set last_send_error = excluded.last_send_error`,
         [channelId, v],
       );
+      changes.emit({ channelId, what: 'diagnostics' });
     },
     /** Forgets a channel's diagnostics. */
     async remove(channelId: string): Promise<void> {
@@ -346,6 +352,7 @@ export function createStore(db: Db, secretKey: Buffer) {
          returning key`,
         [channelId, claim, rows.map((r) => r.id), rows.map((r) => r.chatId), rows.map((r) => r.address), rows.map((r) => r.text)],
       );
+      changes.emit({ channelId, what: 'messages' });
       return new Set(got.map((r) => r.key));
     },
     /** Sets the outcome of an inbound message (`answered`, `denied`, `paired`, `handed_off`, `failed`, …). */
@@ -364,6 +371,7 @@ export function createStore(db: Db, secretKey: Buffer) {
          where m.channel_id = $1 and m.direction = 'in' and m.key = u.key and not (u.status = 'failed' and m.status = 'answered')`,
         [channelId, outcomes.map((o) => o.id), outcomes.map((o) => o.status), outcomes.map((o) => (o.detail ? JSON.stringify(o.detail) : null))],
       );
+      changes.emit({ channelId, what: 'messages' });
     },
     /**
      * Claims outbound parts of one chat for one sending attempt (`owner`) before they are sent, in one
@@ -431,6 +439,7 @@ export function createStore(db: Db, secretKey: Buffer) {
          where $4::text is not null and channel_id = $1 and direction = 'in' and key = $4`,
         [m.channelId, m.key, m.providerId, m.inbound?.id ?? null, m.inbound?.status ?? null, m.inbound ? JSON.stringify(m.inbound.detail) : null],
       );
+      changes.emit({ channelId: m.channelId, what: 'messages' });
     },
     /** Records an outbound part as it stands (sends the provider refused or that will be retried); releases its claim. */
     async recordOutbound(m: { channelId: string; key: string; chatId: string; address: string; text: string; status: string; providerId?: string; detail?: Record<string, unknown> }): Promise<void> {
@@ -441,6 +450,7 @@ export function createStore(db: Db, secretKey: Buffer) {
            status = excluded.status, detail = coalesce(excluded.detail, messages.detail), claim = null, updated_at = now()`,
         [m.channelId, m.key, m.providerId ?? null, m.chatId, m.address, m.text, m.status, m.detail ? JSON.stringify(m.detail) : null],
       );
+      changes.emit({ channelId: m.channelId, what: 'messages' });
     },
     /** Applies a delivery status to the outbound message with that provider id; returns whether one matched. */
     async applyStatus(channelId: string, providerId: string, status: string, detail?: Record<string, unknown>): Promise<boolean> {
@@ -453,6 +463,7 @@ export function createStore(db: Db, secretKey: Buffer) {
          returning key`,
         [channelId, providerId, status, detail ? JSON.stringify(detail) : null],
       );
+      if (rows.length) changes.emit({ channelId, what: 'messages' });
       return rows.length > 0;
     },
     /** Recent messages of a channel, newest first. */
@@ -503,7 +514,7 @@ export function createStore(db: Db, secretKey: Buffer) {
     },
   };
 
-  return { db, spaces, agents, vault, channels, diagnostics, messages, policies, authState };
+  return { db, spaces, agents, vault, channels, diagnostics, messages, policies, authState, changes };
 }
 
 /** The store's API. */
