@@ -6,6 +6,7 @@
 import express, { type Express } from 'express';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../lib/config.js';
+import { createGraphClient, type GraphClient } from '../lib/graph/graph-client.js';
 import type { Logger } from '../lib/logger.js';
 import type { PolicyService } from '../lib/policy/service.js';
 import type { Store } from '../lib/store/store.js';
@@ -13,6 +14,7 @@ import { catalogRouter } from './catalog.router.js';
 import { createChannelGateway } from './channel-gateway.js';
 import { channelsRouter } from './channels.router.js';
 import { consoleRouter } from './console.router.js';
+import { diagnosticsRouter } from './diagnostics.router.js';
 import { errorHandler, notFoundRoute } from './errors.js';
 import { eventsRouter } from './events.router.js';
 import { personalRouter } from './personal.router.js';
@@ -31,6 +33,8 @@ export interface ApiDeps {
   /** Where the Temporal server and its UI are, for /api/system. */
   temporal: { address: string; uiUrl: string | null; embedded: boolean };
   version: string;
+  /** The Graph API client (default: one built from the config). */
+  graph?: GraphClient;
 }
 
 /** Builds the Express app. */
@@ -73,6 +77,8 @@ export function createApp(deps: ApiDeps): Express {
   api.use('/', catalogRouter({ store }));
   api.use('/channels', channelsRouter({ gateway, store, publicUrl: config.publicUrl }));
   api.use('/channels', personalRouter({ store, gateway }));
+  const graph = deps.graph ?? createGraphClient({ baseUrl: config.graph.baseUrl, version: config.graph.version });
+  api.use('/channels', diagnosticsRouter({ store, gateway, graph }));
   api.use('/policies', policiesRouter({ policy, store }));
   api.use('/signals', signalsRouter({ gateway, store, log: log.child({ component: 'signals' }) }));
   api.use('/events', eventsRouter({ changes: store.changes }));

@@ -14,7 +14,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFakeBaileys, type FakeBaileys } from './fakes/baileys-socket.js';
 import { inboundPayload, startFakeGraph, type FakeGraph } from './fakes/graph-server.js';
 import { ensureConsoleBuilt, launchBrowser } from './support/browser.js';
-import { bare, digits, phone, postWebhook, uid, verify, waitFor, wamid, WAIT_MS } from './support/cloud.js';
+import {
+  bare,
+  cloudChannel,
+  digits,
+  phone,
+  postWebhook,
+  uid,
+  verify,
+  waitFor,
+  wamid,
+  WAIT_MS,
+} from './support/cloud.js';
 import { startWharf, type TestWharf } from './support/wharf.js';
 
 let w: TestWharf;
@@ -224,6 +235,26 @@ describe('console: Cloud API channel end to end', () => {
   });
 });
 
+describe('console: troubleshooting', () => {
+  it('warns when no app is subscribed to the WABA’s webhooks and subscribes it on request', async () => {
+    const setup = await cloudChannel(w, graph, { stage: 'created' });
+    graph.setSubscribedApps(setup.wabaId, []);
+    expect((await w.api('PUT', `/api/channels/${setup.id}/config`, setup.config)).status).toBe(200);
+    const { context, page } = await loggedIn();
+    try {
+      await page.goto(`${w.url}/#/channels/${setup.id}`);
+      const warning = page.getByText(/No app is subscribed to this WhatsApp Business Account/);
+      await warning.waitFor({ timeout: WAIT_MS });
+      await shoot(page, 'channel-subscribe-warning');
+      await page.getByRole('button', { name: 'Subscribe the app' }).click();
+      await warning.waitFor({ state: 'detached', timeout: WAIT_MS });
+      expect((await w.api('GET', `/api/channels/${setup.id}`)).data.diagnostics.subscribedApps.count).toBe(1);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
 describe('console: personal account', () => {
   it('shows the QR as an image, replaces it live when it rotates, and turns Connected on scan', async () => {
     const { context, page } = await loggedIn();
@@ -275,6 +306,15 @@ describe('console: policies', () => {
       await errors.getByRole('button', { name: /^Line 3/ }).waitFor();
       await shoot(page, 'policies-error');
 
+      // The guide's example names agent "assistant": valid Cedar, but saving warns at its line.
+      await editor.fill(
+        'permit(\n  principal == Policy::Agent::"assistant",\n  action == Policy::Action::"receive_message",\n  resource in Policy::Channel::"whatsapp_cloud"\n) when { resource.sender.address == "+15551234567" };\n',
+      );
+      await page.getByRole('button', { name: 'Save', exact: true }).click();
+      const warnings = page.getByRole('list', { name: 'Policy warnings' });
+      await warnings.getByText('There is no agent "assistant"').waitFor();
+      await warnings.getByRole('button', { name: 'Line 2' }).waitFor();
+
       // The template names the real channel and its agent, and saves clean.
       const channels = (await w.api('GET', '/api/channels')).data as Array<{ id: string; agent: string }>;
       expect(channels.length).toBeGreaterThan(0);
@@ -285,7 +325,8 @@ describe('console: policies', () => {
       expect(text).toContain(`Policy::Channel::"${channels[0].id}"`);
       expect(text).toContain(`Policy::Agent::"${channels[0].agent}"`);
       await page.getByRole('button', { name: 'Save', exact: true }).click();
-      await page.getByText('Saved.').waitFor();
+      await page.getByText('Saved. The new policies apply').waitFor();
+      expect(await page.getByRole('list', { name: 'Policy warnings' }).count()).toBe(0);
 
       await page.getByLabel('Channel', { exact: true }).selectOption(channels[0].id);
       await page.getByLabel('Sender').fill('+15551234567');

@@ -113,6 +113,16 @@ export const MIGRATIONS: Migration[] = [
       create index messages_unsent_claims on messages (channel_id) where direction = 'out' and claim is not null and provider_id is null;
     `,
   },
+  {
+    version: 6,
+    name: 'subscribed-apps',
+    // How many apps Meta says receive the WABA's webhooks, checked when a Cloud API config is saved (none:
+    // outbound works, inbound never arrives — the guide's most common failure). Null: not checked / unknown.
+    sql: `
+      alter table channel_diagnostics add column subscribed_apps integer;
+      alter table channel_diagnostics add column subscribed_apps_checked_at timestamptz;
+    `,
+  },
 ];
 
 /** Applies every migration newer than the database's version; returns the versions applied. */

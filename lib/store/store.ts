@@ -251,6 +251,8 @@ export function createStore(db: Db, secretKey: Buffer) {
             verifications_refused: number;
             bad_signature_events: number;
             last_send_error: ChannelDiagnostics['lastSendError'];
+            subscribed_apps: number | null;
+            subscribed_apps_checked_at: unknown;
           }>('select * from channel_diagnostics where channel_id = any($1::text[])', [ids])
         : [];
       const out = new Map<string, ChannelDiagnostics>(
@@ -263,6 +265,7 @@ export function createStore(db: Db, secretKey: Buffer) {
           verificationsRefused: r.verifications_refused,
           badSignatureEvents: r.bad_signature_events,
           lastSendError: r.last_send_error ?? null,
+          subscribedApps: r.subscribed_apps === null || r.subscribed_apps === undefined ? null : { count: r.subscribed_apps, checkedAt: iso(r.subscribed_apps_checked_at) },
         });
       }
       return out;
@@ -299,6 +302,15 @@ export function createStore(db: Db, secretKey: Buffer) {
         `insert into channel_diagnostics (channel_id, last_send_error) values ($1, $2)
          on conflict (channel_id) do update set last_send_error = excluded.last_send_error`,
         [channelId, v],
+      );
+      changes.emit({ channelId, what: 'diagnostics' });
+    },
+    /** Records how many apps receive the channel's WABA webhooks (null: could not be read). */
+    async subscribedApps(channelId: string, count: number | null): Promise<void> {
+      await db.query(
+        `insert into channel_diagnostics (channel_id, subscribed_apps, subscribed_apps_checked_at) values ($1, $2, now())
+         on conflict (channel_id) do update set subscribed_apps = excluded.subscribed_apps, subscribed_apps_checked_at = excluded.subscribed_apps_checked_at`,
+        [channelId, count],
       );
       changes.emit({ channelId, what: 'diagnostics' });
     },

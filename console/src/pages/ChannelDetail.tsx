@@ -58,7 +58,7 @@ export function ChannelDetailPage({ id, tab, system }: { id: string; tab?: strin
   const current: Tab = TABS.some(([t]) => t === tab) ? (tab as Tab) : 'config';
   const hint = troubleshootingHint(ch);
   const link = temporalLink(system, `channel-${ch.id}`);
-  const warnings = (ch.diagnostics as { warnings?: string[] }).warnings ?? [];
+  const warnings = ch.diagnostics.warnings ?? [];
 
   return (
     <section>
@@ -82,6 +82,7 @@ export function ChannelDetailPage({ id, tab, system }: { id: string; tab?: strin
         {warnings.map((w) => (
           <p class="warning">⚠ {w}</p>
         ))}
+        {ch.diagnostics.subscribedApps?.count === 0 && <SubscribeApp id={ch.id} onDone={load} />}
         <dl class="facts">
           <dt>Provider</dt>
           <dd>{providerLabel(ch.provider)}</dd>
@@ -131,5 +132,34 @@ export function ChannelDetailPage({ id, tab, system }: { id: string; tab?: strin
         {current === 'pairing' && <PairingTab ch={ch} onChanged={(c) => (c ? setCh(c) : load())} />}
       </div>
     </section>
+  );
+}
+
+function SubscribeApp({ id, onDone }: { id: string; onDone: () => void }) {
+  const [error, setError] = useState<string>();
+  const [busy, setBusy] = useState(false);
+  const subscribe = async (): Promise<void> => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      await api('POST', `/api/channels/${id}/subscribe-app`);
+      onDone();
+    } catch (err) {
+      setError(messageOf(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <div class="actions left">
+      <button type="button" onClick={() => void subscribe()} disabled={busy}>
+        Subscribe the app
+      </button>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+    </div>
   );
 }

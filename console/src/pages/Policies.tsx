@@ -43,12 +43,23 @@ export function PoliciesPage() {
       const saved = await api<PolicySet>('PUT', '/api/policies', { policies: text });
       setErrors([]);
       setWarnings(saved.warnings ?? []);
-      setMessage({ ok: true, text: 'Saved. The new policies apply to the next message.' });
+      setMessage({
+        ok: true,
+        text: saved.warnings?.length
+          ? 'Saved, with warnings (see above).'
+          : 'Saved. The new policies apply to the next message.',
+      });
     } catch (err) {
       if (err instanceof ApiError && err.code === 'invalid_policy') setErrors(err.details);
       else if (err instanceof ApiError) setErrors(err.details.filter((d) => d.line !== undefined));
       setWarnings([]);
-      setMessage({ ok: false, text: messageOf(err) });
+      const atLines = err instanceof ApiError && err.details.some((d) => d.line !== undefined);
+      setMessage({
+        ok: false,
+        text: atLines
+          ? 'Cedar refused the policies (see the lines above); the previous policies stay in force.'
+          : messageOf(err),
+      });
     }
   };
   const insertTemplate = (): void => {
