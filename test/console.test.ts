@@ -221,6 +221,16 @@ describe('console: Cloud API channel end to end', () => {
       await rows.filter({ hasText: '→ out' }).waitFor();
       await shoot(page, 'channel-messages');
 
+      // The Temporal UI's list reads without clicking in: user metadata on the channel and its chats.
+      const desc = await w.client.workflow.getHandle(`channel-${id}`).describe();
+      expect(await desc.staticSummary()).toBe(`WhatsApp (Meta Cloud API) · number not linked yet · space “${space}” · agent echo`);
+      expect(await desc.staticDetails()).toContain(`(${w.config.publicUrl}/#/channels/${id})`);
+      const chat = await waitFor('the chat workflow in the visibility list', async () => {
+        for await (const wf of w.client.workflow.list({ query: `WharfChannelId = "${id}"` })) return wf;
+        return undefined;
+      });
+      expect(await (await w.client.workflow.getHandle(chat.workflowId).describe()).staticSummary()).toContain(`channel ${id}`);
+
       await page.getByRole('link', { name: 'Channels' }).first().click();
       await page.getByRole('row').filter({ hasText: space }).filter({ hasText: 'Connected' }).waitFor();
       await shoot(page, 'channels');
