@@ -17,7 +17,7 @@ export function useNow(active: boolean): number {
 
 /** `m:ss` until `iso`, or null when past. */
 export function remaining(iso: string, now: number): string | null {
-  const s = Math.ceil((Date.parse(iso) - now) / 1000);
+  const s = Math.floor((Date.parse(iso) - now) / 1000);
   if (s <= 0) return null;
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 }
