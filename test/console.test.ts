@@ -38,10 +38,10 @@ let evilUrl: string;
 let evilForm = '';
 
 const shots = process.env.CONSOLE_SCREENSHOTS;
-async function shoot(page: Page, name: string): Promise<void> {
+async function shoot(page: Page, name: string, fullPage = true): Promise<void> {
   if (!shots) return;
   mkdirSync(shots, { recursive: true });
-  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: join(shots, `${name}.png`), fullPage });
 }
 
 beforeAll(async () => {
@@ -141,7 +141,7 @@ describe('console: Cloud API channel end to end', () => {
       await dialog.getByLabel('Agent', { exact: true }).selectOption('echo');
       await dialog.getByRole('group', { name: 'When a message arrives' }).waitFor();
       expect(await dialog.getByRole('radio', { name: 'Treat as a message from you' }).isChecked()).toBe(true);
-      await shoot(page, 'add-channel');
+      await shoot(page, 'add-channel', false);
       await dialog.getByRole('button', { name: 'Create' }).click();
       await page.getByRole('heading', { name: space }).waitFor();
       const id = /#\/channels\/(ch_[a-z0-9]+)/.exec(page.url())?.[1];
@@ -160,7 +160,7 @@ describe('console: Cloud API channel end to end', () => {
         await picker.getByLabel('Name').fill(`${field}-${uid()}`);
         await picker.getByLabel('Value').fill(secrets[field]);
         expect(await picker.getByLabel('Field').inputValue()).toBe('value');
-        if (field === 'app_secret') await shoot(page, 'credential-picker');
+        if (field === 'app_secret') await shoot(page, 'credential-picker', false); // a modal's backdrop covers the viewport only
         await picker.getByRole('button', { name: 'Save' }).click();
         await picker.waitFor({ state: 'detached' });
       }
@@ -223,13 +223,17 @@ describe('console: Cloud API channel end to end', () => {
 
       // The Temporal UI's list reads without clicking in: user metadata on the channel and its chats.
       const desc = await w.client.workflow.getHandle(`channel-${id}`).describe();
-      expect(await desc.staticSummary()).toBe(`WhatsApp (Meta Cloud API) · number not linked yet · space “${space}” · agent echo`);
+      expect(await desc.staticSummary()).toBe(
+        `WhatsApp (Meta Cloud API) · number not linked yet · space “${space}” · agent echo`,
+      );
       expect(await desc.staticDetails()).toContain(`(${w.config.publicUrl}/#/channels/${id})`);
       const chat = await waitFor('the chat workflow in the visibility list', async () => {
         for await (const wf of w.client.workflow.list({ query: `WharfChannelId = "${id}"` })) return wf;
         return undefined;
       });
-      expect(await (await w.client.workflow.getHandle(chat.workflowId).describe()).staticSummary()).toContain(`channel ${id}`);
+      expect(await (await w.client.workflow.getHandle(chat.workflowId).describe()).staticSummary()).toContain(
+        `channel ${id}`,
+      );
 
       await page.getByRole('link', { name: 'Channels' }).first().click();
       await page.getByRole('row').filter({ hasText: space }).filter({ hasText: 'Connected' }).waitFor();

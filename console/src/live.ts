@@ -13,10 +13,19 @@ export interface Change {
 const listeners = new Set<(c: Change) => void>();
 let source: EventSource | null = null;
 
-/** Opens the stream (after login). */
-export function connectLive(): void {
+/**
+ * Opens the stream (after login). The browser reconnects by itself after a network blip; a stream the
+ * server refuses (the session expired, or Wharf restarted and forgot it) stays closed, and `onClosed` runs
+ * so the page can find out whether it is still logged in.
+ */
+export function connectLive(onClosed: () => void): void {
   if (source) return;
   source = new EventSource('/api/events');
+  source.addEventListener('error', () => {
+    if (source?.readyState !== EventSource.CLOSED) return;
+    source = null;
+    onClosed();
+  });
   source.addEventListener('change', (e) => {
     const change = JSON.parse((e as MessageEvent<string>).data) as Change;
     for (const fn of listeners) fn(change);

@@ -39,7 +39,12 @@ function App() {
       disconnectLive();
       return;
     }
-    connectLive();
+    connectLive(() => {
+      api('GET', '/api/session').then(
+        () => connectLive(() => setAuth('out')),
+        () => setAuth('out'),
+      );
+    });
     api<SystemInfo>('GET', '/api/system').then(setSystem, () => undefined);
   }, [auth]);
 

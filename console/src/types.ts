@@ -13,6 +13,8 @@ import type {
 } from '../../api/schemas';
 import type { AgentRecord, MessageLogEntry, Space, VaultItemInfo } from '../../lib/store/store';
 import type { PolicyError } from '../../lib/policy/engine';
+import type { PolicyWarning } from '../../api/policies.router';
+import type { SignalQueueView } from '../../workflows/channel-messages';
 import type { ChannelStatus, CredentialRef, Provider, ProviderInfo } from '../../lib/types';
 
 /** A channel as `GET /api/channels/:id` answers it. */
@@ -52,12 +54,6 @@ export interface PolicySet {
   warnings?: PolicyWarning[];
 }
 
-/** A saved policy that names something that does not exist. */
-export interface PolicyWarning {
-  line: number;
-  message: string;
-}
-
 /** `POST /api/policies/check` answer. */
 export interface PolicyCheckResult {
   decision: 'allow' | 'deny';
@@ -74,8 +70,16 @@ export interface QrCode {
   expiresAt: string;
 }
 
+/** One space of `GET /api/signals`: its channel and the channel workflow's signal queue. */
+export type SpaceQueue = SignalQueueView & {
+  space: string;
+  channelId: string | null;
+  inbound: 'message' | 'signal' | null;
+};
+
 export type {
   AgentRecord,
+  PolicyWarning,
   ChannelStatus,
   CredentialRef,
   MessageLogEntry,

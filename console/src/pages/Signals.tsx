@@ -2,21 +2,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, messageOf } from '../api';
 import { useChanges } from '../live';
-
-/** One row of `GET /api/signals`. */
-interface SpaceQueue {
-  space: string;
-  channelId: string | null;
-  inbound: 'message' | 'signal' | null;
-  waiters: Array<{
-    waiterId: string;
-    kind: 'workflow' | 'http';
-    workflowId?: string;
-    from?: string;
-    expiresAt: string;
-  }>;
-  held: Array<{ id: string; sender: string; text: string; expiresAt: string }>;
-}
+import type { SpaceQueue } from '../types';
 
 /** The Signals page. */
 export function SignalsPage() {
