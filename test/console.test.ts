@@ -249,6 +249,34 @@ describe('console: Cloud API channel end to end', () => {
   });
 });
 
+describe('live events', () => {
+  it('GET /api/events streams a change as soon as a channel is written, for bearer clients too', async () => {
+    const ac = new AbortController();
+    const r = await fetch(`${w.url}/api/events`, {
+      headers: { authorization: `Bearer ${w.token}` },
+      signal: ac.signal,
+    });
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toContain('text/event-stream');
+    const reader = r.body!.getReader();
+    const created = await w.api('POST', '/api/channels', {
+      provider: 'whatsapp_cloud',
+      agent: 'echo',
+      space: `Events ${uid()}`,
+    });
+    expect(created.status).toBe(201);
+    let text = '';
+    const deadline = Date.now() + WAIT_MS;
+    while (!text.includes(`"channelId":"${created.data.id}"`) && Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += Buffer.from(value).toString('utf8');
+    }
+    ac.abort();
+    expect(text).toContain(`event: change\ndata: {"channelId":"${created.data.id}","what":"channel"}`);
+  });
+});
+
 describe('console: troubleshooting', () => {
   it('warns when no app is subscribed to the WABA’s webhooks and subscribes it on request', async () => {
     const setup = await cloudChannel(w, graph, { stage: 'created' });

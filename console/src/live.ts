@@ -4,7 +4,7 @@
  */
 import { useEffect, useRef } from 'preact/hooks';
 
-/** What the server says changed. */
+/** What the server says changed (`channelId` `*`: anything may have changed, re-read). */
 export interface Change {
   channelId: string;
   what: 'channel' | 'messages' | 'link' | 'diagnostics';
@@ -26,6 +26,12 @@ export function connectLive(onClosed: () => void): void {
     source = null;
     onClosed();
   });
+  // After a reconnect, changes made while the stream was down were missed: every page re-reads once.
+  let opened = false;
+  source.addEventListener('open', () => {
+    if (opened) for (const fn of listeners) fn({ channelId: '*', what: 'channel' });
+    opened = true;
+  });
   source.addEventListener('change', (e) => {
     const change = JSON.parse((e as MessageEvent<string>).data) as Change;
     for (const fn of listeners) fn(change);
@@ -44,7 +50,7 @@ export function useChanges(filter: (c: Change) => boolean, fn: (c: Change) => vo
   latest.current = { filter, fn };
   useEffect(() => {
     const listener = (c: Change): void => {
-      if (latest.current.filter(c)) latest.current.fn(c);
+      if (c.channelId === '*' || latest.current.filter(c)) latest.current.fn(c);
     };
     listeners.add(listener);
     return () => {
