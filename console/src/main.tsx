@@ -1,6 +1,6 @@
 /** The console's shell: login gate, navigation, Log out, and the page for the current route. */
 import { render } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, onUnauthorized } from './api';
 import { connectLive, disconnectLive } from './live';
 import { AgentsPage } from './pages/Agents';
@@ -47,6 +47,13 @@ function App() {
     });
     api<SystemInfo>('GET', '/api/system').then(setSystem, () => undefined);
   }, [auth]);
+
+  // A new page: move focus to its content, so keyboard and screen-reader users start there (not in the nav).
+  const path = route.slice(0, 2).join('/');
+  const firstPath = useRef(path);
+  useEffect(() => {
+    if (path !== firstPath.current) document.getElementById('main')?.focus();
+  }, [path]);
 
   if (auth === 'unknown') return <p class="loading">Loading…</p>;
   if (auth === 'out') return <LoginPage onLoggedIn={() => setAuth('in')} />;
