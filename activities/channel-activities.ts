@@ -19,6 +19,19 @@ export type ConfigCheck = { ok: true; selfAddress?: string } | { ok: false; reas
 
 /** Builds the channel workflow's activities. */
 export function createChannelActivities({ store, graph, log }: ChannelActivityDeps) {
+  // The guide's most common failure ("outbound works, inbound doesn't") is a WABA no app is subscribed to.
+  // Reading that needs whatsapp_business_management; without it the answer is recorded as unknown. Never
+  // fails the config check: it only feeds the channel's diagnostics.
+  const checkSubscribedApps = async (channelId: string, businessAccountId: string, accessToken: string): Promise<void> => {
+    try {
+      const apps = await graph.subscribedApps({ businessAccountId, accessToken });
+      await store.diagnostics.subscribedApps(channelId, apps.length);
+      if (!apps.length) log.warn({ channelId }, 'no app is subscribed to the WhatsApp Business Account webhooks: inbound messages will not arrive');
+    } catch (err) {
+      log.info({ channelId, err: err instanceof Error ? err.message : String(err) }, 'could not read the WABA subscribed apps');
+      await store.diagnostics.subscribedApps(channelId, null);
+    }
+  };
   return {
     /** Mirrors a channel's state into the store's read model (ignored if a newer version is there). */
     async projectChannel(state: ChannelState): Promise<void> {
@@ -75,6 +88,7 @@ export function createChannelActivities({ store, graph, log }: ChannelActivityDe
         }
         const digits = result.displayPhoneNumber.replace(/\D/g, '');
         log.info({ channelId, verifiedName: result.verifiedName }, 'Cloud API credentials checked');
+        await checkSubscribedApps(channelId, String(config.business_account_id), accessToken);
         return { ok: true, selfAddress: digits ? `+${digits}` : undefined };
       } catch (err) {
         // Transient (network, 5xx, rate limit): let the retry policy try again; the message is safe to show.

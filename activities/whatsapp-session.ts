@@ -328,6 +328,7 @@ export function createSessionActivities(deps: SessionActivityDeps) {
            on conflict (channel_id) do update set qr = excluded.qr, pairing_code = excluded.pairing_code, expires_at = excluded.expires_at, updated_at = now()`,
           [channelId, qr, code, expiresAt.toISOString()],
         );
+        deps.store.changes.emit({ channelId, what: 'link' }); // the console shows the new QR at once
       });
     const extendCode = (expiresAt: Date): void =>
       effect('extend pairing code', async () => {
@@ -340,6 +341,7 @@ export function createSessionActivities(deps: SessionActivityDeps) {
     const clearLink = (): void =>
       effect('clear session_link', async () => {
         await db.query('delete from session_link where channel_id = $1', [channelId]);
+        deps.store.changes.emit({ channelId, what: 'link' });
       });
 
     // ---- inbound -----------------------------------------------------------------------------------------

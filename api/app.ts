@@ -3,21 +3,24 @@
  * result. Errors of every kind go through one handler. `server.ts`-style: this module builds the app,
  * `workers/main.ts` listens.
  */
-import { timingSafeEqual } from 'node:crypto';
-import express, { type Express, type RequestHandler } from 'express';
+import express, { type Express } from 'express';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../lib/config.js';
-import { WharfError } from '../lib/errors.js';
+import { createGraphClient, type GraphClient } from '../lib/graph/graph-client.js';
 import type { Logger } from '../lib/logger.js';
 import type { PolicyService } from '../lib/policy/service.js';
 import type { Store } from '../lib/store/store.js';
 import { catalogRouter } from './catalog.router.js';
 import { createChannelGateway } from './channel-gateway.js';
 import { channelsRouter } from './channels.router.js';
+import { consoleRouter } from './console.router.js';
+import { diagnosticsRouter } from './diagnostics.router.js';
 import { errorHandler, notFoundRoute } from './errors.js';
 import { mediaRouter } from './media.router.js';
+import { eventsRouter } from './events.router.js';
 import { personalRouter } from './personal.router.js';
 import { policiesRouter } from './policies.router.js';
+import { createSessionAuth } from './session-auth.js';
 import { signalsRouter } from './signals.router.js';
 import { createStrangerScreen } from './stranger-screen.js';
 import { vaultsRouter } from './vaults.router.js';
@@ -33,18 +36,8 @@ export interface ApiDeps {
   /** Where the Temporal server and its UI are, for /api/system. */
   temporal: { address: string; uiUrl: string | null; embedded: boolean };
   version: string;
-}
-
-function bearerAuth(token: string): RequestHandler {
-  const expected = Buffer.from(token);
-  return (req, _res, next) => {
-    const m = /^Bearer\s+(.+)$/i.exec(req.header('authorization') ?? '');
-    const given = Buffer.from(m?.[1]?.trim() ?? '');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      return next(new WharfError('unauthorized', 'Missing or wrong bearer token: send Authorization: Bearer <WHARF_ADMIN_TOKEN>.'));
-    }
-    next();
-  };
+  /** The Graph API client (default: one built from the config). */
+  graph?: GraphClient;
 }
 
 /** Builds the Express app. */
@@ -70,8 +63,11 @@ export function createApp(deps: ApiDeps): Express {
   const screen = createStrangerScreen({ store, policy });
   app.use('/webhooks/whatsapp', webhookRouter({ gateway, store, screen, log: log.child({ component: 'webhook' }) }));
 
+  // The bearer token (scripts) or a console session cookie; see session-auth.ts.
+  const auth = createSessionAuth({ adminToken: config.adminToken, publicUrl: config.publicUrl });
   const api = express.Router();
-  api.use(bearerAuth(config.adminToken));
+  api.use('/session', auth.router);
+  api.use(auth.authenticate);
   api.use(express.json({ limit: '2mb', type: ['application/json', 'application/*+json'] }));
   api.use(express.text({ limit: '2mb', type: ['text/plain', 'application/cedar'] }));
   api.get('/system', (_req, res) => {
@@ -86,11 +82,15 @@ export function createApp(deps: ApiDeps): Express {
   api.use('/vaults', vaultsRouter({ store, log: log.child({ component: 'vaults' }) }));
   api.use('/channels', channelsRouter({ gateway, store, publicUrl: config.publicUrl }));
   api.use('/channels', personalRouter({ store, gateway }));
+  const graph = deps.graph ?? createGraphClient({ baseUrl: config.graph.baseUrl, version: config.graph.version });
+  api.use('/channels', diagnosticsRouter({ store, gateway, graph }));
   api.use('/policies', policiesRouter({ policy, store }));
   api.use('/signals', signalsRouter({ gateway, store, log: log.child({ component: 'signals' }) }));
   api.use('/media', mediaRouter({ store }));
+  api.use('/events', eventsRouter({ changes: store.changes }));
   api.use(notFoundRoute);
   app.use('/api', api);
+  app.use('/', consoleRouter());
 
   app.use(notFoundRoute);
   app.use(errorHandler(log.child({ component: 'api' })));

@@ -10,6 +10,7 @@ import { PAIRING_TTL_MS } from '../lib/pairing.js';
 import { deliverInbound } from '../lib/inbound-delivery.js';
 import { WharfChannelStatus, WharfProvider, WharfSpace } from '../lib/search-attributes.js';
 import type { Store } from '../lib/store/store.js';
+import { channelDetails, channelSummary } from '../lib/workflow-metadata.js';
 import type { ChannelState, DeliveryStatus, InboundMessage, InboundMode, NumberChange, Provider, UnhandledInbound } from '../lib/types.js';
 import { PROVIDER_INFO } from '../lib/types.js';
 import { movePairedAddress, webhookVerified } from '../workflows/channel-messages.js';
@@ -107,6 +108,9 @@ export function createChannelGateway({ client, store, config }: { client: Client
             { key: WharfSpace, value: state.space },
           ],
           memo: { space: state.space, agent: state.agent, provider: state.provider },
+          // What the Temporal UI's workflow list shows without clicking in; the workflow keeps its current details.
+          staticSummary: channelSummary(state),
+          staticDetails: channelDetails(state, config.publicUrl),
         });
       } catch (err) {
         await store.db.transaction(async (tx) => {

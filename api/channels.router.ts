@@ -6,7 +6,10 @@ import { vaultRegistry } from '../lib/vaults/index.js';
 import type { ChannelDiagnostics, ChannelState } from '../lib/types.js';
 import { deleteChannel, disconnect, patchChannel, reconnect, saveConfig, startPairing, unpair } from '../workflows/channel-messages.js';
 import { newPairingCode, type ChannelGateway } from './channel-gateway.js';
+import { diagnosticWarnings } from './diagnostics.router.js';
 import { CloudConfigSchema, CreateChannelSchema, ListChannelsQuery, MessagesQuery, PatchChannelSchema } from './schemas.js';
+
+const withWarnings = (ch: ChannelState, d: ChannelDiagnostics): ChannelDiagnostics => ({ ...d, warnings: diagnosticWarnings(ch, d) });
 
 /** The API view of a channel (no secret values: config holds plain values and refs). */
 export async function channelView(ch: ChannelState, store: Store, publicUrl: string, diagnostics?: ChannelDiagnostics) {
@@ -23,7 +26,7 @@ export async function channelView(ch: ChannelState, store: Store, publicUrl: str
     selfAddress: ch.selfAddress,
     pairedAddresses: ch.pairedAddresses,
     pairing: ch.pairing && Date.parse(ch.pairing.expiresAt) > Date.now() ? ch.pairing : null,
-    diagnostics: diagnostics ?? (await store.diagnostics.get(ch.id)),
+    diagnostics: withWarnings(ch, diagnostics ?? (await store.diagnostics.get(ch.id))),
     createdAt: ch.createdAt,
     updatedAt: ch.updatedAt,
   };

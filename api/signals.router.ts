@@ -8,13 +8,27 @@ import { Router } from 'express';
 import { WharfError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { Store } from '../lib/store/store.js';
-import { cancelWaiter, returnMessage, waitForMessage, type HandedOffMessage } from '../workflows/channel-messages.js';
+import { cancelWaiter, returnMessage, signalQueue, waitForMessage, type HandedOffMessage, type SignalQueueView } from '../workflows/channel-messages.js';
 import type { ChannelGateway } from './channel-gateway.js';
 import { SignalWaitSchema } from './schemas.js';
 
 /** Builds the router mounted at `/api/signals`. */
 export function signalsRouter({ gateway, store, log }: { gateway: ChannelGateway; store: Store; log: Logger }): Router {
   const r = Router();
+
+  // Per space: its channel, the tasks waiting on it and the messages held for the next one (console's Signals page).
+  r.get('/', async (_req, res) => {
+    const spaces = await store.spaces.list();
+    const out = await Promise.all(
+      spaces.map(async (sp) => {
+        const ch = sp.channelId ? await store.channels.get(sp.channelId) : null;
+        let queue: SignalQueueView | null = null;
+        if (ch) queue = await gateway.handle(ch.id).query(signalQueue).catch(() => null);
+        return { space: sp.name, channelId: ch?.id ?? null, inbound: ch?.inbound ?? null, waiters: queue?.waiters ?? [], held: queue?.held ?? [] };
+      }),
+    );
+    res.json(out);
+  });
 
   r.post('/wait', async (req, res) => {
     const body = SignalWaitSchema.extend({ from: SignalWaitSchema.shape.space.optional() }).parse(req.body);

@@ -165,6 +165,10 @@ export interface ChannelDiagnostics {
   verificationsRefused: number;
   badSignatureEvents: number;
   lastSendError: { at: string; code?: number; message: string } | null;
+  /** Apps subscribed to the WABA's webhooks when last checked (Cloud API); null when never checked or unreadable. */
+  subscribedApps?: { count: number; checkedAt: string } | null;
+  /** Problems worth an operator's attention, worded for them (computed when the channel is read). */
+  warnings?: string[];
 }
 
 /** The full state of a channel, as its workflow holds it (no secret values: refs only). */

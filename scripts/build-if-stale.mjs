@@ -4,7 +4,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const stamp = 'dist/workflow-bundle.js';
-const roots = ['lib', 'examples', 'workflows', 'activities', 'workers', 'api', 'package.json', 'tsconfig.json', 'tsconfig.build.json'];
+const roots = ['lib', 'examples', 'workflows', 'activities', 'workers', 'api', 'console', 'package.json', 'tsconfig.json', 'tsconfig.build.json'];
 
 function newest(p) {
   if (!existsSync(p)) return 0;
@@ -14,7 +14,9 @@ function newest(p) {
 }
 
 const built = existsSync(stamp) ? statSync(stamp).mtimeMs : 0;
-if (built === 0 || Math.max(...roots.map(newest)) > built) {
+// The console (dist/console, built last) counts too: a build that stopped before it left no console.
+const consoleBuilt = existsSync('dist/console/index.html');
+if (built === 0 || !consoleBuilt || Math.max(...roots.map(newest)) > built) {
   console.log('wharf: compiling (sources changed since the last build) ...');
   execSync('npm run --silent build', { stdio: 'inherit' });
 }

@@ -126,6 +126,14 @@ export const waitForMessage = defineUpdate<{ message: HandedOffMessage | null },
 /** Withdraws a waiter; returns the message it had already been given, if any, so nothing is lost. */
 export const cancelWaiter = defineUpdate<{ message: HandedOffMessage | null }, [{ waiterId: string }]>('cancelWaiter');
 
+/** What the signal queue of a channel holds: tasks waiting for a message and messages waiting for a task. */
+export interface SignalQueueView {
+  waiters: Array<{ waiterId: string; kind: 'workflow' | 'http'; workflowId?: string; from?: string; expiresAt: string }>;
+  held: Array<{ id: string; sender: string; text: string; expiresAt: string }>;
+}
+/** Reads the waiting tasks and held messages (the console's Signals page). */
+export const signalQueue = defineQuery<SignalQueueView>('signalQueue');
+
 /** Puts back a message whose receiver went away before it could take it (kept for the next waiter). */
 export const returnMessage = defineSignal<[{ message: HandedOffMessage }]>('returnMessage');
 

@@ -14,6 +14,7 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   upsertMemo,
   upsertSearchAttributes,
@@ -21,6 +22,7 @@ import {
 } from '@temporalio/workflow';
 import type { ChannelActivities } from '../activities/channel-activities.js';
 import { normalizePairingCode } from '../lib/pairing.js';
+import { channelDetails } from '../lib/workflow-metadata.js';
 import { WharfChannelStatus, WharfProvider, WharfSpace } from '../lib/search-attributes.js';
 import { PROVIDER_INFO, type ChannelState, type ChannelStatus, type ConfigValue, type CredentialRef, INBOUND_MODES } from '../lib/types.js';
 import {
@@ -42,6 +44,7 @@ import {
   sessionUpdate,
   saveConfig,
   startPairing,
+  signalQueue,
   state,
   unpair,
   webhookVerified,
@@ -143,13 +146,20 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
       { key: WharfSpace, value: s.space },
     ]);
     upsertMemo({ space: s.space, agent: s.agent, provider: s.provider });
+    // The Temporal UI's "current details": static metadata is set only at the first start, this follows every change.
+    setCurrentDetails(channelDetails(s));
     await store.projectChannel(s);
   };
   const assertLive = (): void => {
     if (deleted) refuse(REFUSAL.notFound, `Channel ${s.id} has been deleted.`);
   };
 
+  setCurrentDetails(channelDetails(s));
   setHandler(state, () => s);
+  setHandler(signalQueue, () => ({
+    waiters: waiters.map((w) => ({ waiterId: w.waiterId, kind: w.workflowId ? ('workflow' as const) : ('http' as const), workflowId: w.workflowId, from: w.from, expiresAt: w.expiresAt })),
+    held: held.map((h) => ({ id: h.message.id, sender: h.message.sender.address, text: h.message.text, expiresAt: h.expiresAt })),
+  }));
 
   // A config check; `vaultDown` when it failed only because a vault could not answer (then it is tried
   // again by recheckLoop, so the channel recovers without a re-save).

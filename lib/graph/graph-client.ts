@@ -54,11 +54,27 @@ export interface MarkReadInput {
   messageId: string;
 }
 
+/** A WhatsApp Business Account and the token that may read it. */
+export interface BusinessAccountInput {
+  businessAccountId: string;
+  accessToken: string;
+}
+
+/** An app subscribed to a WhatsApp Business Account's webhooks. */
+export interface SubscribedApp {
+  id: string;
+  name: string;
+}
+
 /** The Graph API operations Wharf uses. */
 export interface GraphClient {
   checkCredentials(creds: CloudCredentials): Promise<CredentialCheck>;
   sendText(input: SendTextInput): Promise<{ messageId: string }>;
   markRead(input: MarkReadInput): Promise<void>;
+  /** `GET /{waba-id}/subscribed_apps`: the apps that receive this account's webhooks (none: no inbound). */
+  subscribedApps(input: BusinessAccountInput): Promise<SubscribedApp[]>;
+  /** `POST /{waba-id}/subscribed_apps`: subscribes the token's app to this account's webhooks. */
+  subscribeApp(input: BusinessAccountInput): Promise<void>;
   /** Looks up an inbound media object: its short-lived download URL, type, size and hash. */
   getMedia(input: { mediaId: string; accessToken: string }): Promise<MediaInfo>;
   /**
@@ -511,7 +527,24 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
     });
   }
 
-  return { checkCredentials, sendText, markRead, getMedia, downloadMedia };
+  async function subscribedApps(input: BusinessAccountInput): Promise<SubscribedApp[]> {
+    const data = await call('subscribedApps', 'GET', `${encodeURIComponent(input.businessAccountId)}/subscribed_apps`, input.accessToken, { objectRead: true });
+    const list = isRecord(data) && Array.isArray(data.data) ? data.data : [];
+    // Meta wraps each app in `whatsapp_business_api_data`; older versions answered the fields flat.
+    return list.filter(isRecord).map((entry) => {
+      const app = isRecord(entry.whatsapp_business_api_data) ? entry.whatsapp_business_api_data : entry;
+      return { id: String(app.id ?? ''), name: String(app.name ?? '') };
+    });
+  }
+
+  async function subscribeApp(input: BusinessAccountInput): Promise<void> {
+    const data = await call('subscribeApp', 'POST', `${encodeURIComponent(input.businessAccountId)}/subscribed_apps`, input.accessToken, { objectRead: true });
+    if (!isRecord(data) || data.success !== true) {
+      throw new GraphError({ operation: 'subscribeApp', status: 200, code: 0, title: 'Meta did not confirm the subscription (no "success": true).', retryable: false });
+    }
+  }
+
+  return { checkCredentials, sendText, markRead, getMedia, downloadMedia, subscribedApps, subscribeApp };
 }
 
 function asGraphError(err: unknown): GraphError {

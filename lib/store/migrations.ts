@@ -139,6 +139,16 @@ export const MIGRATIONS: Migration[] = [
     `,
   },
   {
+    version: 6,
+    name: 'subscribed-apps',
+    // How many apps Meta says receive the WABA's webhooks, checked when a Cloud API config is saved (none:
+    // outbound works, inbound never arrives — the guide's most common failure). Null: not checked / unknown.
+    sql: `
+      alter table channel_diagnostics add column subscribed_apps integer;
+      alter table channel_diagnostics add column subscribed_apps_checked_at timestamptz;
+    `,
+  },
+  {
     version: 9,
     name: 'media',
     // Inbound files, content-addressed (id = SHA-256 of the bytes): the same file twice is stored once.

@@ -5,6 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { ChannelDiagnostics, ChannelState, CredentialRef, UnhandledInbound } from '../types.js';
 import { WharfError } from '../errors.js';
+import { createChangeFeed } from './change-feed.js';
 import { seal, unseal } from './crypto.js';
 import { storable } from '../storable-text.js';
 import { jsonParam, type Db, type Sql } from './db.js';
@@ -66,6 +67,8 @@ export const BUILTIN_AGENTS: AgentRecord[] = [{ id: 'echo', kind: 'echo', config
 
 /** Creates the store over an open, migrated database. */
 export function createStore(db: Db, secretKey: Buffer) {
+  // Who listens for writes (the console's live updates); see change-feed.ts.
+  const changes = createChangeFeed();
   const spaces = {
     /** All spaces, optionally only those not bound to a channel. */
     async list(opts: { unbound?: boolean } = {}): Promise<Space[]> {
@@ -243,6 +246,7 @@ export function createStore(db: Db, secretKey: Buffer) {
          where channels.version <= excluded.version`,
         [state.id, state.provider, state.space, state.agent, state.status, jsonParam(state), state.version, deleted, state.createdAt, state.updatedAt],
       );
+      changes.emit({ channelId: state.id, what: 'channel' });
     },
     /** The read model of one channel (null if unknown or deleted). */
     async get(id: string): Promise<ChannelState | null> {
@@ -293,6 +297,8 @@ export function createStore(db: Db, secretKey: Buffer) {
             verifications_refused: number;
             bad_signature_events: number;
             last_send_error: ChannelDiagnostics['lastSendError'];
+            subscribed_apps: number | null;
+            subscribed_apps_checked_at: unknown;
           }>('select * from channel_diagnostics where channel_id = any($1::text[])', [ids])
         : [];
       const out = new Map<string, ChannelDiagnostics>(
@@ -305,6 +311,7 @@ export function createStore(db: Db, secretKey: Buffer) {
           verificationsRefused: r.verifications_refused,
           badSignatureEvents: r.bad_signature_events,
           lastSendError: r.last_send_error ?? null,
+          subscribedApps: r.subscribed_apps === null || r.subscribed_apps === undefined ? null : { count: r.subscribed_apps, checkedAt: iso(r.subscribed_apps_checked_at) },
         });
       }
       return out;
@@ -332,6 +339,7 @@ export function createStore(db: Db, secretKey: Buffer) {
          on conflict (channel_id) do update set ${set}`,
         [channelId],
       );
+      changes.emit({ channelId, what: 'diagnostics' });
     },
     /** Records the last send error of a channel. */
     async sendError(channelId: string, error: { code?: number; message: string }): Promise<void> {
@@ -341,6 +349,16 @@ export function createStore(db: Db, secretKey: Buffer) {
          on conflict (channel_id) do update set last_send_error = excluded.last_send_error`,
         [channelId, v],
       );
+      changes.emit({ channelId, what: 'diagnostics' });
+    },
+    /** Records how many apps receive the channel's WABA webhooks (null: could not be read). */
+    async subscribedApps(channelId: string, count: number | null): Promise<void> {
+      await db.query(
+        `insert into channel_diagnostics (channel_id, subscribed_apps, subscribed_apps_checked_at) values ($1, $2, now())
+         on conflict (channel_id) do update set subscribed_apps = excluded.subscribed_apps, subscribed_apps_checked_at = excluded.subscribed_apps_checked_at`,
+        [channelId, count],
+      );
+      changes.emit({ channelId, what: 'diagnostics' });
     },
     /** Forgets a channel's diagnostics. */
     async remove(channelId: string): Promise<void> {
@@ -398,6 +416,7 @@ export function createStore(db: Db, secretKey: Buffer) {
         [channelId, claim, rows.map((r) => r.id), rows.map((r) => r.chatId), rows.map((r) => r.address), rows.map((r) => r.text), rows.map((r) => r.type ?? 'text')],
       );
       // The store may have made an odd id storable (see `storable`): report ids as the caller gave them.
+      changes.emit({ channelId, what: 'messages' });
       const stored = new Set(got.map((r) => r.key));
       return new Set(rows.filter((r) => stored.has(storable(r.id))).map((r) => r.id));
     },
@@ -424,6 +443,7 @@ export function createStore(db: Db, secretKey: Buffer) {
           rows.map((r) => jsonParam({ reason: r.reason, ...r.detail })),
         ],
       );
+      changes.emit({ channelId, what: 'messages' });
     },
     /** Adds keys to an inbound message's detail (e.g. its stored media), keeping what is there. */
     async mergeInboundDetail(channelId: string, id: string, detail: Record<string, unknown>): Promise<void> {
@@ -431,6 +451,7 @@ export function createStore(db: Db, secretKey: Buffer) {
         `update messages set detail = coalesce(detail, '{}'::jsonb) || $3::jsonb, updated_at = now() where channel_id = $1 and direction = 'in' and key = $2`,
         [channelId, id, jsonParam(detail)],
       );
+      changes.emit({ channelId, what: 'messages' });
     },
     /** Sets the outcome of an inbound message (`answered`, `denied`, `paired`, `handed_off`, `failed`, …). */
     async setInboundStatus(channelId: string, id: string, status: string, detail?: Record<string, unknown>): Promise<void> {
@@ -448,6 +469,7 @@ export function createStore(db: Db, secretKey: Buffer) {
          where m.channel_id = $1 and m.direction = 'in' and m.key = u.key and not (u.status = 'failed' and m.status = 'answered')`,
         [channelId, outcomes.map((o) => o.id), outcomes.map((o) => o.status), outcomes.map((o) => (o.detail ? jsonParam(o.detail) : null))],
       );
+      changes.emit({ channelId, what: 'messages' });
     },
     /**
      * Claims outbound parts of one chat for one sending attempt (`owner`) before they are sent, in one
@@ -515,6 +537,7 @@ export function createStore(db: Db, secretKey: Buffer) {
          where $4::text is not null and channel_id = $1 and direction = 'in' and key = $4`,
         [m.channelId, m.key, m.providerId, m.inbound?.id ?? null, m.inbound?.status ?? null, m.inbound ? jsonParam(m.inbound.detail) : null],
       );
+      changes.emit({ channelId: m.channelId, what: 'messages' });
     },
     /** Records an outbound part as it stands (sends the provider refused or that will be retried); releases its claim. */
     async recordOutbound(m: { channelId: string; key: string; chatId: string; address: string; text: string; status: string; providerId?: string; detail?: Record<string, unknown> }): Promise<void> {
@@ -525,6 +548,7 @@ export function createStore(db: Db, secretKey: Buffer) {
            status = excluded.status, detail = coalesce(excluded.detail, messages.detail), claim = null, updated_at = now()`,
         [m.channelId, m.key, m.providerId ?? null, m.chatId, m.address, m.text, m.status, m.detail ? jsonParam(m.detail) : null],
       );
+      changes.emit({ channelId: m.channelId, what: 'messages' });
     },
     /** Applies a delivery status to the outbound message with that provider id; returns whether one matched. */
     async applyStatus(channelId: string, providerId: string, status: string, detail?: Record<string, unknown>): Promise<boolean> {
@@ -537,6 +561,7 @@ export function createStore(db: Db, secretKey: Buffer) {
          returning key`,
         [channelId, providerId, status, detail ? jsonParam(detail) : null],
       );
+      if (rows.length) changes.emit({ channelId, what: 'messages' });
       return rows.length > 0;
     },
     /** Recent messages of a channel, newest first. */
@@ -644,7 +669,7 @@ export function createStore(db: Db, secretKey: Buffer) {
     },
   };
 
-  return { db, spaces, agents, vault, vaultConnections, channels, diagnostics, messages, policies, authState, media };
+  return { db, spaces, agents, vault, vaultConnections, channels, diagnostics, messages, policies, authState, media, changes };
 }
 
 /** A stored connection to an external vault (lib/vaults). */

@@ -110,6 +110,11 @@ export interface FakeGraph {
   revokeToken(token: string): void;
   /** Adds or replaces a phone number. */
   setPhoneNumber(id: string, spec: FakePhoneSpec): void;
+  /**
+   * Sets the apps subscribed to a WABA's webhooks (`GET/POST /{waba-id}/subscribed_apps`). A WABA of a known
+   * phone number starts with the fake app subscribed, as Meta's dashboard does when the number is set up.
+   */
+  setSubscribedApps(wabaId: string, apps: Array<{ id: string; name: string }>): void;
   /** Makes the next `n` matching message calls fail with `error`. */
   failNext(n: number, error: FakeErrorSpec): void;
   setLatency(ms: number): void;
@@ -309,6 +314,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
   let latencyMs = opts.latencyMs ?? 0;
   let wamidCounter = 0;
   const injections: { remaining: number; spec: FakeErrorSpec }[] = [];
+  const subscriptions = new Map<string, Array<{ id: string; name: string }>>();
   const sent: SentRecord[] = [];
   const reads: ReadRecord[] = [];
   const calls: CallRecord[] = [];
@@ -381,6 +387,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
 
     const mediaFile = mediaFiles.get(node);
     if (mediaFile && !edge && method === 'GET') return mediaNode(node, mediaFile);
+    if (edge === 'subscribed_apps') return subscribedAppsEdge(method, node, spec);
 
     const phone = phones.get(node);
     if (!phone || !canUsePhone(spec, phone)) {
@@ -402,6 +409,24 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
       return invalidParam(`Tried accessing nonexisting field (${edge}) on node type (WhatsAppBusinessPhoneNumber)`);
     }
     return unknownObject(method, node);
+  }
+
+  // WABA webhooks subscriptions: read and write need whatsapp_business_management (Meta's (#200) otherwise).
+  function subscribedAppsEdge(method: string, wabaId: string, spec: FakeTokenSpec): Reply {
+    const known = subscriptions.has(wabaId) || [...phones.values()].some((p) => p.wabaId === wabaId);
+    if (!known || (spec.wabaIds && !spec.wabaIds.includes(wabaId))) return unknownObject(method, wabaId);
+    if (!scopesOf(spec).includes('whatsapp_business_management')) {
+      return graphError(403, { message: '(#200) Permissions error', type: 'OAuthException', code: 200 });
+    }
+    const apps = subscriptions.get(wabaId) ?? [{ id: appId, name: 'Wharf Fake App' }];
+    if (method === 'GET') {
+      return new Reply(200, { data: apps.map((a) => ({ whatsapp_business_api_data: { id: a.id, name: a.name, link: `https://www.facebook.com/games/?app_id=${a.id}` } })) });
+    }
+    if (method === 'POST') {
+      if (!apps.some((a) => a.id === appId)) subscriptions.set(wabaId, [...apps, { id: appId, name: 'Wharf Fake App' }]);
+      return new Reply(200, { success: true });
+    }
+    return unknownObject(method, wabaId);
   }
 
   function debugToken(caller: FakeTokenSpec, inputToken: string | undefined): Reply {
@@ -629,6 +654,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
     setToken: (token, spec = {}) => void tokens.set(token, spec),
     revokeToken: (token) => void tokens.delete(token),
     setPhoneNumber: (id, spec) => void phones.set(id, spec),
+    setSubscribedApps: (wabaId, apps) => void subscriptions.set(wabaId, [...apps]),
     failNext: (n, error) => {
       if (n > 0) injections.push({ remaining: n, spec: error });
     },
