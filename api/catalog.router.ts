@@ -3,11 +3,14 @@ import { Router } from 'express';
 import { WharfError } from '../lib/errors.js';
 import type { Store } from '../lib/store/store.js';
 import { PROVIDER_INFO } from '../lib/types.js';
+import { idParam } from './params.js';
 import { CreateAgentSchema, CreateVaultItemSchema, ListSpacesQuery } from './schemas.js';
 
 /** Builds the router mounted at `/api`. */
 export function catalogRouter({ store }: { store: Store }): Router {
   const r = Router();
+  r.param('id', idParam('Agent'));
+  r.param('vault', idParam('Vault'));
 
   r.get('/providers', (_req, res) => {
     res.json(Object.values(PROVIDER_INFO).map(({ id, label, publicUrlRequired, textLimit, fields }) => ({ id, label, publicUrlRequired, textLimit, fields })));

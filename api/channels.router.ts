@@ -5,6 +5,7 @@ import type { Store } from '../lib/store/store.js';
 import type { ChannelDiagnostics, ChannelState } from '../lib/types.js';
 import { deleteChannel, disconnect, patchChannel, reconnect, saveConfig, startPairing, unpair } from '../workflows/channel-messages.js';
 import { newPairingCode, type ChannelGateway } from './channel-gateway.js';
+import { idParam, quoteId } from './params.js';
 import { CloudConfigSchema, CreateChannelSchema, ListChannelsQuery, MessagesQuery, PatchChannelSchema } from './schemas.js';
 
 /** The API view of a channel (no secret values: config holds plain values and refs). */
@@ -31,6 +32,7 @@ export async function channelView(ch: ChannelState, store: Store, publicUrl: str
 /** Builds the router. */
 export function channelsRouter({ gateway, store, publicUrl }: { gateway: ChannelGateway; store: Store; publicUrl: string }): Router {
   const r = Router();
+  r.param('id', idParam('Channel'));
   const view = (ch: ChannelState) => channelView(ch, store, publicUrl);
   // Every change made through the API: run the update, then let caches forget the channel.
   const update = async <T>(id: string, run: () => Promise<T>): Promise<T> => {
@@ -88,9 +90,10 @@ export function channelsRouter({ gateway, store, publicUrl }: { gateway: Channel
 
   r.delete('/:id/paired/:address', async (req, res) => {
     const ch = await gateway.get(req.params.id);
-    const address = decodeURIComponent(req.params.address).trim();
+    // Express has decoded the parameter already; decoding it again misread a literal "%" (a 500 for "100%25").
+    const address = req.params.address.trim();
     const known = ch.pairedAddresses.find((p) => p.address === address || p.address === `+${address.replace(/^\+/, '')}`);
-    if (!known) throw new WharfError('not_found', `${address} is not paired with channel ${ch.id}.`);
+    if (!known) throw new WharfError('not_found', `${quoteId(address)} is not paired with channel ${ch.id}.`);
     res.json(await view(await gateway.handle(ch.id).executeUpdate(unpair, { args: [{ address: known.address }] })));
   });
 

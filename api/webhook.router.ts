@@ -11,6 +11,7 @@ import type { Logger } from '../lib/logger.js';
 import type { Store } from '../lib/store/store.js';
 import type { ChannelState } from '../lib/types.js';
 import type { ChannelGateway } from './channel-gateway.js';
+import { idParam } from './params.js';
 
 const sameSecret = (a: string, b: string): boolean => {
   const x = Buffer.from(a);
@@ -21,6 +22,7 @@ const sameSecret = (a: string, b: string): boolean => {
 /** Builds the router mounted at `/webhooks/whatsapp`. */
 export function webhookRouter({ gateway, store, log }: { gateway: ChannelGateway; store: Store; log: Logger }): Router {
   const r = Router();
+  r.param('channelId', idParam('Cloud API channel'));
 
   // At 1,000 events a second the read model and the app secret would be read and decrypted for every
   // request; a short-lived in-memory copy (never logged, never persisted) takes that off the hot path.
