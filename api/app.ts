@@ -50,6 +50,11 @@ export function createApp(deps: ApiDeps): Express {
   const gateway = createChannelGateway({ client, store, config });
   const app = express();
   app.disable('x-powered-by');
+  // No browser may guess a content type: a webhook challenge or an error body must never render as HTML.
+  app.use((_req, res, next) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    next();
+  });
   app.set('query parser', 'simple');
 
   app.get('/healthz', async (_req, res) => {

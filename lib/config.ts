@@ -98,7 +98,9 @@ function readOrCreate(file: string, make: () => string): { value: string; create
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parseEnv(env);
   const dataDir = resolve(e.WHARF_DATA_DIR);
-  mkdirSync(dataDir, { recursive: true });
+  // Owner-only: the data dir holds message text, policies and the vault (see lib/owner-only.ts).
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(dataDir, 0o700);
 
   let adminToken = e.WHARF_ADMIN_TOKEN;
   let adminTokenGenerated = false;

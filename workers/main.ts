@@ -16,6 +16,7 @@ import { createLogger, type Logger } from '../lib/logger.js';
 import { projectRoot } from '../lib/paths.js';
 import { createPolicyService } from '../lib/policy/service.js';
 import { openPglite, openPostgres, type Db } from '../lib/store/db.js';
+import { restrictToOwner } from '../lib/owner-only.js';
 import { migrate } from '../lib/store/migrations.js';
 import { createStore } from '../lib/store/store.js';
 import { resolveTemporalCli } from '../lib/temporal-cli.js';
@@ -54,6 +55,8 @@ async function openStore(config: Config, log: Logger): Promise<Db> {
 
 async function main(): Promise<void> {
   const t0 = performance.now();
+  // Owner-only files (lib/owner-only.ts): everything this process and the dev server it starts create.
+  process.umask(0o077);
   let config: Config;
   try {
     config = loadConfig();
@@ -127,6 +130,9 @@ async function main(): Promise<void> {
       log.info({ address, namespace: config.temporal.namespace }, 'connecting to the Temporal cluster at TEMPORAL_ADDRESS');
     }
 
+    // Files left by earlier versions (or another umask) are tightened too; cheap (about 1,000 entries).
+    const swept = restrictToOwner(config.dataDir);
+    if (swept.tightened) log.info(swept, 'data dir: group/other permissions removed (owner-only)');
     const db = await openStore(config, log);
     stops.push({ name: 'store', stop: () => db.close() });
     const applied = await migrate(db);
