@@ -4,7 +4,7 @@
  * permissions, signals); everything else uses the faster in-process harness (./wharf.ts).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +33,7 @@ export interface SpawnedWharf {
 
 // One build at a time across test files running in parallel: two `tsc` runs writing dist/ at once corrupt it.
 function buildIfStale(): void {
-  const lock = join(projectRoot, '.test-build.lock');
+  const lock = join(tmpdir(), `wharf-build-${createHash('sha256').update(projectRoot).digest('hex').slice(0, 12)}.lock`);
   const deadline = Date.now() + 240_000;
   for (;;) {
     try {
