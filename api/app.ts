@@ -13,9 +13,11 @@ import type { PolicyService } from '../lib/policy/service.js';
 import type { Store } from '../lib/store/store.js';
 import { catalogRouter } from './catalog.router.js';
 import { createChannelGateway } from './channel-gateway.js';
+import { createDrain } from './drain.js';
 import { channelsRouter } from './channels.router.js';
 import { errorHandler, notFoundRoute } from './errors.js';
 import { personalRouter } from './personal.router.js';
+import { createRefusalCounter } from './refusal-counter.js';
 import { policiesRouter } from './policies.router.js';
 import { signalsRouter } from './signals.router.js';
 import { webhookRouter } from './webhook.router.js';
@@ -44,12 +46,30 @@ function bearerAuth(token: string): RequestHandler {
   };
 }
 
+/** The app, plus its part in a graceful stop. */
+export type WharfApp = Express & {
+  /**
+   * Call when the process stops, before the Temporal connection closes: new requests get 503, those in flight
+   * finish (at most `deadlineMs`, then 503), and counts held in memory are written to the store.
+   */
+  shutdown(deadlineMs?: number): Promise<{ cutOff: number }>;
+};
+
 /** Builds the Express app. */
-export function createApp(deps: ApiDeps): Express {
+export function createApp(deps: ApiDeps): WharfApp {
   const { config, store, client, policy, log } = deps;
   const gateway = createChannelGateway({ client, store, config });
-  const app = express();
+  const refusals = createRefusalCounter({ store, log: log.child({ component: 'webhook' }) });
+  const drain = createDrain();
+  const app = Object.assign(express(), {
+    async shutdown(deadlineMs?: number) {
+      const cutOff = await drain.drain(deadlineMs);
+      await refusals.close();
+      return { cutOff };
+    },
+  });
   app.disable('x-powered-by');
+  app.use(drain.middleware);
   // No browser may guess a content type: a webhook challenge or an error body must never render as HTML.
   app.use((_req, res, next) => {
     res.setHeader('X-Content-Type-Options', 'nosniff');
@@ -69,7 +89,7 @@ export function createApp(deps: ApiDeps): Express {
     res.status(body.ok ? 200 : 503).json(body);
   });
 
-  app.use('/webhooks/whatsapp', webhookRouter({ gateway, store, log: log.child({ component: 'webhook' }) }));
+  app.use('/webhooks/whatsapp', webhookRouter({ gateway, store, log: log.child({ component: 'webhook' }), refusals }));
 
   const api = express.Router();
   api.use(bearerAuth(config.adminToken));
@@ -84,7 +104,7 @@ export function createApp(deps: ApiDeps): Express {
     });
   });
   api.use('/', catalogRouter({ store }));
-  api.use('/channels', channelsRouter({ gateway, store, publicUrl: config.publicUrl }));
+  api.use('/channels', channelsRouter({ gateway, store, publicUrl: config.publicUrl, refusals }));
   api.use('/channels', personalRouter({ store, gateway }));
   api.use('/policies', policiesRouter({ policy, store }));
   api.use('/signals', signalsRouter({ gateway, store, log: log.child({ component: 'signals' }) }));

@@ -6,6 +6,7 @@ import type { ChannelDiagnostics, ChannelState } from '../lib/types.js';
 import { deleteChannel, disconnect, patchChannel, reconnect, saveConfig, startPairing, unpair } from '../workflows/channel-messages.js';
 import { newPairingCode, type ChannelGateway } from './channel-gateway.js';
 import { idParam, quoteId } from './params.js';
+import type { RefusalCounter } from './refusal-counter.js';
 import { CloudConfigSchema, CreateChannelSchema, ListChannelsQuery, MessagesQuery, PatchChannelSchema } from './schemas.js';
 
 /** The API view of a channel (no secret values: config holds plain values and refs). */
@@ -30,10 +31,12 @@ export async function channelView(ch: ChannelState, store: Store, publicUrl: str
 }
 
 /** Builds the router. */
-export function channelsRouter({ gateway, store, publicUrl }: { gateway: ChannelGateway; store: Store; publicUrl: string }): Router {
+export function channelsRouter({ gateway, store, publicUrl, refusals }: { gateway: ChannelGateway; store: Store; publicUrl: string; refusals?: RefusalCounter }): Router {
   const r = Router();
   r.param('id', idParam('Channel'));
-  const view = (ch: ChannelState) => channelView(ch, store, publicUrl);
+  // Refused webhook calls are counted in memory and written in summaries: show the stored count plus those.
+  const diagnosticsOf = (id: string, stored: ChannelDiagnostics): ChannelDiagnostics => refusals?.withPending(id, stored) ?? stored;
+  const view = async (ch: ChannelState) => channelView(ch, store, publicUrl, diagnosticsOf(ch.id, await store.diagnostics.get(ch.id)));
   // Every change made through the API: run the update, then let caches forget the channel.
   const update = async <T>(id: string, run: () => Promise<T>): Promise<T> => {
     try {
@@ -55,7 +58,7 @@ export function channelsRouter({ gateway, store, publicUrl }: { gateway: Channel
     const q = ListChannelsQuery.parse(req.query);
     const list = await store.channels.list(q);
     const diags = await store.diagnostics.getMany(list.map((c) => c.id));
-    res.json(await Promise.all(list.map((c) => channelView(c, store, publicUrl, diags.get(c.id)))));
+    res.json(await Promise.all(list.map((c) => channelView(c, store, publicUrl, diagnosticsOf(c.id, diags.get(c.id)!)))));
   });
 
   r.get('/:id', async (req, res) => {

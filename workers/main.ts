@@ -7,7 +7,7 @@ import './v8-flags.js'; // first: V8 settings that must precede any optimised co
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
 import { createApp } from '../api/app.js';
 import { ConfigError, loadConfig, type Config } from '../lib/config.js';
@@ -20,6 +20,7 @@ import { restrictToOwner } from '../lib/owner-only.js';
 import { migrate } from '../lib/store/migrations.js';
 import { createStore } from '../lib/store/store.js';
 import { resolveTemporalCli } from '../lib/temporal-cli.js';
+import { connectClient } from './client-connection.js';
 import { registerSearchAttributes } from './search-attributes.js';
 import { startEmbeddedTemporal, type EmbeddedTemporal } from './temporal-server.js';
 import { createWharfWorker } from './worker.js';
@@ -147,8 +148,8 @@ async function main(): Promise<void> {
     const policy = createPolicyService(store);
     const graph = createGraphClient({ baseUrl: config.graph.baseUrl, version: config.graph.version });
 
-    const connection = await Connection.connect({ address });
-    stops.push({ name: 'Temporal client', stop: () => connection.close() });
+    const { connection, close: closeConnection } = await connectClient(address);
+    stops.push({ name: 'Temporal client', stop: closeConnection });
     const client = new Client({ connection, namespace: config.temporal.namespace });
     if (!embedded) await registerSearchAttributes(connection, config.temporal.namespace, log);
 
@@ -173,12 +174,16 @@ async function main(): Promise<void> {
     });
     stops.push({
       name: 'API',
-      stop: () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeIdleConnections();
-          setTimeout(() => server.closeAllConnections(), 5000).unref();
-        }),
+      // Before the worker and the Temporal connection stop: no new connections, requests on kept-alive ones
+      // answered 503, those in flight finish (≤ 10 s, within the step's bound), then the sockets close.
+      stop: async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        const { cutOff } = await app.shutdown(10_000);
+        if (cutOff) log.warn({ cutOff }, 'requests still running at the shutdown deadline were answered 503');
+        server.closeAllConnections();
+        await closed;
+      },
     });
 
     const ms = Math.round(performance.now() - t0);
