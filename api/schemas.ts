@@ -97,7 +97,7 @@ export const CreateVaultItemSchema = z.strictObject({
 export const MessagesQuery = z.object({ limit: z.coerce.number().int().min(1).max(500).default(50) });
 
 /** PUT /api/policies */
-export const PutPoliciesSchema = z.object({ policies: z.string().max(1_000_000) });
+export const PutPoliciesSchema = z.object({ policies: z.string() }); // size: POLICY_MAX_BYTES, checked by the service (413)
 
 /** POST /api/policies/check */
 export const PolicyCheckSchema = z.object({
