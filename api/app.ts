@@ -4,6 +4,7 @@
  * `workers/main.ts` listens.
  */
 import { timingSafeEqual } from 'node:crypto';
+import { STATUS_CODES, type Server } from 'node:http';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../lib/config.js';
@@ -54,6 +55,26 @@ export type WharfApp = Express & {
    */
   shutdown(deadlineMs?: number): Promise<{ cutOff: number }>;
 };
+
+/**
+ * Requests Node's HTTP parser refuses before Express sees them (a request line and headers over 16 KB, a
+ * malformed request line) get the usual error body too, instead of Node's bare status line.
+ */
+export function answerClientErrors(server: Server): void {
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const status = tooLarge ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const body = JSON.stringify({
+      error: {
+        code: tooLarge ? 'too_large' : 'bad_request',
+        message: tooLarge ? 'The request line and headers are too large (at most 16 KB together).' : 'The request is not valid HTTP.',
+        details: [],
+      },
+    });
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`);
+  });
+}
 
 /** Builds the Express app. */
 export function createApp(deps: ApiDeps): WharfApp {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { Client } from '@temporalio/client';
 import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
-import { createApp } from '../api/app.js';
+import { answerClientErrors, createApp } from '../api/app.js';
 import { ConfigError, loadConfig, type Config } from '../lib/config.js';
 import { createGraphClient } from '../lib/graph/graph-client.js';
 import { createLogger, type Logger } from '../lib/logger.js';
@@ -172,6 +172,7 @@ async function main(): Promise<void> {
     const server: Server = await new Promise((resolve, reject) => {
       const s = app.listen(config.port, config.host, () => resolve(s)).once('error', reject);
     });
+    answerClientErrors(server);
     stops.push({
       name: 'API',
       // Before the worker and the Temporal connection stop: no new connections, requests on kept-alive ones
