@@ -68,11 +68,17 @@ export function answerClientErrors(server: Server): void {
     const body = JSON.stringify({
       error: {
         code: tooLarge ? 'too_large' : 'bad_request',
-        message: tooLarge ? 'The request line and headers are too large (at most 16 KB together).' : 'The request is not valid HTTP.',
+        message: tooLarge
+          ? 'The request line and headers are too large (at most 16 KB together).'
+          : 'The request is not valid HTTP.',
         details: [],
       },
     });
-    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`);
+    // Ended and then destroyed: a client that keeps its side open must not keep the server from closing.
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
+      () => socket.destroy(),
+    );
   });
 }
 

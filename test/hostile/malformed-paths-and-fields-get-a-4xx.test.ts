@@ -72,6 +72,12 @@ describe('paths that cannot name anything', () => {
     expect(JSON.stringify(r.data)).not.toMatch(/URIError|at \w+ \(/);
   });
 
+  it('a request line over 16 KB → 431 with the error body (Node refuses it before Express; the socket is closed)', async () => {
+    const r = await raw('GET', `/api/channels/${'a'.repeat(20_000)}`);
+    expect(r.status).toBe(431);
+    expect(r.data).toEqual({ error: { code: 'too_large', message: expect.any(String), details: [] } });
+  });
+
   it('DELETE /api/channels/:id/paired/100%25 is decoded once: "100%" is simply not paired (404), not a 500', async () => {
     const r = await raw('DELETE', `/api/channels/${ch.id}/paired/100%25`);
     expectError(r, 404, 'not_found');
