@@ -33,7 +33,10 @@ export interface SpawnedWharf {
 
 // One build at a time across test files running in parallel: two `tsc` runs writing dist/ at once corrupt it.
 function buildIfStale(): void {
-  const lock = join(tmpdir(), `wharf-build-${createHash('sha256').update(projectRoot).digest('hex').slice(0, 12)}.lock`);
+  const lock = join(
+    tmpdir(),
+    `wharf-build-${createHash('sha256').update(projectRoot).digest('hex').slice(0, 12)}.lock`,
+  );
   const deadline = Date.now() + 240_000;
   for (;;) {
     try {
@@ -65,7 +68,8 @@ export async function spawnWharf(
   opts: { startTimeoutMs?: number } = {},
 ): Promise<SpawnedWharf> {
   buildIfStale();
-  const dataDir = mkdtempSync(join(tmpdir(), 'wharf-spawned-'));
+  // A given WHARF_DATA_DIR (a restart on the same store) is used as it is; otherwise a fresh one.
+  const dataDir = env.WHARF_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'wharf-spawned-'));
   const token = 'test-' + randomBytes(12).toString('hex');
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
