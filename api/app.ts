@@ -3,6 +3,7 @@
  * result. Errors of every kind go through one handler. `server.ts`-style: this module builds the app,
  * `workers/main.ts` listens.
  */
+import { STATUS_CODES, type Server } from 'node:http';
 import express, { type Express } from 'express';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../lib/config.js';
@@ -12,6 +13,7 @@ import type { PolicyService } from '../lib/policy/service.js';
 import type { Store } from '../lib/store/store.js';
 import { catalogRouter } from './catalog.router.js';
 import { createChannelGateway } from './channel-gateway.js';
+import { createDrain } from './drain.js';
 import { channelsRouter } from './channels.router.js';
 import { consoleRouter } from './console.router.js';
 import { diagnosticsRouter } from './diagnostics.router.js';
@@ -19,6 +21,7 @@ import { errorHandler, notFoundRoute } from './errors.js';
 import { mediaRouter } from './media.router.js';
 import { eventsRouter } from './events.router.js';
 import { personalRouter } from './personal.router.js';
+import { createRefusalCounter } from './refusal-counter.js';
 import { policiesRouter } from './policies.router.js';
 import { createSessionAuth } from './session-auth.js';
 import { signalsRouter } from './signals.router.js';
@@ -40,12 +43,61 @@ export interface ApiDeps {
   graph?: GraphClient;
 }
 
+/** The app, plus its part in a graceful stop. */
+export type WharfApp = Express & {
+  /**
+   * Call when the process stops, before the Temporal connection closes: new requests get 503, those in flight
+   * finish (at most `deadlineMs`, then 503), and counts held in memory are written to the store.
+   */
+  shutdown(deadlineMs?: number): Promise<{ cutOff: number }>;
+};
+
+/**
+ * Requests Node's HTTP parser refuses before Express sees them (a request line and headers over 16 KB, a
+ * malformed request line) get the usual error body too, instead of Node's bare status line.
+ */
+export function answerClientErrors(server: Server): void {
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const status = tooLarge ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const body = JSON.stringify({
+      error: {
+        code: tooLarge ? 'too_large' : 'bad_request',
+        message: tooLarge
+          ? 'The request line and headers are too large (at most 16 KB together).'
+          : 'The request is not valid HTTP.',
+        details: [],
+      },
+    });
+    // Ended and then destroyed: a client that keeps its side open must not keep the server from closing.
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
+      () => socket.destroy(),
+    );
+  });
+}
+
 /** Builds the Express app. */
-export function createApp(deps: ApiDeps): Express {
+export function createApp(deps: ApiDeps): WharfApp {
   const { config, store, client, policy, log } = deps;
   const gateway = createChannelGateway({ client, store, config });
-  const app = express();
+  const refusals = createRefusalCounter({ store, log: log.child({ component: 'webhook' }) });
+  const drain = createDrain();
+  const app = Object.assign(express(), {
+    async shutdown(deadlineMs?: number) {
+      const cutOff = await drain.drain(deadlineMs);
+      await refusals.close();
+      return { cutOff };
+    },
+  });
   app.disable('x-powered-by');
+  app.use(drain.middleware);
+  // No browser may guess a content type: a webhook challenge or an error body must never render as HTML.
+  app.use((_req, res, next) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    next();
+  });
   app.set('query parser', 'simple');
 
   app.get('/healthz', async (_req, res) => {
@@ -61,7 +113,7 @@ export function createApp(deps: ApiDeps): Express {
   });
 
   const screen = createStrangerScreen({ store, policy });
-  app.use('/webhooks/whatsapp', webhookRouter({ gateway, store, screen, log: log.child({ component: 'webhook' }) }));
+  app.use('/webhooks/whatsapp', webhookRouter({ gateway, store, screen, log: log.child({ component: 'webhook' }), refusals }));
 
   // The bearer token (scripts) or a console session cookie; see session-auth.ts.
   const auth = createSessionAuth({ adminToken: config.adminToken, publicUrl: config.publicUrl });
@@ -80,7 +132,7 @@ export function createApp(deps: ApiDeps): Express {
   });
   api.use('/', catalogRouter({ store }));
   api.use('/vaults', vaultsRouter({ store, log: log.child({ component: 'vaults' }) }));
-  api.use('/channels', channelsRouter({ gateway, store, publicUrl: config.publicUrl }));
+  api.use('/channels', channelsRouter({ gateway, store, publicUrl: config.publicUrl, refusals }));
   api.use('/channels', personalRouter({ store, gateway }));
   const graph = deps.graph ?? createGraphClient({ baseUrl: config.graph.baseUrl, version: config.graph.version });
   api.use('/channels', diagnosticsRouter({ store, gateway, graph }));

@@ -4,11 +4,13 @@ import { WharfError } from '../lib/errors.js';
 import type { Store } from '../lib/store/store.js';
 import { PROVIDER_INFO } from '../lib/types.js';
 import { vaultRegistry } from '../lib/vaults/index.js';
+import { idParam } from './params.js';
 import { CreateAgentSchema, ListSpacesQuery } from './schemas.js';
 
 /** Builds the router mounted at `/api`. */
 export function catalogRouter({ store }: { store: Store }): Router {
   const r = Router();
+  r.param('id', idParam('Agent'));
 
   r.get('/providers', (_req, res) => {
     res.json(Object.values(PROVIDER_INFO).map(({ id, label, publicUrlRequired, textLimit, fields }) => ({ id, label, publicUrlRequired, textLimit, fields })));

@@ -7,6 +7,8 @@ import type { ChannelDiagnostics, ChannelState } from '../lib/types.js';
 import { deleteChannel, disconnect, patchChannel, reconnect, saveConfig, startPairing, unpair } from '../workflows/channel-messages.js';
 import { newPairingCode, type ChannelGateway } from './channel-gateway.js';
 import { diagnosticWarnings } from './diagnostics.router.js';
+import { idParam, quoteId } from './params.js';
+import type { RefusalCounter } from './refusal-counter.js';
 import { CloudConfigSchema, CreateChannelSchema, ListChannelsQuery, MessagesQuery, PatchChannelSchema } from './schemas.js';
 
 const withWarnings = (ch: ChannelState, d: ChannelDiagnostics): ChannelDiagnostics => ({ ...d, warnings: diagnosticWarnings(ch, d) });
@@ -33,9 +35,12 @@ export async function channelView(ch: ChannelState, store: Store, publicUrl: str
 }
 
 /** Builds the router. */
-export function channelsRouter({ gateway, store, publicUrl }: { gateway: ChannelGateway; store: Store; publicUrl: string }): Router {
+export function channelsRouter({ gateway, store, publicUrl, refusals }: { gateway: ChannelGateway; store: Store; publicUrl: string; refusals?: RefusalCounter }): Router {
   const r = Router();
-  const view = (ch: ChannelState) => channelView(ch, store, publicUrl);
+  r.param('id', idParam('Channel'));
+  // Refused webhook calls are counted in memory and written in summaries: show the stored count plus those.
+  const diagnosticsOf = (id: string, stored: ChannelDiagnostics): ChannelDiagnostics => refusals?.withPending(id, stored) ?? stored;
+  const view = async (ch: ChannelState) => channelView(ch, store, publicUrl, diagnosticsOf(ch.id, await store.diagnostics.get(ch.id)));
   // Every change made through the API: run the update, then let caches forget the channel.
   const update = async <T>(id: string, run: () => Promise<T>): Promise<T> => {
     try {
@@ -57,7 +62,7 @@ export function channelsRouter({ gateway, store, publicUrl }: { gateway: Channel
     const q = ListChannelsQuery.parse(req.query);
     const list = await store.channels.list(q);
     const diags = await store.diagnostics.getMany(list.map((c) => c.id));
-    res.json(await Promise.all(list.map((c) => channelView(c, store, publicUrl, diags.get(c.id)))));
+    res.json(await Promise.all(list.map((c) => channelView(c, store, publicUrl, diagnosticsOf(c.id, diags.get(c.id)!)))));
   });
 
   r.get('/:id', async (req, res) => {
@@ -93,9 +98,10 @@ export function channelsRouter({ gateway, store, publicUrl }: { gateway: Channel
 
   r.delete('/:id/paired/:address', async (req, res) => {
     const ch = await gateway.get(req.params.id);
-    const address = decodeURIComponent(req.params.address).trim();
+    // Express has decoded the parameter already; decoding it again misread a literal "%" (a 500 for "100%25").
+    const address = req.params.address.trim();
     const known = ch.pairedAddresses.find((p) => p.address === address || p.address === `+${address.replace(/^\+/, '')}`);
-    if (!known) throw new WharfError('not_found', `${address} is not paired with channel ${ch.id}.`);
+    if (!known) throw new WharfError('not_found', `${quoteId(address)} is not paired with channel ${ch.id}.`);
     res.json(await view(await gateway.handle(ch.id).executeUpdate(unpair, { args: [{ address: known.address }] })));
   });
 

@@ -10,6 +10,9 @@ import { WharfError, type ErrorCode } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { InvalidPolicyError, type PolicyError } from '../lib/policy/engine.js';
 
+/** Our code for a 4xx status set by Express or a body parser. */
+const CLIENT_ERROR_CODES: Record<number, ErrorCode> = { 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 409: 'conflict', 413: 'too_large' };
+
 const REFUSAL_CODES: Record<string, ErrorCode> = { InvalidRequest: 'validation_failed', NotPossibleNow: 'not_possible_now', NotFound: 'not_found' };
 
 /** Converts anything thrown by a handler into a WharfError that is safe to show. */
@@ -30,10 +33,18 @@ export function toWharfError(err: unknown): WharfError {
     return new WharfError(REFUSAL_CODES[err.cause.type ?? ''] ?? 'not_possible_now', err.cause.message);
   }
   if (err instanceof WorkflowNotFoundError) return new WharfError('not_found', 'That channel was not found.');
-  const e = err as { type?: string; status?: number; body?: unknown };
+  const e = err as { type?: string; status?: number; statusCode?: number; limit?: number; body?: unknown };
   if (e?.type === 'entity.parse.failed') return new WharfError('invalid_json', 'The request body is not valid JSON.');
-  if (e?.type === 'entity.too.large') return new WharfError('bad_request', 'The request body is too large.');
+  if (e?.type === 'entity.too.large') return new WharfError('too_large', `The request body is too large${typeof e.limit === 'number' ? ` (at most ${e.limit} bytes)` : ''}.`);
   if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') return new WharfError('bad_request', 'Unsupported body encoding; send UTF-8 JSON.');
+  // Express and its body parsers mark what the client got wrong with a 4xx `status` (a malformed %-escape in
+  // the path is a URIError with status 400, an aborted body a 400): the client's fault, so a 4xx with our body
+  // and our words — their messages can quote the input and are not written for operators.
+  const status = e?.status ?? e?.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    if (err instanceof URIError) return new WharfError('bad_request', 'The URL is not valid: it has a malformed %-escape. Encode the path as UTF-8 and percent-encode it once.');
+    return new WharfError(CLIENT_ERROR_CODES[status] ?? 'bad_request', `The request was refused (HTTP ${status}): check its URL, headers and body.`);
+  }
   return new WharfError('internal', 'Something went wrong inside Wharf; the error was logged. Try again, and check the logs if it persists.');
 }
 

@@ -18,6 +18,7 @@ import type { Store } from '../lib/store/store.js';
 import type { ChannelState } from '../lib/types.js';
 import { relink } from '../workflows/channel-messages.js';
 import type { ChannelGateway } from './channel-gateway.js';
+import { idParam } from './params.js';
 
 /** What the router needs of the gateway (the real `ChannelGateway` fits; tests pass a stub). */
 export type PersonalGateway = Pick<ChannelGateway, 'get' | 'handle'>;
@@ -52,6 +53,7 @@ export function personalRouter({
   linkCodeTimeoutMs?: number;
 }): Router {
   const r = Router();
+  r.param('id', idParam('Channel'));
 
   const personalChannel = async (req: Request): Promise<ChannelState> => {
     const id = String(req.params.id);

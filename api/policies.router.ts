@@ -47,7 +47,12 @@ export function policiesRouter({ policy, store }: { policy: PolicyService; store
     res.json({ policies: cur.text, updatedAt: cur.updatedAt, builtin: DEFAULT_POLICY });
   });
 
+  // JSON `{policies}`, or the text itself as text/plain or application/cedar (parsed in app.ts); the size
+  // limit (POLICY_MAX_BYTES, 413) is the service's, so it holds for every way in.
   r.put('/', async (req, res) => {
+    if (req.body === undefined) {
+      throw new WharfError('bad_request', `Send the policies as application/json {"policies": "<Cedar text>"}, or the Cedar text as text/plain or application/cedar (got ${req.get('content-type') ?? 'no content type'}).`);
+    }
     const body = typeof req.body === 'string' ? { policies: req.body } : PutPoliciesSchema.parse(req.body);
     const saved = await policy.save(body.policies);
     res.json({ policies: body.policies, updatedAt: saved.updatedAt, builtin: DEFAULT_POLICY, warnings: await unknownNames(body.policies, store) });

@@ -2,11 +2,36 @@
 import { z } from 'zod';
 import { INBOUND_MODES, PROVIDERS, CHANNEL_STATUSES } from '../lib/types.js';
 
+// NUL and the other C0/C1 control characters have no place in a name: PostgreSQL refuses NUL outright (the
+// request used to end in a 500), and escape sequences in a name rewrite an operator's terminal when logs are
+// read. A lone surrogate cannot be encoded as UTF-8 and would be stored as U+FFFD, so the name read back
+// would differ from the one given. Refused at the edge, with the field named.
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+// Free text (a system prompt) may hold line breaks and tabs.
+const CONTROL_CHARS_BUT_LAYOUT = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
+// A high surrogate not followed by a low one, or a low one not preceded by a high one (String#isWellFormed
+// is ES2024; the project targets ES2023).
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** A string without control characters or lone surrogates (names, ids, refs, addresses). */
+export const plainText = (): z.ZodString =>
+  z
+    .string()
+    .refine((s) => !CONTROL_CHARS.test(s), 'control characters (NUL, escape, line breaks, …) are not allowed')
+    .refine((s) => !LONE_SURROGATE.test(s), 'must be well-formed Unicode (no lone surrogates)');
+
+/** Multi-line text: like {@link plainText} but line breaks and tabs are allowed. */
+export const multilineText = (): z.ZodString =>
+  z
+    .string()
+    .refine((s) => !CONTROL_CHARS_BUT_LAYOUT.test(s), 'control characters other than line breaks and tabs are not allowed')
+    .refine((s) => !LONE_SURROGATE.test(s), 'must be well-formed Unicode (no lone surrogates)');
+
 /** `{vault, item, field}` pointing at a secret. */
 export const CredentialRefSchema = z.object({
-  vault: z.string().min(1),
-  item: z.string().min(1),
-  field: z.string().min(1),
+  vault: plainText().min(1).max(200),
+  item: plainText().min(1).max(200),
+  field: plainText().min(1).max(100),
 });
 
 const id = z
@@ -19,7 +44,7 @@ const id = z
 export const CreateChannelSchema = z.object({
   provider: z.enum(PROVIDERS),
   agent: id,
-  space: z.string().trim().min(1).max(200).optional(),
+  space: plainText().trim().min(1).max(200).optional(),
   inbound: z.enum(INBOUND_MODES).optional(),
 });
 
@@ -53,37 +78,38 @@ export const CreateAgentSchema = z.discriminatedUnion('kind', [
     id,
     kind: z.literal('openai'),
     baseUrl: z.url({ protocol: /^https?$/ }),
-    model: z.string().min(1),
+    model: plainText().min(1).max(200),
     apiKey: CredentialRefSchema,
-    system: z.string().max(20_000).optional(),
+    system: multilineText().max(20_000).optional(),
   }),
-  z.strictObject({ id, kind: z.literal('temporal'), workflowType: z.string().min(1), taskQueue: z.string().min(1) }),
+  z.strictObject({ id, kind: z.literal('temporal'), workflowType: plainText().min(1).max(200), taskQueue: plainText().min(1).max(200) }),
 ]);
 
 /** POST /api/vaults/:vault/items ("New credential") */
 export const CreateVaultItemSchema = z.strictObject({
-  name: z.string().trim().min(1).max(200),
+  name: plainText().trim().min(1).max(200),
   kind: z.enum(['api_key', 'password', 'token', 'secret']).default('api_key'),
-  fields: z.record(z.string().min(1).max(100), z.string().max(65_536)).refine((f) => Object.keys(f).length > 0, 'give at least one field, e.g. {"value": "..."}'),
+  // Values are secrets: any bytes, encrypted before they are stored and never shown.
+  fields: z.record(plainText().min(1).max(100), z.string().max(65_536)).refine((f) => Object.keys(f).length > 0, 'give at least one field, e.g. {"value": "..."}'),
 });
 
 /** GET /api/channels/:id/messages */
 export const MessagesQuery = z.object({ limit: z.coerce.number().int().min(1).max(500).default(50) });
 
 /** PUT /api/policies */
-export const PutPoliciesSchema = z.object({ policies: z.string().max(1_000_000) });
+export const PutPoliciesSchema = z.object({ policies: z.string() }); // size: POLICY_MAX_BYTES, checked by the service (413)
 
 /** POST /api/policies/check */
 export const PolicyCheckSchema = z.object({
-  channel: z.string().min(1),
-  sender: z.string().min(1),
-  agent: z.string().min(1).optional(),
-  chat: z.object({ kind: z.enum(['direct', 'group']), id: z.string().min(1), name: z.string().optional() }),
-  name: z.string().optional(),
+  channel: plainText().min(1).max(200),
+  sender: plainText().min(1).max(200),
+  agent: plainText().min(1).max(200).optional(),
+  chat: z.object({ kind: z.enum(['direct', 'group']), id: plainText().min(1).max(200), name: plainText().max(1000).optional() }),
+  name: plainText().max(1000).optional(),
 });
 
 /** POST /api/signals/wait */
 export const SignalWaitSchema = z.object({
-  space: z.string().min(1),
+  space: plainText().min(1).max(200),
   timeoutSeconds: z.number().min(0).max(3600).default(30),
 });

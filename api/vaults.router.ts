@@ -4,6 +4,7 @@
  * credentials, rotation and deletion. No value ever appears in an answer or an error.
  */
 import { Router } from 'express';
+import { idParam } from './params.js';
 import { z } from 'zod';
 import { WharfError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
@@ -54,6 +55,7 @@ export function vaultHttpError(err: unknown): unknown {
 /** Builds the router mounted at `/api/vaults`. */
 export function vaultsRouter({ store, log }: { store: Store; log: Logger }): Router {
   const r = Router();
+  r.param('vault', idParam('Vault'));
   const vaults = vaultRegistry(store);
   // Every handler: vault failures become API errors with a safe message.
   const run = async <T>(fn: () => Promise<T>): Promise<T> => {

@@ -13,6 +13,8 @@ import type { ChannelState } from '../lib/types.js';
 import { VaultError, vaultRegistry } from '../lib/vaults/index.js';
 import type { ChannelGateway } from './channel-gateway.js';
 import type { StrangerScreen } from './stranger-screen.js';
+import { idParam } from './params.js';
+import type { RefusalCounter } from './refusal-counter.js';
 
 const sameSecret = (a: string, b: string): boolean => {
   const x = Buffer.from(a);
@@ -21,8 +23,9 @@ const sameSecret = (a: string, b: string): boolean => {
 };
 
 /** Builds the router mounted at `/webhooks/whatsapp`. */
-export function webhookRouter({ gateway, store, screen, log }: { gateway: ChannelGateway; store: Store; screen: StrangerScreen; log: Logger }): Router {
+export function webhookRouter({ gateway, store, screen, log, refusals }: { gateway: ChannelGateway; store: Store; screen: StrangerScreen; log: Logger; refusals: RefusalCounter }): Router {
   const r = Router();
+  r.param('channelId', idParam('Cloud API channel'));
 
   // At 1,000 events a second the read model and the app secret would be read and decrypted for every
   // request; a short-lived in-memory copy (never logged, never persisted) takes that off the hot path.
@@ -91,8 +94,7 @@ export function webhookRouter({ gateway, store, screen, log }: { gateway: Channe
     const token = req.query['hub.verify_token'];
     const challenge = req.query['hub.challenge'];
     if (!expected || mode !== 'subscribe' || typeof token !== 'string' || typeof challenge !== 'string' || !sameSecret(token, expected)) {
-      await store.diagnostics.record(ch.id, 'verification_refused');
-      log.warn({ channelId: ch.id }, 'webhook verification refused: the verify_token does not match the one saved in Wharf');
+      refusals.note(ch.id, 'verification_refused');
       throw new WharfError('forbidden', 'Verification refused: hub.verify_token does not match this channel’s verify_token.');
     }
     await store.diagnostics.record(ch.id, 'verified');
@@ -104,8 +106,7 @@ export function webhookRouter({ gateway, store, screen, log }: { gateway: Channe
     const { ch, appSecret } = await eventContext(req.params.channelId);
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     if (!appSecret || !verifySignature(raw, req.header('x-hub-signature-256'), appSecret)) {
-      await store.diagnostics.record(ch.id, 'bad_signature');
-      log.warn({ channelId: ch.id }, 'webhook event rejected: missing or bad X-Hub-Signature-256 (is app_secret right?)');
+      refusals.note(ch.id, 'bad_signature');
       throw new WharfError('bad_signature', 'Missing or invalid X-Hub-Signature-256; the event was not recorded.');
     }
     let body: unknown;

@@ -102,7 +102,13 @@ function readOrCreate(file: string, make: () => string): { value: string; create
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parseEnv(env);
   const dataDir = resolve(e.WHARF_DATA_DIR);
-  mkdirSync(dataDir, { recursive: true });
+  // Owner-only: the data dir holds message text, policies and the vault (see lib/owner-only.ts).
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  try {
+    chmodSync(dataDir, 0o700);
+  } catch {
+    // A dir owned by another user (e.g. a mounted volume): not ours to change; what Wharf writes in it still is.
+  }
 
   let adminToken = e.WHARF_ADMIN_TOKEN;
   let adminTokenGenerated = false;

@@ -14,6 +14,7 @@ export const ERROR_STATUS = {
   forbidden: 403,
   not_found: 404,
   conflict: 409,
+  too_large: 413,
   not_possible_now: 422,
   not_available: 422,
   provider_refused: 502,

@@ -7,18 +7,20 @@ import './v8-flags.js'; // first: V8 settings that must precede any optimised co
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
-import { createApp } from '../api/app.js';
+import { answerClientErrors, createApp } from '../api/app.js';
 import { ConfigError, loadConfig, type Config } from '../lib/config.js';
 import { createGraphClient } from '../lib/graph/graph-client.js';
 import { createLogger, type Logger } from '../lib/logger.js';
 import { projectRoot } from '../lib/paths.js';
 import { createPolicyService } from '../lib/policy/service.js';
 import { openPglite, openPostgres, type Db } from '../lib/store/db.js';
+import { restrictToOwner } from '../lib/owner-only.js';
 import { migrate } from '../lib/store/migrations.js';
 import { createStore } from '../lib/store/store.js';
 import { resolveTemporalCli } from '../lib/temporal-cli.js';
+import { connectClient } from './client-connection.js';
 import { registerSearchAttributes } from './search-attributes.js';
 import { startEmbeddedTemporal, type EmbeddedTemporal } from './temporal-server.js';
 import { startMediaRetention } from './media-retention.js';
@@ -55,6 +57,8 @@ async function openStore(config: Config, log: Logger): Promise<Db> {
 
 async function main(): Promise<void> {
   const t0 = performance.now();
+  // Owner-only files (lib/owner-only.ts): everything this process and the dev server it starts create.
+  process.umask(0o077);
   let config: Config;
   try {
     config = loadConfig();
@@ -128,6 +132,9 @@ async function main(): Promise<void> {
       log.info({ address, namespace: config.temporal.namespace }, 'connecting to the Temporal cluster at TEMPORAL_ADDRESS');
     }
 
+    // Files left by earlier versions (or another umask) are tightened too; cheap (about 1,000 entries).
+    const swept = restrictToOwner(config.dataDir);
+    if (swept.tightened) log.info(swept, 'data dir: group/other permissions removed (owner-only)');
     const db = await openStore(config, log);
     stops.push({ name: 'store', stop: () => db.close() });
     const applied = await migrate(db);
@@ -142,8 +149,8 @@ async function main(): Promise<void> {
     const policy = createPolicyService(store);
     const graph = createGraphClient({ baseUrl: config.graph.baseUrl, version: config.graph.version });
 
-    const connection = await Connection.connect({ address });
-    stops.push({ name: 'Temporal client', stop: () => connection.close() });
+    const { connection, close: closeConnection } = await connectClient(address);
+    stops.push({ name: 'Temporal client', stop: closeConnection });
     const client = new Client({ connection, namespace: config.temporal.namespace });
     if (!embedded) await registerSearchAttributes(connection, config.temporal.namespace, log);
 
@@ -167,14 +174,19 @@ async function main(): Promise<void> {
     const server: Server = await new Promise((resolve, reject) => {
       const s = app.listen(config.port, config.host, () => resolve(s)).once('error', reject);
     });
+    answerClientErrors(server);
     stops.push({
       name: 'API',
-      stop: () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeIdleConnections();
-          setTimeout(() => server.closeAllConnections(), 5000).unref();
-        }),
+      // Before the worker and the Temporal connection stop: no new connections, requests on kept-alive ones
+      // answered 503, those in flight finish (≤ 10 s, within the step's bound), then the sockets close.
+      stop: async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        const { cutOff } = await app.shutdown(10_000);
+        if (cutOff) log.warn({ cutOff }, 'requests still running at the shutdown deadline were answered 503');
+        server.closeAllConnections();
+        await closed;
+      },
     });
 
     const ms = Math.round(performance.now() - t0);

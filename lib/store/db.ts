@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite, TransactionAbortedError, parse, protocol, type messages } from '@electric-sql/pglite';
 import pg from 'pg';
+import { restrictToOwner } from '../owner-only.js';
 import { storable } from '../storable-text.js';
 
 type BackendMessage = messages.BackendMessage;
@@ -161,6 +162,8 @@ const MAX_PREPARED = 500;
 export async function openPglite(dir: string): Promise<Db> {
   initPgliteInChild(dir);
   const pg = await PGlite.create(dir, { postgresqlconf: PGLITE_CONF });
+  // PGlite chmods its files itself (initdb's 0666, pg_internal.init 0644 on every open), ignoring the umask.
+  restrictToOwner(dir);
   const statements = new PgliteStatements(pg);
   // One session, so one thing at a time: statements queue here; a transaction holds the queue until it ends.
   // A plain query issued from inside a transaction's callback runs within that transaction, as before.

@@ -320,24 +320,18 @@ export function createStore(db: Db, secretKey: Buffer) {
     async get(channelId: string): Promise<ChannelDiagnostics> {
       return (await diagnostics.getMany([channelId])).get(channelId)!;
     },
-    /** Records one diagnostic event. */
-    async record(channelId: string, event: 'webhook' | 'verified' | 'verification_refused' | 'bad_signature'): Promise<void> {
-      const set = {
-        webhook: 'last_webhook_at = now()',
-        verified: 'last_verification_at = now()',
-        verification_refused: 'verifications_refused = channel_diagnostics.verifications_refused + 1',
-        bad_signature: 'bad_signature_events = channel_diagnostics.bad_signature_events + 1',
-      }[event];
-      const insertCols = {
-        webhook: ['last_webhook_at', 'now()'],
-        verified: ['last_verification_at', 'now()'],
-        verification_refused: ['verifications_refused', '1'],
-        bad_signature: ['bad_signature_events', '1'],
-      }[event];
+    /** Records a diagnostic event; the two counters grow by `count` (a summary of several refusals). */
+    async record(channelId: string, event: 'webhook' | 'verified' | 'verification_refused' | 'bad_signature', count = 1): Promise<void> {
+      if (event === 'webhook' || event === 'verified') {
+        const col = event === 'webhook' ? 'last_webhook_at' : 'last_verification_at';
+        await db.query(`insert into channel_diagnostics (channel_id, ${col}) values ($1, now()) on conflict (channel_id) do update set ${col} = now()`, [channelId]);
+        return;
+      }
+      const col = event === 'bad_signature' ? 'bad_signature_events' : 'verifications_refused';
       await db.query(
-        `insert into channel_diagnostics (channel_id, ${insertCols[0]}) values ($1, ${insertCols[1]})
-         on conflict (channel_id) do update set ${set}`,
-        [channelId],
+        `insert into channel_diagnostics (channel_id, ${col}) values ($1, $2::integer)
+         on conflict (channel_id) do update set ${col} = channel_diagnostics.${col} + excluded.${col}`,
+        [channelId, count],
       );
       changes.emit({ channelId, what: 'diagnostics' });
     },

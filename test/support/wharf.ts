@@ -11,7 +11,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { MakeSocket } from '../../activities/whatsapp-session.js';
 import { inject } from 'vitest';
-import { createApp } from '../../api/app.js';
+import { answerClientErrors, createApp } from '../../api/app.js';
 import { loadConfig, type Config } from '../../lib/config.js';
 import { createGraphClient } from '../../lib/graph/graph-client.js';
 import { createLogger, type Logger } from '../../lib/logger.js';
@@ -95,6 +95,7 @@ export async function startWharf(opts: { graphUrl?: string; dataDir?: string; ta
   if (!opts.publicUrl) (config as { publicUrl: string }).publicUrl = url;
   const app = createApp({ config, store, client, policy, log, version: 'test', temporal: { address: config.temporal.address!, uiUrl: null, embedded: false } });
   server.on('request', app);
+  answerClientErrors(server);
 
   return {
     url,

@@ -1,0 +1,99 @@
+/**
+ * Attack: another local user reading (or editing) Wharf's store — PGlite's tables and WAL hold message
+ * text, the Temporal dev server's `temporal.db` holds workflow histories, the vault rows are there too.
+ * The built product, started the way operators start it (embedded dev server, PGlite) on a fresh data dir
+ * under a permissive umask, leaves nothing under the data dir with a group or other permission bit: every
+ * directory 0700, every file 0600 — also after messages were written and after a restart.
+ */
+import { readdirSync, lstatSync, chmodSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { restrictToOwner } from '../../lib/owner-only.js';
+import { startFakeGraph, type FakeGraph } from '../fakes/graph-server.js';
+import { cloudChannel, echoRoundTrip, phone, type CloudSetup } from '../support/cloud.js';
+import { spawnWharf, type SpawnedWharf } from '../support/spawned-wharf.js';
+
+/** Every entry under `root` (root included) whose mode grants group or other anything. */
+function looseEntries(root: string): string[] {
+  const loose: string[] = [];
+  const walk = (p: string): void => {
+    const st = lstatSync(p);
+    if (st.isSymbolicLink()) return;
+    if (st.mode & 0o077) loose.push(`${(st.mode & 0o777).toString(8)} ${relative(root, p) || '.'}`);
+    if (st.isDirectory()) for (const n of readdirSync(p)) walk(join(p, n));
+  };
+  walk(root);
+  return loose;
+}
+
+/** How many files and directories are under `root`. */
+const countEntries = (root: string): number =>
+  1 + (lstatSync(root).isDirectory() ? readdirSync(root).reduce((n, e) => n + countEntries(join(root, e)), 0) : 0);
+
+describe('the built product on a fresh data dir', () => {
+  let fake: FakeGraph;
+  let wharf: SpawnedWharf | undefined;
+  const previousUmask = process.umask(0o022); // the usual permissive umask of a shell; main.ts must not rely on it
+
+  beforeAll(async () => {
+    fake = await startFakeGraph();
+    // TEMPORAL_ADDRESS unset: Wharf runs its own dev server, whose temporal.db is in the data dir.
+    wharf = await spawnWharf({ META_GRAPH_URL: fake.url }, { startTimeoutMs: 110_000 });
+  }, 120_000);
+  afterAll(async () => {
+    process.umask(previousUmask);
+    await wharf?.stop('SIGKILL');
+    wharf?.purge();
+    await fake?.close();
+  });
+
+  it('writes its store, its dev server database and its keys owner-only, before and after messages flow', async () => {
+    const w = wharf!;
+    expect(readdirSync(w.dataDir)).toEqual(expect.arrayContaining(['store', 'temporal.db', 'secret.key']));
+    expect(looseEntries(w.dataDir)).toEqual([]);
+
+    const sender = phone();
+    const ch: CloudSetup = await cloudChannel(w.asTestWharf(), fake, { pair: [sender] });
+    for (let i = 0; i < 3; i++) await echoRoundTrip(w.asTestWharf(), fake, ch, sender, `owner-only ${i}`);
+    const policy = await w.api('PUT', '/api/policies', {
+      policies:
+        '@id("nobody")\nforbid(principal, action, resource) when { resource.sender.address == "+15550000000" };',
+    });
+    expect(policy.status, JSON.stringify(policy.data)).toBe(200);
+
+    expect(countEntries(w.dataDir)).toBeGreaterThan(500);
+    expect(looseEntries(w.dataDir)).toEqual([]);
+  });
+
+  it('stays owner-only across a restart on the same data dir (the store is re-opened, pg_internal.init rewritten)', async () => {
+    const first = wharf!;
+    const stopped = await first.stop('SIGTERM');
+    expect(stopped.code).toBe(0);
+    wharf = await spawnWharf(
+      { META_GRAPH_URL: fake.url, WHARF_DATA_DIR: first.dataDir, WHARF_ADMIN_TOKEN: first.token },
+      { startTimeoutMs: 110_000 },
+    );
+    expect(looseEntries(first.dataDir)).toEqual([]);
+  }, 150_000);
+});
+
+describe('restrictToOwner', () => {
+  it('tightens files and directories left loose (e.g. by an earlier version) and keeps owner bits', async () => {
+    const { mkdtempSync, mkdirSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const root = mkdtempSync(join(tmpdir(), 'wharf-owner-only-'));
+    mkdirSync(join(root, 'a/b'), { recursive: true });
+    writeFileSync(join(root, 'a/b/data'), 'x');
+    writeFileSync(join(root, 'tool'), 'x');
+    chmodSync(join(root, 'a'), 0o755);
+    chmodSync(join(root, 'a/b/data'), 0o666);
+    chmodSync(join(root, 'tool'), 0o775);
+    const sweep = restrictToOwner(root);
+    expect(sweep.seen).toBe(5);
+    expect(looseEntries(root)).toEqual([]);
+    expect(lstatSync(join(root, 'a/b/data')).mode & 0o777).toBe(0o600);
+    expect(lstatSync(join(root, 'tool')).mode & 0o777).toBe(0o700);
+    expect(lstatSync(join(root, 'a')).mode & 0o777).toBe(0o700);
+    expect(restrictToOwner(root).tightened).toBe(0);
+  });
+});
