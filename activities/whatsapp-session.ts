@@ -28,6 +28,7 @@ import makeWASocket, {
 } from '@whiskeysockets/baileys';
 import { createStoreAuthState, ownsAuthState, type StoreAuthState } from '../lib/baileys/auth-state.js';
 import { addressToJid, normalizeWaMessage } from '../lib/baileys/normalize.js';
+import { installSignatureCheck, setCertRoot } from '../lib/baileys/signature-check.js';
 import { FAILURE } from '../lib/errors.js';
 import { deliverInbound } from '../lib/inbound-delivery.js';
 import type { Logger } from '../lib/logger.js';
@@ -116,6 +117,10 @@ export interface SessionActivityDeps {
   log: Logger;
   /** Socket factory; Baileys' `makeWASocket` unless a test injects a fake. */
   makeSocket?: MakeSocket;
+  /** The WhatsApp Web websocket URL (`WHARF_WA_URL`); Baileys' own when unset. */
+  waUrl?: string;
+  /** The Noise certificate root to trust (`WHARF_WA_CERT_ROOT`, 32 bytes); WhatsApp's when unset. Process-wide. */
+  waCertRoot?: Buffer;
   /** Extra Baileys socket options, applied last (e.g. `waWebSocketUrl`, `agent` for a proxy). */
   socketConfig?: Partial<UserFacingSocketConfig>;
   /** Reconnect backoff (default 1 s → 60 s). */
@@ -206,6 +211,9 @@ export function createSessionActivities(deps: SessionActivityDeps) {
   const heartbeatMs = deps.heartbeatMs ?? 5000;
   const random = deps.random ?? Math.random;
   const firstContactGuard = deps.firstContactGuard ?? true;
+  // Before any socket: a signature check that refuses forged certificate chains and pairing signatures.
+  installSignatureCheck();
+  setCertRoot(deps.waCertRoot);
   /** Open sessions of this process, by channel id. */
   const sessionRegistry = new Map<string, LiveSession>();
 
@@ -439,6 +447,7 @@ export function createSessionActivities(deps: SessionActivityDeps) {
                 const text = key.id ? sentIds.text(key.id) : undefined;
                 return text ? { conversation: text } : undefined;
               },
+              ...(deps.waUrl ? { waWebSocketUrl: deps.waUrl } : {}),
               ...deps.socketConfig,
             },
             { channelId },

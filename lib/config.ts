@@ -45,6 +45,13 @@ export const EnvSchema = z.object({
     .optional(),
   /** Prometheus metrics of the embedded Temporal dev server (persistence latencies) on this port. */
   WHARF_TEMPORAL_METRICS_PORT: port.optional(),
+  /** The WhatsApp Web websocket the personal adapter connects to (tests and demos point it at a simulator). */
+  WHARF_WA_URL: z.url({ protocol: /^wss?$/, message: 'must be a ws:// or wss:// URL such as ws://127.0.0.1:7999/ws/chat' }).optional(),
+  /** The Curve25519 public key (base64, 32 bytes) the Noise certificate chain of that server must chain to. */
+  WHARF_WA_CERT_ROOT: z
+    .string()
+    .refine((v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length === 32, 'must be a 32-byte Curve25519 public key, base64-encoded')
+    .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -66,6 +73,8 @@ export interface Config {
   metricsAddress?: string;
   databaseUrl?: string;
   graph: { baseUrl: string; version: string };
+  /** Where the personal adapter connects and whom it trusts; both unset means WhatsApp itself. */
+  whatsapp: { webSocketUrl?: string; certRoot?: Buffer };
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -131,6 +140,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsAddress: e.WHARF_METRICS_ADDRESS,
     databaseUrl: e.DATABASE_URL,
     graph: { baseUrl: e.META_GRAPH_URL, version: e.META_GRAPH_VERSION },
+    whatsapp: {
+      webSocketUrl: e.WHARF_WA_URL,
+      certRoot: e.WHARF_WA_CERT_ROOT ? Buffer.from(e.WHARF_WA_CERT_ROOT, 'base64') : undefined,
+    },
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -24,6 +24,8 @@ export interface WorkerDeps {
   secretKey: Buffer;
   /** Baileys socket factory (tests inject a fake); Baileys' own by default. */
   makeSocket?: MakeSocket;
+  /** Where the personal adapter connects and the certificate root it trusts (`WHARF_WA_URL`, `WHARF_WA_CERT_ROOT`). */
+  whatsapp?: { webSocketUrl?: string; certRoot?: Buffer };
   graph: GraphClient;
   policy: PolicyService;
   client: Client;
@@ -66,6 +68,8 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
     sessionQueue,
     log: deps.log,
     makeSocket: deps.makeSocket,
+    waUrl: deps.whatsapp?.webSocketUrl,
+    waCertRoot: deps.whatsapp?.certRoot,
   });
   const shared = {
     ...createChannelActivities({ store: deps.store, graph: deps.graph, log: deps.log.child({ component: 'channel-activities' }) }),

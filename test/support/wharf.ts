@@ -51,7 +51,7 @@ export interface TestWharf {
 }
 
 /** Starts Wharf in-process. Reuse `dataDir` to restart on the same store. */
-export async function startWharf(opts: { graphUrl?: string; dataDir?: string; taskQueue?: string; publicUrl?: string; makeSocket?: MakeSocket } = {}): Promise<TestWharf> {
+export async function startWharf(opts: { graphUrl?: string; dataDir?: string; taskQueue?: string; publicUrl?: string; makeSocket?: MakeSocket; waUrl?: string; waCertRoot?: string } = {}): Promise<TestWharf> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'wharf-test-'));
   const token = 'test-' + randomBytes(12).toString('hex');
   const taskQueue = opts.taskQueue ?? 'wharf-test-' + randomBytes(6).toString('hex');
@@ -64,6 +64,8 @@ export async function startWharf(opts: { graphUrl?: string; dataDir?: string; ta
     WHARF_TASK_QUEUE: taskQueue,
     META_GRAPH_URL: opts.graphUrl ?? 'http://127.0.0.1:9',
     LOG_LEVEL: process.env.WHARF_TEST_LOG ?? 'silent',
+    ...(opts.waUrl ? { WHARF_WA_URL: opts.waUrl } : {}),
+    ...(opts.waCertRoot ? { WHARF_WA_CERT_ROOT: opts.waCertRoot } : {}),
   });
   const log = createLogger(config.logLevel);
   const db = await openPglite(join(dataDir, 'store'));
@@ -80,6 +82,7 @@ export async function startWharf(opts: { graphUrl?: string; dataDir?: string; ta
     store,
     secretKey: config.secretKey,
     makeSocket: opts.makeSocket,
+    whatsapp: config.whatsapp,
     graph,
     policy,
     client,
