@@ -58,4 +58,23 @@ describe('personal account against the WhatsApp Web simulator', () => {
     const ch = await channel(id);
     expect(ch.selfAddress).toBe('+15550001111');
   });
+
+  it('pairs a contact by code from the contact’s own phone; the echo reply reaches the contact decrypted and formatted', async () => {
+    const owner = sim.addUser('15550002222', 'Owner Two');
+    const contact = sim.addUser('15557770001', 'Alice');
+    const id = await linkChannel('Sim echo', owner);
+
+    const pairing = await w.api('POST', `/api/channels/${id}/pair`);
+    expect(pairing.status).toBe(200);
+    sim.sendText(contact, owner, pairing.data.code);
+    await waitFor(
+      async () => ((await channel(id)).pairedAddresses as Array<{ address: string }>).some((p) => p.address === '+15557770001'),
+      'the contact paired',
+    );
+
+    sim.sendText(contact, owner, 'hello **world** and ~~gone~~');
+    const reply = await sim.waitForInbox(contact, (m) => m.text.includes('world'));
+    expect(reply.text).toBe('hello *world* and ~gone~');
+    expect(reply.from).toBe(owner.pn);
+  });
 });
