@@ -19,6 +19,7 @@ import makeWASocket, {
   isJidBroadcast,
   isJidGroup,
   isJidNewsletter,
+  isLidUser,
   jidDecode,
   makeCacheableSignalKeyStore,
   type BaileysEventMap,
@@ -47,6 +48,8 @@ export interface SessionSocketEvents {
 export interface SessionSocket {
   ev: SessionSocketEvents;
   readonly user?: { id: string; lid?: string; name?: string } | undefined;
+  /** Baileys' LID ↔ phone-number mapping (what WhatsApp told this device); absent in test fakes. */
+  readonly signalRepository?: { lidMapping: { getPNForLID(lid: string): Promise<string | null> } };
   sendMessage(jid: string, content: { text: string }, options?: { messageId?: string }): Promise<WAMessage | undefined>;
   requestPairingCode(phoneNumber: string): Promise<string>;
   end(error: Error | undefined): void | Promise<void>;
@@ -172,12 +175,20 @@ function isNetworkError(err: CloseError): boolean {
   return data instanceof Error || (typeof data?.code === 'string' && /^E[A-Z]+$/.test(data.code));
 }
 
+/** True when the Noise handshake refused the server's certificate chain (Baileys' noise handler, status 400). */
+function isCertificateFailure(err: CloseError): boolean {
+  return statusCodeOf(err) === 400 && /certificate|certification/i.test(err?.message ?? '');
+}
+
 /** A short, human cause of a close. */
 function describeClose(err: CloseError): string {
   const code = statusCodeOf(err);
   const msg = (err?.message ?? 'connection closed').replace(/^WebSocket Error \((.*)\)$/, '$1');
   // Network errors say it best themselves ("getaddrinfo ENOTFOUND web.whatsapp.com").
   if (isNetworkError(err)) return msg;
+  if (isCertificateFailure(err)) {
+    return `the server failed WhatsApp's certificate check (${msg}): it is not WhatsApp, or WHARF_WA_CERT_ROOT does not match it; nothing was sent to it`;
+  }
   switch (code) {
     case DisconnectReason.connectionClosed:
       return `connection closed (${msg})`;
@@ -352,7 +363,34 @@ export function createSessionActivities(deps: SessionActivityDeps) {
 
     // ---- inbound -----------------------------------------------------------------------------------------
     let inbound: Promise<void> = Promise.resolve();
-    const deliver = async (messages: WAMessage[], live: { selfJid: string; selfLid?: string }): Promise<void> => {
+    /** The phone-number jid of a LID, when this device knows it (else null). */
+    type PnForLid = (lid: string) => Promise<string | null>;
+    /**
+     * Gives LID-addressed messages their phone-number twin when Baileys knows it: WhatsApp names one contact
+     * by either address, envelope by envelope, and a contact must be one chat whichever one an event carries.
+     */
+    const addPnAlts = async (messages: WAMessage[], pnForLid: PnForLid | undefined): Promise<void> => {
+      if (!pnForLid) return;
+      for (const m of messages) {
+        const key = m.key;
+        if (!key) continue;
+        try {
+          if (key.remoteJid && isLidUser(key.remoteJid) && !key.remoteJidAlt) {
+            key.remoteJidAlt = (await pnForLid(key.remoteJid)) ?? undefined;
+          }
+          if (key.participant && isLidUser(key.participant) && !key.participantAlt) {
+            key.participantAlt = (await pnForLid(key.participant)) ?? undefined;
+          }
+        } catch (err) {
+          slog.debug({ err, messageId: key.id }, 'no phone number known for a LID');
+        }
+      }
+    };
+    const deliver = async (
+      messages: WAMessage[],
+      live: { selfJid: string; selfLid?: string; pnForLid?: PnForLid },
+    ): Promise<void> => {
+      await addPnAlts(messages, live.pnForLid);
       // Wharf's own sends are known by id: in memory, and (across restarts) by the outbound message log.
       const fromMeIds = messages.filter((m) => m.key?.fromMe && m.key.id).map((m) => m.key.id as string);
       const logged = new Set<string>();
@@ -542,12 +580,18 @@ export function createSessionActivities(deps: SessionActivityDeps) {
         sock.ev.on('groups.update', (groups) => groups.forEach((g) => noteGroup(g.id, g.subject)));
         sock.ev.on('chats.upsert', (list) => list.forEach((c) => noteGroup(c.id, c.name)));
 
-        sock.ev.on('messages.upsert', ({ messages, type }) => {
-          // `append` is history sync and our own sends echoed locally: never new, never for the agent.
-          if (type !== 'notify') return;
+        sock.ev.on('messages.upsert', ({ messages }) => {
+          // `notify` is live; `append` is what WhatsApp kept for this device while it was offline (and our
+          // own sends echoed locally, which the normaliser drops by id). History sync comes as
+          // `messaging-history.set`, never here.
           const selfJid = sock.user?.id ?? auth.state.creds.me?.id;
           if (!selfJid) return;
-          const live = { selfJid, selfLid: sock.user?.lid ?? auth.state.creds.me?.lid };
+          const lidMapping = sock.signalRepository?.lidMapping;
+          const live = {
+            selfJid,
+            selfLid: sock.user?.lid ?? auth.state.creds.me?.lid,
+            pnForLid: lidMapping ? (lid: string) => lidMapping.getPNForLID(lid) : undefined,
+          };
           inbound = inbound
             .then(() => deliver(messages, live))
             .catch((err: unknown) => slog.error({ err }, 'inbound handling failed'));
