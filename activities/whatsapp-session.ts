@@ -27,6 +27,7 @@ import makeWASocket, {
   type WAMessage,
   type proto,
 } from '@whiskeysockets/baileys';
+import { AckGate } from '../lib/baileys/ack-gate.js';
 import { createStoreAuthState, ownsAuthState, type StoreAuthState } from '../lib/baileys/auth-state.js';
 import { addressToJid, normalizeWaMessage } from '../lib/baileys/normalize.js';
 import { installSignatureCheck, setCertRoot } from '../lib/baileys/signature-check.js';
@@ -42,12 +43,16 @@ import { sessionUpdate, type SessionUpdate } from '../workflows/channel-messages
 export interface SessionSocketEvents {
   on<T extends keyof BaileysEventMap>(event: T, listener: (arg: BaileysEventMap[T]) => void): void;
   off<T extends keyof BaileysEventMap>(event: T, listener: (arg: BaileysEventMap[T]) => void): void;
+  /** Emits what Baileys' event buffer holds now (absent in test fakes). */
+  flush?(): boolean;
 }
 
 /** The part of a Baileys socket (`WASocket`) the session uses; the test fake implements exactly this. */
 export interface SessionSocket {
   ev: SessionSocketEvents;
   readonly user?: { id: string; lid?: string; name?: string } | undefined;
+  /** Baileys' websocket client: inbound receipts are held until the message is durable (absent in test fakes). */
+  readonly ws?: object;
   /** Baileys' LID ↔ phone-number mapping (what WhatsApp told this device); absent in test fakes. */
   readonly signalRepository?: { lidMapping: { getPNForLID(lid: string): Promise<string | null> } };
   sendMessage(jid: string, content: { text: string }, options?: { messageId?: string }): Promise<WAMessage | undefined>;
@@ -134,6 +139,8 @@ export interface SessionActivityDeps {
   random?: () => number;
   /** Refuse sends to chats that never wrote to the channel (default true). */
   firstContactGuard?: boolean;
+  /** Test seam: awaited before inbound messages go to Temporal (a test holds it to see what WhatsApp was told). */
+  beforeDeliver?: (messageIds: string[]) => Promise<void>;
   /** Test seam: while this returns false the activity stops heartbeating (simulates a hung or dead worker). */
   heartbeatGate?: () => boolean;
 }
@@ -389,7 +396,7 @@ export function createSessionActivities(deps: SessionActivityDeps) {
     const deliver = async (
       messages: WAMessage[],
       live: { selfJid: string; selfLid?: string; pnForLid?: PnForLid },
-    ): Promise<void> => {
+    ): Promise<boolean> => {
       await addPnAlts(messages, live.pnForLid);
       // Wharf's own sends are known by id: in memory, and (across restarts) by the outbound message log.
       const fromMeIds = messages.filter((m) => m.key?.fromMe && m.key.id).map((m) => m.key.id as string);
@@ -416,20 +423,22 @@ export function createSessionActivities(deps: SessionActivityDeps) {
           slog.warn({ err, messageId: m.key?.id }, 'could not normalise a WhatsApp message; skipped');
         }
       }
-      if (!batch.length) return;
+      if (!batch.length) return true;
       for (const m of batch) chats.add(m.chat.id);
+      await deps.beforeDeliver?.(batch.map((m) => m.id));
       for (let i = 0; ; i++) {
         try {
           await deliverInbound(client, taskQueue, channelId, batch);
           slog.debug({ count: batch.length }, 'inbound messages delivered');
-          return;
+          return true;
         } catch (err) {
           if (stopping() && i >= 3) {
-            slog.error(
+            // Not acknowledged to WhatsApp either (the ack gate still holds them): redelivered at the next login.
+            slog.warn(
               { err, ids: batch.map((m) => m.id) },
-              'inbound messages could not be delivered before the session stopped; they are lost',
+              'inbound messages could not be handed to Temporal before the session stopped; WhatsApp redelivers them',
             );
-            return;
+            return false;
           }
           slog.warn({ err, try: i + 1 }, 'inbound delivery to Temporal failed; retrying');
           await new Promise((r) =>
@@ -495,11 +504,66 @@ export function createSessionActivities(deps: SessionActivityDeps) {
           return;
         }
 
+        // Receipts for inbound messages leave only once the messages are durable (lib/baileys/ack-gate.ts).
+        const gate = new AckGate({
+          ignore: (jid) => !!isJidBroadcast(jid) || !!isJidNewsletter(jid),
+          onExpired: (id) =>
+            slog.warn({ messageId: id }, 'an inbound message was not handed on in time; its receipt is sent anyway'),
+          // Wharf reads no history, so Baileys' buffering (meant to merge history with chats) may end early.
+          unstick: () => sock.ev.flush?.(),
+        });
+        gate.attach(sock.ws);
+
         endSocket = () => {
           Promise.resolve(sock.end(undefined)).catch((err: unknown) => slog.debug({ err }, 'socket end failed'));
           // A socket that never reports its close is not waited for.
           setTimeout(() => finish({ error: undefined, opened, sawQr }), 5000).unref();
         };
+
+        // Inbound messages go to Temporal only once the channel knows where this session's sends go, or
+        // their replies would find no session (messages kept offline arrive during login).
+        let markConnected: (ok: boolean) => void = () => undefined;
+        const connectedReported = {
+          promise: new Promise<boolean>((r) => (markConnected = r)),
+          resolve: (ok: boolean) => markConnected(ok),
+        };
+        /** The socket is logged in: the session is open for sends and reported connected. */
+        const reportOpen = (): void => {
+          if (opened) return;
+          opened = true;
+          phase = 'open';
+          const selfJid = sock.user?.id ?? auth.state.creds.me?.id;
+          if (!selfJid) {
+            slog.error('socket opened without a user id; closing it');
+            endSocket();
+            return;
+          }
+          const selfAddress = addressOfJid(selfJid);
+          sessionRegistry.set(channelId, {
+            channelId,
+            socket: sock,
+            sentIds,
+            selfJid,
+            selfAddress,
+            chats,
+            openedAt: new Date().toISOString(),
+          });
+          clearLink();
+          signal({
+            status: 'connected',
+            reason: `Linked to ${selfAddress}; WhatsApp is connected.`,
+            selfAddress,
+            sessionQueue,
+          });
+          effect('connected reported', async () => connectedReported.resolve(true));
+          slog.info({ selfAddress }, 'WhatsApp session open');
+        };
+        // WhatsApp's `<success>` (login done) comes before Baileys' `open`, which waits on a few queries;
+        // messages kept offline arrive in between, and their receipts are held (ack gate) until they are
+        // durable — so the session must count as open from `<success>`, or the two would wait on each other.
+        (sock.ws as { on?(event: string, listener: () => void): unknown } | undefined)?.on?.('CB:success', () =>
+          reportOpen(),
+        );
 
         sock.ev.on('creds.update', () => {
           auth.saveCreds().catch((err: unknown) => slog.warn({ err }, 'could not save the auth state'));
@@ -542,35 +606,10 @@ export function createSessionActivities(deps: SessionActivityDeps) {
               });
             }
           }
-          if (u.connection === 'open' && !opened) {
-            opened = true;
-            phase = 'open';
-            const selfJid = sock.user?.id ?? auth.state.creds.me?.id;
-            if (!selfJid) {
-              slog.error('socket opened without a user id; closing it');
-              endSocket();
-              return;
-            }
-            const selfAddress = addressOfJid(selfJid);
-            sessionRegistry.set(channelId, {
-              channelId,
-              socket: sock,
-              sentIds,
-              selfJid,
-              selfAddress,
-              chats,
-              openedAt: new Date().toISOString(),
-            });
-            clearLink();
-            signal({
-              status: 'connected',
-              reason: `Linked to ${selfAddress}; WhatsApp is connected.`,
-              selfAddress,
-              sessionQueue,
-            });
-            slog.info({ selfAddress }, 'WhatsApp session open');
-          }
+          if (u.connection === 'open') reportOpen();
           if (u.connection === 'close') {
+            gate.discard();
+            connectedReported.resolve(false);
             if (sessionRegistry.get(channelId)?.socket === sock) sessionRegistry.delete(channelId);
             finish({ error: u.lastDisconnect?.error as CloseError, opened, sawQr });
           }
@@ -592,8 +631,14 @@ export function createSessionActivities(deps: SessionActivityDeps) {
             selfLid: sock.user?.lid ?? auth.state.creds.me?.lid,
             pnForLid: lidMapping ? (lid: string) => lidMapping.getPNForLID(lid) : undefined,
           };
+          const ids = messages.map((m) => m.key?.id).filter((id): id is string => !!id);
           inbound = inbound
-            .then(() => deliver(messages, live))
+            .then(() => connectedReported.promise)
+            // (A socket that closed before logging in delivers nothing: WhatsApp redelivers at the next login.)
+            .then((connected) => (connected ? deliver(messages, live) : false))
+            .then((durable) => {
+              if (durable) gate.release(ids);
+            })
             .catch((err: unknown) => slog.error({ err }, 'inbound handling failed'));
         });
       });

@@ -36,10 +36,10 @@ async function waitFor<T>(
   }
 }
 
-const channel = async (id: string) => (await w.api('GET', `/api/channels/${id}`)).data;
-const inbound = async (id: string): Promise<Array<{ chatId: string; address: string; text: string }>> =>
+const channel = async (id: string, on = w) => (await on.api('GET', `/api/channels/${id}`)).data;
+const inbound = async (id: string, on = w): Promise<Array<{ chatId: string; address: string; text: string }>> =>
   (
-    (await w.api('GET', `/api/channels/${id}/messages?limit=50`)).data as Array<{
+    (await on.api('GET', `/api/channels/${id}/messages?limit=50`)).data as Array<{
       direction: string;
       chatId: string;
       address: string;
@@ -48,27 +48,29 @@ const inbound = async (id: string): Promise<Array<{ chatId: string; address: str
   ).filter((m) => m.direction === 'in');
 
 /** The contact sends the channel's pairing code from its phone and becomes a paired address. */
-async function pairContact(id: string, owner: SimUser, contact: SimUser): Promise<void> {
-  const pairing = await w.api('POST', `/api/channels/${id}/pair`);
+async function pairContact(id: string, owner: SimUser, contact: SimUser, on = w): Promise<void> {
+  const pairing = await on.api('POST', `/api/channels/${id}/pair`);
   expect(pairing.status).toBe(200);
   sim.sendText(contact, owner, pairing.data.code);
   await waitFor(
     async () =>
-      ((await channel(id)).pairedAddresses as Array<{ address: string }>).some((p) => p.address === `+${contact.pn}`),
+      ((await channel(id, on)).pairedAddresses as Array<{ address: string }>).some(
+        (p) => p.address === `+${contact.pn}`,
+      ),
     'the contact paired',
   );
 }
 
-async function linkChannel(space: string, owner: SimUser): Promise<string> {
-  const created = await w.api('POST', '/api/channels', { provider: 'whatsapp_user', agent: 'echo', space });
+async function linkChannel(space: string, owner: SimUser, on = w): Promise<string> {
+  const created = await on.api('POST', '/api/channels', { provider: 'whatsapp_user', agent: 'echo', space });
   expect(created.status).toBe(201);
   const id: string = created.data.id;
   const qr = await waitFor(async () => {
-    const r = await w.api('GET', `/api/channels/${id}/qr`);
+    const r = await on.api('GET', `/api/channels/${id}/qr`);
     return r.status === 200 ? r.data : null;
   }, 'a QR through the API');
   await sim.scan(qr.qr, owner);
-  await waitFor(async () => ((await channel(id)).status === 'connected' ? true : null), 'connected');
+  await waitFor(async () => ((await channel(id, on)).status === 'connected' ? true : null), 'connected');
   return id;
 }
 
@@ -161,7 +163,7 @@ describe('personal account against the WhatsApp Web simulator', () => {
     await new Promise((r) => setTimeout(r, 2000));
     expect(device.logins).toBe(loginsBefore);
     expect(sim.stats.failures).toBe(failuresBefore);
-  });
+  }, 120_000);
 
   it('a contact writing by phone number and by LID lands in one chat', async () => {
     const owner = sim.addUser('15550004444', 'Owner Four');
@@ -202,5 +204,52 @@ describe('personal account against the WhatsApp Web simulator', () => {
       await w2.close({ purge: true });
       await rogue.stop();
     }
-  });
+  }, 120_000);
+
+  it('tells WhatsApp a message arrived only once it is durable: messages caught by a worker death are redelivered, none lost', async () => {
+    // Deliveries to Temporal wait while `hold.on`: the moment between "the socket has it" and "Temporal has it".
+    const hold = { on: false };
+    const never = new Promise<void>(() => undefined);
+    const sessionHooks = { beforeDeliver: async () => (hold.on ? never : undefined) };
+    let w3 = await startWharf({ waUrl: sim.url, waCertRoot: sim.certRoot, sessionHooks });
+    try {
+      const owner = sim.addUser('15550005555', 'Owner Five');
+      const contact = sim.addUser('15557770005', 'Dan');
+      const id = await linkChannel('Sim durable', owner, w3);
+      await pairContact(id, owner, contact, w3);
+      const [device] = sim.linkedDevices(owner);
+
+      hold.on = true;
+      const texts = ['one', 'two', 'three', 'four', 'five'].map((n) => `durable ${n}`);
+      const ids = texts.map((t) => sim.sendText(contact, owner, t));
+      await waitFor(() => ids.every((i) => device.pending.get(i)?.sentOn), 'the messages on the wire');
+      await new Promise((r) => setTimeout(r, 1500));
+      // The socket has them, Temporal does not: WhatsApp has not been told they arrived.
+      expect(ids.filter((i) => device.pending.has(i))).toEqual(ids);
+
+      // The worker dies with them in flight (its connection drops, its process goes away).
+      sim.dropConnection(device);
+      const { dataDir } = w3.config;
+      const taskQueue = w3.taskQueue;
+      await w3.close();
+      expect(ids.filter((i) => device.pending.has(i))).toEqual(ids);
+
+      // Another worker takes the session over with the same creds; WhatsApp redelivers; nothing is lost.
+      hold.on = false;
+      w3 = await startWharf({ dataDir, taskQueue, waUrl: sim.url, waCertRoot: sim.certRoot, sessionHooks });
+      await waitFor(
+        async () => {
+          const got = (await inbound(id, w3)).map((m) => m.text);
+          return texts.every((t) => got.includes(t));
+        },
+        'every message in the log',
+        60_000,
+      );
+      await waitFor(() => device.pending.size === 0, 'every message acknowledged');
+      const log = (await inbound(id, w3)).filter((m) => m.text.startsWith('durable'));
+      expect(log.map((m) => m.text).sort()).toEqual([...texts].sort());
+    } finally {
+      await w3.close({ purge: true });
+    }
+  }, 120_000);
 });

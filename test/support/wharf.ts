@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import type { MakeSocket } from '../../activities/whatsapp-session.js';
+import type { MakeSocket, SessionActivityDeps } from '../../activities/whatsapp-session.js';
 import { inject } from 'vitest';
 import { createApp } from '../../api/app.js';
 import { loadConfig, type Config } from '../../lib/config.js';
@@ -51,7 +51,7 @@ export interface TestWharf {
 }
 
 /** Starts Wharf in-process. Reuse `dataDir` to restart on the same store. */
-export async function startWharf(opts: { graphUrl?: string; dataDir?: string; taskQueue?: string; publicUrl?: string; makeSocket?: MakeSocket; waUrl?: string; waCertRoot?: string } = {}): Promise<TestWharf> {
+export async function startWharf(opts: { graphUrl?: string; dataDir?: string; taskQueue?: string; publicUrl?: string; makeSocket?: MakeSocket; waUrl?: string; waCertRoot?: string; sessionHooks?: Pick<SessionActivityDeps, 'beforeDeliver'> } = {}): Promise<TestWharf> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'wharf-test-'));
   const token = 'test-' + randomBytes(12).toString('hex');
   const taskQueue = opts.taskQueue ?? 'wharf-test-' + randomBytes(6).toString('hex');
@@ -83,6 +83,7 @@ export async function startWharf(opts: { graphUrl?: string; dataDir?: string; ta
     secretKey: config.secretKey,
     makeSocket: opts.makeSocket,
     whatsapp: config.whatsapp,
+    sessionHooks: opts.sessionHooks,
     graph,
     policy,
     client,
