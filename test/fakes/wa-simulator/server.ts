@@ -143,6 +143,8 @@ export interface WaSimulatorOptions {
   ca?: CertAuthority;
   /** Sign the intermediate certificate with a key other than the root (a server that is not WhatsApp). */
   forgeChain?: boolean;
+  /** Port on 127.0.0.1 (default: any free one). */
+  port?: number;
 }
 
 /** Creates and starts a simulator on 127.0.0.1 (random port). */
@@ -169,7 +171,7 @@ export class WaSimulator {
   readonly stats = { connections: 0, handshakes: 0, refsIssued: 0, logins: 0, failures: 0, acks: 0 };
   url = '';
 
-  constructor(opts: WaSimulatorOptions) {
+  constructor(private readonly opts: WaSimulatorOptions) {
     this.ca = opts.ca ?? createCertAuthority();
     this.certChain = this.ca.chainFor(this.serverStatic.public, opts.forgeChain ? curve.generateKeyPair() : undefined);
   }
@@ -180,7 +182,7 @@ export class WaSimulator {
   }
 
   async listen(): Promise<void> {
-    this.wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/ws/chat' });
+    this.wss = new WebSocketServer({ host: '127.0.0.1', port: this.opts.port ?? 0, path: '/ws/chat' });
     await new Promise<void>((resolve) => this.wss.once('listening', () => resolve()));
     this.url = `ws://127.0.0.1:${(this.wss.address() as AddressInfo).port}/ws/chat`;
     this.wss.on('connection', (ws) => this.accept(ws));
@@ -207,6 +209,11 @@ export class WaSimulator {
     this.users.set(digits, user);
     this.usersByLid.set(user.lid, user);
     return user;
+  }
+
+  /** The account with that phone number, if it exists. */
+  user(pn: string): SimUser | undefined {
+    return this.users.get(pn.replace(/\D/g, ''));
   }
 
   /** The account's devices linked now (not removed). */
