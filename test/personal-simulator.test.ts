@@ -165,7 +165,7 @@ describe('personal account against the WhatsApp Web simulator', () => {
     expect(sim.stats.failures).toBe(failuresBefore);
   }, 120_000);
 
-  it('a contact writing by phone number and by LID lands in one chat', async () => {
+  it('a contact writing by phone number and by LID lands in one chat; a login elsewhere replaces the session', async () => {
     const owner = sim.addUser('15550004444', 'Owner Four');
     const contact = sim.addUser('15557770003', 'Carol');
     const id = await linkChannel('Sim lid', owner);
@@ -178,6 +178,15 @@ describe('personal account against the WhatsApp Web simulator', () => {
     expect(new Set(log.map((m) => m.chatId))).toEqual(new Set([`+${contact.pn}`]));
     await sim.waitForInbox(contact, (m) => m.text === 'by lid alone');
     await sim.waitForInbox(contact, (m) => m.text === 'as plaintext');
+
+    // The same linked device logs in elsewhere: WhatsApp replaces this connection; the channel says so.
+    const [device] = sim.linkedDevices(owner);
+    sim.loginElsewhere(device);
+    const replaced = await waitFor(async () => {
+      const c = await channel(id);
+      return c.status === 'disconnected' ? c : null;
+    }, 'disconnected after conflict');
+    expect(replaced.statusReason).toMatch(/took over/);
   });
 
   it('refuses a server whose certificate chain is not signed by the trusted root: no handshake, no QR, the channel says why', async () => {

@@ -316,6 +316,18 @@ export class WaSimulator {
     }
   }
 
+  /**
+   * Another client logs in with this device's creds elsewhere: the connection holding it now is told
+   * `conflict replaced`, exactly what `onLogin` tells it when that second login happens here.
+   */
+  loginElsewhere(device: LinkedDevice): void {
+    const conn = device.conn;
+    if (!conn || conn.closed) return;
+    device.conn = undefined;
+    this.send(conn, { tag: 'stream:error', attrs: {}, content: [{ tag: 'conflict', attrs: { type: 'replaced' } }] });
+    setTimeout(() => this.close(conn), 50);
+  }
+
   /** Drops a device's connection without a word (a network failure). */
   dropConnection(device: LinkedDevice): void {
     if (device.conn) this.close(device.conn, true);
