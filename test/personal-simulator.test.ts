@@ -141,7 +141,9 @@ describe('personal account against the WhatsApp Web simulator', () => {
     sim.sendText(contact, owner, 'sent while **down**');
     w = await startWharf({ dataDir, taskQueue, waUrl: sim.url, waCertRoot: sim.certRoot });
 
-    const reply = await sim.waitForInbox(contact, (m) => m.text.includes('down'), 60_000);
+    // (Generous: the new worker takes the session over once Temporal sees the old attempt end — its
+    // cancellation, or at worst its 30 s heartbeat timeout — and a loaded machine adds to that.)
+    const reply = await sim.waitForInbox(contact, (m) => m.text.includes('down'), 100_000);
     expect(reply.text).toBe('sent while *down*');
     expect(sim.stats.refsIssued).toBe(refsBefore);
     expect(device.logins).toBeGreaterThanOrEqual(2);
@@ -163,7 +165,7 @@ describe('personal account against the WhatsApp Web simulator', () => {
     await new Promise((r) => setTimeout(r, 2000));
     expect(device.logins).toBe(loginsBefore);
     expect(sim.stats.failures).toBe(failuresBefore);
-  }, 120_000);
+  }, 180_000);
 
   it('a contact writing by phone number and by LID lands in one chat; a login elsewhere replaces the session', async () => {
     const owner = sim.addUser('15550004444', 'Owner Four');
@@ -213,7 +215,7 @@ describe('personal account against the WhatsApp Web simulator', () => {
       await w2.close({ purge: true });
       await rogue.stop();
     }
-  }, 120_000);
+  }, 180_000);
 
   it('tells WhatsApp a message arrived only once it is durable: messages caught by a worker death are redelivered, none lost', async () => {
     // Deliveries to Temporal wait while `hold.on`: the moment between "the socket has it" and "Temporal has it".
@@ -252,7 +254,7 @@ describe('personal account against the WhatsApp Web simulator', () => {
           return texts.every((t) => got.includes(t));
         },
         'every message in the log',
-        60_000,
+        100_000,
       );
       await waitFor(() => device.pending.size === 0, 'every message acknowledged');
       const log = (await inbound(id, w3)).filter((m) => m.text.startsWith('durable'));
@@ -260,5 +262,5 @@ describe('personal account against the WhatsApp Web simulator', () => {
     } finally {
       await w3.close({ purge: true });
     }
-  }, 120_000);
+  }, 180_000);
 });
