@@ -19,6 +19,7 @@ import makeWASocket, {
   isJidBroadcast,
   isJidGroup,
   isJidNewsletter,
+  isLidUser,
   jidDecode,
   makeCacheableSignalKeyStore,
   type BaileysEventMap,
@@ -26,8 +27,10 @@ import makeWASocket, {
   type WAMessage,
   type proto,
 } from '@whiskeysockets/baileys';
+import { AckGate } from '../lib/baileys/ack-gate.js';
 import { createStoreAuthState, ownsAuthState, type StoreAuthState } from '../lib/baileys/auth-state.js';
 import { addressToJid, normalizeWaMessage } from '../lib/baileys/normalize.js';
+import { installSignatureCheck, setCertRoot } from '../lib/baileys/signature-check.js';
 import { FAILURE } from '../lib/errors.js';
 import { deliverInbound } from '../lib/inbound-delivery.js';
 import type { Logger } from '../lib/logger.js';
@@ -40,12 +43,18 @@ import { sessionUpdate, type SessionUpdate } from '../workflows/channel-messages
 export interface SessionSocketEvents {
   on<T extends keyof BaileysEventMap>(event: T, listener: (arg: BaileysEventMap[T]) => void): void;
   off<T extends keyof BaileysEventMap>(event: T, listener: (arg: BaileysEventMap[T]) => void): void;
+  /** Emits what Baileys' event buffer holds now (absent in test fakes). */
+  flush?(): boolean;
 }
 
 /** The part of a Baileys socket (`WASocket`) the session uses; the test fake implements exactly this. */
 export interface SessionSocket {
   ev: SessionSocketEvents;
   readonly user?: { id: string; lid?: string; name?: string } | undefined;
+  /** Baileys' websocket client: inbound receipts are held until the message is durable (absent in test fakes). */
+  readonly ws?: object;
+  /** Baileys' LID ↔ phone-number mapping (what WhatsApp told this device); absent in test fakes. */
+  readonly signalRepository?: { lidMapping: { getPNForLID(lid: string): Promise<string | null> } };
   sendMessage(jid: string, content: { text: string }, options?: { messageId?: string }): Promise<WAMessage | undefined>;
   requestPairingCode(phoneNumber: string): Promise<string>;
   end(error: Error | undefined): void | Promise<void>;
@@ -116,6 +125,10 @@ export interface SessionActivityDeps {
   log: Logger;
   /** Socket factory; Baileys' `makeWASocket` unless a test injects a fake. */
   makeSocket?: MakeSocket;
+  /** The WhatsApp Web websocket URL (`WHARF_WA_URL`); Baileys' own when unset. */
+  waUrl?: string;
+  /** The Noise certificate root to trust (`WHARF_WA_CERT_ROOT`, 32 bytes); WhatsApp's when unset. Process-wide. */
+  waCertRoot?: Buffer;
   /** Extra Baileys socket options, applied last (e.g. `waWebSocketUrl`, `agent` for a proxy). */
   socketConfig?: Partial<UserFacingSocketConfig>;
   /** Reconnect backoff (default 1 s → 60 s). */
@@ -126,6 +139,8 @@ export interface SessionActivityDeps {
   random?: () => number;
   /** Refuse sends to chats that never wrote to the channel (default true). */
   firstContactGuard?: boolean;
+  /** Test seam: awaited before inbound messages go to Temporal (a test holds it to see what WhatsApp was told). */
+  beforeDeliver?: (messageIds: string[]) => Promise<void>;
   /** Test seam: while this returns false the activity stops heartbeating (simulates a hung or dead worker). */
   heartbeatGate?: () => boolean;
 }
@@ -167,12 +182,20 @@ function isNetworkError(err: CloseError): boolean {
   return data instanceof Error || (typeof data?.code === 'string' && /^E[A-Z]+$/.test(data.code));
 }
 
+/** True when the Noise handshake refused the server's certificate chain (Baileys' noise handler, status 400). */
+function isCertificateFailure(err: CloseError): boolean {
+  return statusCodeOf(err) === 400 && /certificate|certification/i.test(err?.message ?? '');
+}
+
 /** A short, human cause of a close. */
 function describeClose(err: CloseError): string {
   const code = statusCodeOf(err);
   const msg = (err?.message ?? 'connection closed').replace(/^WebSocket Error \((.*)\)$/, '$1');
   // Network errors say it best themselves ("getaddrinfo ENOTFOUND web.whatsapp.com").
   if (isNetworkError(err)) return msg;
+  if (isCertificateFailure(err)) {
+    return `the server failed WhatsApp's certificate check (${msg}): it is not WhatsApp, or WHARF_WA_CERT_ROOT does not match it; nothing was sent to it`;
+  }
   switch (code) {
     case DisconnectReason.connectionClosed:
       return `connection closed (${msg})`;
@@ -206,6 +229,9 @@ export function createSessionActivities(deps: SessionActivityDeps) {
   const heartbeatMs = deps.heartbeatMs ?? 5000;
   const random = deps.random ?? Math.random;
   const firstContactGuard = deps.firstContactGuard ?? true;
+  // Before any socket: a signature check that refuses forged certificate chains and pairing signatures.
+  installSignatureCheck();
+  setCertRoot(deps.waCertRoot);
   /** Open sessions of this process, by channel id. */
   const sessionRegistry = new Map<string, LiveSession>();
 
@@ -346,7 +372,34 @@ export function createSessionActivities(deps: SessionActivityDeps) {
 
     // ---- inbound -----------------------------------------------------------------------------------------
     let inbound: Promise<void> = Promise.resolve();
-    const deliver = async (messages: WAMessage[], live: { selfJid: string; selfLid?: string }): Promise<void> => {
+    /** The phone-number jid of a LID, when this device knows it (else null). */
+    type PnForLid = (lid: string) => Promise<string | null>;
+    /**
+     * Gives LID-addressed messages their phone-number twin when Baileys knows it: WhatsApp names one contact
+     * by either address, envelope by envelope, and a contact must be one chat whichever one an event carries.
+     */
+    const addPnAlts = async (messages: WAMessage[], pnForLid: PnForLid | undefined): Promise<void> => {
+      if (!pnForLid) return;
+      for (const m of messages) {
+        const key = m.key;
+        if (!key) continue;
+        try {
+          if (key.remoteJid && isLidUser(key.remoteJid) && !key.remoteJidAlt) {
+            key.remoteJidAlt = (await pnForLid(key.remoteJid)) ?? undefined;
+          }
+          if (key.participant && isLidUser(key.participant) && !key.participantAlt) {
+            key.participantAlt = (await pnForLid(key.participant)) ?? undefined;
+          }
+        } catch (err) {
+          slog.debug({ err, messageId: key.id }, 'no phone number known for a LID');
+        }
+      }
+    };
+    const deliver = async (
+      messages: WAMessage[],
+      live: { selfJid: string; selfLid?: string; pnForLid?: PnForLid },
+    ): Promise<boolean> => {
+      await addPnAlts(messages, live.pnForLid);
       // Wharf's own sends are known by id: in memory, and (across restarts) by the outbound message log.
       const fromMeIds = messages.filter((m) => m.key?.fromMe && m.key.id).map((m) => m.key.id as string);
       const logged = new Set<string>();
@@ -372,20 +425,22 @@ export function createSessionActivities(deps: SessionActivityDeps) {
           slog.warn({ err, messageId: m.key?.id }, 'could not normalise a WhatsApp message; skipped');
         }
       }
-      if (!batch.length) return;
+      if (!batch.length) return true;
       for (const m of batch) chats.add(m.chat.id);
+      await deps.beforeDeliver?.(batch.map((m) => m.id));
       for (let i = 0; ; i++) {
         try {
           await deliverInbound(client, taskQueue, channelId, batch);
           slog.debug({ count: batch.length }, 'inbound messages delivered');
-          return;
+          return true;
         } catch (err) {
           if (stopping() && i >= 3) {
-            slog.error(
+            // Not acknowledged to WhatsApp either (the ack gate still holds them): redelivered at the next login.
+            slog.warn(
               { err, ids: batch.map((m) => m.id) },
-              'inbound messages could not be delivered before the session stopped; they are lost',
+              'inbound messages could not be handed to Temporal before the session stopped; WhatsApp redelivers them',
             );
-            return;
+            return false;
           }
           slog.warn({ err, try: i + 1 }, 'inbound delivery to Temporal failed; retrying');
           await new Promise((r) =>
@@ -441,6 +496,7 @@ export function createSessionActivities(deps: SessionActivityDeps) {
                 const text = key.id ? sentIds.text(key.id) : undefined;
                 return text ? { conversation: text } : undefined;
               },
+              ...(deps.waUrl ? { waWebSocketUrl: deps.waUrl } : {}),
               ...deps.socketConfig,
             },
             { channelId },
@@ -450,11 +506,66 @@ export function createSessionActivities(deps: SessionActivityDeps) {
           return;
         }
 
+        // Receipts for inbound messages leave only once the messages are durable (lib/baileys/ack-gate.ts).
+        const gate = new AckGate({
+          ignore: (jid) => !!isJidBroadcast(jid) || !!isJidNewsletter(jid),
+          onExpired: (id) =>
+            slog.warn({ messageId: id }, 'an inbound message was not handed on in time; its receipt is sent anyway'),
+          // Wharf reads no history, so Baileys' buffering (meant to merge history with chats) may end early.
+          unstick: () => sock.ev.flush?.(),
+        });
+        gate.attach(sock.ws);
+
         endSocket = () => {
           Promise.resolve(sock.end(undefined)).catch((err: unknown) => slog.debug({ err }, 'socket end failed'));
           // A socket that never reports its close is not waited for.
           setTimeout(() => finish({ error: undefined, opened, sawQr }), 5000).unref();
         };
+
+        // Inbound messages go to Temporal only once the channel knows where this session's sends go, or
+        // their replies would find no session (messages kept offline arrive during login).
+        let markConnected: (ok: boolean) => void = () => undefined;
+        const connectedReported = {
+          promise: new Promise<boolean>((r) => (markConnected = r)),
+          resolve: (ok: boolean) => markConnected(ok),
+        };
+        /** The socket is logged in: the session is open for sends and reported connected. */
+        const reportOpen = (): void => {
+          if (opened) return;
+          opened = true;
+          phase = 'open';
+          const selfJid = sock.user?.id ?? auth.state.creds.me?.id;
+          if (!selfJid) {
+            slog.error('socket opened without a user id; closing it');
+            endSocket();
+            return;
+          }
+          const selfAddress = addressOfJid(selfJid);
+          sessionRegistry.set(channelId, {
+            channelId,
+            socket: sock,
+            sentIds,
+            selfJid,
+            selfAddress,
+            chats,
+            openedAt: new Date().toISOString(),
+          });
+          clearLink();
+          signal({
+            status: 'connected',
+            reason: `Linked to ${selfAddress}; WhatsApp is connected.`,
+            selfAddress,
+            sessionQueue,
+          });
+          effect('connected reported', async () => connectedReported.resolve(true));
+          slog.info({ selfAddress }, 'WhatsApp session open');
+        };
+        // WhatsApp's `<success>` (login done) comes before Baileys' `open`, which waits on a few queries;
+        // messages kept offline arrive in between, and their receipts are held (ack gate) until they are
+        // durable — so the session must count as open from `<success>`, or the two would wait on each other.
+        (sock.ws as { on?(event: string, listener: () => void): unknown } | undefined)?.on?.('CB:success', () =>
+          reportOpen(),
+        );
 
         sock.ev.on('creds.update', () => {
           auth.saveCreds().catch((err: unknown) => slog.warn({ err }, 'could not save the auth state'));
@@ -497,35 +608,10 @@ export function createSessionActivities(deps: SessionActivityDeps) {
               });
             }
           }
-          if (u.connection === 'open' && !opened) {
-            opened = true;
-            phase = 'open';
-            const selfJid = sock.user?.id ?? auth.state.creds.me?.id;
-            if (!selfJid) {
-              slog.error('socket opened without a user id; closing it');
-              endSocket();
-              return;
-            }
-            const selfAddress = addressOfJid(selfJid);
-            sessionRegistry.set(channelId, {
-              channelId,
-              socket: sock,
-              sentIds,
-              selfJid,
-              selfAddress,
-              chats,
-              openedAt: new Date().toISOString(),
-            });
-            clearLink();
-            signal({
-              status: 'connected',
-              reason: `Linked to ${selfAddress}; WhatsApp is connected.`,
-              selfAddress,
-              sessionQueue,
-            });
-            slog.info({ selfAddress }, 'WhatsApp session open');
-          }
+          if (u.connection === 'open') reportOpen();
           if (u.connection === 'close') {
+            gate.discard();
+            connectedReported.resolve(false);
             if (sessionRegistry.get(channelId)?.socket === sock) sessionRegistry.delete(channelId);
             finish({ error: u.lastDisconnect?.error as CloseError, opened, sawQr });
           }
@@ -535,14 +621,26 @@ export function createSessionActivities(deps: SessionActivityDeps) {
         sock.ev.on('groups.update', (groups) => groups.forEach((g) => noteGroup(g.id, g.subject)));
         sock.ev.on('chats.upsert', (list) => list.forEach((c) => noteGroup(c.id, c.name)));
 
-        sock.ev.on('messages.upsert', ({ messages, type }) => {
-          // `append` is history sync and our own sends echoed locally: never new, never for the agent.
-          if (type !== 'notify') return;
+        sock.ev.on('messages.upsert', ({ messages }) => {
+          // `notify` is live; `append` is what WhatsApp kept for this device while it was offline (and our
+          // own sends echoed locally, which the normaliser drops by id). History sync comes as
+          // `messaging-history.set`, never here.
           const selfJid = sock.user?.id ?? auth.state.creds.me?.id;
           if (!selfJid) return;
-          const live = { selfJid, selfLid: sock.user?.lid ?? auth.state.creds.me?.lid };
+          const lidMapping = sock.signalRepository?.lidMapping;
+          const live = {
+            selfJid,
+            selfLid: sock.user?.lid ?? auth.state.creds.me?.lid,
+            pnForLid: lidMapping ? (lid: string) => lidMapping.getPNForLID(lid) : undefined,
+          };
+          const ids = messages.map((m) => m.key?.id).filter((id): id is string => !!id);
           inbound = inbound
-            .then(() => deliver(messages, live))
+            .then(() => connectedReported.promise)
+            // (A socket that closed before logging in delivers nothing: WhatsApp redelivers at the next login.)
+            .then((connected) => (connected ? deliver(messages, live) : false))
+            .then((durable) => {
+              if (durable) gate.release(ids);
+            })
             .catch((err: unknown) => slog.error({ err }, 'inbound handling failed'));
         });
       });

@@ -88,6 +88,8 @@ export interface StartOptions {
   logLevel?: string;
   /** Run against this Temporal frontend (TEMPORAL_ADDRESS) instead of the embedded dev server. */
   temporalAddress?: string | null;
+  /** Extra environment (e.g. WHARF_WA_URL for the sessions section). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Spawns the product on `dataDir` and waits until `/healthz` says ok. */
@@ -108,6 +110,7 @@ export async function startProduct(opts: StartOptions): Promise<Product> {
   delete env.TEMPORAL_ADDRESS;
   delete env.DATABASE_URL;
   if (opts.temporalAddress) env.TEMPORAL_ADDRESS = opts.temporalAddress;
+  Object.assign(env, opts.env);
   const t0 = performance.now();
   // WHARF_BENCH_NODE_ARGS passes node flags to the product, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
   const nodeArgs = (process.env.WHARF_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);

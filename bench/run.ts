@@ -10,13 +10,15 @@
  *   scale     N channels and M chat workflows, then RSS, restart-to-healthy and GET /api/channels latency
  *   flood     strangers' code-shaped texts at a high rate on one channel while a paired sender on another
  *             channel is answered: its latency before / during / after (bench/flood.ts)
+ *   sessions  N personal accounts linked against the WhatsApp Web simulator, 1 msg/session/minute: RSS and
+ *             CPU per session (bench/sessions.ts; its own product and data dir)
  *
  * ingest, crash and scale run one after another on the same product and data dir (crash restarts it,
  * scale restarts it again), which saves two cold starts. The whole run keeps to a time budget (--budget,
  * 570 s by default): each section gets a share, and every wait is capped by what is left of it.
  *
  * Flags: --quick (CI smoke, small sizes), --only=micro,baseline,ingest,crash,scale, --rates=100,200,500
- * --seconds=10 --channels=1000 --chats=10000 --crash-messages=2000 --crash-rate=300 --budget=570
+ * --seconds=10 --channels=1000 --chats=10000 --crash-messages=2000 --crash-rate=300 --sessions=40 --sessions-load=60 --budget=570
  * --out=bench/results.json --keep (keep the data dirs). Tables go to stdout, progress to stderr.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,6 +32,7 @@ import { loadAgent, percentile, post, round, runClosedLoop, runOpenLoop, sleep, 
 import { runFlood } from './flood.js';
 import { benchFormatter } from './micro-format.js';
 import { benchPolicy, benchPolicyService } from './micro-policy.js';
+import { runSessionsBench } from './sessions.js';
 import {
   DISPLAY_PHONE,
   GRAPH_TOKEN,
@@ -53,10 +56,10 @@ import {
 
 // ---- options -------------------------------------------------------------------------------------
 
-const SECTIONS = ['micro', 'baseline', 'ingest', 'crash', 'scale', 'flood'] as const;
+const SECTIONS = ['micro', 'baseline', 'ingest', 'crash', 'scale', 'flood', 'sessions'] as const;
 type Section = (typeof SECTIONS)[number];
 /** Share of the time budget per section (normalised over the sections that run). */
-const SHARE: Record<Section, number> = { micro: 0.02, baseline: 0.04, ingest: 0.27, crash: 0.14, scale: 0.43, flood: 0.1 };
+const SHARE: Record<Section, number> = { micro: 0.02, baseline: 0.04, ingest: 0.27, crash: 0.14, scale: 0.43, flood: 0.1, sessions: 0.25 };
 
 interface Options {
   quick: boolean;
@@ -81,6 +84,9 @@ interface Options {
   scaleConcurrency: number;
   out: string;
   keep: boolean;
+  /** Personal accounts the sessions section links, and seconds of its traffic phase. */
+  sessions: number;
+  sessionsLoadSec: number;
   /** An external Temporal frontend (host:port) instead of the embedded dev server. */
   temporal: string | null;
 }
@@ -92,7 +98,7 @@ function parseOptions(argv: string[]): Options {
     if (!m) throw new Error(`unknown argument ${a}`);
     flags.set(m[1], m[2] ?? 'true');
   }
-  const known = ['quick', 'only', 'budget', 'rates', 'seconds', 'channels', 'chats', 'crash-messages', 'crash-rate', 'scale-concurrency', 'out', 'keep', 'temporal'];
+  const known = ['quick', 'only', 'budget', 'rates', 'seconds', 'channels', 'chats', 'crash-messages', 'crash-rate', 'scale-concurrency', 'sessions', 'sessions-load', 'out', 'keep', 'temporal'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown flag --${k} (known: ${known.map((x) => '--' + x).join(' ')})`);
   const quick = flags.get('quick') === 'true';
   const num = (k: string, full: number, q: number): number => {
@@ -134,6 +140,8 @@ function parseOptions(argv: string[]): Options {
     scaleConcurrency: Math.round(num('scale-concurrency', 32, 16)),
     out: resolve(flags.get('out') ?? join(projectRoot, 'bench', 'results.json')),
     keep: flags.get('keep') === 'true',
+    sessions: Math.round(num('sessions', 40, 4)),
+    sessionsLoadSec: num('sessions-load', 60, 15),
     temporal: flags.get('temporal') ?? null,
   };
 }
@@ -821,6 +829,9 @@ async function main(): Promise<number> {
       ]);
       return r;
     });
+    await section('sessions', (deadline) =>
+      runSessionsBench({ graphUrl: fake.url, runDir, sessions: o.sessions, loadSec: o.sessionsLoadSec, deadline, progress, table }),
+    );
     await session.stop();
     if (session.firstStartMs !== undefined) results.firstStartMs = Math.round(session.firstStartMs);
 

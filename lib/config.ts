@@ -47,6 +47,13 @@ export const EnvSchema = z.object({
   WHARF_TEMPORAL_METRICS_PORT: port.optional(),
   /** Days a stored media file is kept after it was last received (SPEC §5 media). */
   WHARF_MEDIA_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+  /** The WhatsApp Web websocket the personal adapter connects to (tests and demos point it at a simulator). */
+  WHARF_WA_URL: z.url({ protocol: /^wss?$/, message: 'must be a ws:// or wss:// URL such as ws://127.0.0.1:7999/ws/chat' }).optional(),
+  /** The Curve25519 public key (base64, 32 bytes) the Noise certificate chain of that server must chain to. */
+  WHARF_WA_CERT_ROOT: z
+    .string()
+    .refine((v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length === 32, 'must be a 32-byte Curve25519 public key, base64-encoded')
+    .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -70,6 +77,8 @@ export interface Config {
   graph: { baseUrl: string; version: string };
   /** Days stored media is kept after it was last received. */
   mediaRetentionDays: number;
+  /** Where the personal adapter connects and whom it trusts; both unset means WhatsApp itself. */
+  whatsapp: { webSocketUrl?: string; certRoot?: Buffer };
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -142,6 +151,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: e.DATABASE_URL,
     graph: { baseUrl: e.META_GRAPH_URL, version: e.META_GRAPH_VERSION },
     mediaRetentionDays: e.WHARF_MEDIA_RETENTION_DAYS,
+    whatsapp: {
+      webSocketUrl: e.WHARF_WA_URL,
+      certRoot: e.WHARF_WA_CERT_ROOT ? Buffer.from(e.WHARF_WA_CERT_ROOT, 'base64') : undefined,
+    },
     logLevel: e.LOG_LEVEL,
   };
 }

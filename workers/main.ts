@@ -79,6 +79,13 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   log.info({ version, dataDir: config.dataDir }, 'Wharf starting');
+  if (config.whatsapp.webSocketUrl || config.whatsapp.certRoot) {
+    // Either one means personal accounts may not be talking to WhatsApp: say so every start, loudly.
+    log.warn(
+      { WHARF_WA_URL: config.whatsapp.webSocketUrl ?? null, WHARF_WA_CERT_ROOT: config.whatsapp.certRoot?.toString('base64') ?? null },
+      'WARNING: personal accounts connect to a WhatsApp Web server other than WhatsApp (WHARF_WA_URL) or trust another certificate root (WHARF_WA_CERT_ROOT); unset both for real WhatsApp',
+    );
+  }
 
   const stops: Array<{ name: string; stop: () => Promise<unknown> }> = [];
   let shuttingDown = false;
@@ -155,7 +162,7 @@ async function main(): Promise<void> {
     if (!embedded) await registerSearchAttributes(connection, config.temporal.namespace, log);
 
     startMediaRetention(store, config.mediaRetentionDays, log.child({ component: 'media' }));
-    const workers = await createWharfWorker({ address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, workflowCacheSize: config.temporal.workflowCacheSize, store, secretKey: config.secretKey, graph, policy, client, log });
+    const workers = await createWharfWorker({ address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, workflowCacheSize: config.temporal.workflowCacheSize, store, secretKey: config.secretKey, whatsapp: config.whatsapp, graph, policy, client, log });
     const running = workers.run();
     stops.push({
       name: 'worker',

@@ -7,7 +7,7 @@ import { createChannelActivities } from '../activities/channel-activities.js';
 import { createChatActivities } from '../activities/chat-activities.js';
 import { createMediaActivities } from '../activities/media-activities.js';
 import { createSignalActivities } from '../activities/signal-activities.js';
-import { createSessionActivities, type MakeSocket } from '../activities/whatsapp-session.js';
+import { createSessionActivities, type MakeSocket, type SessionActivityDeps } from '../activities/whatsapp-session.js';
 import type { GraphClient } from '../lib/graph/graph-client.js';
 import { useWorkerForStarts } from '../lib/inbound-delivery.js';
 import type { Logger } from '../lib/logger.js';
@@ -25,6 +25,10 @@ export interface WorkerDeps {
   secretKey: Buffer;
   /** Baileys socket factory (tests inject a fake); Baileys' own by default. */
   makeSocket?: MakeSocket;
+  /** Where the personal adapter connects and the certificate root it trusts (`WHARF_WA_URL`, `WHARF_WA_CERT_ROOT`). */
+  whatsapp?: { webSocketUrl?: string; certRoot?: Buffer };
+  /** Test seams of the session activities. */
+  sessionHooks?: Pick<SessionActivityDeps, 'beforeDeliver'>;
   graph: GraphClient;
   policy: PolicyService;
   client: Client;
@@ -67,6 +71,9 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
     sessionQueue,
     log: deps.log,
     makeSocket: deps.makeSocket,
+    waUrl: deps.whatsapp?.webSocketUrl,
+    waCertRoot: deps.whatsapp?.certRoot,
+    ...deps.sessionHooks,
   });
   const shared = {
     ...createChannelActivities({ store: deps.store, graph: deps.graph, log: deps.log.child({ component: 'channel-activities' }) }),

@@ -9,7 +9,7 @@
  * - Status broadcasts, broadcast lists, newsletters, protocol messages (edits, revokes, key distribution),
  *   reactions, stubs (group notices) and messages without text or media are dropped.
  *
- * History sync (`messages.upsert` of type `append`) is filtered by the caller, which passes only `notify`.
+ * The caller passes live (`notify`) and offline-kept (`append`) upserts; history sync never comes here.
  * Addresses are E.164 with `+` when the number is known (phone-number jids, or the LID's `…Alt` twin), else
  * the raw WhatsApp id (`…@lid`). Group chats keep their jid (`<id>@g.us`) as chat id.
  */

@@ -177,7 +177,7 @@ export class FakeSocket implements SessionSocket {
     void this.end(boom(`WebSocket Error (${cause.message})`, 408, cause));
   }
 
-  /** Messages arrive (`notify`) or history syncs (`append`). */
+  /** Messages arrive live (`notify`) or as kept while the device was offline (`append`). */
   receive(messages: WAMessage[], type: 'notify' | 'append' = 'notify'): void {
     this.ev.emit('messages.upsert', { messages, type });
   }

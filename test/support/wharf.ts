@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import type { MakeSocket } from '../../activities/whatsapp-session.js';
+import type { MakeSocket, SessionActivityDeps } from '../../activities/whatsapp-session.js';
 import { inject } from 'vitest';
 import { answerClientErrors, createApp } from '../../api/app.js';
 import { loadConfig, type Config } from '../../lib/config.js';
@@ -51,7 +51,7 @@ export interface TestWharf {
 }
 
 /** Starts Wharf in-process. Reuse `dataDir` to restart on the same store. */
-export async function startWharf(opts: { graphUrl?: string; dataDir?: string; taskQueue?: string; publicUrl?: string; makeSocket?: MakeSocket; log?: Logger } = {}): Promise<TestWharf> {
+export async function startWharf(opts: { graphUrl?: string; dataDir?: string; taskQueue?: string; publicUrl?: string; makeSocket?: MakeSocket; log?: Logger; waUrl?: string; waCertRoot?: string; sessionHooks?: Pick<SessionActivityDeps, 'beforeDeliver'> } = {}): Promise<TestWharf> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'wharf-test-'));
   const token = 'test-' + randomBytes(12).toString('hex');
   const taskQueue = opts.taskQueue ?? 'wharf-test-' + randomBytes(6).toString('hex');
@@ -64,6 +64,8 @@ export async function startWharf(opts: { graphUrl?: string; dataDir?: string; ta
     WHARF_TASK_QUEUE: taskQueue,
     META_GRAPH_URL: opts.graphUrl ?? 'http://127.0.0.1:9',
     LOG_LEVEL: process.env.WHARF_TEST_LOG ?? 'silent',
+    ...(opts.waUrl ? { WHARF_WA_URL: opts.waUrl } : {}),
+    ...(opts.waCertRoot ? { WHARF_WA_CERT_ROOT: opts.waCertRoot } : {}),
   });
   const log = opts.log ?? createLogger(config.logLevel);
   const db = await openPglite(join(dataDir, 'store'));
@@ -80,6 +82,8 @@ export async function startWharf(opts: { graphUrl?: string; dataDir?: string; ta
     store,
     secretKey: config.secretKey,
     makeSocket: opts.makeSocket,
+    whatsapp: config.whatsapp,
+    sessionHooks: opts.sessionHooks,
     graph,
     policy,
     client,
