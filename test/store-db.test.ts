@@ -1,23 +1,46 @@
 /**
- * The PGlite session of the store (lib/store/db.ts): statements run as one protocol call each, on real PGlite
- * in a temp dir. PGlite's own `query` is the oracle: every value must come back exactly as it returns it.
+ * The store's database session (lib/store/db.ts) on the project's engine: real PGlite in a temp dir (its
+ * statements run as one protocol call each, and PGlite's own `query` is the oracle: every value must come
+ * back exactly as it returns it), or a database of its own on the run's real PostgreSQL, where every value
+ * must come back as it does on PGlite.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite, TransactionAbortedError } from '@electric-sql/pglite';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openPglite, type Db } from '../lib/store/db.js';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { openPglite, openPostgres, type Db } from '../lib/store/db.js';
 import { migrate } from '../lib/store/migrations.js';
 import { createStore } from '../lib/store/store.js';
+import { createTestDatabase, dropTestDatabase } from './support/postgres.js';
+
+const kind = inject('storeKind');
+
+/** Opens a fresh, empty store of this project's kind; `drop` removes it. */
+async function openScratch(): Promise<{ db: Db; drop(): Promise<void> }> {
+  if (kind === 'postgres') {
+    const admin = inject('postgresAdminUrl');
+    const url = await createTestDatabase(admin);
+    return { db: await openPostgres(url), drop: () => dropTestDatabase(admin, url) };
+  }
+  const storeDir = mkdtempSync(join(tmpdir(), 'wharf-db-'));
+  return { db: await openPglite(join(storeDir, 'store')), drop: async () => rmSync(storeDir, { recursive: true, force: true }) };
+}
 
 let dir: string;
 let db: Db;
+let dropScratch: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'wharf-db-'));
-  db = await openPglite(join(dir, 'store'));
+  if (kind === 'postgres') {
+    const scratch = await openScratch();
+    db = scratch.db;
+    dropScratch = scratch.drop;
+  } else {
+    db = await openPglite(join(dir, 'store'));
+  }
   await db.exec(`
     create table kinds (id text primary key, n integer, big bigint, ok boolean, doc jsonb, list jsonb, tags text[], at timestamptz, raw bytea);
     create table counter (id integer primary key, v integer not null);
@@ -27,11 +50,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await db?.close();
+  await dropScratch?.();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-describe('PGlite store session', () => {
-  it('round-trips every type Wharf uses exactly as PGlite.query does', async () => {
+describe(`store session on ${kind}`, () => {
+  it.runIf(kind === 'pglite')('round-trips every type Wharf uses exactly as PGlite.query does', async () => {
     const at = new Date('2026-11-26T10:11:12.345Z');
     const row = ['k1', 42, 9007199254740991, true, { a: [1, 'two', null], nested: { ok: false } }, ['x', 'y'], ['plain', 'with,comma', 'with "quote"', 'back\\slash'], at, new Uint8Array([0, 1, 254, 255])];
     await db.query('insert into kinds values ($1, $2, $3, $4, $5, $6, $7, $8, $9)', row);
@@ -48,6 +72,22 @@ describe('PGlite store session', () => {
     expect(ours[0]).toMatchObject({ id: 'k1', n: 42, big: 9007199254740991, ok: true, doc: row[4], list: ['x', 'y'], tags: row[6], at });
     expect(Array.from(ours[0].raw as Uint8Array)).toEqual([0, 1, 254, 255]);
     expect(ours[1]).toMatchObject({ id: 'k2', n: null, doc: null, tags: null });
+  });
+
+  it.runIf(kind === 'postgres')('round-trips every type Wharf uses with the values PGlite gives', async () => {
+    const at = new Date('2026-11-26T10:11:12.345Z');
+    // A jsonb array goes in as JSON text, as the store passes every jsonb value: node-postgres would send a
+    // JavaScript array as a Postgres array literal.
+    const row = ['k1', 42, 9007199254740991, true, { a: [1, 'two', null], nested: { ok: false } }, JSON.stringify(['x', 'y']), ['plain', 'with,comma', 'with "quote"', 'back\\slash'], at, new Uint8Array([0, 1, 254, 255])];
+    await db.query('insert into kinds values ($1, $2, $3, $4, $5, $6, $7, $8, $9)', row);
+    await db.query('insert into kinds (id) values ($1)', ['k2']);
+    const ours = await db.query('select * from kinds order by id');
+
+    // The same values as the PGlite test above expects (bigint as a number, as PGlite parses it).
+    expect(ours[0]).toMatchObject({ id: 'k1', n: 42, big: 9007199254740991, ok: true, doc: row[4], list: ['x', 'y'], tags: row[6], at });
+    expect(Array.from(ours[0].raw as Uint8Array)).toEqual([0, 1, 254, 255]);
+    expect(ours[1]).toMatchObject({ id: 'k2', n: null, doc: null, tags: null });
+    expect(await db.query('select count(*) as n, max(n) as top from kinds')).toEqual([{ n: 2, top: 42 }]);
   });
 
   it('binds arrays for unnest and returns rows of statements with and without parameters', async () => {
@@ -119,16 +159,15 @@ describe('PGlite store session', () => {
 });
 
 describe('outbound claims', () => {
-  /** Runs `fn` against the message log of a fresh, migrated PGlite store. */
+  /** Runs `fn` against the message log of a fresh, migrated store of this project's kind. */
   const withMessages = async (fn: (messages: ReturnType<typeof createStore>['messages']) => Promise<void>): Promise<void> => {
-    const storeDir = mkdtempSync(join(tmpdir(), 'wharf-claims-'));
-    const sdb = await openPglite(join(storeDir, 'store'));
+    const scratch = await openScratch();
     try {
-      await migrate(sdb);
-      await fn(createStore(sdb, randomBytes(32)).messages);
+      await migrate(scratch.db);
+      await fn(createStore(scratch.db, randomBytes(32)).messages);
     } finally {
-      await sdb.close();
-      rmSync(storeDir, { recursive: true, force: true });
+      await scratch.db.close();
+      await scratch.drop();
     }
   };
 

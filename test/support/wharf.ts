@@ -1,9 +1,10 @@
 /**
- * An in-process Wharf for tests: the real store on PGlite in a temp dir, the real worker on its own task
- * queue against the run's shared Temporal dev server, and the real API on a random port.
+ * An in-process Wharf for tests: the real store (PGlite in a temp dir, or a database of its own on the
+ * run's PostgreSQL cluster), the real worker on its own task queue against the run's shared Temporal dev
+ * server, and the real API on a random port.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,10 +17,11 @@ import { loadConfig, type Config } from '../../lib/config.js';
 import { createGraphClient } from '../../lib/graph/graph-client.js';
 import { createLogger } from '../../lib/logger.js';
 import { createPolicyService } from '../../lib/policy/service.js';
-import { openPglite } from '../../lib/store/db.js';
+import { openPglite, openPostgres, type Db } from '../../lib/store/db.js';
 import { migrate } from '../../lib/store/migrations.js';
 import { createStore, type Store } from '../../lib/store/store.js';
 import { createWharfWorker } from '../../workers/worker.js';
+import { createTestDatabase, dropTestDatabase } from './postgres.js';
 
 // Keep the SDK's worker lifecycle chatter out of test output; warnings and errors still show.
 try {
@@ -33,12 +35,30 @@ try {
   // installed already in this test process
 }
 
+/** Which store a test instance runs on: the project's (vitest.config.ts), unless a test says. */
+export type StoreKind = 'pglite' | 'postgres';
+
+/**
+ * Opens the instance's store. On PostgreSQL the database's URL is kept in the data dir, so a restart on
+ * the same data dir finds the same database, as a restarted node finds its DATABASE_URL.
+ */
+async function openTestStore(dataDir: string, kind: StoreKind, databaseUrl?: string): Promise<{ db: Db; drop(): Promise<void> }> {
+  if (kind === 'pglite' && !databaseUrl) return { db: await openPglite(join(dataDir, 'store')), drop: async () => undefined };
+  const marker = join(dataDir, 'database-url');
+  const adminUrl = inject('postgresAdminUrl');
+  const url = databaseUrl ?? (existsSync(marker) ? readFileSync(marker, 'utf8').trim() : await createTestDatabase(adminUrl));
+  writeFileSync(marker, url);
+  return { db: await openPostgres(url), drop: () => dropTestDatabase(adminUrl, url) };
+}
+
 /** A running test instance. */
 export interface TestWharf {
   url: string;
   token: string;
   config: Config;
   store: Store;
+  /** The PostgreSQL database this instance runs on (absent on PGlite); other nodes may share it. */
+  databaseUrl?: string;
   client: Client;
   taskQueue: string;
   /** This instance's own session queue (personal-account sends). */
@@ -51,7 +71,9 @@ export interface TestWharf {
 }
 
 /** Starts Wharf in-process. Reuse `dataDir` to restart on the same store. */
-export async function startWharf(opts: { graphUrl?: string; dataDir?: string; taskQueue?: string; publicUrl?: string; makeSocket?: MakeSocket } = {}): Promise<TestWharf> {
+export async function startWharf(
+  opts: { graphUrl?: string; dataDir?: string; taskQueue?: string; publicUrl?: string; makeSocket?: MakeSocket; store?: StoreKind; databaseUrl?: string } = {},
+): Promise<TestWharf> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'wharf-test-'));
   const token = 'test-' + randomBytes(12).toString('hex');
   const taskQueue = opts.taskQueue ?? 'wharf-test-' + randomBytes(6).toString('hex');
@@ -66,7 +88,8 @@ export async function startWharf(opts: { graphUrl?: string; dataDir?: string; ta
     LOG_LEVEL: process.env.WHARF_TEST_LOG ?? 'silent',
   });
   const log = createLogger(config.logLevel);
-  const db = await openPglite(join(dataDir, 'store'));
+  const opened = await openTestStore(dataDir, opts.store ?? inject('storeKind') ?? 'pglite', opts.databaseUrl);
+  const { db } = opened;
   await migrate(db);
   const store = createStore(db, config.secretKey);
   const policy = createPolicyService(store);
@@ -101,6 +124,7 @@ export async function startWharf(opts: { graphUrl?: string; dataDir?: string; ta
     token,
     config,
     store,
+    databaseUrl: db.kind === 'postgres' ? readFileSync(join(dataDir, 'database-url'), 'utf8') : undefined,
     client,
     taskQueue,
     sessionQueue: workers.sessionQueue,
@@ -128,7 +152,10 @@ export async function startWharf(opts: { graphUrl?: string; dataDir?: string; ta
       await workers.connection.close();
       await connection.close();
       await db.close();
-      if (purge) rmSync(dataDir, { recursive: true, force: true });
+      if (purge) {
+        await opened.drop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
     },
   };
 }
