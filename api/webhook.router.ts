@@ -24,7 +24,9 @@ export function webhookRouter({ gateway, store, log }: { gateway: ChannelGateway
 
   // At 1,000 events a second the read model and the app secret would be read and decrypted for every
   // request; a short-lived in-memory copy (never logged, never persisted) takes that off the hot path.
-  // Config changes through this process drop the entry at once; elsewhere they apply within CACHE_MS.
+  // Config changes through this process drop the entry at once. On a store shared by several nodes the
+  // channel is read every time and the copy serves only while the channel's version is unchanged, so
+  // another node's change (a new app secret, a disconnect) applies to the next request here too.
   const CACHE_MS = 2000;
   const cache = new Map<string, { ch: ChannelState; appSecret: string | null; at: number }>();
   gateway.onChange((id) => cache.delete(id));
@@ -40,8 +42,9 @@ export function webhookRouter({ gateway, store, log }: { gateway: ChannelGateway
   };
   const eventContext = async (id: string): Promise<{ ch: ChannelState; appSecret: string | null }> => {
     const hit = cache.get(id);
-    if (hit && Date.now() - hit.at < CACHE_MS) return hit;
+    if (hit && !store.shared && Date.now() - hit.at < CACHE_MS) return hit;
     const ch = await cloudChannel(id);
+    if (hit && ch.version === hit.ch.version && Date.now() - hit.at < CACHE_MS) return hit;
     const entry = { ch, appSecret: await secret(ch, 'app_secret'), at: Date.now() };
     if (cache.size > 10_000) cache.clear();
     cache.set(id, entry);

@@ -62,6 +62,8 @@ export const BUILTIN_AGENTS: AgentRecord[] = [{ id: 'echo', kind: 'echo', config
 
 /** Creates the store over an open, migrated database. */
 export function createStore(db: Db, secretKey: Buffer) {
+  /** Whether other processes may write this database too (PostgreSQL): node-local copies must not decide. */
+  const shared = db.kind === 'postgres';
   const spaces = {
     /** All spaces, optionally only those not bound to a channel. */
     async list(opts: { unbound?: boolean } = {}): Promise<Space[]> {
@@ -177,11 +179,12 @@ export function createStore(db: Db, secretKey: Buffer) {
     },
   };
 
-  // The per-message path reads a channel's read model twice per message; a copy younger than
-  // CHANNEL_CACHE_MS serves it. Writes through this store drop the copy at once, so within one process a
-  // change (pairing, mode switch, disconnect) is seen by the very next message; another process's write is
-  // seen within CHANNEL_CACHE_MS.
-  const CHANNEL_CACHE_MS = 1000;
+  // The per-message path reads a channel's read model twice per message; on PGlite a copy younger than
+  // CHANNEL_CACHE_MS serves it. Writes through this store drop the copy at once, and PGlite has one
+  // process, so a change (pairing, mode switch, disconnect) is seen by the very next message. PostgreSQL
+  // may be shared by several nodes, whose writes this copy would not see: admission (the paired set) must
+  // never read another node's stale copy, so there every read goes to the database (one indexed row).
+  const CHANNEL_CACHE_MS = shared ? 0 : 1000;
   const channelCache = new Map<string, { state: ChannelState | null; at: number }>();
 
   const channels = {
@@ -203,8 +206,12 @@ export function createStore(db: Db, secretKey: Buffer) {
       const [r] = await db.query<{ state: ChannelState }>('select state from channels where id = $1 and not deleted', [id]);
       return r?.state ?? null;
     },
-    /** Like `get`, served from a copy at most CHANNEL_CACHE_MS old (for the per-message path). */
+    /**
+     * Like `get`, for the per-message path: on PGlite served from a copy at most CHANNEL_CACHE_MS old that
+     * every write through this store drops; on PostgreSQL (shared by nodes) always read fresh.
+     */
     async getRecent(id: string): Promise<ChannelState | null> {
+      if (shared) return channels.get(id);
       const hit = channelCache.get(id);
       if (hit && Date.now() - hit.at < CHANNEL_CACHE_MS) return hit.state;
       const state = await channels.get(id);
@@ -503,7 +510,7 @@ export function createStore(db: Db, secretKey: Buffer) {
     },
   };
 
-  return { db, spaces, agents, vault, channels, diagnostics, messages, policies, authState };
+  return { db, shared, spaces, agents, vault, channels, diagnostics, messages, policies, authState };
 }
 
 /** The store's API. */
