@@ -9,6 +9,7 @@ import type { Client } from '@temporalio/client';
 import type { Config } from '../lib/config.js';
 import { WharfError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
+import { metricsHandler, webhookMetrics } from '../lib/metrics.js';
 import type { PolicyService } from '../lib/policy/service.js';
 import type { Store } from '../lib/store/store.js';
 import { catalogRouter } from './catalog.router.js';
@@ -64,7 +65,8 @@ export function createApp(deps: ApiDeps): Express {
     res.status(body.ok ? 200 : 503).json(body);
   });
 
-  app.use('/webhooks/whatsapp', webhookRouter({ gateway, store, log: log.child({ component: 'webhook' }) }));
+  app.get('/metrics', metricsHandler({ adminToken: config.adminToken, metricsToken: config.metricsToken, channelCounts: () => store.channels.countByStatus() }));
+  app.use('/webhooks/whatsapp', webhookMetrics, webhookRouter({ gateway, store, log: log.child({ component: 'webhook' }) }));
 
   const api = express.Router();
   api.use(bearerAuth(config.adminToken));

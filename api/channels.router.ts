@@ -6,6 +6,7 @@ import type { ChannelDiagnostics, ChannelState } from '../lib/types.js';
 import { deleteChannel, disconnect, patchChannel, reconnect, saveConfig, startPairing, unpair } from '../workflows/channel-messages.js';
 import { newPairingCode, type ChannelGateway } from './channel-gateway.js';
 import { CloudConfigSchema, CreateChannelSchema, ListChannelsQuery, MessagesQuery, PatchChannelSchema } from './schemas.js';
+import { pairingAttempts } from '../lib/metrics.js';
 
 /** The API view of a channel (no secret values: config holds plain values and refs). */
 export async function channelView(ch: ChannelState, store: Store, publicUrl: string, diagnostics?: ChannelDiagnostics) {
@@ -83,6 +84,7 @@ export function channelsRouter({ gateway, store, publicUrl }: { gateway: Channel
   r.post('/:id/pair', async (req, res) => {
     const ch = await gateway.get(req.params.id);
     const pairing = await gateway.handle(ch.id).executeUpdate(startPairing, { args: [newPairingCode()] });
+    pairingAttempts.inc({ outcome: 'code_issued' });
     res.json(pairing);
   });
 

@@ -8,6 +8,7 @@ import express, { Router } from 'express';
 import { WharfError } from '../lib/errors.js';
 import { parseWebhookPayload, verifySignature } from '../lib/graph/webhook.js';
 import type { Logger } from '../lib/logger.js';
+import { signatureFailures } from '../lib/metrics.js';
 import type { Store } from '../lib/store/store.js';
 import type { ChannelState } from '../lib/types.js';
 import type { ChannelGateway } from './channel-gateway.js';
@@ -79,6 +80,7 @@ export function webhookRouter({ gateway, store, log }: { gateway: ChannelGateway
     const { ch, appSecret } = await eventContext(req.params.channelId);
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     if (!appSecret || !verifySignature(raw, req.header('x-hub-signature-256'), appSecret)) {
+      signatureFailures.inc();
       await store.diagnostics.record(ch.id, 'bad_signature');
       log.warn({ channelId: ch.id }, 'webhook event rejected: missing or bad X-Hub-Signature-256 (is app_secret right?)');
       throw new WharfError('bad_signature', 'Missing or invalid X-Hub-Signature-256; the event was not recorded.');

@@ -45,6 +45,8 @@ export const EnvSchema = z.object({
     .optional(),
   /** Prometheus metrics of the embedded Temporal dev server (persistence latencies) on this port. */
   WHARF_TEMPORAL_METRICS_PORT: port.optional(),
+  /** A bearer token that reads `GET /metrics` only (the admin token reads it too). */
+  WHARF_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -64,6 +66,8 @@ export interface Config {
   temporal: { address?: string; namespace: string; taskQueue: string; port?: number; uiPort?: number; metricsPort?: number; workflowCacheSize: number };
   /** Where the worker's Prometheus metrics are served, if anywhere. */
   metricsAddress?: string;
+  /** Bearer token for `GET /metrics` besides the admin token. */
+  metricsToken?: string;
   databaseUrl?: string;
   graph: { baseUrl: string; version: string };
   logLevel: Env['LOG_LEVEL'];
@@ -129,6 +133,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       workflowCacheSize: e.WHARF_WORKFLOW_CACHE_SIZE,
     },
     metricsAddress: e.WHARF_METRICS_ADDRESS,
+    metricsToken: e.WHARF_METRICS_TOKEN,
     databaseUrl: e.DATABASE_URL,
     graph: { baseUrl: e.META_GRAPH_URL, version: e.META_GRAPH_VERSION },
     logLevel: e.LOG_LEVEL,

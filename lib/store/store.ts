@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ChannelDiagnostics, ChannelState, CredentialRef } from '../types.js';
 import { WharfError } from '../errors.js';
+import { countInbound, inboundMessages, replies } from '../metrics.js';
 import { seal, unseal } from './crypto.js';
 import type { Db, Sql } from './db.js';
 
@@ -232,6 +233,10 @@ export function createStore(db: Db, secretKey: Buffer) {
       );
       return rows.map((r) => r.state);
     },
+    /** How many live channels there are of each provider and status (metrics). */
+    async countByStatus(): Promise<Array<{ provider: string; status: string; count: number }>> {
+      return db.query('select provider, status, count(*)::int as count from channels where not deleted group by provider, status order by provider, status');
+    },
     /** Channels that use an agent (to refuse deleting it). */
     async usingAgent(agent: string): Promise<string[]> {
       return (await db.query<{ id: string }>('select id from channels where agent = $1 and not deleted', [agent])).map((r) => r.id);
@@ -353,6 +358,7 @@ export function createStore(db: Db, secretKey: Buffer) {
          returning key`,
         [channelId, claim, rows.map((r) => r.id), rows.map((r) => r.chatId), rows.map((r) => r.address), rows.map((r) => r.text)],
       );
+      inboundMessages.inc({ status: 'received' }, got.length);
       return new Set(got.map((r) => r.key));
     },
     /** Sets the outcome of an inbound message (`answered`, `denied`, `paired`, `handed_off`, `failed`, …). */
@@ -371,6 +377,7 @@ export function createStore(db: Db, secretKey: Buffer) {
          where m.channel_id = $1 and m.direction = 'in' and m.key = u.key and not (u.status = 'failed' and m.status = 'answered')`,
         [channelId, outcomes.map((o) => o.id), outcomes.map((o) => o.status), outcomes.map((o) => (o.detail ? JSON.stringify(o.detail) : null))],
       );
+      countInbound(outcomes);
     },
     /**
      * Claims outbound parts of one chat for one sending attempt (`owner`) before they are sent, in one
@@ -438,6 +445,8 @@ export function createStore(db: Db, secretKey: Buffer) {
          where $4::text is not null and channel_id = $1 and direction = 'in' and key = $4`,
         [m.channelId, m.key, m.providerId, m.inbound?.id ?? null, m.inbound?.status ?? null, m.inbound ? JSON.stringify(m.inbound.detail) : null],
       );
+      replies.inc({ outcome: 'accepted' });
+      if (m.inbound) countInbound([m.inbound]);
     },
     /** Records an outbound part as it stands (sends the provider refused or that will be retried); releases its claim. */
     async recordOutbound(m: { channelId: string; key: string; chatId: string; address: string; text: string; status: string; providerId?: string; detail?: Record<string, unknown> }): Promise<void> {
@@ -448,6 +457,7 @@ export function createStore(db: Db, secretKey: Buffer) {
            status = excluded.status, detail = coalesce(excluded.detail, messages.detail), claim = null, updated_at = now()`,
         [m.channelId, m.key, m.providerId ?? null, m.chatId, m.address, m.text, m.status, m.detail ? JSON.stringify(m.detail) : null],
       );
+      replies.inc({ outcome: m.status });
     },
     /** Applies a delivery status to the outbound message with that provider id; returns whether one matched. */
     async applyStatus(channelId: string, providerId: string, status: string, detail?: Record<string, unknown>): Promise<boolean> {

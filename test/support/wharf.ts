@@ -72,7 +72,7 @@ export interface TestWharf {
 
 /** Starts Wharf in-process. Reuse `dataDir` to restart on the same store. */
 export async function startWharf(
-  opts: { graphUrl?: string; dataDir?: string; taskQueue?: string; publicUrl?: string; makeSocket?: MakeSocket; store?: StoreKind; databaseUrl?: string } = {},
+  opts: { graphUrl?: string; dataDir?: string; taskQueue?: string; publicUrl?: string; makeSocket?: MakeSocket; store?: StoreKind; databaseUrl?: string; env?: Record<string, string> } = {},
 ): Promise<TestWharf> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'wharf-test-'));
   const token = 'test-' + randomBytes(12).toString('hex');
@@ -86,6 +86,7 @@ export async function startWharf(
     WHARF_TASK_QUEUE: taskQueue,
     META_GRAPH_URL: opts.graphUrl ?? 'http://127.0.0.1:9',
     LOG_LEVEL: process.env.WHARF_TEST_LOG ?? 'silent',
+    ...opts.env,
   });
   const log = createLogger(config.logLevel);
   const opened = await openTestStore(dataDir, opts.store ?? inject('storeKind') ?? 'pglite', opts.databaseUrl);
