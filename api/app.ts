@@ -16,6 +16,8 @@ import { catalogRouter } from './catalog.router.js';
 import { createChannelGateway } from './channel-gateway.js';
 import { channelsRouter } from './channels.router.js';
 import { errorHandler, notFoundRoute } from './errors.js';
+import { openApiDocument } from './openapi.js';
+import { refuseUnstorableText } from './text-guard.js';
 import { personalRouter } from './personal.router.js';
 import { policiesRouter } from './policies.router.js';
 import { signalsRouter } from './signals.router.js';
@@ -68,10 +70,14 @@ export function createApp(deps: ApiDeps): Express {
   app.get('/metrics', metricsHandler({ adminToken: config.adminToken, metricsToken: config.metricsToken, channelCounts: () => store.channels.countByStatus() }));
   app.use('/webhooks/whatsapp', webhookMetrics, webhookRouter({ gateway, store, log: log.child({ component: 'webhook' }) }));
 
+  const openApi = openApiDocument(deps.version);
+  app.get('/api/openapi.json', (_req, res) => void res.json(openApi));
+
   const api = express.Router();
   api.use(bearerAuth(config.adminToken));
   api.use(express.json({ limit: '2mb', type: ['application/json', 'application/*+json'] }));
   api.use(express.text({ limit: '2mb', type: ['text/plain', 'application/cedar'] }));
+  api.use(refuseUnstorableText);
   api.get('/system', (_req, res) => {
     res.json({
       version: deps.version,
