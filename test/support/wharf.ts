@@ -45,10 +45,21 @@ export type StoreKind = 'pglite' | 'postgres';
 async function openTestStore(dataDir: string, kind: StoreKind, databaseUrl?: string): Promise<{ db: Db; drop(): Promise<void> }> {
   if (kind === 'pglite' && !databaseUrl) return { db: await openPglite(join(dataDir, 'store')), drop: async () => undefined };
   const marker = join(dataDir, 'database-url');
+  // A database handed in belongs to the caller (several nodes share it); one made here is this instance's.
+  if (databaseUrl) {
+    writeFileSync(marker, databaseUrl);
+    return { db: await openPostgres(databaseUrl), drop: async () => undefined };
+  }
   const adminUrl = inject('postgresAdminUrl');
-  const url = databaseUrl ?? (existsSync(marker) ? readFileSync(marker, 'utf8').trim() : await createTestDatabase(adminUrl));
+  const url = existsSync(marker) ? readFileSync(marker, 'utf8').trim() : await createTestDatabase(adminUrl);
   writeFileSync(marker, url);
   return { db: await openPostgres(url), drop: () => dropTestDatabase(adminUrl, url) };
+}
+
+/** What a Wharf node started outside vitest (a child process, test/support/cluster-node.ts) is told instead of `inject`. */
+export interface OutsideVitest {
+  temporalAddress: string;
+  workflowBundlePath: string;
 }
 
 /** A running test instance. */
@@ -72,24 +83,24 @@ export interface TestWharf {
 
 /** Starts Wharf in-process. Reuse `dataDir` to restart on the same store. */
 export async function startWharf(
-  opts: { graphUrl?: string; dataDir?: string; taskQueue?: string; publicUrl?: string; makeSocket?: MakeSocket; store?: StoreKind; databaseUrl?: string; env?: Record<string, string> } = {},
+  opts: { graphUrl?: string; dataDir?: string; taskQueue?: string; publicUrl?: string; makeSocket?: MakeSocket; store?: StoreKind; databaseUrl?: string; env?: Record<string, string>; outside?: OutsideVitest } = {},
 ): Promise<TestWharf> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'wharf-test-'));
-  const token = 'test-' + randomBytes(12).toString('hex');
+  const token = opts.env?.WHARF_ADMIN_TOKEN ?? 'test-' + randomBytes(12).toString('hex');
   const taskQueue = opts.taskQueue ?? 'wharf-test-' + randomBytes(6).toString('hex');
   const config = loadConfig({
     WHARF_DATA_DIR: dataDir,
     WHARF_ADMIN_TOKEN: token,
     WHARF_PORT: '8080',
     WHARF_PUBLIC_URL: opts.publicUrl ?? 'http://127.0.0.1:1',
-    TEMPORAL_ADDRESS: inject('temporalAddress'),
+    TEMPORAL_ADDRESS: opts.outside?.temporalAddress ?? inject('temporalAddress'),
     WHARF_TASK_QUEUE: taskQueue,
     META_GRAPH_URL: opts.graphUrl ?? 'http://127.0.0.1:9',
     LOG_LEVEL: process.env.WHARF_TEST_LOG ?? 'silent',
     ...opts.env,
   });
   const log = createLogger(config.logLevel);
-  const opened = await openTestStore(dataDir, opts.store ?? inject('storeKind') ?? 'pglite', opts.databaseUrl);
+  const opened = await openTestStore(dataDir, opts.databaseUrl ? 'postgres' : (opts.store ?? inject('storeKind') ?? 'pglite'), opts.databaseUrl);
   const { db } = opened;
   await migrate(db);
   const store = createStore(db, config.secretKey);
@@ -108,7 +119,7 @@ export async function startWharf(
     policy,
     client,
     log,
-    workflowBundle: { codePath: inject('workflowBundlePath') } as unknown as { code: string },
+    workflowBundle: { codePath: opts.outside?.workflowBundlePath ?? inject('workflowBundlePath') } as unknown as { code: string },
   });
   const running = workers.run();
   // Listen first so the public URL (webhook URLs are built from it) can be the real one.
