@@ -17,12 +17,12 @@ import { createTestDatabase, dropTestDatabase } from './support/postgres.js';
 
 const kind = inject('storeKind');
 
-/** Opens a fresh, empty store of this project's kind; `drop` removes it. */
-async function openScratch(): Promise<{ db: Db; drop(): Promise<void> }> {
+/** Opens a fresh, empty store of this project's kind (`url` on PostgreSQL); `drop` removes it. */
+async function openScratch(): Promise<{ db: Db; url?: string; drop(): Promise<void> }> {
   if (kind === 'postgres') {
     const admin = inject('postgresAdminUrl');
     const url = await createTestDatabase(admin);
-    return { db: await openPostgres(url), drop: () => dropTestDatabase(admin, url) };
+    return { db: await openPostgres(url), url, drop: () => dropTestDatabase(admin, url) };
   }
   const storeDir = mkdtempSync(join(tmpdir(), 'wharf-db-'));
   return { db: await openPglite(join(storeDir, 'store')), drop: async () => rmSync(storeDir, { recursive: true, force: true }) };
@@ -202,6 +202,36 @@ describe('outbound claims', () => {
       expect((await messages.claimOutbound('ch_2', '+15550002', part(2), 'new')).busy.size).toBe(0);
       expect((await messages.claimOutbound('ch_1', '+15550001', part(3), 'new')).done.get('reply:m3#1')).toBe('wamid.S');
     }));
+});
+
+describe('claims of a node that died (PostgreSQL, several nodes)', () => {
+  it.runIf(kind === 'postgres')('are taken over as soon as the node stopped noting that it is alive, not after the lease; a live node keeps its claims', async () => {
+    const scratch = await openScratch();
+    const other = await openPostgres(scratch.url!); // another node's own connection pool
+    try {
+      await migrate(scratch.db);
+      const nodeA = createStore(scratch.db, randomBytes(32));
+      const nodeB = createStore(other, randomBytes(32));
+      const part = (n: number) => [{ key: `reply:m${n}#1`, address: '+15550001', text: `hi ${n}` }];
+
+      expect((await nodeA.messages.claimOutbound('ch_1', '+15550001', part(1), 'a-attempt')).busy.size).toBe(0);
+      expect((await nodeB.messages.claimOutbound('ch_1', '+15550001', part(1), 'b-attempt')).busy.size).toBe(1); // A is alive
+
+      // A dies: its last note ages past NODE_DEAD_MS (as if 7 s went by without one).
+      await other.query(`update wharf_nodes set seen_at = now() - interval '7 seconds' where id = $1`, [nodeA.node.id]);
+      expect((await nodeB.messages.claimOutbound('ch_1', '+15550001', part(1), 'b-attempt')).busy.size).toBe(0);
+
+      // A node that left at a graceful stop frees its claims at once too.
+      expect((await nodeB.messages.claimOutbound('ch_1', '+15550001', part(2), 'b-2')).busy.size).toBe(0);
+      expect((await nodeA.messages.claimOutbound('ch_1', '+15550001', part(2), 'a-2')).busy.size).toBe(1);
+      await nodeB.node.leave();
+      expect((await nodeA.messages.claimOutbound('ch_1', '+15550001', part(2), 'a-2')).busy.size).toBe(0);
+    } finally {
+      await other.close();
+      await scratch.db.close();
+      await scratch.drop();
+    }
+  });
 });
 
 describe('migrations', () => {

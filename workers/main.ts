@@ -132,6 +132,8 @@ async function main(): Promise<void> {
     const applied = await migrate(db);
     if (applied.length) log.info({ applied }, 'store migrations applied');
     const store = createStore(db, config.secretKey);
+    // After the worker has drained: this node's remaining claims on unsent parts are free for the others.
+    stops.push({ name: 'node registration', stop: () => store.node.leave() });
     if (db.kind === 'pglite') {
       // PGlite's data dir has one user, this process: a claim on an unsent reply part belongs to a process
       // that died mid-send, and that reply need not wait for the claim's lease (a minute) to run out.

@@ -206,6 +206,10 @@ const PG_TYPES = {
 /** Connects to PostgreSQL through a pool. */
 export async function openPostgres(url: string): Promise<Db> {
   const pool = new pg.Pool({ connectionString: url, max: 10, types: PG_TYPES });
+  // An idle connection that the server ends (a restart, a failover, an administrator's terminate) is
+  // reported here; unhandled, that event would crash the process. The pool has dropped that connection
+  // already, and the next query opens a new one.
+  pool.on('error', () => undefined);
   // Fail fast at start-up with a clear error rather than on the first request.
   await pool.query('select 1');
   return {

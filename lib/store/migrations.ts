@@ -113,6 +113,19 @@ export const MIGRATIONS: Migration[] = [
       create index messages_unsent_claims on messages (channel_id) where direction = 'out' and claim is not null and provider_id is null;
     `,
   },
+  {
+    version: 8,
+    name: 'node-liveness',
+    // Nodes sharing a PostgreSQL store note that they are alive; a claim on an outbound part names its
+    // node, so a claim of a node that stopped noting it is given up at once instead of after its lease.
+    sql: `
+      create table wharf_nodes (
+        id text primary key,
+        seen_at timestamptz not null default now()
+      );
+      alter table messages add column claim_node text;
+    `,
+  },
 ];
 
 /**

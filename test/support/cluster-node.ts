@@ -25,6 +25,7 @@ const w = await startWharf({
     temporalAddress: env('CLUSTER_NODE_TEMPORAL_ADDRESS'),
     workflowBundlePath: env('CLUSTER_NODE_WORKFLOW_BUNDLE'),
   },
+  stickyQueueTimeoutMs: process.env.CLUSTER_NODE_STICKY_MS ? Number(process.env.CLUSTER_NODE_STICKY_MS) : undefined,
   env: { WHARF_ADMIN_TOKEN: env('CLUSTER_NODE_ADMIN_TOKEN'), WHARF_SECRET_KEY: env('CLUSTER_NODE_SECRET_KEY') },
 });
 process.stdout.write(JSON.stringify({ url: w.url, token: w.token, pid: process.pid }) + '\n');

@@ -83,7 +83,7 @@ export interface TestWharf {
 
 /** Starts Wharf in-process. Reuse `dataDir` to restart on the same store. */
 export async function startWharf(
-  opts: { graphUrl?: string; dataDir?: string; taskQueue?: string; publicUrl?: string; makeSocket?: MakeSocket; store?: StoreKind; databaseUrl?: string; env?: Record<string, string>; outside?: OutsideVitest } = {},
+  opts: { graphUrl?: string; dataDir?: string; taskQueue?: string; publicUrl?: string; makeSocket?: MakeSocket; store?: StoreKind; databaseUrl?: string; env?: Record<string, string>; outside?: OutsideVitest; stickyQueueTimeoutMs?: number } = {},
 ): Promise<TestWharf> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'wharf-test-'));
   const token = opts.env?.WHARF_ADMIN_TOKEN ?? 'test-' + randomBytes(12).toString('hex');
@@ -119,6 +119,7 @@ export async function startWharf(
     policy,
     client,
     log,
+    stickyQueueTimeoutMs: opts.stickyQueueTimeoutMs,
     workflowBundle: { codePath: opts.outside?.workflowBundlePath ?? inject('workflowBundlePath') } as unknown as { code: string },
   });
   const running = workers.run();
@@ -163,6 +164,7 @@ export async function startWharf(
       await running;
       await workers.connection.close();
       await connection.close();
+      await store.node.leave();
       await db.close();
       if (purge) {
         await opened.drop();
