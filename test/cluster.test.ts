@@ -127,7 +127,13 @@ describe('two nodes on one database and one Temporal', () => {
     );
     const repliesAfterKill = fake.sent.filter((s) => s.at > killedAt && acked.has(s.text)).map((s) => s.at - killedAt);
     // Per chat: how long after the kill its first reply came (the longest of these is the stall).
-    const chatGap = chats.map((to) => Math.min(...fake.sent.filter((s) => s.to === bare(to) && s.at > killedAt && acked.has(s.text)).map((s) => s.at - killedAt)));
+    const chatGap = chats.map((to) =>
+      Math.min(
+        ...fake.sent
+          .filter((s) => s.to === bare(to) && s.at > killedAt && acked.has(s.text))
+          .map((s) => s.at - killedAt),
+      ),
+    );
     const ackedAfterKill = [...acked]
       .filter(([, m]) => m.ackedAt > killedAt)
       .map(([text, m]) => answered(text, m.to)!.at - m.ackedAt);
