@@ -19,6 +19,7 @@ import { openPglite, openPostgres, type Db } from '../lib/store/db.js';
 import { migrate } from '../lib/store/migrations.js';
 import { createStore } from '../lib/store/store.js';
 import { resolveTemporalCli } from '../lib/temporal-cli.js';
+import { temporalConnectionOptions } from '../lib/temporal-connection.js';
 import { registerSearchAttributes } from './search-attributes.js';
 import { startEmbeddedTemporal, type EmbeddedTemporal } from './temporal-server.js';
 import { createWharfWorker } from './worker.js';
@@ -124,7 +125,9 @@ async function main(): Promise<void> {
       stops.push({ name: 'Temporal dev server', stop: () => embedded!.stop() });
       log.info({ address, uiUrl: embedded.uiUrl }, `Temporal dev server ready at ${address}; Web UI at ${embedded.uiUrl}`);
     } else {
-      log.info({ address, namespace: config.temporal.namespace }, 'connecting to the Temporal cluster at TEMPORAL_ADDRESS');
+      const { tls, apiKey } = config.temporal.security;
+      const security = apiKey ? 'TLS + API key' : tls?.clientCertPair ? 'mTLS' : tls ? 'TLS' : 'plaintext';
+      log.info({ address, namespace: config.temporal.namespace, security }, `connecting to the Temporal cluster at TEMPORAL_ADDRESS (${security})`);
     }
 
     const db = await openStore(config, log);
@@ -143,12 +146,12 @@ async function main(): Promise<void> {
     const policy = createPolicyService(store);
     const graph = createGraphClient({ baseUrl: config.graph.baseUrl, version: config.graph.version });
 
-    const connection = await Connection.connect({ address });
+    const connection = await Connection.connect(temporalConnectionOptions(address, config.temporal.security));
     stops.push({ name: 'Temporal client', stop: () => connection.close() });
     const client = new Client({ connection, namespace: config.temporal.namespace });
     if (!embedded) await registerSearchAttributes(connection, config.temporal.namespace, log);
 
-    const workers = await createWharfWorker({ address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, workflowCacheSize: config.temporal.workflowCacheSize, store, secretKey: config.secretKey, graph, policy, client, log });
+    const workers = await createWharfWorker({ address, security: config.temporal.security, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, workflowCacheSize: config.temporal.workflowCacheSize, store, secretKey: config.secretKey, graph, policy, client, log });
     const running = workers.run();
     stops.push({
       name: 'worker',

@@ -13,6 +13,7 @@ import type { Logger } from '../lib/logger.js';
 import type { PolicyService } from '../lib/policy/service.js';
 import type { Store } from '../lib/store/store.js';
 import { bundleWorkflows, prebuiltBundlePath } from './workflow-bundle.js';
+import { temporalConnectionOptions, type TemporalSecurity } from '../lib/temporal-connection.js';
 
 /** What a worker needs. */
 export interface WorkerDeps {
@@ -32,6 +33,8 @@ export interface WorkerDeps {
   workflowCacheSize?: number;
   /** A bundle made earlier (tests share one); else the prebuilt file, else bundled now. */
   workflowBundle?: { code: string };
+  /** TLS and API key for a secured cluster (lib/temporal-connection.ts); plaintext when absent. */
+  security?: TemporalSecurity;
   /** How long a cached workflow's next task waits for this worker before any worker may take it. @default {@link STICKY_QUEUE_TIMEOUT_MS} */
   stickyQueueTimeoutMs?: number;
 }
@@ -61,7 +64,7 @@ export interface WharfWorkers {
 
 /** Creates (but does not run) the workers. */
 export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers> {
-  const connection = await NativeConnection.connect({ address: deps.address });
+  const connection = await NativeConnection.connect(temporalConnectionOptions(deps.address, deps.security));
   // New chats are started through a client on this connection: Temporal then hands their first workflow
   // task straight back to this worker (eager start; see lib/inbound-delivery.ts).
   useWorkerForStarts(deps.client, deps.taskQueue, new Client({ connection, namespace: deps.namespace }));

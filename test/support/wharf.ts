@@ -17,6 +17,7 @@ import { loadConfig, type Config } from '../../lib/config.js';
 import { createGraphClient } from '../../lib/graph/graph-client.js';
 import { createLogger } from '../../lib/logger.js';
 import { createPolicyService } from '../../lib/policy/service.js';
+import { temporalConnectionOptions } from '../../lib/temporal-connection.js';
 import { openPglite, openPostgres, type Db } from '../../lib/store/db.js';
 import { migrate } from '../../lib/store/migrations.js';
 import { createStore, type Store } from '../../lib/store/store.js';
@@ -106,10 +107,11 @@ export async function startWharf(
   const store = createStore(db, config.secretKey);
   const policy = createPolicyService(store);
   const graph = createGraphClient({ baseUrl: config.graph.baseUrl, version: config.graph.version, timeoutMs: 3000 });
-  const connection = await Connection.connect({ address: config.temporal.address! });
+  const connection = await Connection.connect(temporalConnectionOptions(config.temporal.address!, config.temporal.security));
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const workers = await createWharfWorker({
     address: config.temporal.address!,
+    security: config.temporal.security,
     namespace: config.temporal.namespace,
     taskQueue,
     store,
