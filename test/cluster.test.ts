@@ -41,7 +41,7 @@ beforeAll(async () => {
   });
   // Both at once on an empty database: the migrations must not race.
   [a, b] = await Promise.all([startNode('a', settings), startNode('b', settings)]);
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => {
   await Promise.all([a?.stop(), b?.stop()]);

@@ -15,7 +15,7 @@ import { startWharf, type TestWharf } from './support/wharf.js';
 let w: TestWharf;
 
 beforeAll(async () => {
-  w = await startWharf();
+  w = await startWharf({ store: 'postgres' }); // starts faster than PGlite (no initdb)
 });
 
 afterAll(async () => {

@@ -72,7 +72,7 @@ function apiOf(url: string, token: string): TestWharf['api'] {
 }
 
 /** Starts one node; resolves once it serves. */
-export async function startNode(name: string, s: ClusterSettings, timeoutMs = 90_000): Promise<ClusterNode> {
+export async function startNode(name: string, s: ClusterSettings, timeoutMs = 240_000): Promise<ClusterNode> {
   const dataDir = mkdtempSync(join(tmpdir(), `wharf-${name}-`));
   const t0 = performance.now();
   const child = spawn(process.execPath, ['--import', './test/support/ts-loader.mjs', 'test/support/cluster-node.ts'], {
