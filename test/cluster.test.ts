@@ -23,6 +23,10 @@ import {
 } from './support/cloud.js';
 import { clusterSettings, startNode, type ClusterNode, type ClusterSettings } from './support/cluster.js';
 import { createTestDatabase, dropTestDatabase } from './support/postgres.js';
+import type { TestWharf } from './support/wharf.js';
+
+/** A node's API as the helpers of test/support/cloud.ts take it (they use only `url`, `token` and `api`). */
+const W = (n: ClusterNode): TestWharf => n.w as unknown as TestWharf;
 
 let fake: FakeGraph;
 let settings: ClusterSettings;
@@ -64,40 +68,40 @@ const pick = (c: Record<string, unknown>) => ({
 describe('two nodes on one database and one Temporal', () => {
   it('both started at once on an empty database and apply the same schema', async () => {
     const [ha, hb] = await Promise.all([
-      a.w.api('GET', '/healthz', undefined, { auth: false }),
-      b.w.api('GET', '/healthz', undefined, { auth: false }),
+      W(a).api('GET', '/healthz', undefined, { auth: false }),
+      W(b).api('GET', '/healthz', undefined, { auth: false }),
     ]);
 
     expect(ha.data).toEqual({ ok: true, temporal: 'up', store: 'up' });
     expect(hb.data).toEqual({ ok: true, temporal: 'up', store: 'up' });
-    expect((await a.w.api('GET', '/api/system')).data.store).toEqual({ kind: 'postgres' });
+    expect((await W(a).api('GET', '/api/system')).data.store).toEqual({ kind: 'postgres' });
   });
 
   it('answers the API and webhooks the same through either node; pairing and un-pairing apply to the next message through the other', async () => {
-    const ch = await cloudChannel(a.w, fake, { stage: 'connected' });
-    const [viaA, viaB] = [await getChannel(a.w, ch.id), await getChannel(b.w, ch.id)];
+    const ch = await cloudChannel(W(a), fake, { stage: 'connected' });
+    const [viaA, viaB] = [await getChannel(W(a), ch.id), await getChannel(W(b), ch.id)];
     expect(pick(viaB)).toEqual(pick(viaA));
 
     // The code is issued through A and sent through B; the sender's next text goes through A at once.
     const sender = phone();
-    const { code } = (await a.w.api('POST', `/api/channels/${ch.id}/pair`)).data;
-    await sendText(b.w, ch, sender, code);
+    const { code } = (await W(a).api('POST', `/api/channels/${ch.id}/pair`)).data;
+    await sendText(W(b), ch, sender, code);
     await fake.waitForSent((s) => s.to === bare(sender) && s.text.startsWith('Paired.'), 20_000);
-    const right = await echoRoundTrip(a.w, fake, ch, sender, `right after pairing ${uid()}`);
-    expect((await waitForOutcome(a.w, ch.id, right.id)).status).toBe('answered');
-    expect(pick(await getChannel(b.w, ch.id))).toEqual(pick(await getChannel(a.w, ch.id)));
+    const right = await echoRoundTrip(W(a), fake, ch, sender, `right after pairing ${uid()}`);
+    expect((await waitForOutcome(W(a), ch.id, right.id)).status).toBe('answered');
+    expect(pick(await getChannel(W(b), ch.id))).toEqual(pick(await getChannel(W(a), ch.id)));
 
     // A answered just now (its copies are warm); un-pair through B, then the next message through A is denied.
-    await echoRoundTrip(a.w, fake, ch, sender, `warm ${uid()}`);
-    expect((await b.w.api('DELETE', `/api/channels/${ch.id}/paired/${encodeURIComponent(sender)}`)).status).toBe(200);
-    const after = await sendText(a.w, ch, sender, `after un-pairing ${uid()}`);
-    expect((await waitForOutcome(a.w, ch.id, after)).status).toBe('denied');
+    await echoRoundTrip(W(a), fake, ch, sender, `warm ${uid()}`);
+    expect((await W(b).api('DELETE', `/api/channels/${ch.id}/paired/${encodeURIComponent(sender)}`)).status).toBe(200);
+    const after = await sendText(W(a), ch, sender, `after un-pairing ${uid()}`);
+    expect((await waitForOutcome(W(a), ch.id, after)).status).toBe('denied');
   });
 
   it('kill -9 of one node under load: every acknowledged message is answered through the other', async () => {
-    const ch = await cloudChannel(b.w, fake, { stage: 'connected' });
+    const ch = await cloudChannel(W(b), fake, { stage: 'connected' });
     const permit = `permit(principal, action == Policy::Action::"receive_message", resource in Policy::Channel::"${ch.id}");`;
-    expect((await b.w.api('PUT', '/api/policies', { policies: permit })).status).toBe(200);
+    expect((await W(b).api('PUT', '/api/policies', { policies: permit })).status).toBe(200);
     const chats = Array.from({ length: 12 }, () => phone());
     const acked = new Map<string, { to: string; ackedAt: number }>();
     let killedAt = 0;
@@ -151,7 +155,7 @@ describe('two nodes on one database and one Temporal', () => {
 async function send(node: ClusterNode, ch: CloudSetup, from: string, text: string): Promise<boolean> {
   const payload = JSON.stringify(inboundPayload(ch.target, [{ from, text, id: wamid() }]));
   try {
-    const r = await postWebhook(node.w, ch.id, payload, { signature: signPayload(payload, ch.appSecret) });
+    const r = await postWebhook(W(node), ch.id, payload, { signature: signPayload(payload, ch.appSecret) });
     return r.status === 200;
   } catch {
     return false;

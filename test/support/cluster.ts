@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { projectRoot } from '../../lib/paths.js';
-import type { TestWharf } from './wharf.js';
 
 /** What every node of one cluster shares. */
 export interface ClusterSettings {
@@ -22,11 +21,27 @@ export interface ClusterSettings {
   secretKey: string;
 }
 
-/** A node: its API (as the test helpers of test/support/cloud.ts take it) and its process. */
+/**
+ * A node's HTTP API, shaped like TestWharf's `url`, `token` and `api` (not imported from it: `npm run bench`
+ * compiles this file, and the test harness needs vitest's provided context).
+ */
+export interface NodeApi {
+  url: string;
+  token: string;
+  api(
+    method: string,
+    path: string,
+    body?: unknown,
+    opts?: { auth?: boolean; headers?: Record<string, string> },
+  ): // eslint-disable-next-line @typescript-eslint/no-explicit-any -- loosely typed JSON answers, as in TestWharf
+  Promise<{ status: number; data: any; headers: Headers }>;
+}
+
+/** A node: its API and its process. */
 export interface ClusterNode {
   name: string;
-  /** The node's API; only `url`, `token` and `api` are usable (there is no in-process store or client). */
-  w: TestWharf;
+  /** The node's API (no in-process store or client: the node is another process). */
+  w: NodeApi;
   child: ChildProcess;
   exited: Promise<void>;
   /** SIGKILL: the process dies on the spot, as on a power cut or an OOM kill. */
@@ -50,7 +65,7 @@ export function clusterSettings(
 }
 
 /** Calls a node's API the way TestWharf.api does. */
-function apiOf(url: string, token: string): TestWharf['api'] {
+function apiOf(url: string, token: string): NodeApi['api'] {
   return async (method, path, body, o = {}) => {
     const headers: Record<string, string> = { ...(o.headers ?? {}) };
     if (o.auth !== false) headers.authorization = `Bearer ${token}`;
@@ -106,7 +121,7 @@ export async function startNode(name: string, s: ClusterSettings, timeoutMs = 24
     void exited.then(() => reject(new Error(`node ${name} exited during start-up:\n${stderr}`)));
   });
   const startMs = Math.round(performance.now() - t0);
-  const w = { url: ready.url, token: ready.token, api: apiOf(ready.url, ready.token) } as TestWharf;
+  const w: NodeApi = { url: ready.url, token: ready.token, api: apiOf(ready.url, ready.token) };
   return {
     name,
     w,
