@@ -82,20 +82,35 @@ describe('two nodes on one database and one Temporal', () => {
     const [viaA, viaB] = [await getChannel(W(a), ch.id), await getChannel(W(b), ch.id)];
     expect(pick(viaB)).toEqual(pick(viaA));
 
-    // The code is issued through A and sent through B; the sender's next text goes through A at once.
-    const sender = phone();
-    const { code } = (await W(a).api('POST', `/api/channels/${ch.id}/pair`)).data;
-    await sendText(W(b), ch, sender, code);
-    await fake.waitForSent((s) => s.to === bare(sender) && s.text.startsWith('Paired.'), 20_000);
-    const right = await echoRoundTrip(W(a), fake, ch, sender, `right after pairing ${uid()}`);
-    expect((await waitForOutcome(W(a), ch.id, right.id)).status).toBe('answered');
+    // One sender whose chat starts on each node (a new chat starts on the node that took its first webhook).
+    // The channel's workflow, which records pairings, runs on one of the two: so for one of these senders
+    // the admission that follows a pairing or un-pairing runs on the node that did not record it.
+    const senders = [
+      { node: a, address: phone() },
+      { node: b, address: phone() },
+    ];
+    for (const { node, address } of senders) {
+      const { code } = (await W(node === a ? b : a).api('POST', `/api/channels/${ch.id}/pair`)).data;
+      await sendText(W(node), ch, address, code);
+      await fake.waitForSent((s) => s.to === bare(address) && s.text.startsWith('Paired.'), 20_000);
+      const right = await echoRoundTrip(W(node), fake, ch, address, `right after pairing ${uid()}`);
+      expect((await waitForOutcome(W(node), ch.id, right.id)).status).toBe('answered');
+    }
     expect(pick(await getChannel(W(b), ch.id))).toEqual(pick(await getChannel(W(a), ch.id)));
 
-    // A answered just now (its copies are warm); un-pair through B, then the next message through A is denied.
-    await echoRoundTrip(W(a), fake, ch, sender, `warm ${uid()}`);
-    expect((await W(b).api('DELETE', `/api/channels/${ch.id}/paired/${encodeURIComponent(sender)}`)).status).toBe(200);
-    const after = await sendText(W(a), ch, sender, `after un-pairing ${uid()}`);
-    expect((await waitForOutcome(W(a), ch.id, after)).status).toBe('denied');
+    // Both chats answered just now (their nodes' copies are warm); un-pair both, then their next messages are denied.
+    await Promise.all(senders.map(({ node, address }) => echoRoundTrip(W(node), fake, ch, address, `warm ${uid()}`)));
+    for (const { node, address } of senders) {
+      expect(
+        (await W(node === a ? b : a).api('DELETE', `/api/channels/${ch.id}/paired/${encodeURIComponent(address)}`))
+          .status,
+      ).toBe(200);
+    }
+    const after = await Promise.all(
+      senders.map(({ node, address }) => sendText(W(node), ch, address, `after un-pairing ${uid()}`)),
+    );
+    for (const [k, id] of after.entries())
+      expect((await waitForOutcome(W(senders[k].node), ch.id, id)).status).toBe('denied');
   });
 
   it('kill -9 of one node under load: every acknowledged message is answered through the other', async () => {
