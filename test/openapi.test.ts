@@ -4,7 +4,8 @@
  * and no answer that contradicts it.
  */
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -110,7 +111,13 @@ describe('GET /api/openapi.json', () => {
         '20261202',
         '--no-color',
       ],
-      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: 240_000 },
+      // In a scratch dir: schemathesis keeps a cache (.schemathesis/) in its working directory.
+      {
+        encoding: 'utf8',
+        maxBuffer: 64 * 1024 * 1024,
+        timeout: 240_000,
+        cwd: mkdtempSync(join(tmpdir(), 'wharf-schemathesis-')),
+      },
     ).catch((err: { stdout?: string; stderr?: string; code?: number }) => ({
       stdout: err.stdout ?? '',
       stderr: err.stderr ?? '',
