@@ -1,13 +1,23 @@
 import { defineConfig } from 'vitest/config';
 
+/** Options both projects share. */
+const shared = { testTimeout: 60_000, hookTimeout: 120_000, pool: 'forks' as const };
+
+/**
+ * The store and acceptance-level API files, run a second time with every Wharf on real PostgreSQL:
+ * a behaviour that differs between the two engines is a bug.
+ */
+const ON_BOTH_STORES = ['test/store-db.test.ts', 'test/channels.test.ts', 'test/cloud-api.test.ts', 'test/channel-lifecycle.test.ts'];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
+    // One Temporal dev server and one PostgreSQL cluster per run, shared by both projects.
     globalSetup: ['test/global-setup.ts'],
-    testTimeout: 60_000,
-    hookTimeout: 120_000,
-    pool: 'forks',
     fileParallelism: true,
     maxWorkers: 2,
+    projects: [
+      { test: { ...shared, name: 'pglite', include: ['test/**/*.test.ts'], provide: { storeKind: 'pglite' } } },
+      { test: { ...shared, name: 'postgres', include: ON_BOTH_STORES, provide: { storeKind: 'postgres' } } },
+    ],
   },
 });

@@ -9,6 +9,7 @@ import type { Client } from '@temporalio/client';
 import type { Config } from '../lib/config.js';
 import { createGraphClient, type GraphClient } from '../lib/graph/graph-client.js';
 import type { Logger } from '../lib/logger.js';
+import { metricsHandler, webhookMetrics } from '../lib/metrics.js';
 import type { PolicyService } from '../lib/policy/service.js';
 import type { Store } from '../lib/store/store.js';
 import { catalogRouter } from './catalog.router.js';
@@ -20,6 +21,8 @@ import { diagnosticsRouter } from './diagnostics.router.js';
 import { errorHandler, notFoundRoute } from './errors.js';
 import { mediaRouter } from './media.router.js';
 import { eventsRouter } from './events.router.js';
+import { openApiDocument } from './openapi.js';
+import { refuseUnstorableText } from './text-guard.js';
 import { personalRouter } from './personal.router.js';
 import { createRefusalCounter } from './refusal-counter.js';
 import { policiesRouter } from './policies.router.js';
@@ -112,8 +115,12 @@ export function createApp(deps: ApiDeps): WharfApp {
     res.status(body.ok ? 200 : 503).json(body);
   });
 
+  app.get('/metrics', metricsHandler({ adminToken: config.adminToken, metricsToken: config.metricsToken, channelCounts: () => store.channels.countByStatus() }));
   const screen = createStrangerScreen({ store, policy });
-  app.use('/webhooks/whatsapp', webhookRouter({ gateway, store, screen, log: log.child({ component: 'webhook' }), refusals }));
+  app.use('/webhooks/whatsapp', webhookMetrics, webhookRouter({ gateway, store, screen, log: log.child({ component: 'webhook' }), refusals }));
+
+  const openApi = openApiDocument(deps.version);
+  app.get('/api/openapi.json', (_req, res) => void res.json(openApi));
 
   // The bearer token (scripts) or a console session cookie; see session-auth.ts.
   const auth = createSessionAuth({ adminToken: config.adminToken, publicUrl: config.publicUrl });
@@ -122,6 +129,7 @@ export function createApp(deps: ApiDeps): WharfApp {
   api.use(auth.authenticate);
   api.use(express.json({ limit: '2mb', type: ['application/json', 'application/*+json'] }));
   api.use(express.text({ limit: '2mb', type: ['text/plain', 'application/cedar'] }));
+  api.use(refuseUnstorableText);
   api.get('/system', (_req, res) => {
     res.json({
       version: deps.version,

@@ -10,6 +10,7 @@ import { diagnosticWarnings } from './diagnostics.router.js';
 import { idParam, quoteId } from './params.js';
 import type { RefusalCounter } from './refusal-counter.js';
 import { CloudConfigSchema, CreateChannelSchema, ListChannelsQuery, MessagesQuery, PatchChannelSchema } from './schemas.js';
+import { pairingAttempts } from '../lib/metrics.js';
 
 const withWarnings = (ch: ChannelState, d: ChannelDiagnostics): ChannelDiagnostics => ({ ...d, warnings: diagnosticWarnings(ch, d) });
 
@@ -93,6 +94,7 @@ export function channelsRouter({ gateway, store, publicUrl, refusals }: { gatewa
   r.post('/:id/pair', async (req, res) => {
     const ch = await gateway.get(req.params.id);
     const pairing = await gateway.handle(ch.id).executeUpdate(startPairing, { args: [newPairingCode()] });
+    pairingAttempts.inc({ outcome: 'code_issued' });
     res.json(pairing);
   });
 

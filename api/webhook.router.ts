@@ -8,6 +8,7 @@ import express, { Router } from 'express';
 import { WharfError } from '../lib/errors.js';
 import { parseWebhookPayload, verifySignature } from '../lib/graph/webhook.js';
 import type { Logger } from '../lib/logger.js';
+import { signatureFailures } from '../lib/metrics.js';
 import type { Store } from '../lib/store/store.js';
 import type { ChannelState } from '../lib/types.js';
 import { VaultError, vaultRegistry } from '../lib/vaults/index.js';
@@ -29,7 +30,9 @@ export function webhookRouter({ gateway, store, screen, log, refusals }: { gatew
 
   // At 1,000 events a second the read model and the app secret would be read and decrypted for every
   // request; a short-lived in-memory copy (never logged, never persisted) takes that off the hot path.
-  // Config changes through this process drop the entry at once; elsewhere they apply within CACHE_MS.
+  // Config changes through this process drop the entry at once. On a store shared by several nodes the
+  // channel is read every time and the copy serves only while the channel's version is unchanged, so
+  // another node's change (a new app secret, a disconnect) applies to the next request here too.
   const CACHE_MS = 2000;
   const cache = new Map<string, { ch: ChannelState; appSecret: string | null; at: number }>();
   gateway.onChange((id) => cache.delete(id));
@@ -69,8 +72,9 @@ export function webhookRouter({ gateway, store, screen, log, refusals }: { gatew
   };
   const eventContext = async (id: string): Promise<{ ch: ChannelState; appSecret: string | null }> => {
     const hit = cache.get(id);
-    if (hit && Date.now() - hit.at < CACHE_MS) return hit;
+    if (hit && !store.shared && Date.now() - hit.at < CACHE_MS) return hit;
     const ch = await cloudChannel(id);
+    if (hit && ch.version === hit.ch.version && Date.now() - hit.at < CACHE_MS) return hit;
     const entry = { ch, appSecret: await secret(ch, 'app_secret'), at: Date.now() };
     if (cache.size > 10_000) cache.clear();
     cache.set(id, entry);
@@ -107,6 +111,7 @@ export function webhookRouter({ gateway, store, screen, log, refusals }: { gatew
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     if (!appSecret || !verifySignature(raw, req.header('x-hub-signature-256'), appSecret)) {
       refusals.note(ch.id, 'bad_signature');
+      signatureFailures.inc();
       throw new WharfError('bad_signature', 'Missing or invalid X-Hub-Signature-256; the event was not recorded.');
     }
     let body: unknown;

@@ -12,6 +12,8 @@
  *             channel is answered: its latency before / during / after (bench/flood.ts)
  *   sessions  N personal accounts linked against the WhatsApp Web simulator, 1 msg/session/minute: RSS and
  *             CPU per session (bench/sessions.ts; its own product and data dir)
+ *   cluster   two nodes on one PostgreSQL and one Temporal: kill -9 of one under load, then a rolling
+ *             restart (bench/cluster.ts; own servers; only with --only=cluster)
  *
  * ingest, crash and scale run one after another on the same product and data dir (crash restarts it,
  * scale restarts it again), which saves two cold starts. The whole run keeps to a time budget (--budget,
@@ -28,6 +30,7 @@ import { verifySignature } from '../lib/graph/webhook.js';
 import { projectRoot } from '../lib/paths.js';
 import { startFakeGraph, type FakeGraph } from '../test/fakes/graph-server.js';
 import { benchBaseline, type BaselineResult } from './baseline.js';
+import { runCluster } from './cluster.js';
 import { loadAgent, percentile, post, round, runClosedLoop, runOpenLoop, sleep, type LoadOutcome, type LoadRequest, type StepResult } from './load.js';
 import { runFlood } from './flood.js';
 import { benchFormatter } from './micro-format.js';
@@ -56,10 +59,12 @@ import {
 
 // ---- options -------------------------------------------------------------------------------------
 
-const SECTIONS = ['micro', 'baseline', 'ingest', 'crash', 'scale', 'flood', 'sessions'] as const;
+const SECTIONS = ['micro', 'baseline', 'ingest', 'crash', 'scale', 'flood', 'sessions', 'cluster'] as const;
 type Section = (typeof SECTIONS)[number];
+/** The sections a run without --only runs (cluster starts its own PostgreSQL and nodes: asked for by name). */
+const DEFAULT_SECTIONS: Section[] = ['micro', 'baseline', 'ingest', 'crash', 'scale', 'flood', 'sessions'];
 /** Share of the time budget per section (normalised over the sections that run). */
-const SHARE: Record<Section, number> = { micro: 0.02, baseline: 0.04, ingest: 0.27, crash: 0.14, scale: 0.43, flood: 0.1, sessions: 0.25 };
+const SHARE: Record<Section, number> = { micro: 0.02, baseline: 0.04, ingest: 0.27, crash: 0.14, scale: 0.43, flood: 0.1, sessions: 0.25, cluster: 0.2 };
 
 interface Options {
   quick: boolean;
@@ -109,7 +114,7 @@ function parseOptions(argv: string[]): Options {
     return n;
   };
   const only = new Set<Section>();
-  for (const s of (flags.get('only') ?? SECTIONS.join(','))
+  for (const s of (flags.get('only') ?? DEFAULT_SECTIONS.join(','))
     .split(',')
     .map((x) => x.trim())
     .filter(Boolean)) {
@@ -833,6 +838,22 @@ async function main(): Promise<number> {
       runSessionsBench({ graphUrl: fake.url, runDir, sessions: o.sessions, loadSec: o.sessionsLoadSec, deadline, progress, table }),
     );
     await session.stop();
+    const cluster = await section('cluster', () => runCluster({ rate: o.quick ? 10 : 20, beforeKillSec: o.quick ? 3 : 5, afterKillSec: o.quick ? 4 : 8, chats: 12, progress }));
+    if (cluster) {
+      const gap = cluster.firstReplyAfterKillPerChatMs as { p50: number; max: number };
+      const e2e = cluster.e2eAckedAfterKillMs as { p50: number; max: number };
+      const pgPer = cluster.postgresPerMessage as { commits: number; rowWrites: number };
+      table('Cluster: two nodes, one PostgreSQL, one Temporal dev server; SIGKILL of one under load', ['figure', 'value'], [
+        ['nodes started at once (ms to serving)', (cluster.startMs as number[]).join(', ')],
+        ['acknowledged / lost / answered twice', `${cluster.acknowledged as number} / ${cluster.lost as number} / ${cluster.duplicates as number}`],
+        ['per chat, first reply after the kill: p50 / max (ms)', `${gap.p50} / ${gap.max}`],
+        ['acked after the kill, end to end: p50 / max (ms)', `${e2e.p50} / ${e2e.max}`],
+        ['PostgreSQL commits / row writes per message', `${pgPer.commits} / ${pgPer.rowWrites}`],
+        ['Wharf CPU per message, both nodes (ms)', String(cluster.wharfCpuMsPerMessage)],
+        ['rolling restart: acknowledged / lost', `${(cluster.rollingRestart as { acknowledged: number }).acknowledged} / ${(cluster.rollingRestart as { lost: number }).lost}`],
+      ]);
+      goal('cluster: acked but never answered after a kill -9', '= 0', cluster.lost as number, (v) => v === 0);
+    }
     if (session.firstStartMs !== undefined) results.firstStartMs = Math.round(session.firstStartMs);
 
     // ---- goals ----

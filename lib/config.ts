@@ -6,12 +6,41 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import type { TemporalSecurity } from './temporal-connection.js';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const nonEmpty = z.string().trim().min(1);
 
+/**
+ * A PEM setting: the PEM text itself, or the path of a file holding it (read at start). Either way it must
+ * hold a `-----BEGIN … <label>-----` block, so a wrong file is named at start-up rather than at the handshake.
+ */
+function pem(label: string) {
+  return z
+    .string()
+    .trim()
+    .min(1)
+    .transform((v, ctx) => {
+      let text = v;
+      if (!v.startsWith('-----BEGIN')) {
+        try {
+          text = readFileSync(v, 'utf8');
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: `cannot read ${v}: ${(err as NodeJS.ErrnoException).code ?? String(err)} (give the PEM text or the path of a PEM file)` });
+          return z.NEVER;
+        }
+      }
+      if (!new RegExp(`-----BEGIN [A-Z ]*${label}-----`).test(text)) {
+        ctx.addIssue({ code: 'custom', message: `must be a PEM ${label.toLowerCase()} (-----BEGIN … ${label}-----), or the path of a file holding one` });
+        return z.NEVER;
+      }
+      return Buffer.from(text);
+    });
+}
+
 /** The environment variables Wharf reads, with their defaults. */
-export const EnvSchema = z.object({
+export const EnvSchema = z
+  .object({
   WHARF_PORT: port.default(8080),
   WHARF_HOST: nonEmpty.default('127.0.0.1'),
   WHARF_PUBLIC_URL: z
@@ -27,6 +56,18 @@ export const EnvSchema = z.object({
   TEMPORAL_ADDRESS: nonEmpty.optional(),
   TEMPORAL_NAMESPACE: nonEmpty.default('default'),
   WHARF_TASK_QUEUE: nonEmpty.default('wharf'),
+  /** `true`: TLS to TEMPORAL_ADDRESS with the system's CAs (implied by any TEMPORAL_TLS_* setting or an API key). */
+  TEMPORAL_TLS: z.enum(['true', 'false']).optional(),
+  /** PEM of the client certificate for mTLS (the PEM text, or the path of a file holding it); needs TEMPORAL_TLS_KEY. */
+  TEMPORAL_TLS_CERT: pem('CERTIFICATE').optional(),
+  /** PEM of the client certificate's private key (text or file path); needs TEMPORAL_TLS_CERT. */
+  TEMPORAL_TLS_KEY: pem('PRIVATE KEY').optional(),
+  /** PEM of the CA that signed the server's certificate (text or file path); the system's CAs when unset. */
+  TEMPORAL_TLS_CA: pem('CERTIFICATE').optional(),
+  /** The name the server's certificate is checked against, when it is not the host of TEMPORAL_ADDRESS. */
+  TEMPORAL_TLS_SERVER_NAME: nonEmpty.optional(),
+  /** A Temporal Cloud API key: sent as a bearer token, over TLS. */
+  TEMPORAL_API_KEY: nonEmpty.optional(),
   DATABASE_URL: z
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
@@ -54,8 +95,22 @@ export const EnvSchema = z.object({
     .string()
     .refine((v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length === 32, 'must be a 32-byte Curve25519 public key, base64-encoded')
     .optional(),
+  /** A bearer token that reads `GET /metrics` only (the admin token reads it too). */
+  WHARF_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-});
+  })
+  .superRefine((e, ctx) => {
+    if (!!e.TEMPORAL_TLS_CERT !== !!e.TEMPORAL_TLS_KEY) {
+      ctx.addIssue({ code: 'custom', path: [e.TEMPORAL_TLS_CERT ? 'TEMPORAL_TLS_KEY' : 'TEMPORAL_TLS_CERT'], message: 'mTLS needs both TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY' });
+    }
+    const secured = e.TEMPORAL_TLS === 'true' || e.TEMPORAL_TLS_CERT || e.TEMPORAL_TLS_CA || e.TEMPORAL_TLS_SERVER_NAME || e.TEMPORAL_API_KEY;
+    if (secured && !e.TEMPORAL_ADDRESS) {
+      ctx.addIssue({ code: 'custom', path: ['TEMPORAL_ADDRESS'], message: 'TLS and API-key settings are for a Temporal cluster: set TEMPORAL_ADDRESS (the embedded dev server speaks plaintext)' });
+    }
+    if (e.TEMPORAL_TLS === 'false' && (e.TEMPORAL_TLS_CERT || e.TEMPORAL_TLS_CA || e.TEMPORAL_API_KEY)) {
+      ctx.addIssue({ code: 'custom', path: ['TEMPORAL_TLS'], message: 'is false, but TLS certificates or an API key are set (an API key is only ever sent over TLS)' });
+    }
+  });
 
 /** The parsed environment. */
 export type Env = z.infer<typeof EnvSchema>;
@@ -70,9 +125,11 @@ export interface Config {
   /** True when the admin token was generated during this start (print it once). */
   adminTokenGenerated: boolean;
   secretKey: Buffer;
-  temporal: { address?: string; namespace: string; taskQueue: string; port?: number; uiPort?: number; metricsPort?: number; workflowCacheSize: number };
+  temporal: { address?: string; namespace: string; taskQueue: string; port?: number; uiPort?: number; metricsPort?: number; workflowCacheSize: number; security: TemporalSecurity };
   /** Where the worker's Prometheus metrics are served, if anywhere. */
   metricsAddress?: string;
+  /** Bearer token for `GET /metrics` besides the admin token. */
+  metricsToken?: string;
   databaseUrl?: string;
   graph: { baseUrl: string; version: string };
   /** Days stored media is kept after it was last received. */
@@ -105,6 +162,20 @@ function readOrCreate(file: string, make: () => string): { value: string; create
   writeFileSync(file, value + '\n', { mode: 0o600, flag: 'wx' });
   chmodSync(file, 0o600);
   return { value, created: true };
+}
+
+/** TLS and API-key settings for the Temporal connection; empty for plaintext. */
+function temporalSecurity(e: Env): TemporalSecurity {
+  const tlsOn = e.TEMPORAL_TLS === 'true' || !!(e.TEMPORAL_TLS_CERT || e.TEMPORAL_TLS_CA || e.TEMPORAL_TLS_SERVER_NAME || e.TEMPORAL_API_KEY);
+  if (!tlsOn) return {};
+  return {
+    tls: {
+      ...(e.TEMPORAL_TLS_CA ? { serverRootCACertificate: e.TEMPORAL_TLS_CA } : {}),
+      ...(e.TEMPORAL_TLS_SERVER_NAME ? { serverNameOverride: e.TEMPORAL_TLS_SERVER_NAME } : {}),
+      ...(e.TEMPORAL_TLS_CERT && e.TEMPORAL_TLS_KEY ? { clientCertPair: { crt: e.TEMPORAL_TLS_CERT, key: e.TEMPORAL_TLS_KEY } } : {}),
+    },
+    ...(e.TEMPORAL_API_KEY ? { apiKey: e.TEMPORAL_API_KEY } : {}),
+  };
 }
 
 /** Loads the full configuration: parses the environment and creates the data dir and generated secrets. */
@@ -146,8 +217,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       uiPort: e.WHARF_TEMPORAL_UI_PORT,
       metricsPort: e.WHARF_TEMPORAL_METRICS_PORT,
       workflowCacheSize: e.WHARF_WORKFLOW_CACHE_SIZE,
+      security: temporalSecurity(e),
     },
     metricsAddress: e.WHARF_METRICS_ADDRESS,
+    metricsToken: e.WHARF_METRICS_TOKEN,
     databaseUrl: e.DATABASE_URL,
     graph: { baseUrl: e.META_GRAPH_URL, version: e.META_GRAPH_VERSION },
     mediaRetentionDays: e.WHARF_MEDIA_RETENTION_DAYS,

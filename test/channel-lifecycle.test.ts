@@ -5,7 +5,7 @@
  */
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { WharfChannelStatus, WharfProvider, WharfSpace } from '../lib/search-attributes.js';
 import type { ChannelState } from '../lib/types.js';
 import { pairSender, patchChannel, saveConfig, startPairing as startPairingUpdate, state as stateQuery } from '../workflows/channel-messages.js';
@@ -481,7 +481,7 @@ describe('system routes', () => {
     expect(r.data).toMatchObject({
       version: expect.any(String),
       temporal: { address: w.config.temporal.address, namespace: 'default', taskQueue: w.taskQueue, uiUrl: null, embedded: false },
-      store: { kind: 'pglite' },
+      store: { kind: inject('storeKind') },
     });
     expect(Object.keys(r.data.temporal).sort()).toEqual(['address', 'embedded', 'namespace', 'taskQueue', 'uiUrl']);
   });

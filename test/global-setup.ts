@@ -1,6 +1,7 @@
 /**
  * One Temporal dev server per test run (the real `temporal` CLI, resolved like production resolves it),
- * with Wharf's search attributes registered. Test files connect to it by the address provided here.
+ * with Wharf's search attributes registered, and one throwaway PostgreSQL cluster. Test files connect to
+ * them by the addresses provided here.
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,19 +12,27 @@ import { bundleWorkflows } from '../workers/workflow-bundle.js';
 import { resolveTemporalCli } from '../lib/temporal-cli.js';
 import { WHARF_SEARCH_ATTRIBUTES } from '../lib/search-attributes.js';
 import { DEV_SERVER_TUNING } from '../workers/temporal-server.js';
+import { startTestPostgres, type TestPostgres } from './support/postgres.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     temporalAddress: string;
     workflowBundlePath: string;
+    /** The run's PostgreSQL cluster (superuser URL of its `postgres` database); test files create their own databases. */
+    postgresAdminUrl: string;
+    /** The store the project's Wharf instances run on (vitest.config.ts runs the store and API files on both). */
+    storeKind: 'pglite' | 'postgres';
   }
 }
 
 let env: TestWorkflowEnvironment | undefined;
 let bundleDir: string | undefined;
+let postgres: TestPostgres | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
   const cli = resolveTemporalCli();
+  postgres = await startTestPostgres();
+  project.provide('postgresAdminUrl', postgres.adminUrl);
   env = await TestWorkflowEnvironment.createLocal({
     server: {
       executable: cli.path ? { type: 'existing-path', path: cli.path } : { type: 'cached-download' },
@@ -42,5 +51,6 @@ export async function setup(project: TestProject): Promise<void> {
 
 export async function teardown(): Promise<void> {
   await env?.teardown();
+  await postgres?.stop();
   if (bundleDir) rmSync(bundleDir, { recursive: true, force: true });
 }

@@ -1,23 +1,46 @@
 /**
- * The PGlite session of the store (lib/store/db.ts): statements run as one protocol call each, on real PGlite
- * in a temp dir. PGlite's own `query` is the oracle: every value must come back exactly as it returns it.
+ * The store's database session (lib/store/db.ts) on the project's engine: real PGlite in a temp dir (its
+ * statements run as one protocol call each, and PGlite's own `query` is the oracle: every value must come
+ * back exactly as it returns it), or a database of its own on the run's real PostgreSQL, where every value
+ * must come back as it does on PGlite.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite, TransactionAbortedError } from '@electric-sql/pglite';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openPglite, type Db } from '../lib/store/db.js';
-import { migrate } from '../lib/store/migrations.js';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { openPglite, openPostgres, type Db } from '../lib/store/db.js';
+import { MIGRATIONS, migrate } from '../lib/store/migrations.js';
 import { createStore } from '../lib/store/store.js';
+import { createTestDatabase, dropTestDatabase } from './support/postgres.js';
+
+const kind = inject('storeKind');
+
+/** Opens a fresh, empty store of this project's kind (`url` on PostgreSQL); `drop` removes it. */
+async function openScratch(): Promise<{ db: Db; url?: string; drop(): Promise<void> }> {
+  if (kind === 'postgres') {
+    const admin = inject('postgresAdminUrl');
+    const url = await createTestDatabase(admin);
+    return { db: await openPostgres(url), url, drop: () => dropTestDatabase(admin, url) };
+  }
+  const storeDir = mkdtempSync(join(tmpdir(), 'wharf-db-'));
+  return { db: await openPglite(join(storeDir, 'store')), drop: async () => rmSync(storeDir, { recursive: true, force: true }) };
+}
 
 let dir: string;
 let db: Db;
+let dropScratch: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'wharf-db-'));
-  db = await openPglite(join(dir, 'store'));
+  if (kind === 'postgres') {
+    const scratch = await openScratch();
+    db = scratch.db;
+    dropScratch = scratch.drop;
+  } else {
+    db = await openPglite(join(dir, 'store'));
+  }
   await db.exec(`
     create table kinds (id text primary key, n integer, big bigint, ok boolean, doc jsonb, list jsonb, tags text[], at timestamptz, raw bytea);
     create table counter (id integer primary key, v integer not null);
@@ -27,11 +50,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await db?.close();
+  await dropScratch?.();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-describe('PGlite store session', () => {
-  it('round-trips every type Wharf uses exactly as PGlite.query does', async () => {
+describe(`store session on ${kind}`, () => {
+  it.runIf(kind === 'pglite')('round-trips every type Wharf uses exactly as PGlite.query does', async () => {
     const at = new Date('2026-11-26T10:11:12.345Z');
     const row = ['k1', 42, 9007199254740991, true, { a: [1, 'two', null], nested: { ok: false } }, ['x', 'y'], ['plain', 'with,comma', 'with "quote"', 'back\\slash'], at, new Uint8Array([0, 1, 254, 255])];
     await db.query('insert into kinds values ($1, $2, $3, $4, $5, $6, $7, $8, $9)', row);
@@ -48,6 +72,22 @@ describe('PGlite store session', () => {
     expect(ours[0]).toMatchObject({ id: 'k1', n: 42, big: 9007199254740991, ok: true, doc: row[4], list: ['x', 'y'], tags: row[6], at });
     expect(Array.from(ours[0].raw as Uint8Array)).toEqual([0, 1, 254, 255]);
     expect(ours[1]).toMatchObject({ id: 'k2', n: null, doc: null, tags: null });
+  });
+
+  it.runIf(kind === 'postgres')('round-trips every type Wharf uses with the values PGlite gives', async () => {
+    const at = new Date('2026-11-26T10:11:12.345Z');
+    // A jsonb array goes in as JSON text, as the store passes every jsonb value: node-postgres would send a
+    // JavaScript array as a Postgres array literal.
+    const row = ['k1', 42, 9007199254740991, true, { a: [1, 'two', null], nested: { ok: false } }, JSON.stringify(['x', 'y']), ['plain', 'with,comma', 'with "quote"', 'back\\slash'], at, new Uint8Array([0, 1, 254, 255])];
+    await db.query('insert into kinds values ($1, $2, $3, $4, $5, $6, $7, $8, $9)', row);
+    await db.query('insert into kinds (id) values ($1)', ['k2']);
+    const ours = await db.query('select * from kinds order by id');
+
+    // The same values as the PGlite test above expects (bigint as a number, as PGlite parses it).
+    expect(ours[0]).toMatchObject({ id: 'k1', n: 42, big: 9007199254740991, ok: true, doc: row[4], list: ['x', 'y'], tags: row[6], at });
+    expect(Array.from(ours[0].raw as Uint8Array)).toEqual([0, 1, 254, 255]);
+    expect(ours[1]).toMatchObject({ id: 'k2', n: null, doc: null, tags: null });
+    expect(await db.query('select count(*) as n, max(n) as top from kinds')).toEqual([{ n: 2, top: 42 }]);
   });
 
   it('binds arrays for unnest and returns rows of statements with and without parameters', async () => {
@@ -119,16 +159,15 @@ describe('PGlite store session', () => {
 });
 
 describe('outbound claims', () => {
-  /** Runs `fn` against the message log of a fresh, migrated PGlite store. */
+  /** Runs `fn` against the message log of a fresh, migrated store of this project's kind. */
   const withMessages = async (fn: (messages: ReturnType<typeof createStore>['messages']) => Promise<void>): Promise<void> => {
-    const storeDir = mkdtempSync(join(tmpdir(), 'wharf-claims-'));
-    const sdb = await openPglite(join(storeDir, 'store'));
+    const scratch = await openScratch();
     try {
-      await migrate(sdb);
-      await fn(createStore(sdb, randomBytes(32)).messages);
+      await migrate(scratch.db);
+      await fn(createStore(scratch.db, randomBytes(32)).messages);
     } finally {
-      await sdb.close();
-      rmSync(storeDir, { recursive: true, force: true });
+      await scratch.db.close();
+      await scratch.drop();
     }
   };
 
@@ -163,4 +202,60 @@ describe('outbound claims', () => {
       expect((await messages.claimOutbound('ch_2', '+15550002', part(2), 'new')).busy.size).toBe(0);
       expect((await messages.claimOutbound('ch_1', '+15550001', part(3), 'new')).done.get('reply:m3#1')).toBe('wamid.S');
     }));
+});
+
+describe('claims of a node that died (PostgreSQL, several nodes)', () => {
+  it.runIf(kind === 'postgres')('are taken over as soon as the node stopped noting that it is alive, not after the lease; a live node keeps its claims', async () => {
+    const scratch = await openScratch();
+    const other = await openPostgres(scratch.url!); // another node's own connection pool
+    try {
+      await migrate(scratch.db);
+      const nodeA = createStore(scratch.db, randomBytes(32));
+      const nodeB = createStore(other, randomBytes(32));
+      const part = (n: number) => [{ key: `reply:m${n}#1`, address: '+15550001', text: `hi ${n}` }];
+
+      expect((await nodeA.messages.claimOutbound('ch_1', '+15550001', part(1), 'a-attempt')).busy.size).toBe(0);
+      expect((await nodeB.messages.claimOutbound('ch_1', '+15550001', part(1), 'b-attempt')).busy.size).toBe(1); // A is alive
+
+      // A dies: its last note ages past NODE_DEAD_MS (as if 7 s went by without one).
+      await other.query(`update wharf_nodes set seen_at = now() - interval '7 seconds' where id = $1`, [nodeA.node.id]);
+      expect((await nodeB.messages.claimOutbound('ch_1', '+15550001', part(1), 'b-attempt')).busy.size).toBe(0);
+
+      // A node that left at a graceful stop frees its claims at once too.
+      expect((await nodeB.messages.claimOutbound('ch_1', '+15550001', part(2), 'b-2')).busy.size).toBe(0);
+      expect((await nodeA.messages.claimOutbound('ch_1', '+15550001', part(2), 'a-2')).busy.size).toBe(1);
+      await nodeB.node.leave();
+      expect((await nodeA.messages.claimOutbound('ch_1', '+15550001', part(2), 'a-2')).busy.size).toBe(0);
+    } finally {
+      await other.close();
+      await scratch.db.close();
+      await scratch.drop();
+    }
+  });
+});
+
+describe('migrations', () => {
+  it.runIf(kind === 'postgres')('nodes starting at once on an empty database apply each migration exactly once, and all start', async () => {
+    // Several rounds: without the lock about half of the starts died on duplicate DDL.
+    for (let round = 0; round < 3; round++) {
+      const admin = inject('postgresAdminUrl');
+      const url = await createTestDatabase(admin);
+      const nodes = await Promise.all(Array.from({ length: 4 }, () => openPostgres(url)));
+      try {
+        const applied = await Promise.all(nodes.map((n) => migrate(n)));
+
+        expect(applied.flat().sort((a, b) => a - b)).toEqual(MIGRATIONS.map((m) => m.version));
+        expect(await nodes[0].query('select version from schema_migrations order by version')).toEqual(MIGRATIONS.map((m) => ({ version: m.version })));
+        expect(await migrate(nodes[1])).toEqual([]);
+      } finally {
+        await Promise.all(nodes.map((n) => n.close()));
+        await dropTestDatabase(admin, url);
+      }
+    }
+  });
+
+  it('a second migration run on a migrated store applies nothing', async () => {
+    expect(await migrate(db)).toEqual(MIGRATIONS.map((m) => m.version));
+    expect(await migrate(db)).toEqual([]);
+  });
 });

@@ -5,7 +5,7 @@
  * Here no retry starts once closing has begun, and `close()` waits for retries already scheduled (at most
  * the SDK's longest back-off, about 6 s) before it closes the channel.
  */
-import { Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
+import { Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor , type ConnectionOptions } from '@temporalio/client';
 
 /** A connection and its safe close. */
 export interface ClosableConnection {
@@ -15,12 +15,12 @@ export interface ClosableConnection {
 }
 
 /** Connects to Temporal at `address` with the SDK's retry policy, made safe to close. */
-export async function connectClient(address: string): Promise<ClosableConnection> {
+export async function connectClient(options: ConnectionOptions): Promise<ClosableConnection> {
   const defaults = defaultGrpcRetryOptions();
   let closing = false;
   let lastRetryDueAt = 0;
   const connection = await Connection.connect({
-    address,
+    ...options,
     interceptors: [
       makeGrpcRetryInterceptor({
         retryableDecider: (attempt, status) => !closing && defaults.retryableDecider(attempt, status),

@@ -21,6 +21,7 @@ import { migrate } from '../lib/store/migrations.js';
 import { createStore } from '../lib/store/store.js';
 import { resolveTemporalCli } from '../lib/temporal-cli.js';
 import { connectClient } from './client-connection.js';
+import { temporalConnectionOptions } from '../lib/temporal-connection.js';
 import { registerSearchAttributes } from './search-attributes.js';
 import { startEmbeddedTemporal, type EmbeddedTemporal } from './temporal-server.js';
 import { startMediaRetention } from './media-retention.js';
@@ -136,7 +137,9 @@ async function main(): Promise<void> {
       stops.push({ name: 'Temporal dev server', stop: () => embedded!.stop() });
       log.info({ address, uiUrl: embedded.uiUrl }, `Temporal dev server ready at ${address}; Web UI at ${embedded.uiUrl}`);
     } else {
-      log.info({ address, namespace: config.temporal.namespace }, 'connecting to the Temporal cluster at TEMPORAL_ADDRESS');
+      const { tls, apiKey } = config.temporal.security;
+      const security = apiKey ? 'TLS + API key' : tls?.clientCertPair ? 'mTLS' : tls ? 'TLS' : 'plaintext';
+      log.info({ address, namespace: config.temporal.namespace, security }, `connecting to the Temporal cluster at TEMPORAL_ADDRESS (${security})`);
     }
 
     // Files left by earlier versions (or another umask) are tightened too; cheap (about 1,000 entries).
@@ -147,6 +150,8 @@ async function main(): Promise<void> {
     const applied = await migrate(db);
     if (applied.length) log.info({ applied }, 'store migrations applied');
     const store = createStore(db, config.secretKey);
+    // After the worker has drained: this node's remaining claims on unsent parts are free for the others.
+    stops.push({ name: 'node registration', stop: () => store.node.leave() });
     if (db.kind === 'pglite') {
       // PGlite's data dir has one user, this process: a claim on an unsent reply part belongs to a process
       // that died mid-send, and that reply need not wait for the claim's lease (a minute) to run out.
@@ -156,13 +161,13 @@ async function main(): Promise<void> {
     const policy = createPolicyService(store);
     const graph = createGraphClient({ baseUrl: config.graph.baseUrl, version: config.graph.version });
 
-    const { connection, close: closeConnection } = await connectClient(address);
+    const { connection, close: closeConnection } = await connectClient(temporalConnectionOptions(address, config.temporal.security));
     stops.push({ name: 'Temporal client', stop: closeConnection });
     const client = new Client({ connection, namespace: config.temporal.namespace });
     if (!embedded) await registerSearchAttributes(connection, config.temporal.namespace, log);
 
     startMediaRetention(store, config.mediaRetentionDays, log.child({ component: 'media' }));
-    const workers = await createWharfWorker({ address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, workflowCacheSize: config.temporal.workflowCacheSize, store, secretKey: config.secretKey, whatsapp: config.whatsapp, graph, policy, client, log });
+    const workers = await createWharfWorker({ address, security: config.temporal.security, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, workflowCacheSize: config.temporal.workflowCacheSize, store, secretKey: config.secretKey, whatsapp: config.whatsapp, graph, policy, client, log });
     const running = workers.run();
     stops.push({
       name: 'worker',

@@ -14,6 +14,7 @@ import type { Logger } from '../lib/logger.js';
 import type { PolicyService } from '../lib/policy/service.js';
 import type { Store } from '../lib/store/store.js';
 import { bundleWorkflows, prebuiltBundlePath } from './workflow-bundle.js';
+import { temporalConnectionOptions, type TemporalSecurity } from '../lib/temporal-connection.js';
 
 /** What a worker needs. */
 export interface WorkerDeps {
@@ -37,7 +38,20 @@ export interface WorkerDeps {
   workflowCacheSize?: number;
   /** A bundle made earlier (tests share one); else the prebuilt file, else bundled now. */
   workflowBundle?: { code: string };
+  /** TLS and API key for a secured cluster (lib/temporal-connection.ts); plaintext when absent. */
+  security?: TemporalSecurity;
+  /** How long a cached workflow's next task waits for this worker before any worker may take it. @default {@link STICKY_QUEUE_TIMEOUT_MS} */
+  stickyQueueTimeoutMs?: number;
 }
+
+/**
+ * How long a workflow task sent to this worker's sticky queue (the chats it holds in its cache) may wait
+ * before Temporal gives it to any worker on the shared queue. Temporal's default is 10 s: after a `kill -9`
+ * every chat the dead node held waited that long for its next reply. Workflow tasks waited 50–70 ms for a
+ * live worker at 30 msgs/s and up to ~1 s under overload, so 2 s moves a chat only off a dead or stuck
+ * worker (a chat moved off a live one is replayed from its history by the next: slower, still correct).
+ */
+export const STICKY_QUEUE_TIMEOUT_MS = 2_000;
 
 /** A running pair of workers: the shared queue and this process's own session queue. */
 export interface WharfWorkers {
@@ -55,7 +69,7 @@ export interface WharfWorkers {
 
 /** Creates (but does not run) the workers. */
 export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers> {
-  const connection = await NativeConnection.connect({ address: deps.address });
+  const connection = await NativeConnection.connect(temporalConnectionOptions(deps.address, deps.security));
   // New chats are started through a client on this connection: Temporal then hands their first workflow
   // task straight back to this worker (eager start; see lib/inbound-delivery.ts).
   useWorkerForStarts(deps.client, deps.taskQueue, new Client({ connection, namespace: deps.namespace }));
@@ -102,6 +116,7 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
     // the chats that are active at once. A cached workflow costs ~0.28 MB of this process (measured: 1,000
     // cached chats 669 MB RSS, 250 cached 461 MB); one that fell out is replayed from history when it wakes.
     maxCachedWorkflows: deps.workflowCacheSize ?? 250,
+    stickyQueueScheduleToStartTimeout: deps.stickyQueueTimeoutMs ?? STICKY_QUEUE_TIMEOUT_MS,
     maxConcurrentActivityTaskExecutions: 200,
     // A chat's workflow task holds its slot while its local activities run and while it waits for this
     // process's event loop, so most of a slot's time is waiting, not work. With 16 slots, 30 msgs/s over 64

@@ -155,6 +155,11 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
   };
 
   setCurrentDetails(channelDetails(s));
+  // Declared before any handler: an update in a run's first activation (a fresh run, or a replay after the
+  // workflow left the cache) may cancel the session before the code below has run.
+  let sessionScope: CancellationScope | null = null;
+  const cancelSession = (): void => sessionScope?.cancel();
+
   setHandler(state, () => s);
   setHandler(signalQueue, () => ({
     waiters: waiters.map((w) => ({ waiterId: w.waiterId, kind: w.workflowId ? ('workflow' as const) : ('http' as const), workflowId: w.workflowId, from: w.from, expiresAt: w.expiresAt })),
@@ -356,8 +361,6 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
   });
 
   // ---- personal accounts: the Baileys session runs in one long-running, heartbeating activity ----------
-  let sessionScope: CancellationScope | null = null;
-  const cancelSession = (): void => sessionScope?.cancel();
   let stopping = false;
   let linkPhone: string | undefined;
   const sessionWanted = (): boolean => s.provider === 'whatsapp_user' && !deleted && !stopping && !s.sessionStopped;

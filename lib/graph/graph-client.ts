@@ -7,6 +7,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { FAILURE, type FailureType } from '../errors.js';
+import { graphCalls } from '../metrics.js';
 
 /** The scope a token needs to send WhatsApp messages. */
 export const MESSAGING_SCOPE = 'whatsapp_business_messaging';
@@ -323,6 +324,7 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
       const why = timedOut
         ? `no answer within ${timeoutMs} ms`
         : `could not reach ${opts.baseUrl}: ${networkReason(err)}`;
+      graphCalls.inc({ endpoint: operation, code: 'network' });
       throw new GraphError({ operation, status: 0, code: 0, title: scrub(why, token), retryable: true });
     }
 
@@ -333,8 +335,11 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
       parsed = undefined;
     }
     if (status < 200 || status >= 300 || (isRecord(parsed) && isRecord(parsed.error))) {
-      throw errorFromResponse(operation, status, parsed, text, token, { objectRead: init.objectRead });
+      const err = errorFromResponse(operation, status, parsed, text, token, { objectRead: init.objectRead });
+      graphCalls.inc({ endpoint: operation, code: String(err.code || `http_${status}`) });
+      throw err;
     }
+    graphCalls.inc({ endpoint: operation, code: 'ok' });
     return parsed;
   }
 

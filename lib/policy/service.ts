@@ -68,8 +68,9 @@ export function createPolicyService(store: Store): PolicyService {
     install(text, version, await compile(text));
   };
   // The stored version is checked at most every VERSION_CHECK_MS: a save through this process applies at
-  // once (it installs the new set itself); one saved by another process applies within that interval.
-  const VERSION_CHECK_MS = 250;
+  // once (it installs the new set itself); one saved by another process applies within that interval. On a
+  // store shared by several nodes (PostgreSQL) it is checked for every decision: one tiny query.
+  const VERSION_CHECK_MS = store.shared ? 0 : 250;
   let checkedAt = 0;
   const ensure = async (): Promise<void> => {
     if (loaded >= 0 && Date.now() - checkedAt < VERSION_CHECK_MS) return;

@@ -222,9 +222,21 @@ export async function openPglite(dir: string): Promise<Db> {
   };
 }
 
+/**
+ * Value parsers that make node-postgres return what PGlite returns: `bigint` (counts, `bigserial` ids) as a
+ * number rather than a string. Values past 2^53 lose precision on both engines alike.
+ */
+const PG_TYPES = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser,
+};
+
 /** Connects to PostgreSQL through a pool. */
 export async function openPostgres(url: string): Promise<Db> {
-  const pool = new pg.Pool({ connectionString: url, max: 10 });
+  const pool = new pg.Pool({ connectionString: url, max: 10, types: PG_TYPES });
+  // An idle connection that the server ends (a restart, a failover, an administrator's terminate) is
+  // reported here; unhandled, that event would crash the process. The pool has dropped that connection
+  // already, and the next query opens a new one.
+  pool.on('error', () => undefined);
   // Fail fast at start-up with a clear error rather than on the first request.
   await pool.query('select 1');
   return {
@@ -237,7 +249,9 @@ export async function openPostgres(url: string): Promise<Db> {
       try {
         await client.query('begin');
         const result = await fn({ query: async <R>(t: string, p?: unknown[]) => (await client.query(t, storableParams(p))).rows as R[] });
-        await client.query('commit');
+        // As on PGlite: a statement that failed inside the callback aborted the transaction even if the
+        // callback caught the error; Postgres then answers COMMIT with ROLLBACK, and nothing was written.
+        if ((await client.query('commit')).command === 'ROLLBACK') throw new TransactionAbortedError();
         return result;
       } catch (err) {
         await client.query('rollback').catch(() => undefined);

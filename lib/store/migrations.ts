@@ -2,7 +2,7 @@
  * Versioned schema migrations, applied in order at start inside one transaction each. One dialect serves
  * PGlite and PostgreSQL. Never edit a shipped migration: add the next one.
  */
-import type { Db } from './db.js';
+import type { Db, Sql } from './db.js';
 
 /** One migration step. */
 export interface Migration {
@@ -149,6 +149,19 @@ export const MIGRATIONS: Migration[] = [
     `,
   },
   {
+    version: 8,
+    name: 'node-liveness',
+    // Nodes sharing a PostgreSQL store note that they are alive; a claim on an outbound part names its
+    // node, so a claim of a node that stopped noting it is given up at once instead of after its lease.
+    sql: `
+      create table wharf_nodes (
+        id text primary key,
+        seen_at timestamptz not null default now()
+      );
+      alter table messages add column claim_node text;
+    `,
+  },
+  {
     version: 9,
     name: 'media',
     // Inbound files, content-addressed (id = SHA-256 of the bytes): the same file twice is stored once.
@@ -167,20 +180,40 @@ export const MIGRATIONS: Migration[] = [
   },
 ];
 
-/** Applies every migration newer than the database's version; returns the versions applied. */
+/**
+ * The advisory lock every migrating process takes (an arbitrary constant, "wharf" in ASCII): nodes that
+ * start at once on an empty PostgreSQL database otherwise race on the same DDL and one dies on a
+ * duplicate type or relation.
+ */
+export const MIGRATION_LOCK = 0x7768617266;
+
+/**
+ * Applies every migration newer than the database's version; returns the versions applied. Each step runs
+ * in its own transaction holding MIGRATION_LOCK and re-reads the applied versions under it, so of several
+ * processes starting together exactly one applies each migration and the others wait for it, then skip it.
+ */
 export async function migrate(db: Db): Promise<number[]> {
-  await db.exec(`create table if not exists schema_migrations (
-    version integer primary key, name text not null, applied_at timestamptz not null default now())`);
-  const rows = await db.query<{ version: number }>('select version from schema_migrations');
-  const done = new Set(rows.map((r) => Number(r.version)));
+  const locked = async <T>(fn: (tx: Sql) => Promise<T>): Promise<T> =>
+    db.transaction(async (tx) => {
+      await tx.query('select pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      return fn(tx);
+    });
+  const appliedVersions = async (tx: Sql): Promise<Set<number>> => new Set((await tx.query<{ version: number }>('select version from schema_migrations')).map((r) => Number(r.version)));
+  const done = await locked(async (tx) => {
+    await tx.query(`create table if not exists schema_migrations (
+      version integer primary key, name text not null, applied_at timestamptz not null default now())`);
+    return appliedVersions(tx);
+  });
   const applied: number[] = [];
   for (const m of MIGRATIONS) {
     if (done.has(m.version)) continue;
-    await db.transaction(async (tx) => {
+    const ran = await locked(async (tx) => {
+      if ((await appliedVersions(tx)).has(m.version)) return false; // another process applied it meanwhile
       for (const stmt of splitStatements(m.sql)) await tx.query(stmt);
       await tx.query('insert into schema_migrations (version, name) values ($1, $2)', [m.version, m.name]);
+      return true;
     });
-    applied.push(m.version);
+    if (ran) applied.push(m.version);
   }
   return applied;
 }

@@ -2,9 +2,10 @@
  * The store: what does not belong in workflow history (SPEC §2) — spaces, agents, the local vault, the
  * channel read model, diagnostics, the message log, policies and auth state. One object per area.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { ChannelDiagnostics, ChannelState, CredentialRef, UnhandledInbound } from '../types.js';
 import { WharfError } from '../errors.js';
+import { countInbound, inboundMessages, replies } from '../metrics.js';
 import { createChangeFeed } from './change-feed.js';
 import { seal, unseal } from './crypto.js';
 import { storable } from '../storable-text.js';
@@ -60,6 +61,16 @@ export interface MessageLogEntry {
  */
 export const OUTBOUND_LEASE_MS = 60_000;
 
+/** How often a node on a shared store notes that it is alive (ms). */
+export const NODE_BEAT_MS = 2_000;
+
+/**
+ * After how long without a note a node counts as dead and its claims on unsent parts are free (ms): three
+ * beats, so an event loop stalled for a few seconds keeps its claims. (At 10 s, a reply whose sender died
+ * mid-send waited up to 17 s: the send's retry backoff of 1, 2, 4, 8 s first tried again after 15 s.)
+ */
+export const NODE_DEAD_MS = 6_000;
+
 const iso = (v: unknown): string => (v instanceof Date ? v.toISOString() : String(v));
 
 /** Built-in agents that always exist. */
@@ -69,6 +80,28 @@ export const BUILTIN_AGENTS: AgentRecord[] = [{ id: 'echo', kind: 'echo', config
 export function createStore(db: Db, secretKey: Buffer) {
   // Who listens for writes (the console's live updates); see change-feed.ts.
   const changes = createChangeFeed();
+  /** Whether other processes may write this database too (PostgreSQL): node-local copies must not decide. */
+  const shared = db.kind === 'postgres';
+
+  // This process's liveness on a shared store: a row in wharf_nodes, renewed every NODE_BEAT_MS while the
+  // process lives (the timer does not keep it alive) and before a claim when the last beat is not recent.
+  const nodeId = randomUUID();
+  let beatAt = 0;
+  const beat = async (): Promise<void> => {
+    beatAt = Date.now();
+    await db.query('insert into wharf_nodes (id) values ($1) on conflict (id) do update set seen_at = now()', [nodeId]);
+  };
+  if (shared) setInterval(() => void beat().catch(() => undefined), NODE_BEAT_MS).unref();
+  const node = {
+    /** This process's id in wharf_nodes (PostgreSQL), named on the claims it takes. */
+    id: nodeId,
+    /** Notes that this node is alive now. */
+    beat,
+    /** Removes this node's row at a graceful stop: its unsent claims are free for the others at once. */
+    async leave(): Promise<void> {
+      if (shared) await db.query('delete from wharf_nodes where id = $1', [nodeId]);
+    },
+  };
   const spaces = {
     /** All spaces, optionally only those not bound to a channel. */
     async list(opts: { unbound?: boolean } = {}): Promise<Space[]> {
@@ -226,11 +259,12 @@ export function createStore(db: Db, secretKey: Buffer) {
     for (const [k, v] of sealedCache) if (v.id === id) sealedCache.delete(k);
   }
 
-  // The per-message path reads a channel's read model twice per message; a copy younger than
-  // CHANNEL_CACHE_MS serves it. Writes through this store drop the copy at once, so within one process a
-  // change (pairing, mode switch, disconnect) is seen by the very next message; another process's write is
-  // seen within CHANNEL_CACHE_MS.
-  const CHANNEL_CACHE_MS = 1000;
+  // The per-message path reads a channel's read model twice per message; on PGlite a copy younger than
+  // CHANNEL_CACHE_MS serves it. Writes through this store drop the copy at once, and PGlite has one
+  // process, so a change (pairing, mode switch, disconnect) is seen by the very next message. PostgreSQL
+  // may be shared by several nodes, whose writes this copy would not see: admission (the paired set) must
+  // never read another node's stale copy, so there every read goes to the database (one indexed row).
+  const CHANNEL_CACHE_MS = shared ? 0 : 1000;
   const channelCache = new Map<string, { state: ChannelState | null; at: number }>();
 
   const channels = {
@@ -253,8 +287,12 @@ export function createStore(db: Db, secretKey: Buffer) {
       const [r] = await db.query<{ state: ChannelState }>('select state from channels where id = $1 and not deleted', [id]);
       return r?.state ?? null;
     },
-    /** Like `get`, served from a copy at most CHANNEL_CACHE_MS old (for the per-message path). */
+    /**
+     * Like `get`, for the per-message path: on PGlite served from a copy at most CHANNEL_CACHE_MS old that
+     * every write through this store drops; on PostgreSQL (shared by nodes) always read fresh.
+     */
     async getRecent(id: string): Promise<ChannelState | null> {
+      if (shared) return channels.get(id);
       const hit = channelCache.get(id);
       if (hit && Date.now() - hit.at < CHANNEL_CACHE_MS) return hit.state;
       const state = await channels.get(id);
@@ -274,6 +312,10 @@ export function createStore(db: Db, secretKey: Buffer) {
         [filter.status ?? null, filter.provider ?? null],
       );
       return rows.map((r) => r.state);
+    },
+    /** How many live channels there are of each provider and status (metrics). */
+    async countByStatus(): Promise<Array<{ provider: string; status: string; count: number }>> {
+      return db.query('select provider, status, count(*)::int as count from channels where not deleted group by provider, status order by provider, status');
     },
     /** Channels that use an agent (to refuse deleting it). */
     async usingAgent(agent: string): Promise<string[]> {
@@ -411,6 +453,7 @@ export function createStore(db: Db, secretKey: Buffer) {
       );
       // The store may have made an odd id storable (see `storable`): report ids as the caller gave them.
       changes.emit({ channelId, what: 'messages' });
+      inboundMessages.inc({ status: 'received' }, got.length);
       const stored = new Set(got.map((r) => r.key));
       return new Set(rows.filter((r) => stored.has(storable(r.id))).map((r) => r.id));
     },
@@ -464,14 +507,16 @@ export function createStore(db: Db, secretKey: Buffer) {
         [channelId, outcomes.map((o) => o.id), outcomes.map((o) => o.status), outcomes.map((o) => (o.detail ? jsonParam(o.detail) : null))],
       );
       changes.emit({ channelId, what: 'messages' });
+      countInbound(outcomes);
     },
     /**
      * Claims outbound parts of one chat for one sending attempt (`owner`) before they are sent, in one
      * statement. `done` holds the provider id of each part an earlier attempt already got accepted — a
      * retry skips those. `busy` holds the parts another attempt claimed less than `leaseMs` ago and has
      * neither finished nor given up: a retried task whose first attempt is still running must not send them
-     * too. A claim left by a process that died is taken over once its lease ran out. The other parts are
-     * this attempt's to send.
+     * too. A claim left by a process that died is taken over once its lease ran out — or, on a shared store,
+     * as soon as its node has not noted that it is alive for NODE_DEAD_MS. The other parts are this attempt's
+     * to send.
      */
     async claimOutbound(
       channelId: string,
@@ -483,24 +528,27 @@ export function createStore(db: Db, secretKey: Buffer) {
       const done = new Map<string, string>();
       const busy = new Set<string>();
       if (!parts.length) return { done, busy };
+      if (shared && Date.now() - beatAt > NODE_BEAT_MS / 2) await beat();
       // The final select reads the table as it was before the insert (one snapshot): `m` is the row an
       // earlier attempt left, `t` says whether this attempt holds the claim now.
       const rows = await db.query<{ key: string; provider_id: string | null; status: string | null; mine: boolean }>(
         `with want as (
            select u.key, u.address, u.text from unnest($3::text[], $4::text[], $5::text[]) as u(key, address, text)
          ), took as (
-           insert into messages (channel_id, direction, key, chat_id, address, text, status, claim)
-           select $1, 'out', w.key, $2, w.address, w.text, 'sending', $6 from want w
-           on conflict (channel_id, direction, key) do update set claim = excluded.claim, updated_at = now()
+           insert into messages (channel_id, direction, key, chat_id, address, text, status, claim, claim_node)
+           select $1, 'out', w.key, $2, w.address, w.text, 'sending', $6, $8::text from want w
+           on conflict (channel_id, direction, key) do update set claim = excluded.claim, claim_node = excluded.claim_node, updated_at = now()
              where messages.provider_id is null
-               and (messages.claim is null or messages.claim = excluded.claim or messages.updated_at < now() - $7::int * interval '1 millisecond')
+               and (messages.claim is null or messages.claim = excluded.claim or messages.updated_at < now() - $7::int * interval '1 millisecond'
+                 or (messages.claim_node is not null and messages.claim_node <> excluded.claim_node
+                   and not exists (select 1 from wharf_nodes n where n.id = messages.claim_node and n.seen_at > now() - $9::int * interval '1 millisecond')))
            returning key
          )
          select w.key, m.provider_id, m.status, t.key is not null as mine
            from want w
            left join messages m on m.channel_id = $1 and m.direction = 'out' and m.key = w.key
            left join took t on t.key = w.key`,
-        [channelId, chatId, parts.map((p) => p.key), parts.map((p) => p.address), parts.map((p) => p.text), owner, leaseMs],
+        [channelId, chatId, parts.map((p) => p.key), parts.map((p) => p.address), parts.map((p) => p.text), owner, leaseMs, shared ? nodeId : null, NODE_DEAD_MS],
       );
       for (const r of rows) {
         if (r.provider_id && r.status !== 'sending' && r.status !== 'failed') done.set(r.key, r.provider_id);
@@ -532,6 +580,8 @@ export function createStore(db: Db, secretKey: Buffer) {
         [m.channelId, m.key, m.providerId, m.inbound?.id ?? null, m.inbound?.status ?? null, m.inbound ? jsonParam(m.inbound.detail) : null],
       );
       changes.emit({ channelId: m.channelId, what: 'messages' });
+      replies.inc({ outcome: 'accepted' });
+      if (m.inbound) countInbound([m.inbound]);
     },
     /** Records an outbound part as it stands (sends the provider refused or that will be retried); releases its claim. */
     async recordOutbound(m: { channelId: string; key: string; chatId: string; address: string; text: string; status: string; providerId?: string; detail?: Record<string, unknown> }): Promise<void> {
@@ -543,6 +593,7 @@ export function createStore(db: Db, secretKey: Buffer) {
         [m.channelId, m.key, m.providerId ?? null, m.chatId, m.address, m.text, m.status, m.detail ? jsonParam(m.detail) : null],
       );
       changes.emit({ channelId: m.channelId, what: 'messages' });
+      replies.inc({ outcome: m.status });
     },
     /** Applies a delivery status to the outbound message with that provider id; returns whether one matched. */
     async applyStatus(channelId: string, providerId: string, status: string, detail?: Record<string, unknown>): Promise<boolean> {
@@ -663,7 +714,7 @@ export function createStore(db: Db, secretKey: Buffer) {
     },
   };
 
-  return { db, spaces, agents, vault, vaultConnections, channels, diagnostics, messages, policies, authState, media, changes };
+  return { db, shared, node, spaces, agents, vault, vaultConnections, channels, diagnostics, messages, policies, authState, media, changes };
 }
 
 /** A stored connection to an external vault (lib/vaults). */

@@ -1,9 +1,10 @@
 /**
- * An in-process Wharf for tests: the real store on PGlite in a temp dir, the real worker on its own task
- * queue against the run's shared Temporal dev server, and the real API on a random port.
+ * An in-process Wharf for tests: the real store (PGlite in a temp dir, or a database of its own on the
+ * run's PostgreSQL cluster), the real worker on its own task queue against the run's shared Temporal dev
+ * server, and the real API on a random port.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,10 +17,12 @@ import { loadConfig, type Config } from '../../lib/config.js';
 import { createGraphClient } from '../../lib/graph/graph-client.js';
 import { createLogger, type Logger } from '../../lib/logger.js';
 import { createPolicyService } from '../../lib/policy/service.js';
-import { openPglite } from '../../lib/store/db.js';
+import { temporalConnectionOptions } from '../../lib/temporal-connection.js';
+import { openPglite, openPostgres, type Db } from '../../lib/store/db.js';
 import { migrate } from '../../lib/store/migrations.js';
 import { createStore, type Store } from '../../lib/store/store.js';
 import { createWharfWorker } from '../../workers/worker.js';
+import { createTestDatabase, dropTestDatabase } from './postgres.js';
 
 // Keep the SDK's worker lifecycle chatter out of test output; warnings and errors still show.
 try {
@@ -33,12 +36,41 @@ try {
   // installed already in this test process
 }
 
+/** Which store a test instance runs on: the project's (vitest.config.ts), unless a test says. */
+export type StoreKind = 'pglite' | 'postgres';
+
+/**
+ * Opens the instance's store. On PostgreSQL the database's URL is kept in the data dir, so a restart on
+ * the same data dir finds the same database, as a restarted node finds its DATABASE_URL.
+ */
+async function openTestStore(dataDir: string, kind: StoreKind, databaseUrl?: string): Promise<{ db: Db; drop(): Promise<void> }> {
+  if (kind === 'pglite' && !databaseUrl) return { db: await openPglite(join(dataDir, 'store')), drop: async () => undefined };
+  const marker = join(dataDir, 'database-url');
+  // A database handed in belongs to the caller (several nodes share it); one made here is this instance's.
+  if (databaseUrl) {
+    writeFileSync(marker, databaseUrl);
+    return { db: await openPostgres(databaseUrl), drop: async () => undefined };
+  }
+  const adminUrl = inject('postgresAdminUrl');
+  const url = existsSync(marker) ? readFileSync(marker, 'utf8').trim() : await createTestDatabase(adminUrl);
+  writeFileSync(marker, url);
+  return { db: await openPostgres(url), drop: () => dropTestDatabase(adminUrl, url) };
+}
+
+/** What a Wharf node started outside vitest (a child process, test/support/cluster-node.ts) is told instead of `inject`. */
+export interface OutsideVitest {
+  temporalAddress: string;
+  workflowBundlePath: string;
+}
+
 /** A running test instance. */
 export interface TestWharf {
   url: string;
   token: string;
   config: Config;
   store: Store;
+  /** The PostgreSQL database this instance runs on (absent on PGlite); other nodes may share it. */
+  databaseUrl?: string;
   client: Client;
   taskQueue: string;
   /** This instance's own session queue (personal-account sends). */
@@ -51,32 +83,52 @@ export interface TestWharf {
 }
 
 /** Starts Wharf in-process. Reuse `dataDir` to restart on the same store. */
-export async function startWharf(opts: { graphUrl?: string; dataDir?: string; taskQueue?: string; publicUrl?: string; makeSocket?: MakeSocket; log?: Logger; waUrl?: string; waCertRoot?: string; sessionHooks?: Pick<SessionActivityDeps, 'beforeDeliver'> } = {}): Promise<TestWharf> {
+export async function startWharf(
+  opts: {
+    graphUrl?: string;
+    dataDir?: string;
+    taskQueue?: string;
+    publicUrl?: string;
+    makeSocket?: MakeSocket;
+    log?: Logger;
+    waUrl?: string;
+    waCertRoot?: string;
+    sessionHooks?: Pick<SessionActivityDeps, 'beforeDeliver'>;
+    store?: StoreKind;
+    databaseUrl?: string;
+    env?: Record<string, string>;
+    outside?: OutsideVitest;
+    stickyQueueTimeoutMs?: number;
+  } = {},
+): Promise<TestWharf> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'wharf-test-'));
-  const token = 'test-' + randomBytes(12).toString('hex');
+  const token = opts.env?.WHARF_ADMIN_TOKEN ?? 'test-' + randomBytes(12).toString('hex');
   const taskQueue = opts.taskQueue ?? 'wharf-test-' + randomBytes(6).toString('hex');
   const config = loadConfig({
     WHARF_DATA_DIR: dataDir,
     WHARF_ADMIN_TOKEN: token,
     WHARF_PORT: '8080',
     WHARF_PUBLIC_URL: opts.publicUrl ?? 'http://127.0.0.1:1',
-    TEMPORAL_ADDRESS: inject('temporalAddress'),
+    TEMPORAL_ADDRESS: opts.outside?.temporalAddress ?? inject('temporalAddress'),
     WHARF_TASK_QUEUE: taskQueue,
     META_GRAPH_URL: opts.graphUrl ?? 'http://127.0.0.1:9',
     LOG_LEVEL: process.env.WHARF_TEST_LOG ?? 'silent',
     ...(opts.waUrl ? { WHARF_WA_URL: opts.waUrl } : {}),
     ...(opts.waCertRoot ? { WHARF_WA_CERT_ROOT: opts.waCertRoot } : {}),
+    ...opts.env,
   });
   const log = opts.log ?? createLogger(config.logLevel);
-  const db = await openPglite(join(dataDir, 'store'));
+  const opened = await openTestStore(dataDir, opts.databaseUrl ? 'postgres' : (opts.store ?? inject('storeKind') ?? 'pglite'), opts.databaseUrl);
+  const { db } = opened;
   await migrate(db);
   const store = createStore(db, config.secretKey);
   const policy = createPolicyService(store);
   const graph = createGraphClient({ baseUrl: config.graph.baseUrl, version: config.graph.version, timeoutMs: 3000 });
-  const connection = await Connection.connect({ address: config.temporal.address! });
+  const connection = await Connection.connect(temporalConnectionOptions(config.temporal.address!, config.temporal.security));
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const workers = await createWharfWorker({
     address: config.temporal.address!,
+    security: config.temporal.security,
     namespace: config.temporal.namespace,
     taskQueue,
     store,
@@ -88,7 +140,8 @@ export async function startWharf(opts: { graphUrl?: string; dataDir?: string; ta
     policy,
     client,
     log,
-    workflowBundle: { codePath: inject('workflowBundlePath') } as unknown as { code: string },
+    stickyQueueTimeoutMs: opts.stickyQueueTimeoutMs,
+    workflowBundle: { codePath: opts.outside?.workflowBundlePath ?? inject('workflowBundlePath') } as unknown as { code: string },
   });
   const running = workers.run();
   // Listen first so the public URL (webhook URLs are built from it) can be the real one.
@@ -106,6 +159,7 @@ export async function startWharf(opts: { graphUrl?: string; dataDir?: string; ta
     token,
     config,
     store,
+    databaseUrl: db.kind === 'postgres' ? readFileSync(join(dataDir, 'database-url'), 'utf8') : undefined,
     client,
     taskQueue,
     sessionQueue: workers.sessionQueue,
@@ -132,8 +186,12 @@ export async function startWharf(opts: { graphUrl?: string; dataDir?: string; ta
       await running;
       await workers.connection.close();
       await connection.close();
+      await store.node.leave();
       await db.close();
-      if (purge) rmSync(dataDir, { recursive: true, force: true });
+      if (purge) {
+        await opened.drop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
     },
   };
 }

@@ -1,0 +1,144 @@
+/**
+ * Wharf's Prometheus metrics (prom-client), served at `GET /metrics` on the API port. One registry per
+ * process: webhooks, the inbound message log, replies, Graph calls and pairing move as they happen; the
+ * channel gauges are read from the store at scrape time. The Temporal worker's own metrics (task
+ * latencies, slots, sticky cache) are the SDK's, on WHARF_METRICS_ADDRESS.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { RequestHandler } from 'express';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { WharfError } from './errors.js';
+
+/** The process's registry (Node process metrics included, prefixed `wharf_process_`/`wharf_nodejs_`). */
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry, prefix: 'wharf_' });
+
+/** Webhook requests by kind (`verify` handshake, `event`) and outcome (`accepted`, `bad_signature`, …). */
+export const webhookRequests = new Counter({
+  name: 'wharf_webhook_requests_total',
+  help: 'Webhook requests from Meta, by kind (verify, event) and outcome',
+  labelNames: ['kind', 'outcome'] as const,
+  registers: [registry],
+});
+
+/** Time from a webhook event's arrival to its 200 (every event in it durably in Temporal). */
+export const webhookAckSeconds = new Histogram({
+  name: 'wharf_webhook_ack_seconds',
+  help: 'Time from a webhook event arriving to its acknowledgement (events durably in Temporal)',
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  registers: [registry],
+});
+
+/** Webhook events refused for a missing or wrong X-Hub-Signature-256. */
+export const signatureFailures = new Counter({
+  name: 'wharf_webhook_signature_failures_total',
+  help: 'Webhook events refused for a missing or invalid X-Hub-Signature-256',
+  registers: [registry],
+});
+
+/** Inbound messages as the message log records them: `received`, then their outcome. */
+export const inboundMessages = new Counter({
+  name: 'wharf_inbound_messages_total',
+  help: 'Inbound messages by status as recorded in the message log (received, answered, denied, paired, held, ignored, failed, …)',
+  labelNames: ['status'] as const,
+  registers: [registry],
+});
+
+/** Reply parts by outcome: `accepted` by the provider, or the status a refused or retried send was recorded with. */
+export const replies = new Counter({
+  name: 'wharf_replies_total',
+  help: 'Reply parts by outcome (accepted by the provider, failed, …)',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+});
+
+/** Graph API calls by operation and Meta error code (`ok` on success, `network` without an answer). */
+export const graphCalls = new Counter({
+  name: 'wharf_graph_requests_total',
+  help: "Meta Graph API calls by endpoint (operation) and Meta's error code (ok on success, network when no answer came)",
+  labelNames: ['endpoint', 'code'] as const,
+  registers: [registry],
+});
+
+/** Pairing: codes issued through the API, senders paired by a code. */
+export const pairingAttempts = new Counter({
+  name: 'wharf_pairing_attempts_total',
+  help: 'Pairing: codes issued (code_issued) and senders paired by sending one (paired)',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+});
+
+/** Personal-account channels by state, from the store (the same on every node). */
+export const personalSessions = new Gauge({
+  name: 'wharf_personal_sessions',
+  help: 'Personal-account (whatsapp_user) channels by state, read from the store at scrape time',
+  labelNames: ['state'] as const,
+  registers: [registry],
+});
+
+/** Channels by provider and status, from the store (the same on every node). */
+export const channelsByStatus = new Gauge({
+  name: 'wharf_channels',
+  help: 'Channels by provider and status, read from the store at scrape time',
+  labelNames: ['provider', 'status'] as const,
+  registers: [registry],
+});
+
+/** Counts inbound statuses as they are written to the message log. */
+export function countInbound(statuses: Iterable<{ status: string }>): void {
+  for (const { status } of statuses) {
+    inboundMessages.inc({ status });
+    if (status === 'paired') pairingAttempts.inc({ outcome: 'paired' });
+  }
+}
+
+/** The outcome label of a webhook answer's status code. */
+function webhookOutcome(status: number): string {
+  if (status >= 200 && status < 300) return 'accepted';
+  return (
+    { 400: 'invalid', 401: 'bad_signature', 403: 'refused', 404: 'not_found', 413: 'too_large' }[status] ??
+    (status >= 500 ? 'error' : 'other')
+  );
+}
+
+/** Middleware for the webhook mount: counts every request by outcome and times acknowledged events. */
+export const webhookMetrics: RequestHandler = (req, res, next) => {
+  const start = process.hrtime.bigint();
+  res.once('finish', () => {
+    const kind = req.method === 'POST' ? 'event' : 'verify';
+    webhookRequests.inc({ kind, outcome: webhookOutcome(res.statusCode) });
+    if (kind === 'event' && res.statusCode === 200)
+      webhookAckSeconds.observe(Number(process.hrtime.bigint() - start) / 1e9);
+  });
+  next();
+};
+
+/**
+ * `GET /metrics`: the Prometheus text. Needs `Authorization: Bearer` with WHARF_METRICS_TOKEN when set (so
+ * a scraper never holds the admin token), or the admin token.
+ */
+export function metricsHandler(opts: {
+  adminToken: string;
+  metricsToken?: string;
+  channelCounts: () => Promise<Array<{ provider: string; status: string; count: number }>>;
+}): RequestHandler {
+  const accepted = [opts.adminToken, opts.metricsToken].filter((t): t is string => !!t).map((t) => Buffer.from(t));
+  return async (req, res) => {
+    const m = /^Bearer\s+(.+)$/i.exec(req.header('authorization') ?? '');
+    const given = Buffer.from(m?.[1]?.trim() ?? '');
+    if (!accepted.some((t) => t.length === given.length && timingSafeEqual(t, given))) {
+      throw new WharfError(
+        'unauthorized',
+        'Missing or wrong bearer token: send Authorization: Bearer <WHARF_METRICS_TOKEN> (or the admin token).',
+      );
+    }
+    const counts = await opts.channelCounts();
+    channelsByStatus.reset();
+    personalSessions.reset();
+    for (const c of counts) {
+      channelsByStatus.set({ provider: c.provider, status: c.status }, c.count);
+      if (c.provider === 'whatsapp_user') personalSessions.set({ state: c.status }, c.count);
+    }
+    res.type(registry.contentType).send(await registry.metrics());
+  };
+}

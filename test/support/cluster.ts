@@ -1,0 +1,138 @@
+/**
+ * Several Wharf nodes as child processes (test/support/cluster-node.ts) on one PostgreSQL database, one task
+ * queue and the run's Temporal dev server: what an operator runs when one machine is not enough.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { projectRoot } from '../../lib/paths.js';
+
+/** What every node of one cluster shares. */
+export interface ClusterSettings {
+  databaseUrl: string;
+  temporalAddress: string;
+  workflowBundlePath: string;
+  graphUrl: string;
+  taskQueue: string;
+  adminToken: string;
+  secretKey: string;
+}
+
+/**
+ * A node's HTTP API, shaped like TestWharf's `url`, `token` and `api` (not imported from it: `npm run bench`
+ * compiles this file, and the test harness needs vitest's provided context).
+ */
+export interface NodeApi {
+  url: string;
+  token: string;
+  api(
+    method: string,
+    path: string,
+    body?: unknown,
+    opts?: { auth?: boolean; headers?: Record<string, string> },
+  ): // eslint-disable-next-line @typescript-eslint/no-explicit-any -- loosely typed JSON answers, as in TestWharf
+  Promise<{ status: number; data: any; headers: Headers }>;
+}
+
+/** A node: its API and its process. */
+export interface ClusterNode {
+  name: string;
+  /** The node's API (no in-process store or client: the node is another process). */
+  w: NodeApi;
+  child: ChildProcess;
+  exited: Promise<void>;
+  /** SIGKILL: the process dies on the spot, as on a power cut or an OOM kill. */
+  kill(): void;
+  /** SIGTERM: the node shuts down in order (API, worker drains, store). */
+  stop(): Promise<void>;
+  /** Milliseconds from spawn to serving. */
+  startMs: number;
+}
+
+/** Settings for a new cluster on `databaseUrl` with a fresh queue and secrets. */
+export function clusterSettings(
+  base: Omit<ClusterSettings, 'taskQueue' | 'adminToken' | 'secretKey'>,
+): ClusterSettings {
+  return {
+    ...base,
+    taskQueue: 'wharf-cluster-' + randomBytes(6).toString('hex'),
+    adminToken: 'cluster-' + randomBytes(12).toString('hex'),
+    secretKey: randomBytes(32).toString('base64'),
+  };
+}
+
+/** Calls a node's API the way TestWharf.api does. */
+function apiOf(url: string, token: string): NodeApi['api'] {
+  return async (method, path, body, o = {}) => {
+    const headers: Record<string, string> = { ...(o.headers ?? {}) };
+    if (o.auth !== false) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['content-type'] ??= 'application/json';
+    const r = await fetch(url + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await r.text();
+    let data: unknown = text;
+    try {
+      data = JSON.parse(text);
+    } catch {
+      // not JSON
+    }
+    return { status: r.status, data, headers: r.headers };
+  };
+}
+
+/** Starts one node; resolves once it serves. */
+export async function startNode(name: string, s: ClusterSettings, timeoutMs = 240_000): Promise<ClusterNode> {
+  const dataDir = mkdtempSync(join(tmpdir(), `wharf-${name}-`));
+  const t0 = performance.now();
+  const child = spawn(process.execPath, ['--import', './test/support/ts-loader.mjs', 'test/support/cluster-node.ts'], {
+    cwd: projectRoot,
+    env: {
+      ...process.env,
+      CLUSTER_NODE_DATABASE_URL: s.databaseUrl,
+      CLUSTER_NODE_TASK_QUEUE: s.taskQueue,
+      CLUSTER_NODE_GRAPH_URL: s.graphUrl,
+      CLUSTER_NODE_DATA_DIR: dataDir,
+      CLUSTER_NODE_TEMPORAL_ADDRESS: s.temporalAddress,
+      CLUSTER_NODE_WORKFLOW_BUNDLE: s.workflowBundlePath,
+      CLUSTER_NODE_ADMIN_TOKEN: s.adminToken,
+      CLUSTER_NODE_SECRET_KEY: s.secretKey,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString('utf8')).slice(-8000)));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  void exited.then(() => rmSync(dataDir, { recursive: true, force: true }));
+  const ready = await new Promise<{ url: string; token: string }>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`node ${name} did not start within ${timeoutMs} ms:\n${stderr}`)),
+      timeoutMs,
+    );
+    createInterface({ input: child.stdout! }).once('line', (line) => {
+      clearTimeout(timer);
+      resolve(JSON.parse(line) as { url: string; token: string });
+    });
+    void exited.then(() => reject(new Error(`node ${name} exited during start-up:\n${stderr}`)));
+  });
+  const startMs = Math.round(performance.now() - t0);
+  const w: NodeApi = { url: ready.url, token: ready.token, api: apiOf(ready.url, ready.token) };
+  return {
+    name,
+    w,
+    child,
+    exited,
+    startMs,
+    kill: () => void child.kill('SIGKILL'),
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
