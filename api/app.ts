@@ -22,7 +22,6 @@ import { errorHandler, notFoundRoute } from './errors.js';
 import { mediaRouter } from './media.router.js';
 import { eventsRouter } from './events.router.js';
 import { openApiDocument } from './openapi.js';
-import { refuseUnstorableText } from './text-guard.js';
 import { personalRouter } from './personal.router.js';
 import { createRefusalCounter } from './refusal-counter.js';
 import { policiesRouter } from './policies.router.js';
@@ -129,7 +128,6 @@ export function createApp(deps: ApiDeps): WharfApp {
   api.use(auth.authenticate);
   api.use(express.json({ limit: '2mb', type: ['application/json', 'application/*+json'] }));
   api.use(express.text({ limit: '2mb', type: ['text/plain', 'application/cedar'] }));
-  api.use(refuseUnstorableText);
   api.get('/system', (_req, res) => {
     res.json({
       version: deps.version,

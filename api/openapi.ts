@@ -17,7 +17,10 @@ import {
   PutPoliciesSchema,
   SignalWaitSchema,
 } from './schemas.js';
+import { CreateConnectionSchema, PatchConnectionSchema } from '../lib/vaults/settings.js';
 import { LinkCodeSchema } from './personal.router.js';
+import { LoginSchema } from './session-auth.js';
+import { RotateItemSchema } from './vaults.router.js';
 
 /** The error body every 4xx/5xx answer has (SPEC §4). */
 export const ErrorBodySchema = z.object({
@@ -109,13 +112,112 @@ export const ROUTES: Route[] = [
   },
   {
     method: 'post',
-    path: '/api/vaults/local/items',
-    summary: 'Store a secret in the local vault',
+    path: '/api/vaults',
+    summary: 'Add a vault connection (checked: reach, authenticate, list)',
+    auth: 'admin',
+    body: CreateConnectionSchema,
+    ok: { 201: [json] },
+    errors: [409, 422],
+  },
+  {
+    method: 'get',
+    path: '/api/vaults/:vault',
+    summary: 'One vault connection',
+    auth: 'admin',
+    ok: { 200: [json] },
+    errors: [404],
+  },
+  {
+    method: 'patch',
+    path: '/api/vaults/:vault',
+    summary: "Change a connection's settings (checked again)",
+    auth: 'admin',
+    body: PatchConnectionSchema,
+    ok: { 200: [json] },
+    errors: [404, 409, 422],
+  },
+  {
+    method: 'delete',
+    path: '/api/vaults/:vault',
+    summary: 'Remove a vault connection (409 while something refers to it)',
+    auth: 'admin',
+    ok: { 204: null },
+    errors: [404, 409],
+  },
+  {
+    method: 'post',
+    path: '/api/vaults/:vault/items',
+    summary: 'New credential, where the vault can write',
     auth: 'admin',
     body: CreateVaultItemSchema,
     ok: { 201: [json] },
-    errors: [409],
+    errors: [404, 409, 422],
   },
+  {
+    method: 'put',
+    path: '/api/vaults/:vault/items/:item',
+    summary: 'Rotate a credential',
+    auth: 'admin',
+    body: RotateItemSchema,
+    ok: { 200: [json] },
+    errors: [404, 422],
+  },
+  {
+    method: 'delete',
+    path: '/api/vaults/:vault/items/:item',
+    summary: 'Delete a credential (409 while referenced)',
+    auth: 'admin',
+    ok: { 204: null },
+    errors: [404, 409, 422],
+  },
+  {
+    method: 'get',
+    path: '/api/media/:id',
+    summary: 'A stored inbound file, with its content type',
+    auth: 'admin',
+    ok: { 200: null },
+    errors: [404],
+  },
+  {
+    method: 'get',
+    path: '/api/events',
+    summary: 'Live changes (server-sent events) for the console',
+    auth: 'admin',
+    ok: { 200: null },
+  },
+  {
+    method: 'get',
+    path: '/api/session',
+    summary: 'Whether the console session is valid',
+    auth: 'admin',
+    ok: { 200: [json] },
+  },
+  {
+    method: 'post',
+    path: '/api/session',
+    summary: 'Exchange the admin token for a console session cookie',
+    auth: 'none',
+    body: LoginSchema,
+    ok: { 200: [json] },
+    errors: [403],
+  },
+  { method: 'delete', path: '/api/session', summary: 'Log out', auth: 'none', ok: { 204: null } },
+  {
+    method: 'get',
+    path: '/api/signals',
+    summary: 'Per space: waiting tasks and held messages',
+    auth: 'admin',
+    ok: { 200: [json] },
+  },
+  {
+    method: 'post',
+    path: '/api/channels/:id/subscribe-app',
+    summary: "Subscribe the token's app to the WABA's webhooks",
+    auth: 'admin',
+    ok: { 200: [json] },
+    errors: [404, 422, 502],
+  },
+  { method: 'get', path: '/', summary: "The operators' console", auth: 'none', ok: { 200: null } },
   {
     method: 'post',
     path: '/api/channels',
@@ -342,6 +444,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       ...(r.body || r.query || params.length ? [400] : []),
     ]);
     if (r.path.startsWith('/api/') || r.path === '/metrics') errors.add(404); // an unknown id, or a mistyped route under /api
+    if (r.body || r.textBody || r.auth === 'signature') errors.add(413); // every body has a size limit
     for (const status of [...errors].sort())
       responses[status] = { description: REASONS[status] ?? 'Error', ...errorBody };
     const bodyContent: Record<string, unknown> = {};

@@ -98,7 +98,7 @@ describe('console sessions', () => {
     ['a wrong token', JSON.stringify({ token: 'wrong' }), own, 401, 'unauthorized'],
     ['no token', JSON.stringify({}), own, 400, 'validation_failed'],
     ['broken JSON', '{"token":', own, 400, 'invalid_json'],
-    ['a huge body', JSON.stringify({ token: 'x'.repeat(100_000) }), own, 400, 'bad_request'],
+    ['a huge body', JSON.stringify({ token: 'x'.repeat(100_000) }), own, 413, 'too_large'],
     [
       'a login from another site',
       JSON.stringify({ token: TOKEN }),

@@ -47,6 +47,7 @@ export function VaultsPage() {
               <th scope="col">Kind</th>
               <th scope="col">Fields</th>
               <th scope="col">Created</th>
+              <th scope="col">Actions</th>
             </tr>
           </thead>
           <tbody>
@@ -61,6 +62,9 @@ export function VaultsPage() {
                   {i.fields.join(', ')}
                 </td>
                 <td data-label="Created">{new Date(i.createdAt).toLocaleString()}</td>
+                <td data-label="Actions">
+                  <ItemActions item={i} onChanged={load} onError={setError} />
+                </td>
               </tr>
             ))}
           </tbody>
@@ -68,6 +72,84 @@ export function VaultsPage() {
       )}
       <NewItem onCreated={load} />
     </section>
+  );
+}
+
+/**
+ * Rotate (a new value for a field, used by channels and agents within seconds, no config re-save) and
+ * Delete (refused with 409 while something refers to the item). The value is typed in, never shown.
+ */
+function ItemActions(props: { item: VaultItemInfo; onChanged: () => void; onError: (message: string) => void }) {
+  const { item } = props;
+  const [rotating, setRotating] = useState(false);
+  const [field, setField] = useState(item.fields[0] ?? 'value');
+  const [value, setValue] = useState('');
+  const path = `/api/vaults/local/items/${encodeURIComponent(item.item)}`;
+  const rotate = async (e: Event): Promise<void> => {
+    e.preventDefault();
+    try {
+      await api('PUT', path, { fields: { [field]: value } });
+      setValue('');
+      setRotating(false);
+      props.onChanged();
+    } catch (err) {
+      props.onError(messageOf(err));
+    }
+  };
+  const remove = async (): Promise<void> => {
+    if (
+      !confirm(
+        `Delete the credential “${item.name}”? Channels or agents that use it would stop working, so Wharf refuses while any does.`,
+      )
+    )
+      return;
+    try {
+      await api('DELETE', path);
+      props.onChanged();
+    } catch (err) {
+      props.onError(messageOf(err));
+    }
+  };
+  if (rotating) {
+    return (
+      <form class="inline" onSubmit={(e) => void rotate(e)}>
+        <Field label={`Field of ${item.name}`}>
+          {(id) => (
+            <select id={id} value={field} onChange={(e) => setField(e.currentTarget.value)}>
+              {item.fields.map((f) => (
+                <option value={f}>{f}</option>
+              ))}
+            </select>
+          )}
+        </Field>
+        <Field label={`New value for ${item.name}`}>
+          {(id) => (
+            <input
+              id={id}
+              type="password"
+              autoComplete="off"
+              required
+              value={value}
+              onInput={(e) => setValue(e.currentTarget.value)}
+            />
+          )}
+        </Field>
+        <button type="submit">Save</button>
+        <button type="button" class="secondary" onClick={() => setRotating(false)}>
+          Cancel
+        </button>
+      </form>
+    );
+  }
+  return (
+    <div class="actions">
+      <button type="button" class="secondary" aria-label={`Rotate ${item.name}`} onClick={() => setRotating(true)}>
+        Rotate
+      </button>
+      <button type="button" class="danger" aria-label={`Delete ${item.name}`} onClick={() => void remove()}>
+        Delete
+      </button>
+    </div>
   );
 }
 
