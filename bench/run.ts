@@ -31,7 +31,18 @@ import { projectRoot } from '../lib/paths.js';
 import { startFakeGraph, type FakeGraph } from '../test/fakes/graph-server.js';
 import { benchBaseline, type BaselineResult } from './baseline.js';
 import { runCluster } from './cluster.js';
-import { loadAgent, percentile, post, round, runClosedLoop, runOpenLoop, sleep, type LoadOutcome, type LoadRequest, type StepResult } from './load.js';
+import {
+  loadAgent,
+  percentile,
+  post,
+  round,
+  runClosedLoop,
+  runOpenLoop,
+  sleep,
+  type LoadOutcome,
+  type LoadRequest,
+  type StepResult,
+} from './load.js';
 import { runFlood } from './flood.js';
 import { benchFormatter } from './micro-format.js';
 import { benchPolicy, benchPolicyService } from './micro-policy.js';
@@ -64,7 +75,16 @@ type Section = (typeof SECTIONS)[number];
 /** The sections a run without --only runs (cluster starts its own PostgreSQL and nodes: asked for by name). */
 const DEFAULT_SECTIONS: Section[] = ['micro', 'baseline', 'ingest', 'crash', 'scale', 'flood', 'sessions'];
 /** Share of the time budget per section (normalised over the sections that run). */
-const SHARE: Record<Section, number> = { micro: 0.02, baseline: 0.04, ingest: 0.27, crash: 0.14, scale: 0.43, flood: 0.1, sessions: 0.25, cluster: 0.2 };
+const SHARE: Record<Section, number> = {
+  micro: 0.02,
+  baseline: 0.04,
+  ingest: 0.27,
+  crash: 0.14,
+  scale: 0.43,
+  flood: 0.1,
+  sessions: 0.25,
+  cluster: 0.2,
+};
 
 interface Options {
   quick: boolean;
@@ -103,8 +123,25 @@ function parseOptions(argv: string[]): Options {
     if (!m) throw new Error(`unknown argument ${a}`);
     flags.set(m[1], m[2] ?? 'true');
   }
-  const known = ['quick', 'only', 'budget', 'rates', 'seconds', 'channels', 'chats', 'crash-messages', 'crash-rate', 'scale-concurrency', 'sessions', 'sessions-load', 'out', 'keep', 'temporal'];
-  for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown flag --${k} (known: ${known.map((x) => '--' + x).join(' ')})`);
+  const known = [
+    'quick',
+    'only',
+    'budget',
+    'rates',
+    'seconds',
+    'channels',
+    'chats',
+    'crash-messages',
+    'crash-rate',
+    'scale-concurrency',
+    'sessions',
+    'sessions-load',
+    'out',
+    'keep',
+    'temporal',
+  ];
+  for (const k of flags.keys())
+    if (!known.includes(k)) throw new Error(`unknown flag --${k} (known: ${known.map((x) => '--' + x).join(' ')})`);
   const quick = flags.get('quick') === 'true';
   const num = (k: string, full: number, q: number): number => {
     const v = flags.get(k);
@@ -118,11 +155,17 @@ function parseOptions(argv: string[]): Options {
     .split(',')
     .map((x) => x.trim())
     .filter(Boolean)) {
-    if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--only: unknown section ${s} (known: ${SECTIONS.join(', ')})`);
+    if (!(SECTIONS as readonly string[]).includes(s))
+      throw new Error(`--only: unknown section ${s} (known: ${SECTIONS.join(', ')})`);
     only.add(s as Section);
   }
-  const rates = flags.has('rates') ? flags.get('rates')!.split(',').map(Number) : quick ? [100] : [100, 200, 500, 1000, 1500];
-  if (rates.some((r) => !Number.isFinite(r) || r <= 0)) throw new Error('--rates wants positive numbers, e.g. --rates=100,200,500');
+  const rates = flags.has('rates')
+    ? flags.get('rates')!.split(',').map(Number)
+    : quick
+      ? [100]
+      : [100, 200, 500, 1000, 1500];
+  if (rates.some((r) => !Number.isFinite(r) || r <= 0))
+    throw new Error('--rates wants positive numbers, e.g. --rates=100,200,500');
   const scaleChannels = Math.round(num('channels', 1000, 30));
   return {
     quick,
@@ -161,7 +204,8 @@ const progress = (line: string): void => {
 function table(title: string, head: string[], rows: (string | number | null)[][]): void {
   const cells = [head, ...rows.map((r) => r.map((c) => (typeof c === 'number' || c === null ? fmt(c) : c)))];
   const widths = head.map((_, i) => Math.max(...cells.map((r) => String(r[i] ?? '').length)));
-  const line = (r: string[]): string => r.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
+  const line = (r: string[]): string =>
+    r.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
   console.log(`\n${title}`);
   console.log(line(head));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
@@ -187,7 +231,14 @@ interface Goal {
   note?: string;
 }
 const goals: Goal[] = [];
-function goal(name: string, target: string, value: number | null | undefined, ok: ((v: number) => boolean) | null, unit = '', inconclusive?: string): void {
+function goal(
+  name: string,
+  target: string,
+  value: number | null | undefined,
+  ok: ((v: number) => boolean) | null,
+  unit = '',
+  inconclusive?: string,
+): void {
   const measured = value !== null && value !== undefined && !Number.isNaN(value);
   const pass = measured && ok ? ok(value) : null;
   goals.push({
@@ -198,7 +249,8 @@ function goal(name: string, target: string, value: number | null | undefined, ok
     ...(inconclusive && pass === false ? { note: inconclusive } : {}),
   });
 }
-const mark = (g: Goal): string => (g.note ? `INCONCLUSIVE: ${g.note}` : g.pass === null ? '' : g.pass ? 'PASS' : 'FAIL');
+const mark = (g: Goal): string =>
+  g.note ? `INCONCLUSIVE: ${g.note}` : g.pass === null ? '' : g.pass ? 'PASS' : 'FAIL';
 
 /** Time left until `deadline` (performance.now() based), ms, never negative. */
 const left = (deadline: number): number => Math.max(0, deadline - performance.now());
@@ -236,7 +288,15 @@ class Session {
     this.port ??= await freePort();
     const first = !this.current;
     progress(first ? 'starting the product on a fresh data dir' : 'starting the product again on the same data dir');
-    this.current = await startProduct({ graphUrl: this.fake.url, dataDir: this.dataDir, port: this.port, logFile: this.logFile, temporalAddress: this.temporalAddress, ...(this.token ? { adminToken: this.token } : {}), ...(timeoutMs ? { timeoutMs } : {}) });
+    this.current = await startProduct({
+      graphUrl: this.fake.url,
+      dataDir: this.dataDir,
+      port: this.port,
+      logFile: this.logFile,
+      temporalAddress: this.temporalAddress,
+      ...(this.token ? { adminToken: this.token } : {}),
+      ...(timeoutMs ? { timeoutMs } : {}),
+    });
     this.token = this.current.token;
     if (first) this.firstStartMs = this.current.startMs;
     progress(`product healthy in ${Math.round(this.current.startMs)} ms (pid ${this.current.pid})`);
@@ -265,10 +325,18 @@ class Session {
 
 // ---- micro ---------------------------------------------------------------------------------------
 
-function benchSignature(iterations: number): { name: string; usPerCheck: number; checksPerSec: number; payloadBytes: number } {
+function benchSignature(iterations: number): {
+  name: string;
+  usPerCheck: number;
+  checksPerSec: number;
+  payloadBytes: number;
+} {
   const secret = 'appsecret-0123456789abcdef';
   // A ~1 KB Meta payload: one text message with a longer body, as real webhooks carry.
-  const req = signedWebhook(secret, { from: '15552000001', text: benchText('sig') + ' ' + 'lorem ipsum dolor sit amet '.repeat(22) });
+  const req = signedWebhook(secret, {
+    from: '15552000001',
+    text: benchText('sig') + ' ' + 'lorem ipsum dolor sit amet '.repeat(22),
+  });
   const header = req.headers!['x-hub-signature-256'];
   const raw = req.body;
   let ok = 0;
@@ -277,7 +345,12 @@ function benchSignature(iterations: number): { name: string; usPerCheck: number;
   for (let i = 0; i < iterations; i++) if (verifySignature(raw, header, secret)) ok++;
   const us = ((performance.now() - s) * 1000) / iterations;
   if (ok < iterations) throw new Error('verifySignature rejected a correctly signed payload');
-  return { name: 'webhook.verifySignature', usPerCheck: round(us, 2), checksPerSec: Math.round(1e6 / us), payloadBytes: raw.length };
+  return {
+    name: 'webhook.verifySignature',
+    usPerCheck: round(us, 2),
+    checksPerSec: Math.round(1e6 / us),
+    payloadBytes: raw.length,
+  };
 }
 
 async function runMicro(o: Options): Promise<Json> {
@@ -288,12 +361,26 @@ async function runMicro(o: Options): Promise<Json> {
   const policyCached = await benchPolicyService({ iterations: o.quick ? 5_000 : 50_000 });
   progress('micro: signature check');
   const signature = benchSignature(o.quick ? 20_000 : 200_000);
-  table('Micro (in the benchmark process)', ['benchmark', 'figure', 'unit', 'also'], [
-    [policy.name, policy.usPerDecision, 'µs/decision', `${policy.decisionsPerSec}/s; naive parse-every-call ${fmt(policy.naiveUsPerDecision)} µs`],
-    [policyCached.name, policyCached.usPerDecision, 'µs/decision', `${policyCached.decisionsPerSec}/s; what each message costs once a sender was seen`],
-    [format.name, format.mbPerSec, 'MB/s', `${fmt(format.docsPerSec)} docs/s of ${format.docBytes} B`],
-    [signature.name, signature.usPerCheck, 'µs/check', `${signature.checksPerSec}/s on ${signature.payloadBytes} B`],
-  ]);
+  table(
+    'Micro (in the benchmark process)',
+    ['benchmark', 'figure', 'unit', 'also'],
+    [
+      [
+        policy.name,
+        policy.usPerDecision,
+        'µs/decision',
+        `${policy.decisionsPerSec}/s; naive parse-every-call ${fmt(policy.naiveUsPerDecision)} µs`,
+      ],
+      [
+        policyCached.name,
+        policyCached.usPerDecision,
+        'µs/decision',
+        `${policyCached.decisionsPerSec}/s; what each message costs once a sender was seen`,
+      ],
+      [format.name, format.mbPerSec, 'MB/s', `${fmt(format.docsPerSec)} docs/s of ${format.docBytes} B`],
+      [signature.name, signature.usPerCheck, 'µs/check', `${signature.checksPerSec}/s on ${signature.payloadBytes} B`],
+    ],
+  );
   return { policy, policyCached, format, signature };
 }
 
@@ -327,10 +414,22 @@ function cpuMeter(pid: number): () => { wharfPct: number; temporalPct: number; b
   };
 }
 
-type Loader = (makeRequest: (i: number) => LoadRequest, onOutcome: (i: number, out: LoadOutcome) => void) => Promise<StepResult>;
+type Loader = (
+  makeRequest: (i: number) => LoadRequest,
+  onOutcome: (i: number, out: LoadOutcome) => void,
+) => Promise<StepResult>;
 
 /** One load step on the load channel, then waits (≤ drainMs) for the echo replies of every acked message. */
-async function runIngestStep(p: Product, ch: ReadyChannel, tracker: ReplyTracker, chats: string[], label: string, tokenPrefix: string, drainMs: number, load: Loader): Promise<IngestStep> {
+async function runIngestStep(
+  p: Product,
+  ch: ReadyChannel,
+  tracker: ReplyTracker,
+  chats: string[],
+  label: string,
+  tokenPrefix: string,
+  drainMs: number,
+  load: Loader,
+): Promise<IngestStep> {
   const tokens: string[] = [];
   const acked: string[] = [];
   const makeRequest = (i: number): LoadRequest => {
@@ -360,12 +459,17 @@ async function runIngestStep(p: Product, ch: ReadyChannel, tracker: ReplyTracker
     drainMs: Math.round(performance.now() - d0),
     cpu: usage,
   };
-  progress(`  ${label}: sent ${r.sent}, 200 ${r.ok}, sustained ${fmt(r.sustained)}/s, ack p50/p99 ${fmt(r.ackP50)}/${fmt(r.ackP99)} ms, e2e p50/p99 ${fmt(step.e2eP50)}/${fmt(step.e2eP99)} ms, unanswered ${unanswered}, cpu wharf/temporal/bench ${usage.wharfPct}/${usage.temporalPct}/${usage.benchPct}%${r.aborted ? `, ABORTED: ${r.abortReason}` : ''}`);
+  progress(
+    `  ${label}: sent ${r.sent}, 200 ${r.ok}, sustained ${fmt(r.sustained)}/s, ack p50/p99 ${fmt(r.ackP50)}/${fmt(r.ackP99)} ms, e2e p50/p99 ${fmt(step.e2eP50)}/${fmt(step.e2eP99)} ms, unanswered ${unanswered}, cpu wharf/temporal/bench ${usage.wharfPct}/${usage.temporalPct}/${usage.benchPct}%${r.aborted ? `, ABORTED: ${r.abortReason}` : ''}`,
+  );
   return step;
 }
 
 const errorsText = (s: StepResult): string => {
-  const parts = [...Object.entries(s.statuses).map(([k, v]) => `${v}×${k}`), ...Object.entries(s.failures).map(([k, v]) => `${v}×${k}`)];
+  const parts = [
+    ...Object.entries(s.statuses).map(([k, v]) => `${v}×${k}`),
+    ...Object.entries(s.failures).map(([k, v]) => `${v}×${k}`),
+  ];
   return parts.length ? parts.join(' ') : '0';
 };
 /** A step counts towards "sustained" when it ran to the end with at most 1 % errors. */
@@ -383,7 +487,15 @@ async function runIngest(o: Options, session: Session, deadline: number): Promis
   if (o.warmup) {
     // One message per chat starts the 64 chat workflows and warms the JIT; not part of the figures.
     progress(`ingest: warm-up (one message per chat, ${o.quick ? 64 : 32}/s)`);
-    warmup = await runIngestStep(p, ch, tracker, chats, 'warm-up', 'w', drain(2 * stepCost), (mk, on) => runOpenLoop({ url: ch.webhookUrl, rate: o.quick ? 64 : 32, seconds: o.chats / (o.quick ? 64 : 32), makeRequest: mk, onOutcome: on }));
+    warmup = await runIngestStep(p, ch, tracker, chats, 'warm-up', 'w', drain(2 * stepCost), (mk, on) =>
+      runOpenLoop({
+        url: ch.webhookUrl,
+        rate: o.quick ? 64 : 32,
+        seconds: o.chats / (o.quick ? 64 : 32),
+        makeRequest: mk,
+        onOutcome: on,
+      }),
+    );
   }
 
   const steps: IngestStep[] = [];
@@ -395,32 +507,86 @@ async function runIngest(o: Options, session: Session, deadline: number): Promis
       break;
     }
     progress(`ingest: open loop at ${rate} msgs/s for ${o.seconds} s`);
-    const step = await runIngestStep(p, ch, tracker, chats, `${rate}/s`, `s${k}`, drain(stepCost + 5_000), (mk, on) => runOpenLoop({ url: ch.webhookUrl, rate, seconds: o.seconds, makeRequest: mk, onOutcome: on }));
+    const step = await runIngestStep(p, ch, tracker, chats, `${rate}/s`, `s${k}`, drain(stepCost + 5_000), (mk, on) =>
+      runOpenLoop({ url: ch.webhookUrl, rate, seconds: o.seconds, makeRequest: mk, onOutcome: on }),
+    );
     steps.push(step);
     if (step.aborted || step.sustained < rate * 0.5) {
-      rampStopped = step.aborted ? `stopped at ${rate}/s: ${step.abortReason}` : `stopped at ${rate}/s: sustained ${fmt(step.sustained)}/s is under half the offered rate`;
+      rampStopped = step.aborted
+        ? `stopped at ${rate}/s: ${step.abortReason}`
+        : `stopped at ${rate}/s: sustained ${fmt(step.sustained)}/s is under half the offered rate`;
       progress(`ingest: ramp ${rampStopped}`);
       break;
     }
   }
   progress(`ingest: closed loop, ${o.concurrency} webhooks in flight, ${o.seconds} s`);
-  const closed = await runIngestStep(p, ch, tracker, chats, `closed ×${o.concurrency}`, 'c', drain(0), (mk, on) => runClosedLoop({ url: ch.webhookUrl, concurrency: o.concurrency, seconds: o.seconds, makeRequest: mk, onOutcome: on }));
+  const closed = await runIngestStep(p, ch, tracker, chats, `closed ×${o.concurrency}`, 'c', drain(0), (mk, on) =>
+    runClosedLoop({
+      url: ch.webhookUrl,
+      concurrency: o.concurrency,
+      seconds: o.seconds,
+      makeRequest: mk,
+      onOutcome: on,
+    }),
+  );
   const memory = productMemory(p.pid);
 
   const all = [...steps, closed];
   table(
     'Ingest (one channel, 64 chats, echo agent, one message per webhook)',
-    ['rate', 'offered/s', 'sent', 'sustained/s', 'ack p50', 'ack p99', 'e2e p50', 'e2e p99', 'unanswered', 'errors', 'gen lag p99', 'cpu % wharf/temporal/bench'],
-    all.map((s) => [s.label, s.offeredRate ?? '—', s.sent, s.sustained, s.ackP50, s.ackP99, s.e2eP50 ?? `>${Math.round(s.drainMs / 1000)} s`, s.e2eP99 ?? `>${Math.round(s.drainMs / 1000)} s`, s.unanswered, errorsText(s) + (s.aborted ? ' (aborted)' : ''), s.genLagP99, `${s.cpu.wharfPct}/${s.cpu.temporalPct}/${s.cpu.benchPct}`]),
+    [
+      'rate',
+      'offered/s',
+      'sent',
+      'sustained/s',
+      'ack p50',
+      'ack p99',
+      'e2e p50',
+      'e2e p99',
+      'unanswered',
+      'errors',
+      'gen lag p99',
+      'cpu % wharf/temporal/bench',
+    ],
+    all.map((s) => [
+      s.label,
+      s.offeredRate ?? '—',
+      s.sent,
+      s.sustained,
+      s.ackP50,
+      s.ackP99,
+      s.e2eP50 ?? `>${Math.round(s.drainMs / 1000)} s`,
+      s.e2eP99 ?? `>${Math.round(s.drainMs / 1000)} s`,
+      s.unanswered,
+      errorsText(s) + (s.aborted ? ' (aborted)' : ''),
+      s.genLagP99,
+      `${s.cpu.wharfPct}/${s.cpu.temporalPct}/${s.cpu.benchPct}`,
+    ]),
   );
-  console.log('latencies in ms. ack: webhook POST → its 200, counted from the scheduled send time. e2e: webhook sent → echo reply at the Graph API.');
-  console.log('unanswered: acked messages without a reply when the step’s drain wait ended. cpu: % of one core (this machine has ' + cpus().length + ').');
+  console.log(
+    'latencies in ms. ack: webhook POST → its 200, counted from the scheduled send time. e2e: webhook sent → echo reply at the Graph API.',
+  );
+  console.log(
+    'unanswered: acked messages without a reply when the step’s drain wait ended. cpu: % of one core (this machine has ' +
+      cpus().length +
+      ').',
+  );
   if (rampStopped) console.log(`ramp ${rampStopped}`);
 
   const cleanSteps = all.filter(clean);
   const maxSustained = cleanSteps.length ? Math.max(...cleanSteps.map((s) => s.sustained)) : 0;
   const at = (rate: number): IngestStep | null => steps.find((s) => s.offeredRate === rate) ?? null;
-  return { channel: ch.id, warmup, steps, closed, rampStopped: rampStopped ?? null, maxSustained, memoryAfter: memory, at500: at(500), at200: at(200) };
+  return {
+    channel: ch.id,
+    warmup,
+    steps,
+    closed,
+    rampStopped: rampStopped ?? null,
+    maxSustained,
+    memoryAfter: memory,
+    at500: at(500),
+    at200: at(200),
+  };
 }
 
 // ---- crash ---------------------------------------------------------------------------------------
@@ -440,17 +606,22 @@ async function runCrash(o: Options, session: Session, deadline: number): Promise
   const tokens: string[] = [];
   const acked = new Set<string>();
   let killedAt = 0;
-  progress(`crash: burst of ${n} messages at ${o.crashRate}/s over ${o.chats} chats; SIGKILL of the process group from message ${killAt} on, once ${minAcked} are acked (at the end of the burst at the latest)`);
+  progress(
+    `crash: burst of ${n} messages at ${o.crashRate}/s over ${o.chats} chats; SIGKILL of the process group from message ${killAt} on, once ${minAcked} are acked (at the end of the burst at the latest)`,
+  );
   const kill = (): void => {
     if (killedAt) return;
     p1.killNow();
     killedAt = Date.now();
   };
   // At the end of the burst's schedule at the latest, not after its last answer (a slow product answers late).
-  const fallback = setTimeout(() => {
-    killedAfterBurst = !killedAt;
-    kill();
-  }, (n / o.crashRate) * 1000 + 50);
+  const fallback = setTimeout(
+    () => {
+      killedAfterBurst = !killedAt;
+      kill();
+    },
+    (n / o.crashRate) * 1000 + 50,
+  );
   const burst = await runOpenLoop({
     url: ch.webhookUrl,
     rate: o.crashRate,
@@ -475,7 +646,9 @@ async function runCrash(o: Options, session: Session, deadline: number): Promise
   await p1.exited;
   tracker.poll();
   const answeredBeforeKill = tokens.filter((t) => tracker.replies.has(t)).length;
-  progress(`crash: killed${killedAfterBurst ? ' at the end of the burst' : ''}: ${burst.sent} sent, ${acked.size} acked, ${answeredBeforeKill} answered`);
+  progress(
+    `crash: killed${killedAfterBurst ? ' at the end of the burst' : ''}: ${burst.sent} sent, ${acked.size} acked, ${answeredBeforeKill} answered`,
+  );
 
   const p2 = await session.start();
 
@@ -497,14 +670,19 @@ async function runCrash(o: Options, session: Session, deadline: number): Promise
 
   const waitMs = Math.max(20_000, Math.min(o.crashWaitMs, left(deadline) - 5_000));
   const expect = [...acked, ...redelivered];
-  progress(`crash: waiting up to ${Math.round(waitMs / 1000)} s for replies to ${acked.size} acked + ${redelivered.length} redelivered messages`);
+  progress(
+    `crash: waiting up to ${Math.round(waitMs / 1000)} s for replies to ${acked.size} acked + ${redelivered.length} redelivered messages`,
+  );
   const w0 = performance.now();
   const missingAtEnd = await tracker.waitAll(expect, waitMs, (m) => progress(`  crash: ${m} replies missing`));
   const waitedMs = performance.now() - w0;
   await sleep(5000); // late duplicates, and: are replies still coming in?
   tracker.poll();
   const stillArriving = missingAtEnd > 0 && tracker.missing(expect) < missingAtEnd;
-  if (stillArriving) progress(`crash: replies were still arriving when the wait ended (${missingAtEnd} missing, then ${tracker.missing(expect)} 5 s later): "lost" is an upper bound`);
+  if (stillArriving)
+    progress(
+      `crash: replies were still arriving when the wait ended (${missingAtEnd} missing, then ${tracker.missing(expect)} 5 s later): "lost" is an upper bound`,
+    );
   const lost = [...acked].filter((t) => !tracker.replies.has(t));
   const lostRedelivered = redelivered.filter((t) => !tracker.replies.has(t));
   let duplicates = 0;
@@ -548,19 +726,58 @@ async function runCrash(o: Options, session: Session, deadline: number): Promise
     duplicateSendsMsFromKill: duplicateTimes.slice(0, 20),
     duplicatePct: answered ? round((duplicates / answered) * 100, 3) : null,
   };
-  table('Crash (SIGKILL of Wharf and its Temporal dev server mid-burst, restart on the same data dir)', ['sent', 'acked', 'not acked', 'answered pre-kill', 'restart ms', 'redelivered', 'answered', 'lost (acked)', 'lost (redelivered)', 'duplicates', 'dup %'], [
-    [res.sentBeforeKill, res.ackedBeforeKill, res.notAckedBeforeKill, res.answeredBeforeKill, res.restartToHealthyMs, `${res.redelivered} (${res.redeliveredAcked} acked)`, res.answered, res.lost, res.lostRedelivered, res.duplicates, res.duplicatePct],
-  ]);
-  console.log('lost (acked): got a 200 before the kill and was never answered — must be 0. Unacked webhooks are redelivered as Meta would.');
-  if (killedAfterBurst) console.log('the kill came at the end of the burst: too few messages had been acked by its halfway point.');
-  if (stillArriving) console.log(`replies were still arriving when the ${Math.round(waitMs / 1000)} s wait ended, so "lost" counts messages not answered yet: an upper bound.`);
+  table(
+    'Crash (SIGKILL of Wharf and its Temporal dev server mid-burst, restart on the same data dir)',
+    [
+      'sent',
+      'acked',
+      'not acked',
+      'answered pre-kill',
+      'restart ms',
+      'redelivered',
+      'answered',
+      'lost (acked)',
+      'lost (redelivered)',
+      'duplicates',
+      'dup %',
+    ],
+    [
+      [
+        res.sentBeforeKill,
+        res.ackedBeforeKill,
+        res.notAckedBeforeKill,
+        res.answeredBeforeKill,
+        res.restartToHealthyMs,
+        `${res.redelivered} (${res.redeliveredAcked} acked)`,
+        res.answered,
+        res.lost,
+        res.lostRedelivered,
+        res.duplicates,
+        res.duplicatePct,
+      ],
+    ],
+  );
+  console.log(
+    'lost (acked): got a 200 before the kill and was never answered — must be 0. Unacked webhooks are redelivered as Meta would.',
+  );
+  if (killedAfterBurst)
+    console.log('the kill came at the end of the burst: too few messages had been acked by its halfway point.');
+  if (stillArriving)
+    console.log(
+      `replies were still arriving when the ${Math.round(waitMs / 1000)} s wait ended, so "lost" counts messages not answered yet: an upper bound.`,
+    );
   return res;
 }
 
 // ---- scale ---------------------------------------------------------------------------------------
 
 /** Runs `fn(0..count-1)`, `concurrency` at a time, starting no new call after `deadline` (performance.now()). */
-async function parallel<T>(count: number, concurrency: number, fn: (i: number) => Promise<T>, deadline = Infinity): Promise<T[]> {
+async function parallel<T>(
+  count: number,
+  concurrency: number,
+  fn: (i: number) => Promise<T>,
+  deadline = Infinity,
+): Promise<T[]> {
   const out: T[] = [];
   let next = 0;
   await Promise.all(
@@ -575,21 +792,35 @@ async function parallel<T>(count: number, concurrency: number, fn: (i: number) =
 }
 
 /** Sequential GET /api/channels: at most `n` requests, stopping after `maxMs` (at least 2). */
-async function listLatency(p: Product, n: number, maxMs: number): Promise<{ p50: number; p99: number; max: number; requests: number; channels: number; bytes: number }> {
+async function listLatency(
+  p: Product,
+  n: number,
+  maxMs: number,
+): Promise<{ p50: number; p99: number; max: number; requests: number; channels: number; bytes: number }> {
   const ms: number[] = [];
   let channels = 0;
   let bytes = 0;
   const s0 = performance.now();
   for (let i = 0; i < n && (i < 2 || performance.now() - s0 < maxMs); i++) {
     const s = performance.now();
-    const r = await fetch(`${p.base}/api/channels`, { headers: { authorization: `Bearer ${p.token}` }, signal: AbortSignal.timeout(60_000) });
+    const r = await fetch(`${p.base}/api/channels`, {
+      headers: { authorization: `Bearer ${p.token}` },
+      signal: AbortSignal.timeout(60_000),
+    });
     const text = await r.text();
     ms.push(performance.now() - s);
     if (r.status !== 200) throw new Error(`GET /api/channels: HTTP ${r.status} ${text.slice(0, 300)}`);
     channels = (JSON.parse(text) as unknown[]).length;
     bytes = text.length;
   }
-  return { p50: round(percentile(ms, 0.5), 1), p99: round(percentile(ms, 0.99), 1), max: round(Math.max(...ms), 1), requests: ms.length, channels, bytes };
+  return {
+    p50: round(percentile(ms, 0.5), 1),
+    p99: round(percentile(ms, 0.99), 1),
+    max: round(Math.max(...ms), 1),
+    requests: ms.length,
+    channels,
+    bytes,
+  };
 }
 
 /**
@@ -600,7 +831,10 @@ async function listLatency(p: Product, n: number, maxMs: number): Promise<{ p50:
 async function unprocessed(p: Product, channels: ReadyChannel[], acked: number): Promise<number> {
   let decided = 0;
   for (const ch of channels) {
-    const r = await p.api<Array<{ direction: string; status: string }>>('GET', `/api/channels/${ch.id}/messages?limit=500`);
+    const r = await p.api<Array<{ direction: string; status: string }>>(
+      'GET',
+      `/api/channels/${ch.id}/messages?limit=500`,
+    );
     if (r.status !== 200) throw new Error(`GET /api/channels/${ch.id}/messages: HTTP ${r.status}`);
     decided += r.data.filter((e) => e.direction === 'in' && e.status !== 'received').length;
   }
@@ -613,7 +847,12 @@ async function unprocessed(p: Product, channels: ReadyChannel[], acked: number):
  * webhook is acknowledged, and CPU alone is no guide to when they are done (Temporal hands out a backlog
  * in bursts), so the message log decides.
  */
-async function settle(p: Product, ready: ReadyChannel[], acked: number, maxMs: number): Promise<{ idle: boolean; waitedMs: number; drainMs: number; unprocessed: number }> {
+async function settle(
+  p: Product,
+  ready: ReadyChannel[],
+  acked: number,
+  maxMs: number,
+): Promise<{ idle: boolean; waitedMs: number; drainMs: number; unprocessed: number }> {
   const d0 = performance.now();
   const by = d0 + maxMs;
   let waiting = await unprocessed(p, ready, acked);
@@ -623,13 +862,20 @@ async function settle(p: Product, ready: ReadyChannel[], acked: number, maxMs: n
     waiting = await unprocessed(p, ready, acked);
     if (performance.now() - told >= 10_000) {
       told = performance.now();
-      progress(`  scale: ${waiting} messages still waiting for their chat's first workflow task after ${Math.round((told - d0) / 1000)} s`);
+      progress(
+        `  scale: ${waiting} messages still waiting for their chat's first workflow task after ${Math.round((told - d0) / 1000)} s`,
+      );
     }
   }
   const drainMs = performance.now() - d0;
-  const quiet = waiting === 0 ? await waitIdle(p.pid, { maxWaitMs: Math.max(2_000, Math.min(30_000, by - performance.now())) }) : { idle: false, waitedMs: 0 };
+  const quiet =
+    waiting === 0
+      ? await waitIdle(p.pid, { maxWaitMs: Math.max(2_000, Math.min(30_000, by - performance.now())) })
+      : { idle: false, waitedMs: 0 };
   const idle = waiting === 0 && quiet.idle;
-  progress(`scale: ${waiting === 0 ? `every message processed after ${Math.round(drainMs / 1000)} s` : `${waiting} messages still unprocessed when the wait ended`}; ${idle ? 'idle' : 'still busy'}`);
+  progress(
+    `scale: ${waiting === 0 ? `every message processed after ${Math.round(drainMs / 1000)} s` : `${waiting} messages still unprocessed when the wait ended`}; ${idle ? 'idle' : 'still busy'}`,
+  );
   return { idle, waitedMs: Math.round(drainMs + quiet.waitedMs), drainMs: Math.round(drainMs), unprocessed: waiting };
 }
 
@@ -662,9 +908,12 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
       }
     })
   ).filter((c): c is ReadyChannel => c !== null);
-  if (connectErrors.length) progress(`scale: ${connectErrors.length} channels could not be set up, e.g. ${connectErrors[0]}`);
+  if (connectErrors.length)
+    progress(`scale: ${connectErrors.length} channels could not be set up, e.g. ${connectErrors[0]}`);
   if (!ready.length) throw new Error(`no scale channel could be set up: ${connectErrors[0] ?? 'unknown error'}`);
-  progress(`scale: creating the other ${o.scaleChannels - sendCount} channels, 8 at a time, for at most ${Math.round(left(createEnd) / 1000)} s`);
+  progress(
+    `scale: creating the other ${o.scaleChannels - sendCount} channels, 8 at a time, for at most ${Math.round(left(createEnd) / 1000)} s`,
+  );
   await parallel(o.scaleChannels - sendCount, 8, (i) => create(sendCount + i), createEnd);
   const createSec = (performance.now() - c0) / 1000;
   const channelsCreated = createMs.length;
@@ -673,7 +922,9 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
   // Distinct senders spread over the connected channels. Only the load channel has a permitting policy,
   // so each of these messages is recorded and denied (no reply), but still starts its own chat workflow.
   const chatSec = Math.max(10, (left(deadline) - reserve) / 1000);
-  progress(`scale: ${o.scaleChats} webhooks from distinct senders, ${o.scaleConcurrency} in flight, for at most ${Math.round(chatSec)} s (one new chat workflow each)`);
+  progress(
+    `scale: ${o.scaleChats} webhooks from distinct senders, ${o.scaleConcurrency} in flight, for at most ${Math.round(chatSec)} s (one new chat workflow each)`,
+  );
   const from = senders(o.scaleChats, 100_000, '1556');
   const webhookPath = (url: string): string => new URL(url).pathname;
   let acked = 0;
@@ -684,22 +935,35 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
     maxRequests: o.scaleChats,
     makeRequest: (i) => {
       const ch = ready[i % ready.length];
-      return { ...signedWebhook(ch.appSecret, { from: from[i], text: `hello ${i}` }), path: webhookPath(ch.webhookUrl) };
+      return {
+        ...signedWebhook(ch.appSecret, { from: from[i], text: `hello ${i}` }),
+        path: webhookPath(ch.webhookUrl),
+      };
     },
     onOutcome: (_i, out) => {
       if (out.status === 200 && ++acked % 1000 === 0) progress(`  scale: ${acked} chat webhooks acked`);
     },
   });
-  progress(`scale: ${acked} chat webhooks acked (errors: ${errorsText(chatsLoad)}); waiting for the product to go idle`);
+  progress(
+    `scale: ${acked} chat webhooks acked (errors: ${errorsText(chatsLoad)}); waiting for the product to go idle`,
+  );
   // Memory is measured once the new chats are processed (see settle), keeping ~45 s for the restart.
   const atLastAck = productMemory(p.pid);
   const idle = await settle(p, ready, acked, Math.min(o.idleWaitMs, Math.max(10_000, left(deadline) - 45_000)));
   const mem = productMemory(p.pid);
   const list = await listLatency(p, 20, 10_000);
-  progress(`scale: RSS wharf ${fmt(mem.wharfRssMb)} MB, temporal ${fmt(mem.temporalRssMb)} MB; GET /api/channels p50 ${list.p50} ms${o.scaleRestart ? '; restarting' : ''}`);
+  progress(
+    `scale: RSS wharf ${fmt(mem.wharfRssMb)} MB, temporal ${fmt(mem.temporalRssMb)} MB; GET /api/channels p50 ${list.p50} ms${o.scaleRestart ? '; restarting' : ''}`,
+  );
 
   // Restart with all that state (quick mode leaves it out: the crash section measured a restart already).
-  let after: { stopMs: number; restartMs: number; list: Awaited<ReturnType<typeof listLatency>>; idle: boolean; mem: ReturnType<typeof productMemory> } | null = null;
+  let after: {
+    stopMs: number;
+    restartMs: number;
+    list: Awaited<ReturnType<typeof listLatency>>;
+    idle: boolean;
+    mem: ReturnType<typeof productMemory>;
+  } | null = null;
   if (o.scaleRestart) {
     const stopMs = await p.stop();
     p = await session.start(300_000);
@@ -718,36 +982,66 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
     chatWorkflowsCreated: acked,
     complete,
     channelsListed: list.channels,
-    channelCreate: { totalSec: round(createSec, 1), perSec: round(channelsCreated / createSec, 1), p50Ms: round(percentile(createMs, 0.5), 1), p99Ms: round(percentile(createMs, 0.99), 1) },
+    channelCreate: {
+      totalSec: round(createSec, 1),
+      perSec: round(channelsCreated / createSec, 1),
+      p50Ms: round(percentile(createMs, 0.5), 1),
+      p99Ms: round(percentile(createMs, 0.99), 1),
+    },
     connectedChannels: ready.length,
     connectErrors: connectErrors.slice(0, 5),
     chatWebhooks: chatsLoad,
     idleBeforeMeasuring: idle,
     rssBeforeMb: { wharf: round(before.wharfRssMb), temporal: round(before.temporalRssMb) },
     rssAtLastAckMb: { wharf: round(atLastAck.wharfRssMb), temporal: round(atLastAck.temporalRssMb) },
-    rssIdleMb: { wharf: round(mem.wharfRssMb), temporal: round(mem.temporalRssMb), total: round(mem.wharfRssMb + mem.temporalRssMb) },
+    rssIdleMb: {
+      wharf: round(mem.wharfRssMb),
+      temporal: round(mem.temporalRssMb),
+      total: round(mem.wharfRssMb + mem.temporalRssMb),
+    },
     listChannelsMs: list,
     gracefulStopMs: after ? Math.round(after.stopMs) : null,
     restartToHealthyMs: after ? Math.round(after.restartMs) : null,
     listChannelsAfterRestartMs: after?.list ?? null,
-    rssAfterRestartMb: after ? { wharf: round(after.mem.wharfRssMb), temporal: round(after.mem.temporalRssMb), idle: after.idle } : null,
+    rssAfterRestartMb: after
+      ? { wharf: round(after.mem.wharfRssMb), temporal: round(after.mem.temporalRssMb), idle: after.idle }
+      : null,
   };
-  table(`Scale of idle state (${channelsCreated} of ${o.scaleChannels} channels, ${acked} of ${o.scaleChats} chat workflows${complete ? '' : ' — INCOMPLETE: the time budget ran out first'})`, ['figure', 'value'], [
-    ['channel create p50 / p99 (ms), rate', `${fmt(res.channelCreate.p50Ms)} / ${fmt(res.channelCreate.p99Ms)}, ${fmt(res.channelCreate.perSec)}/s (incl. setting up ${ready.length} with traffic)`],
-    ['chat webhooks acked / errors, rate', `${acked} / ${errorsText(chatsLoad)}, ${fmt(chatsLoad.sustained)}/s at ${o.scaleConcurrency} in flight`],
-    ['RSS before: wharf / temporal (MB)', `${fmt(before.wharfRssMb)} / ${fmt(before.temporalRssMb)}`],
-    ['RSS at the last ack: wharf / temporal (MB)', `${fmt(atLastAck.wharfRssMb)} / ${fmt(atLastAck.temporalRssMb)}`],
-    ['RSS idle: wharf / temporal (MB)', `${fmt(mem.wharfRssMb)} / ${fmt(mem.temporalRssMb)}${idle.idle ? '' : ' (still busy when measured)'}`],
-    ['GET /api/channels p50 / p99 (ms)', `${fmt(list.p50)} / ${fmt(list.p99)} (${list.requests} requests, ${list.channels} channels, ${Math.round(list.bytes / 1024)} KB)`],
-    ...(after
-      ? [
-          ['graceful stop (ms)', Math.round(after.stopMs)],
-          ['restart to healthy (ms)', Math.round(after.restartMs)],
-          ['GET /api/channels after restart p50 (ms)', fmt(after.list.p50)],
-          ['RSS after restart: wharf / temporal (MB)', `${fmt(after.mem.wharfRssMb)} / ${fmt(after.mem.temporalRssMb)}`],
-        ]
-      : [['restart', 'not measured here (quick mode): see the crash section']]),
-  ]);
+  table(
+    `Scale of idle state (${channelsCreated} of ${o.scaleChannels} channels, ${acked} of ${o.scaleChats} chat workflows${complete ? '' : ' — INCOMPLETE: the time budget ran out first'})`,
+    ['figure', 'value'],
+    [
+      [
+        'channel create p50 / p99 (ms), rate',
+        `${fmt(res.channelCreate.p50Ms)} / ${fmt(res.channelCreate.p99Ms)}, ${fmt(res.channelCreate.perSec)}/s (incl. setting up ${ready.length} with traffic)`,
+      ],
+      [
+        'chat webhooks acked / errors, rate',
+        `${acked} / ${errorsText(chatsLoad)}, ${fmt(chatsLoad.sustained)}/s at ${o.scaleConcurrency} in flight`,
+      ],
+      ['RSS before: wharf / temporal (MB)', `${fmt(before.wharfRssMb)} / ${fmt(before.temporalRssMb)}`],
+      ['RSS at the last ack: wharf / temporal (MB)', `${fmt(atLastAck.wharfRssMb)} / ${fmt(atLastAck.temporalRssMb)}`],
+      [
+        'RSS idle: wharf / temporal (MB)',
+        `${fmt(mem.wharfRssMb)} / ${fmt(mem.temporalRssMb)}${idle.idle ? '' : ' (still busy when measured)'}`,
+      ],
+      [
+        'GET /api/channels p50 / p99 (ms)',
+        `${fmt(list.p50)} / ${fmt(list.p99)} (${list.requests} requests, ${list.channels} channels, ${Math.round(list.bytes / 1024)} KB)`,
+      ],
+      ...(after
+        ? [
+            ['graceful stop (ms)', Math.round(after.stopMs)],
+            ['restart to healthy (ms)', Math.round(after.restartMs)],
+            ['GET /api/channels after restart p50 (ms)', fmt(after.list.p50)],
+            [
+              'RSS after restart: wharf / temporal (MB)',
+              `${fmt(after.mem.wharfRssMb)} / ${fmt(after.mem.temporalRssMb)}`,
+            ],
+          ]
+        : [['restart', 'not measured here (quick mode): see the crash section']]),
+    ],
+  );
   return res;
 }
 
@@ -759,11 +1053,22 @@ async function main(): Promise<number> {
   const o = parseOptions(process.argv.slice(2));
   const runDir = mkdtempSync(join(tmpdir(), 'wharf-bench-'));
   const results: Json = {
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? null, memTotalMb: Math.round(totalmem() / 2 ** 20), memFreeMb: Math.round(freemem() / 2 ** 20), loadAvg1m: round(loadavg()[0], 2), node: process.version, platform: `${process.platform}-${process.arch}`, date: new Date().toISOString() },
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? null,
+      memTotalMb: Math.round(totalmem() / 2 ** 20),
+      memFreeMb: Math.round(freemem() / 2 ** 20),
+      loadAvg1m: round(loadavg()[0], 2),
+      node: process.version,
+      platform: `${process.platform}-${process.arch}`,
+      date: new Date().toISOString(),
+    },
     options: { ...o, only: [...o.only] },
     runDir,
   };
-  progress(`sections: ${[...o.only].join(', ')}${o.quick ? ' (quick)' : ''}; budget ${o.budgetSec} s; product log and data dir in ${runDir}`);
+  progress(
+    `sections: ${[...o.only].join(', ')}${o.quick ? ' (quick)' : ''}; budget ${o.budgetSec} s; product log and data dir in ${runDir}`,
+  );
 
   // Absolute deadlines: each section ends at its cumulative share of the budget, so time one section
   // saves goes to the next.
@@ -795,7 +1100,10 @@ async function main(): Promise<number> {
     }
   };
 
-  const fake = await startFakeGraph({ tokens: { [GRAPH_TOKEN]: {} }, phoneNumbers: { [PHONE_NUMBER_ID]: { displayPhoneNumber: DISPLAY_PHONE } } });
+  const fake = await startFakeGraph({
+    tokens: { [GRAPH_TOKEN]: {} },
+    phoneNumbers: { [PHONE_NUMBER_ID]: { displayPhoneNumber: DISPLAY_PHONE } },
+  });
   const session = new Session(fake, runDir, o.temporal);
   let baseline: BaselineResult | undefined;
   try {
@@ -813,45 +1121,118 @@ async function main(): Promise<number> {
         rates: o.quick ? [] : [Math.max(...o.rates)],
         progress,
       });
-      table('Baseline: bare Express 5, HMAC check only (own process; same generator, same payloads)', ['rate', 'offered/s', 'sent', 'sustained/s', 'ack p50', 'ack p99', 'gen lag p99', 'errors'], [...baseline.open, baseline.closed].map((s) => [s.offeredRate ? `${s.offeredRate}/s` : `closed ×${s.concurrency}`, s.offeredRate ?? '—', s.sent, s.sustained, s.ackP50, s.ackP99, s.offeredRate ? s.genLagP99 : '—', errorsText(s) + (s.aborted ? ` (aborted: ${s.abortReason})` : '')]));
+      table(
+        'Baseline: bare Express 5, HMAC check only (own process; same generator, same payloads)',
+        ['rate', 'offered/s', 'sent', 'sustained/s', 'ack p50', 'ack p99', 'gen lag p99', 'errors'],
+        [...baseline.open, baseline.closed].map((s) => [
+          s.offeredRate ? `${s.offeredRate}/s` : `closed ×${s.concurrency}`,
+          s.offeredRate ?? '—',
+          s.sent,
+          s.sustained,
+          s.ackP50,
+          s.ackP99,
+          s.offeredRate ? s.genLagP99 : '—',
+          errorsText(s) + (s.aborted ? ` (aborted: ${s.abortReason})` : ''),
+        ]),
+      );
       return { ...baseline };
     });
     const ingest = await section('ingest', (d) => runIngest(o, session, d));
     const crash = await section('crash', (d) => runCrash(o, session, d));
     const scale = await section('scale', (d) => runScale(o, session, d));
     const flood = await section('flood', async (d) => {
-      const sizes = o.quick ? { strangers: 100, textsEach: 3, rate: 100, phaseSec: 3 } : { strangers: 500, textsEach: 5, rate: 200, phaseSec: 10 };
-      const r = await runFlood(await session.product(), fake, { ...sizes, friendRate: 5, drainMs: Math.min(left(d), o.quick ? 30_000 : 120_000) }, progress);
-      const phases = r.phases as Array<{ phase: string; sent: number; answered: number; e2eP50: number | null; e2eP99: number | null; e2eMax: number | null }>;
+      const sizes = o.quick
+        ? { strangers: 100, textsEach: 3, rate: 100, phaseSec: 3 }
+        : { strangers: 500, textsEach: 5, rate: 200, phaseSec: 10 };
+      const r = await runFlood(
+        await session.product(),
+        fake,
+        { ...sizes, friendRate: 5, drainMs: Math.min(left(d), o.quick ? 30_000 : 120_000) },
+        progress,
+      );
+      const phases = r.phases as Array<{
+        phase: string;
+        sent: number;
+        answered: number;
+        e2eP50: number | null;
+        e2eP99: number | null;
+        e2eMax: number | null;
+      }>;
       const ack = r.ack as { sent: number; ok: number; sustained: number; ackP50: number; ackP99: number };
       table(
         `Flood: ${r.strangers as number} strangers × ${r.textsEach as number} code-shaped texts at ${r.offeredRate as number}/s on one channel (its code live); a paired sender on another channel at 5/s`,
         ['phase', 'paired sender: sent', 'answered', 'e2e p50 ms', 'e2e p99 ms', 'max ms'],
         phases.map((x) => [x.phase, x.sent, x.answered, x.e2eP50, x.e2eP99, x.e2eMax]),
       );
-      table('Flood: the strangers', ['acked', 'sustained/s', 'ack p50 ms', 'ack p99 ms', 'processed', 'all processed after', "flooded channel's workflow: events added"], [
-        [`${ack.ok}/${ack.sent}`, ack.sustained, ack.ackP50, ack.ackP99, r.strangersProcessed as number, r.allProcessedWithinSec === null ? 'not within the wait' : `${r.allProcessedWithinSec as number} s`, r.targetWorkflowEventsAdded as number],
-      ]);
+      table(
+        'Flood: the strangers',
+        [
+          'acked',
+          'sustained/s',
+          'ack p50 ms',
+          'ack p99 ms',
+          'newest on the log as denied',
+          'chat workflows started (sampled)',
+          "flooded channel's workflow: events added",
+        ],
+        [
+          [
+            `${ack.ok}/${ack.sent}`,
+            ack.sustained,
+            ack.ackP50,
+            ack.ackP99,
+            `${r.newestDeniedOnLog as number}/${r.newestChecked as number}`,
+            `${r.strangerChatsStarted as number}/${r.strangerChatsSampled as number}`,
+            r.targetWorkflowEventsAdded as number,
+          ],
+        ],
+      );
       return r;
     });
     await section('sessions', (deadline) =>
-      runSessionsBench({ graphUrl: fake.url, runDir, sessions: o.sessions, loadSec: o.sessionsLoadSec, deadline, progress, table }),
+      runSessionsBench({
+        graphUrl: fake.url,
+        runDir,
+        sessions: o.sessions,
+        loadSec: o.sessionsLoadSec,
+        deadline,
+        progress,
+        table,
+      }),
     );
     await session.stop();
-    const cluster = await section('cluster', () => runCluster({ rate: o.quick ? 10 : 20, beforeKillSec: o.quick ? 3 : 5, afterKillSec: o.quick ? 4 : 8, chats: 12, progress }));
+    const cluster = await section('cluster', () =>
+      runCluster({
+        rate: o.quick ? 10 : 20,
+        beforeKillSec: o.quick ? 3 : 5,
+        afterKillSec: o.quick ? 4 : 8,
+        chats: 12,
+        progress,
+      }),
+    );
     if (cluster) {
       const gap = cluster.firstReplyAfterKillPerChatMs as { p50: number; max: number };
       const e2e = cluster.e2eAckedAfterKillMs as { p50: number; max: number };
       const pgPer = cluster.postgresPerMessage as { commits: number; rowWrites: number };
-      table('Cluster: two nodes, one PostgreSQL, one Temporal dev server; SIGKILL of one under load', ['figure', 'value'], [
-        ['nodes started at once (ms to serving)', (cluster.startMs as number[]).join(', ')],
-        ['acknowledged / lost / answered twice', `${cluster.acknowledged as number} / ${cluster.lost as number} / ${cluster.duplicates as number}`],
-        ['per chat, first reply after the kill: p50 / max (ms)', `${gap.p50} / ${gap.max}`],
-        ['acked after the kill, end to end: p50 / max (ms)', `${e2e.p50} / ${e2e.max}`],
-        ['PostgreSQL commits / row writes per message', `${pgPer.commits} / ${pgPer.rowWrites}`],
-        ['Wharf CPU per message, both nodes (ms)', String(cluster.wharfCpuMsPerMessage)],
-        ['rolling restart: acknowledged / lost', `${(cluster.rollingRestart as { acknowledged: number }).acknowledged} / ${(cluster.rollingRestart as { lost: number }).lost}`],
-      ]);
+      table(
+        'Cluster: two nodes, one PostgreSQL, one Temporal dev server; SIGKILL of one under load',
+        ['figure', 'value'],
+        [
+          ['nodes started at once (ms to serving)', (cluster.startMs as number[]).join(', ')],
+          [
+            'acknowledged / lost / answered twice',
+            `${cluster.acknowledged as number} / ${cluster.lost as number} / ${cluster.duplicates as number}`,
+          ],
+          ['per chat, first reply after the kill: p50 / max (ms)', `${gap.p50} / ${gap.max}`],
+          ['acked after the kill, end to end: p50 / max (ms)', `${e2e.p50} / ${e2e.max}`],
+          ['PostgreSQL commits / row writes per message', `${pgPer.commits} / ${pgPer.rowWrites}`],
+          ['Wharf CPU per message, both nodes (ms)', String(cluster.wharfCpuMsPerMessage)],
+          [
+            'rolling restart: acknowledged / lost',
+            `${(cluster.rollingRestart as { acknowledged: number }).acknowledged} / ${(cluster.rollingRestart as { lost: number }).lost}`,
+          ],
+        ],
+      );
       goal('cluster: acked but never answered after a kill -9', '= 0', cluster.lost as number, (v) => v === 0);
     }
     if (session.firstStartMs !== undefined) results.firstStartMs = Math.round(session.firstStartMs);
@@ -862,18 +1243,44 @@ async function main(): Promise<number> {
       const at200 = ingest.at200 as IngestStep | null;
       goal('sustained ingest (best clean step, msgs/s)', '≥ 1000', ingest.maxSustained as number, (v) => v >= 1000);
       goal('webhook-ack p99 at 500 msgs/s', '< 50 ms', at500 && at500.ok ? at500.ackP99 : null, (v) => v < 50, ' ms');
-      goal('end-to-end echo p50 at 200 msgs/s', '< 150 ms', at200 ? (at200.e2eP50 ?? Infinity) : null, (v) => v < 150, ' ms');
-      goal('end-to-end echo p99 at 200 msgs/s', '< 500 ms', at200 ? (at200.e2eP99 ?? Infinity) : null, (v) => v < 500, ' ms');
+      goal(
+        'end-to-end echo p50 at 200 msgs/s',
+        '< 150 ms',
+        at200 ? (at200.e2eP50 ?? Infinity) : null,
+        (v) => v < 150,
+        ' ms',
+      );
+      goal(
+        'end-to-end echo p99 at 200 msgs/s',
+        '< 500 ms',
+        at200 ? (at200.e2eP99 ?? Infinity) : null,
+        (v) => v < 500,
+        ' ms',
+      );
     }
     if (ingest && baseline) {
       const closed = ingest.closed as IngestStep;
       const ratio = baseline.closed.sustained > 0 ? closed.sustained / baseline.closed.sustained : NaN;
       const bestRatio = baseline.maxSustained > 0 ? (ingest.maxSustained as number) / baseline.maxSustained : NaN;
-      results.ratio = { closedLoop: j(round(ratio, 4)), best: j(round(bestRatio, 4)), wharfClosed: closed.sustained, baselineClosed: baseline.closed.sustained, wharfBest: ingest.maxSustained, baselineBest: baseline.maxSustained };
+      results.ratio = {
+        closedLoop: j(round(ratio, 4)),
+        best: j(round(bestRatio, 4)),
+        wharfClosed: closed.sustained,
+        baselineClosed: baseline.closed.sustained,
+        wharfBest: ingest.maxSustained,
+        baselineBest: baseline.maxSustained,
+      };
       goal(`Wharf / bare Express, closed loop ×${o.concurrency}`, '≥ 25 %', j(ratio * 100), (v) => v >= 25, ' %');
     }
     if (crash) {
-      goal('crash: acked but never answered', '= 0', crash.lost as number, (v) => v === 0, '', crash.stillArriving ? 'replies still arriving when the wait ended' : undefined);
+      goal(
+        'crash: acked but never answered',
+        '= 0',
+        crash.lost as number,
+        (v) => v === 0,
+        '',
+        crash.stillArriving ? 'replies still arriving when the wait ended' : undefined,
+      );
       goal('crash: duplicate replies', '≤ 0.1 %', crash.duplicatePct as number | null, (v) => v <= 0.1, ' %');
     }
     if (scale) {
@@ -885,20 +1292,58 @@ async function main(): Promise<number> {
       const useAfter = !idleFirst && after?.idle === true;
       const busyNote = !idleFirst && !useAfter ? 'the product was still busy when measured' : undefined;
       const what = `${scale.channelsCreated as number} channels, ${scale.chatWorkflowsCreated as number} chats${scale.complete ? '' : ', incomplete'}${useAfter ? ', after the restart' : ''}${busyNote ? ', still busy' : ''}`;
-      goal(`idle RSS of the Wharf process (${what})`, '< 600 MB', useAfter ? after.wharf : rss.wharf, (v) => v < 600, ' MB', busyNote);
+      goal(
+        `idle RSS of the Wharf process (${what})`,
+        '< 600 MB',
+        useAfter ? after.wharf : rss.wharf,
+        (v) => v < 600,
+        ' MB',
+        busyNote,
+      );
       goal('idle RSS of the Temporal dev server', '(info)', rss.temporal, null, ' MB');
-      const restartMs = (scale.restartToHealthyMs as number | null) ?? (crash?.restartToHealthyMs as number | undefined);
-      goal(`restart to healthy${scale.restartToHealthyMs === null ? ' (crash section)' : ''}`, '< 30 s', restartMs === undefined ? null : restartMs / 1000, (v) => v < 30, ' s');
+      const restartMs =
+        (scale.restartToHealthyMs as number | null) ?? (crash?.restartToHealthyMs as number | undefined);
+      goal(
+        `restart to healthy${scale.restartToHealthyMs === null ? ' (crash section)' : ''}`,
+        '< 30 s',
+        restartMs === undefined ? null : restartMs / 1000,
+        (v) => v < 30,
+        ' s',
+      );
       goal('GET /api/channels p50', '(info)', (scale.listChannelsMs as { p50: number }).p50, null, ' ms');
     }
-    if (micro) goal('Cedar decision (preparsed)', '(info)', (micro.policy as { usPerDecision: number }).usPerDecision, null, ' µs');
+    if (micro)
+      goal(
+        'Cedar decision (preparsed)',
+        '(info)',
+        (micro.policy as { usPerDecision: number }).usPerDecision,
+        null,
+        ' µs',
+      );
     if (flood) {
-      const during = (flood.phases as Array<{ phase: string; e2eP99: number | null }>).find((x) => x.phase === 'during');
-      goal("flood: other channel's paired sender, e2e p99 during the flood", '< 1000 ms', during?.e2eP99 ?? null, (v) => v < 1000, ' ms');
-      goal("flood: events added to the flooded channel's workflow", '= 0', flood.targetWorkflowEventsAdded as number, (v) => v === 0);
+      const during = (flood.phases as Array<{ phase: string; e2eP99: number | null }>).find(
+        (x) => x.phase === 'during',
+      );
+      goal(
+        "flood: other channel's paired sender, e2e p99 during the flood",
+        '< 1000 ms',
+        during?.e2eP99 ?? null,
+        (v) => v < 1000,
+        ' ms',
+      );
+      goal(
+        "flood: events added to the flooded channel's workflow",
+        '= 0',
+        flood.targetWorkflowEventsAdded as number,
+        (v) => v === 0,
+      );
     }
     if (goals.length) {
-      table(`Goals (issue #7)${o.quick ? ' — quick mode: reduced sizes, indicative only' : ''}`, ['goal', 'target', 'measured', ''], goals.map((g) => [g.goal, g.target, g.value, mark(g)]));
+      table(
+        `Goals (issue #7)${o.quick ? ' — quick mode: reduced sizes, indicative only' : ''}`,
+        ['goal', 'target', 'measured', ''],
+        goals.map((g) => [g.goal, g.target, g.value, mark(g)]),
+      );
     }
     results.goals = goals;
   } finally {
