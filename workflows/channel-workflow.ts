@@ -159,6 +159,8 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
   // workflow left the cache) may cancel the session before the code below has run.
   let sessionScope: CancellationScope | null = null;
   const cancelSession = (): void => sessionScope?.cancel();
+  // The session loop's promise, set once the loop starts below; until then there is nothing to wait for.
+  let sessionDone: Promise<void> = Promise.resolve();
 
   setHandler(state, () => s);
   setHandler(signalQueue, () => ({
@@ -387,7 +389,7 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
       linkPhone = undefined;
     }
   };
-  const sessionDone = sessionLoop();
+  sessionDone = sessionLoop();
 
   setHandler(sessionUpdate, async (u) => {
     if (deleted) return;
