@@ -156,7 +156,10 @@ describe('console: Cloud API channel end to end', () => {
         const picker = page.getByRole('dialog', { name: `Credential for ${field}` });
         await expect.poll(() => picker.getByLabel('Vault').inputValue()).toBe('local');
         const newCredential = picker.getByRole('button', { name: 'New credential' });
-        if (await newCredential.isVisible()) await newCredential.click();
+        // The picker opens in "new credential" mode by itself once it has found no items, which can hide the
+        // button between a visibility check and the click: click if it is there, then wait for the form.
+        await newCredential.click({ timeout: 2_000 }).catch(() => undefined);
+        await picker.getByLabel('Name').waitFor();
         await picker.getByLabel('Name').fill(`${field}-${uid()}`);
         await picker.getByLabel('Value').fill(secrets[field]);
         expect(await picker.getByLabel('Field').inputValue()).toBe('value');
