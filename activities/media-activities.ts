@@ -117,7 +117,7 @@ export function createMediaActivities({ store, graph, log }: { store: Store; gra
             missing: `the SHA-256 of the download (${sha256.slice(0, 12)}…) is not the one Meta gave (${expected.slice(0, 12)}…)`,
           });
         const storedMime = mime || file.mimeType || 'application/octet-stream';
-        const stored = await store.media.put(file.bytes, storedMime);
+        const stored = await store.media.put(file.bytes, storedMime, sha256);
         return done({ ...base, id: stored.id, mime: storedMime, size: stored.size, sha256 });
       }
       return done({ ...base, missing: `the download URL kept expiring (${lastReason})` });

@@ -8,11 +8,6 @@ export function normalizePairingCode(text: string): string {
   return text.replace(/[\s\-‐-―]/g, '').toUpperCase();
 }
 
-/** Whether `text` could be a pairing code at all (cheap pre-check before asking the channel). */
-export function looksLikePairingCode(text: string): boolean {
-  return /^[A-Z]{3}\d{3}$/.test(normalizePairingCode(text));
-}
-
 /** The part of a channel's state that pairing decisions read. */
 interface PairingView {
   pairing: { code: string; expiresAt: string } | null;

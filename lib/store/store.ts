@@ -658,9 +658,11 @@ export function createStore(db: Db, secretKey: Buffer) {
   };
 
   const media = {
-    /** Stores a file under the SHA-256 of its bytes (hex); storing the same bytes again only refreshes it. */
-    async put(bytes: Buffer, mime: string): Promise<{ id: string; sha256: string; size: number }> {
-      const sha256 = createHash('sha256').update(bytes).digest('hex');
+    /**
+     * Stores a file under the SHA-256 of its bytes (hex); storing the same bytes again only refreshes it.
+     * A caller that has just checked the hash passes it, so a large file is not hashed twice.
+     */
+    async put(bytes: Buffer, mime: string, sha256 = createHash('sha256').update(bytes).digest('hex')): Promise<{ id: string; sha256: string; size: number }> {
       await db.query(
         `insert into media (id, mime, size, bytes) values ($1, $2, $3, $4)
          on conflict (id) do update set seen_at = now()`,
