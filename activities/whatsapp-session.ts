@@ -30,6 +30,7 @@ import makeWASocket, {
 import { AckGate } from '../lib/baileys/ack-gate.js';
 import { createStoreAuthState, ownsAuthState, type StoreAuthState } from '../lib/baileys/auth-state.js';
 import { addressToJid, normalizeWaMessage } from '../lib/baileys/normalize.js';
+import { installSignalLogGuard } from '../lib/baileys/signal-log-guard.js';
 import { installSignatureCheck, setCertRoot } from '../lib/baileys/signature-check.js';
 import { FAILURE } from '../lib/errors.js';
 import { deliverInbound } from '../lib/inbound-delivery.js';
@@ -232,6 +233,8 @@ export function createSessionActivities(deps: SessionActivityDeps) {
   // Before any socket: a signature check that refuses forged certificate chains and pairing signatures.
   installSignatureCheck();
   setCertRoot(deps.waCertRoot);
+  // libsignal prints whole Signal sessions (private keys) through the console; keep them out of the output.
+  installSignalLogGuard(log);
   /** Open sessions of this process, by channel id. */
   const sessionRegistry = new Map<string, LiveSession>();
 
