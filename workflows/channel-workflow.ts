@@ -131,7 +131,7 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
 
   const touch = (): void => {
     s.version += 1;
-    s.updatedAt = new Date().toISOString();
+    s.updatedAt = new Date(workflowNow()).toISOString();
   };
   const setStatus = (status: ChannelStatus, reason: string): void => {
     s.status = status;
@@ -271,7 +271,7 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
       if (!live || !s.pairing) return { paired: false };
       s.lastPairing = { code: s.pairing.code, address, ...(messageId ? { messageId } : {}) };
       s.pairing = null; // one use
-      if (!s.pairedAddresses.some((p) => p.address === address)) s.pairedAddresses.push({ address, pairedAt: new Date().toISOString() });
+      if (!s.pairedAddresses.some((p) => p.address === address)) s.pairedAddresses.push({ address, pairedAt: new Date(workflowNow()).toISOString() });
       await commit();
       return { paired: true };
     },

@@ -261,7 +261,7 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
     outbox.push({
       m,
       sessionQueue: admission.sessionQueue,
-      turns: [userTurn, { role: 'assistant', text: answer, at: new Date().toISOString() }],
+      turns: [userTurn, { role: 'assistant', text: answer, at: new Date(workflowNow()).toISOString() }],
       reply: answerReply(m, answer),
       sent: admission.sent,
     });
