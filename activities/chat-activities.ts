@@ -166,7 +166,7 @@ export function createChatActivities({ store, graph, policy, client, log, person
               await store.messages.recordOutbound({ ...base, status: err.retryable ? 'sending' : 'failed', detail: { code: err.code, title: err.title, message: err.message } });
               await store.diagnostics.sendError(ch.id, { code: err.code, message: err.message });
               log.warn({ channelId: ch.id, code: err.code, retryable: err.retryable }, 'send refused by the Graph API');
-              throw ApplicationFailure.create({ type: err.failureType ?? 'WharfGraphUnavailable', message: err.message, nonRetryable: !err.retryable, details: [{ code: err.code }] });
+              throw ApplicationFailure.create({ type: err.failureType ?? FAILURE.graphUnavailable, message: err.message, nonRetryable: !err.retryable, details: [{ code: err.code }] });
             }
             await store.messages.completeOutbound({ channelId: ch.id, key: part.key, providerId: messageId, inbound: last ? outcome : undefined });
             ids.push(messageId);
@@ -322,7 +322,7 @@ export function createChatActivities({ store, graph, policy, client, log, person
       const ch = await store.channels.getRecent(channelId);
       if (!ch) return replies.map(() => ({ ok: true, ids: [] }));
       if (ch.provider === 'whatsapp_user' && !personal) {
-        throw ApplicationFailure.create({ type: 'WharfSessionUnavailable', message: 'This worker holds no WhatsApp session for the channel.', nonRetryable: false });
+        throw ApplicationFailure.create({ type: FAILURE.sessionUnavailable, message: 'This worker holds no WhatsApp session for the channel.', nonRetryable: false });
       }
       return sendReplies(ch, chatId, replies, 'throw');
     },

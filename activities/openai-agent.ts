@@ -34,7 +34,7 @@ export async function completeChat(cfg: OpenAiAgentConfig, apiKey: string, histo
     });
   } catch (err) {
     // Network errors and timeouts: retried by the activity's policy.
-    throw ApplicationFailure.create({ type: 'WharfAgentUnavailable', message: `The model endpoint ${cfg.baseUrl} could not be reached (${(err as Error).name}).`, nonRetryable: false });
+    throw ApplicationFailure.create({ type: FAILURE.agentUnavailable, message: `The model endpoint ${cfg.baseUrl} could not be reached (${(err as Error).name}).`, nonRetryable: false });
   }
   const body = await res.text();
   if (!res.ok) {
@@ -54,7 +54,7 @@ export async function completeChat(cfg: OpenAiAgentConfig, apiKey: string, histo
     }
     const retryable = res.status === 408 || res.status === 409 || res.status === 429 || res.status >= 500;
     throw ApplicationFailure.create({
-      type: retryable ? 'WharfAgentUnavailable' : FAILURE.agentFailed,
+      type: retryable ? FAILURE.agentUnavailable : FAILURE.agentFailed,
       message: `The model endpoint answered HTTP ${res.status}${detail ? `: ${detail}` : ''}.`,
       nonRetryable: !retryable,
     });

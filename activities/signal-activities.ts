@@ -4,18 +4,16 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { FAILURE } from '../lib/errors.js';
 import type { Store } from '../lib/store/store.js';
 import { addWaiter, cancelWaiter, type AddWaiterInput, type HandedOffMessage } from '../workflows/channel-messages.js';
-
-/** Failure type for a space that does not exist or has no channel. */
-export const UNKNOWN_SPACE = 'WharfUnknownSpace';
 
 /** Builds the activities. */
 export function createSignalActivities({ store, client }: { store: Store; client: Client }) {
   const channelOf = async (space: string): Promise<string> => {
     const s = await store.spaces.get(space);
     if (!s?.channelId) {
-      throw ApplicationFailure.create({ type: UNKNOWN_SPACE, message: s ? `Space "${space}" has no channel bound to it.` : `There is no space "${space}".`, nonRetryable: true });
+      throw ApplicationFailure.create({ type: FAILURE.unknownSpace, message: s ? `Space "${space}" has no channel bound to it.` : `There is no space "${space}".`, nonRetryable: true });
     }
     return s.channelId;
   };

@@ -24,7 +24,7 @@ import {
 import type { Admission, ChatActivities, ReplyResult } from '../activities/chat-activities.js';
 import type { MediaActivities } from '../activities/media-activities.js';
 import { mediaLine, mediaText, type MediaKind, type MediaRef } from '../lib/media.js';
-import { FAILURE } from '../lib/errors.js';
+import { FAILURE, FINAL_FAILURE_TYPES } from '../lib/errors.js';
 import type { DeliveryStatus, InboundMessage } from '../lib/types.js';
 import { handOff, reportProblem } from './channel-messages.js';
 import { answerReply, chatState, inbound, pairedReply, statuses, type ReplyInput, type Turn } from './chat-messages.js';
@@ -42,7 +42,7 @@ const local = proxyLocalActivities<ChatActivities>({
 /** Agents may think for a while; retried a few times (429/5xx), then the message is marked failed. */
 const agents = proxyActivities<ChatActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: [FAILURE.agentFailed] },
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: [...FINAL_FAILURE_TYPES] },
 });
 /** Sends: retried with backoff while Meta is unavailable or rate limiting; refusals are final. */
 const sends = proxyLocalActivities<ChatActivities>({
@@ -52,7 +52,7 @@ const sends = proxyLocalActivities<ChatActivities>({
     initialInterval: '1 second',
     maximumInterval: '1 minute',
     maximumAttempts: 10,
-    nonRetryableErrorTypes: [FAILURE.badToken, FAILURE.unknownPhoneNumber, FAILURE.missingPermission, FAILURE.sendRejected, FAILURE.missingSecret],
+    nonRetryableErrorTypes: [...FINAL_FAILURE_TYPES],
   },
 });
 
