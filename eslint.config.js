@@ -7,7 +7,7 @@ import tseslint from 'typescript-eslint';
  * The lib/ modules workflow code may import values from: pure data and functions, no I/O, no Node built-ins.
  * Adding one means reading it (and what it imports) first; anything else under lib/ is an error in workflows/.
  */
-export const WORKFLOW_SAFE_LIB = ['types', 'errors', 'media', 'pairing', 'search-attributes', 'workflow-metadata'];
+export const WORKFLOW_SAFE_LIB = ['types', 'errors', 'media', 'pairing', 'search-attributes', 'workflow-metadata', 'workflow-ids'];
 
 // Every Node built-in: the bare names here, every `node:` specifier by the `^node:` pattern below (which also
 // covers the `node:`-only modules such as node:test that builtinModules leaves out on Node 20).

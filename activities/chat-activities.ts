@@ -7,6 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { FAILURE } from '../lib/errors.js';
+import { channelWorkflowId } from '../lib/workflow-ids.js';
 import { formatReply } from '../lib/format/index.js';
 import type { GraphClient } from '../lib/graph/graph-client.js';
 import { GraphError } from '../lib/graph/graph-client.js';
@@ -235,7 +236,7 @@ export function createChatActivities({ store, graph, policy, client, log, person
           const paired = await pairingGate.run(ch.id, async () => {
             const now = await store.channels.get(ch.id);
             if (!now || !isLiveCode(now, message.text, Date.now())) return retriedPairing(now, message);
-            const handle = client.workflow.getHandle(`channel-${ch.id}`);
+            const handle = client.workflow.getHandle(channelWorkflowId(ch.id));
             return (await handle.executeUpdate(pairSender, { args: [{ code: message.text, address: message.sender.address, messageId: message.id }] })).paired;
           });
           if (paired) {

@@ -13,11 +13,9 @@ import type { Store } from '../lib/store/store.js';
 import { channelDetails, channelSummary } from '../lib/workflow-metadata.js';
 import type { ChannelState, DeliveryStatus, InboundMessage, InboundMode, NumberChange, Provider, UnhandledInbound } from '../lib/types.js';
 import { PROVIDER_INFO } from '../lib/types.js';
+import { channelWorkflowId } from '../lib/workflow-ids.js';
 import { movePairedAddress, webhookVerified } from '../workflows/channel-messages.js';
 import type { channelWorkflow } from '../workflows/channel-workflow.js';
-
-/** Workflow id of a channel. */
-export const channelWorkflowId = (id: string): string => `channel-${id}`;
 
 /** A new channel id: `ch_` and 10 lowercase base32 characters. */
 export function newChannelId(): string {

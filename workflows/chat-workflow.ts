@@ -25,6 +25,7 @@ import type { Admission, ChatActivities, ReplyResult } from '../activities/chat-
 import type { MediaActivities } from '../activities/media-activities.js';
 import { mediaLine, mediaText, type MediaKind, type MediaRef } from '../lib/media.js';
 import { FAILURE, FINAL_FAILURE_TYPES } from '../lib/errors.js';
+import { channelWorkflowId } from '../lib/workflow-ids.js';
 import type { DeliveryStatus, InboundMessage } from '../lib/types.js';
 import { handOff, reportProblem } from './channel-messages.js';
 import { answerReply, chatState, inbound, pairedReply, statuses, type ReplyInput, type Turn } from './chat-messages.js';
@@ -178,7 +179,7 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
       outcomes.push({ id: item.m.id, status: 'failed', detail: { reason: r.message } });
     }
     if (credentialProblem) {
-      await getExternalWorkflowHandle(`channel-${channelId}`).signal(reportProblem, {
+      await getExternalWorkflowHandle(channelWorkflowId(channelId)).signal(reportProblem, {
         status: 'failed',
         reason: `Sending failed: ${credentialProblem}. Fix the config and save it again.`,
       });
@@ -210,7 +211,7 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
     }
     if (admission.mode === 'signal') {
       const message = { id: m.id, channelId, space: admission.space, chat: m.chat, sender: m.sender, text: media ? mediaText(media) : m.text, timestamp: m.timestamp, ...(media ? { media } : {}) };
-      await getExternalWorkflowHandle(`channel-${channelId}`).signal(handOff, { message });
+      await getExternalWorkflowHandle(channelWorkflowId(channelId)).signal(handOff, { message });
       return;
     }
     // An edit reaches an agent as an edit of what it saw before; echo answers the new text as it is.
