@@ -7,7 +7,7 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { Config } from '../lib/config.js';
 import { notFound } from '../lib/errors.js';
 import { PAIRING_TTL_MS } from '../lib/pairing.js';
-import { deliverInbound } from '../lib/inbound-delivery.js';
+import type { InboundDeliveries } from '../lib/inbound-delivery.js';
 import { WharfChannelStatus, WharfProvider, WharfSpace } from '../lib/search-attributes.js';
 import type { Store } from '../lib/store/store.js';
 import { channelDetails, channelSummary } from '../lib/workflow-metadata.js';
@@ -58,7 +58,7 @@ export function newPairingCode(): { code: string; expiresAt: string } {
 }
 
 /** Creates the gateway. */
-export function createChannelGateway({ client, store, config }: { client: Client; store: Store; config: Config }) {
+export function createChannelGateway({ client, store, config, deliveries }: { client: Client; store: Store; config: Config; deliveries: InboundDeliveries }) {
   const taskQueue = config.temporal.taskQueue;
   const listeners: Array<(id: string) => void> = [];
 
@@ -146,7 +146,7 @@ export function createChannelGateway({ client, store, config }: { client: Client
 
     /** Hands a webhook's messages and statuses durably to their chat workflows (see lib/inbound-delivery). */
     deliver(channelId: string, messages: InboundMessage[], deliveryStatuses: DeliveryStatus[]): Promise<void> {
-      return deliverInbound(client, taskQueue, channelId, messages, deliveryStatuses);
+      return deliveries.of(client, taskQueue).deliver(channelId, messages, deliveryStatuses);
     },
   };
 }
