@@ -42,6 +42,14 @@ export default tseslint.config(
   },
   { files: ['**/*.mjs'], ...tseslint.configs.disableTypeChecked },
   {
+    // The environment is parsed (with zod) in one place; everything else is handed the parsed config.
+    files: ['lib/**/*.ts', 'activities/**/*.ts', 'api/**/*.ts', 'workers/**/*.ts'],
+    ignores: ['lib/config.ts'],
+    rules: {
+      'no-restricted-syntax': ['error', { selector: "MemberExpression[object.name='process'][property.name='env']", message: 'Read the environment in lib/config.ts (parsed with zod) and pass the value in.' }],
+    },
+  },
+  {
     files: ['workflows/**/*.ts'],
     rules: {
       'no-restricted-imports': 'off',

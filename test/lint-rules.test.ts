@@ -64,6 +64,15 @@ export async function good(store?: Store, log?: Logger): Promise<unknown> {
 }
 `;
 
+describe('the environment rule', () => {
+  it('lets only lib/config.ts read process.env', async () => {
+    const src = `/** Level. */\nexport const level = process.env.LOG_LEVEL;\n`;
+    expect((await lint(src, 'lib/logger.ts')).map((m) => m.ruleId)).toEqual(['no-restricted-syntax']);
+    expect((await lint(src, 'activities/some-activity.ts')).map((m) => m.ruleId)).toEqual(['no-restricted-syntax']);
+    expect(await lint(src, 'lib/config.ts')).toEqual([]);
+  });
+});
+
 describe('workflow lint rules', () => {
   it('report every value import, built-in, clock read and global a workflow must not use', async () => {
     const messages = await lint(BAD_WORKFLOW, 'workflows/bad.ts');
