@@ -15,10 +15,10 @@ import type { Logger } from '../lib/logger.js';
 import { isLiveCode, isPairedSender } from '../lib/pairing.js';
 import type { PolicyService } from '../lib/policy/service.js';
 import type { AgentRecord, Store } from '../lib/store/store.js';
-import { PROVIDER_INFO, type ChannelState, type CredentialRef, type DeliveryStatus, type InboundMessage, type InboundMode, type Provider } from '../lib/types.js';
+import { PROVIDER_INFO, type ChannelState, type DeliveryStatus, type InboundMessage, type InboundMode, type Provider } from '../lib/types.js';
 import { pairSender } from '../workflows/channel-messages.js';
 import { answerReply, pairedReply, type ReplyInput, type Turn } from '../workflows/chat-messages.js';
-import { completeChat, type OpenAiAgentConfig } from './openai-agent.js';
+import { completeChat, OpenAiAgentConfigSchema } from './openai-agent.js';
 import { resolveChannelSecret, resolveSecret } from './secrets.js';
 
 /** What the chat activities need. */
@@ -306,7 +306,11 @@ export function createChatActivities({ store, graph, policy, client, log, person
     async runAgent({ agent, channelId, history, text, imageMediaId }: { agent: AgentRecord; channelId: string; history: Turn[]; text: string; imageMediaId?: string }): Promise<{ reply: string }> {
       if (agent.kind === 'echo') return { reply: text };
       if (agent.kind === 'openai') {
-        const cfg = agent.config as unknown as OpenAiAgentConfig & { apiKey: CredentialRef };
+        const parsed = OpenAiAgentConfigSchema.safeParse(agent.config);
+        if (!parsed.success) {
+          throw ApplicationFailure.create({ type: FAILURE.agentFailed, message: `Agent "${agent.id}" has a stored config that is not an OpenAI-compatible one (${parsed.error.issues.map((i) => i.path.join('.') || 'config').join(', ')}); add the agent again.`, nonRetryable: true });
+        }
+        const cfg = parsed.data;
         const ch = await store.channels.getRecent(channelId);
         const label = `agent ${agent.id} apiKey`;
         const apiKey = ch ? await resolveChannelSecret({ store, client }, ch, label, cfg.apiKey) : await resolveSecret(store, label, cfg.apiKey);

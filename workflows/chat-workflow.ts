@@ -88,6 +88,31 @@ const CREDENTIAL_FAILURES: string[] = [FAILURE.badToken, FAILURE.missingPermissi
 /** Recent message ids kept in memory as a fast path; the store's unique key is the real dedupe. */
 const RECENT_IDS = 256;
 
+/** Fails a turn because of what the agent is or said (caught below: the message is marked failed). */
+const agentFailed = (message: string): never => {
+  throw ApplicationFailure.create({ type: FAILURE.agentFailed, message, nonRetryable: true });
+};
+
+// The two edges of a Temporal agent are checked by hand, not with zod: this runs in the workflow bundle,
+// which stays small and free of libraries the lint allow-list does not know.
+/** A Temporal agent's stored config (`{workflowType, taskQueue}`), checked. */
+function temporalAgentConfig(config: Record<string, unknown>): { workflowType: string; taskQueue: string } {
+  const { workflowType, taskQueue } = config;
+  if (typeof workflowType !== 'string' || !workflowType || typeof taskQueue !== 'string' || !taskQueue) {
+    return agentFailed('The agent has a stored config without a workflowType and taskQueue; add the agent again.');
+  }
+  return { workflowType, taskQueue };
+}
+
+/** The reply of an agent workflow's result `{reply?: string}` ('' = no answer); any other shape fails the turn. */
+function childReply(out: unknown): string {
+  if (out === undefined || out === null) return '';
+  if (typeof out !== 'object') return agentFailed(`The agent workflow returned a ${typeof out}, not {reply?: string}.`);
+  const { reply } = out as { reply?: unknown };
+  if (reply === undefined || reply === null) return '';
+  return typeof reply === 'string' ? reply : agentFailed(`The agent workflow's reply is a ${typeof reply}, not a string.`);
+}
+
 /** Input of a chat run (new chat, or continue-as-new carrying state and unprocessed work). */
 export interface ChatWorkflowInput {
   channelId: string;
@@ -230,15 +255,15 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
         window ??= await local.loadWindow({ channelId, chatId, limit: WINDOW_TURNS });
         const history = [...window];
         if (admission.agent.kind === 'temporal') {
-          const cfg = admission.agent.config as { workflowType: string; taskQueue: string };
-          const out = await executeChild<(arg: unknown) => Promise<{ reply?: string }>>(cfg.workflowType, {
+          const cfg = temporalAgentConfig(admission.agent.config);
+          const out = await executeChild<(arg: unknown) => Promise<unknown>>(cfg.workflowType, {
             taskQueue: cfg.taskQueue,
             workflowId: `agent-${channelId}-${m.id}`,
             // A wrong workflow type or a queue nobody polls must fail the turn, not block the chat forever.
             workflowExecutionTimeout: '5 minutes',
             args: [{ channel: channelId, chat: m.chat, sender: m.sender, text: said, ...(m.edit ? { edit: m.edit } : {}), ...(media ? { media } : {}), history }],
           });
-          answer = out?.reply ?? '';
+          answer = childReply(out);
         } else {
           // A vision model sees a stored image inline; the data URL is built in the activity, not carried here.
           const image = media?.id && (media.kind === 'image' || media.kind === 'sticker') && (media.size ?? 0) <= VISION_MAX_BYTES ? media.id : undefined;
