@@ -124,7 +124,7 @@ export function createChatActivities({ store, graph, policy, client, log, person
    * retrying (Meta unavailable, rate limited) is thrown, or with `onRetryable` 'stop' ends the sending
    * there: the results then cover only the replies before it, and the unsent parts' claims are given back.
    */
-  async function sendReplies(ch: ChannelState, chatId: string, replies: ReplyInput[], onRetryable: 'throw' | 'stop'): Promise<ReplyResult[]> {
+  async function formatAndSend(ch: ChannelState, chatId: string, replies: ReplyInput[], onRetryable: 'throw' | 'stop'): Promise<ReplyResult[]> {
     const limit = PROVIDER_INFO[ch.provider].textLimit;
     const planned = replies.map((r) => ({ r, parts: formatReply(r.markdown, { limit }).map((text, i) => ({ key: `${r.replyKey}#${i + 1}`, address: r.to, text })) }));
     // Keys are unique: one reply per inbound message, one key per part. The claim is this attempt's own: a
@@ -276,7 +276,7 @@ export function createChatActivities({ store, graph, policy, client, log, person
         leading.push({ at, reply });
       }
       if (!leading.length) return admissions;
-      const sent = await sendReplies(ch, messages[0].chat.id, leading.map((x) => x.reply), 'stop');
+      const sent = await formatAndSend(ch, messages[0].chat.id, leading.map((x) => x.reply), 'stop');
       for (const [i, result] of sent.entries()) (admissions[leading[i].at] as { sent?: ReplyResult }).sent = result;
       return admissions;
     },
@@ -322,14 +322,14 @@ export function createChatActivities({ store, graph, policy, client, log, person
       throw ApplicationFailure.create({ type: FAILURE.agentFailed, message: `Agent kind "${agent.kind}" cannot run in an activity.`, nonRetryable: true });
     },
 
-    /** Sends replies (see {@link sendReplies}); a failure worth retrying fails the activity, which retries. */
+    /** Sends replies (see {@link formatAndSend}); a failure worth retrying fails the activity, which retries. */
     async deliverReplies({ channelId, chatId, replies }: { channelId: string; chatId: string; replies: ReplyInput[] }): Promise<ReplyResult[]> {
       const ch = await store.channels.getRecent(channelId);
       if (!ch) return replies.map(() => ({ ok: true, ids: [] }));
       if (ch.provider === 'whatsapp_user' && !personal) {
         throw ApplicationFailure.create({ type: FAILURE.sessionUnavailable, message: 'This worker holds no WhatsApp session for the channel.', nonRetryable: false });
       }
-      return sendReplies(ch, chatId, replies, 'throw');
+      return formatAndSend(ch, chatId, replies, 'throw');
     },
 
     /** Applies delivery statuses to the outbound message log. */

@@ -164,7 +164,8 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
   /** Outcomes decided in the workflow (agent failed, no answer), written once per batch. */
   let outcomes: Array<{ id: string; status: string; detail?: Record<string, unknown> }> = [];
 
-  const sendReplies = async (items: typeof outbox): Promise<ReplyResult[]> => {
+  /** Hands outbox items to the deliverReplies activity: one call per run of items sharing a send queue. */
+  const deliverOutbox = async (items: typeof outbox): Promise<ReplyResult[]> => {
     const results: ReplyResult[] = [];
     for (let i = 0; i < items.length; ) {
       // Personal accounts send through the socket on the worker that holds the session: its own queue.
@@ -191,7 +192,7 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
     outbox = [];
     // Admission may already have sent some replies; the rest go now.
     const toSend = items.filter((x) => x.reply && !x.sent);
-    const sent = toSend.length ? await sendReplies(toSend) : [];
+    const sent = toSend.length ? await deliverOutbox(toSend) : [];
     let next = 0; // results come back in the order of the items they were sent for
     let credentialProblem: string | undefined;
     for (const item of items) {

@@ -38,7 +38,7 @@ export type CredentialCheck =
   | { ok: false; problem: CredentialProblem; reason: string };
 
 /** A text to send. `to` may carry a leading `+`; `replyTo` is the wamid to quote. */
-export interface SendTextInput {
+export interface GraphSendTextInput {
   phoneNumberId: string;
   accessToken: string;
   to: string;
@@ -70,7 +70,7 @@ export interface SubscribedApp {
 /** The Graph API operations Wharf uses. */
 export interface GraphClient {
   checkCredentials(creds: CloudCredentials): Promise<CredentialCheck>;
-  sendText(input: SendTextInput): Promise<{ messageId: string }>;
+  sendText(input: GraphSendTextInput): Promise<{ messageId: string }>;
   markRead(input: MarkReadInput): Promise<void>;
   /** `GET /{waba-id}/subscribed_apps`: the apps that receive this account's webhooks (none: no inbound). */
   subscribedApps(input: BusinessAccountInput): Promise<SubscribedApp[]>;
@@ -422,7 +422,7 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
     return verifiedName ? { ok: true, displayPhoneNumber, verifiedName } : { ok: true, displayPhoneNumber };
   }
 
-  async function sendText(input: SendTextInput): Promise<{ messageId: string }> {
+  async function sendText(input: GraphSendTextInput): Promise<{ messageId: string }> {
     // A user known only by a business-scoped user id (BSUID) is addressed with `recipient` (Meta's Messages
     // API: `to` takes phone numbers, `recipient` a BSUID or parent BSUID).
     const to = toGraphRecipient(input.to);
