@@ -1,5 +1,6 @@
 /** Activities of the channel workflow: the store's read model, releasing a channel, provider checks. */
 import { ApplicationFailure } from '@temporalio/activity';
+import { FAILURE } from '../lib/errors.js';
 import type { GraphClient } from '../lib/graph/graph-client.js';
 import { GraphError } from '../lib/graph/graph-client.js';
 import type { Logger } from '../lib/logger.js';
@@ -92,7 +93,7 @@ export function createChannelActivities({ store, graph, log }: ChannelActivityDe
         return { ok: true, selfAddress: digits ? `+${digits}` : undefined };
       } catch (err) {
         // Transient (network, 5xx, rate limit): let the retry policy try again; the message is safe to show.
-        if (err instanceof GraphError) throw ApplicationFailure.create({ type: err.failureType ?? 'WharfGraphUnavailable', message: err.message, nonRetryable: !err.retryable });
+        if (err instanceof GraphError) throw ApplicationFailure.create({ type: err.failureType ?? FAILURE.graphUnavailable, message: err.message, nonRetryable: !err.retryable });
         throw err;
       }
     },

@@ -7,6 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { FAILURE } from '../lib/errors.js';
+import { channelWorkflowId } from '../lib/workflow-ids.js';
 import { formatReply } from '../lib/format/index.js';
 import type { GraphClient } from '../lib/graph/graph-client.js';
 import { GraphError } from '../lib/graph/graph-client.js';
@@ -14,10 +15,10 @@ import type { Logger } from '../lib/logger.js';
 import { isLiveCode, isPairedSender } from '../lib/pairing.js';
 import type { PolicyService } from '../lib/policy/service.js';
 import type { AgentRecord, Store } from '../lib/store/store.js';
-import { PROVIDER_INFO, type ChannelState, type CredentialRef, type DeliveryStatus, type InboundMessage, type InboundMode, type Provider } from '../lib/types.js';
+import { PROVIDER_INFO, type ChannelState, type DeliveryStatus, type InboundMessage, type InboundMode, type Provider } from '../lib/types.js';
 import { pairSender } from '../workflows/channel-messages.js';
 import { answerReply, pairedReply, type ReplyInput, type Turn } from '../workflows/chat-messages.js';
-import { completeChat, type OpenAiAgentConfig } from './openai-agent.js';
+import { completeChat, OpenAiAgentConfigSchema } from './openai-agent.js';
 import { resolveChannelSecret, resolveSecret } from './secrets.js';
 
 /** What the chat activities need. */
@@ -123,7 +124,7 @@ export function createChatActivities({ store, graph, policy, client, log, person
    * retrying (Meta unavailable, rate limited) is thrown, or with `onRetryable` 'stop' ends the sending
    * there: the results then cover only the replies before it, and the unsent parts' claims are given back.
    */
-  async function sendReplies(ch: ChannelState, chatId: string, replies: ReplyInput[], onRetryable: 'throw' | 'stop'): Promise<ReplyResult[]> {
+  async function formatAndSend(ch: ChannelState, chatId: string, replies: ReplyInput[], onRetryable: 'throw' | 'stop'): Promise<ReplyResult[]> {
     const limit = PROVIDER_INFO[ch.provider].textLimit;
     const planned = replies.map((r) => ({ r, parts: formatReply(r.markdown, { limit }).map((text, i) => ({ key: `${r.replyKey}#${i + 1}`, address: r.to, text })) }));
     // Keys are unique: one reply per inbound message, one key per part. The claim is this attempt's own: a
@@ -166,7 +167,7 @@ export function createChatActivities({ store, graph, policy, client, log, person
               await store.messages.recordOutbound({ ...base, status: err.retryable ? 'sending' : 'failed', detail: { code: err.code, title: err.title, message: err.message } });
               await store.diagnostics.sendError(ch.id, { code: err.code, message: err.message });
               log.warn({ channelId: ch.id, code: err.code, retryable: err.retryable }, 'send refused by the Graph API');
-              throw ApplicationFailure.create({ type: err.failureType ?? 'WharfGraphUnavailable', message: err.message, nonRetryable: !err.retryable, details: [{ code: err.code }] });
+              throw ApplicationFailure.create({ type: err.failureType ?? FAILURE.graphUnavailable, message: err.message, nonRetryable: !err.retryable, details: [{ code: err.code }] });
             }
             await store.messages.completeOutbound({ channelId: ch.id, key: part.key, providerId: messageId, inbound: last ? outcome : undefined });
             ids.push(messageId);
@@ -235,7 +236,7 @@ export function createChatActivities({ store, graph, policy, client, log, person
           const paired = await pairingGate.run(ch.id, async () => {
             const now = await store.channels.get(ch.id);
             if (!now || !isLiveCode(now, message.text, Date.now())) return retriedPairing(now, message);
-            const handle = client.workflow.getHandle(`channel-${ch.id}`);
+            const handle = client.workflow.getHandle(channelWorkflowId(ch.id));
             return (await handle.executeUpdate(pairSender, { args: [{ code: message.text, address: message.sender.address, messageId: message.id }] })).paired;
           });
           if (paired) {
@@ -275,7 +276,7 @@ export function createChatActivities({ store, graph, policy, client, log, person
         leading.push({ at, reply });
       }
       if (!leading.length) return admissions;
-      const sent = await sendReplies(ch, messages[0].chat.id, leading.map((x) => x.reply), 'stop');
+      const sent = await formatAndSend(ch, messages[0].chat.id, leading.map((x) => x.reply), 'stop');
       for (const [i, result] of sent.entries()) (admissions[leading[i].at] as { sent?: ReplyResult }).sent = result;
       return admissions;
     },
@@ -305,7 +306,11 @@ export function createChatActivities({ store, graph, policy, client, log, person
     async runAgent({ agent, channelId, history, text, imageMediaId }: { agent: AgentRecord; channelId: string; history: Turn[]; text: string; imageMediaId?: string }): Promise<{ reply: string }> {
       if (agent.kind === 'echo') return { reply: text };
       if (agent.kind === 'openai') {
-        const cfg = agent.config as unknown as OpenAiAgentConfig & { apiKey: CredentialRef };
+        const parsed = OpenAiAgentConfigSchema.safeParse(agent.config);
+        if (!parsed.success) {
+          throw ApplicationFailure.create({ type: FAILURE.agentFailed, message: `Agent "${agent.id}" has a stored config that is not an OpenAI-compatible one (${parsed.error.issues.map((i) => i.path.join('.') || 'config').join(', ')}); add the agent again.`, nonRetryable: true });
+        }
+        const cfg = parsed.data;
         const ch = await store.channels.getRecent(channelId);
         const label = `agent ${agent.id} apiKey`;
         const apiKey = ch ? await resolveChannelSecret({ store, client }, ch, label, cfg.apiKey) : await resolveSecret(store, label, cfg.apiKey);
@@ -317,14 +322,14 @@ export function createChatActivities({ store, graph, policy, client, log, person
       throw ApplicationFailure.create({ type: FAILURE.agentFailed, message: `Agent kind "${agent.kind}" cannot run in an activity.`, nonRetryable: true });
     },
 
-    /** Sends replies (see {@link sendReplies}); a failure worth retrying fails the activity, which retries. */
+    /** Sends replies (see {@link formatAndSend}); a failure worth retrying fails the activity, which retries. */
     async deliverReplies({ channelId, chatId, replies }: { channelId: string; chatId: string; replies: ReplyInput[] }): Promise<ReplyResult[]> {
       const ch = await store.channels.getRecent(channelId);
       if (!ch) return replies.map(() => ({ ok: true, ids: [] }));
       if (ch.provider === 'whatsapp_user' && !personal) {
-        throw ApplicationFailure.create({ type: 'WharfSessionUnavailable', message: 'This worker holds no WhatsApp session for the channel.', nonRetryable: false });
+        throw ApplicationFailure.create({ type: FAILURE.sessionUnavailable, message: 'This worker holds no WhatsApp session for the channel.', nonRetryable: false });
       }
-      return sendReplies(ch, chatId, replies, 'throw');
+      return formatAndSend(ch, chatId, replies, 'throw');
     },
 
     /** Applies delivery statuses to the outbound message log. */

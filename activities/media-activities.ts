@@ -7,6 +7,7 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { createHash } from 'node:crypto';
+import { FAILURE } from '../lib/errors.js';
 import { GraphError, MediaDownloadError, type GraphClient } from '../lib/graph/graph-client.js';
 import type { Logger } from '../lib/logger.js';
 import { MEDIA_KINDS, MEDIA_LIMITS, mimeAllowed, type MediaKind, type MediaRef } from '../lib/media.js';
@@ -76,7 +77,7 @@ export function createMediaActivities({ store, graph, log }: { store: Store; gra
           if (err instanceof GraphError && !err.retryable)
             return done({ ...base, missing: `Meta refused the media lookup (${err.code}: ${err.title})` });
           throw ApplicationFailure.create({
-            type: 'WharfGraphUnavailable',
+            type: FAILURE.graphUnavailable,
             message: `Looking up the media failed: ${(err as Error).message}`,
             nonRetryable: false,
           });
@@ -102,7 +103,7 @@ export function createMediaActivities({ store, graph, log }: { store: Store; gra
           if (err instanceof MediaDownloadError && err.reason === 'too_big')
             return done({ ...base, mime, missing: err.message });
           throw ApplicationFailure.create({
-            type: 'WharfGraphUnavailable',
+            type: FAILURE.graphUnavailable,
             message: `Downloading the media failed: ${(err as Error).message}`,
             nonRetryable: false,
           });

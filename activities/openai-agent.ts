@@ -4,14 +4,34 @@
  * wire format is small and stable, and retries belong to the activity's retry policy, not to a client.
  */
 import { ApplicationFailure } from '@temporalio/activity';
+import { z } from 'zod';
 import { FAILURE } from '../lib/errors.js';
 import type { Turn } from '../workflows/chat-messages.js';
 
-/** The agent's stored config (the key is a credential ref, resolved at the moment of use). */
-export interface OpenAiAgentConfig {
-  baseUrl: string;
-  model: string;
-  system?: string;
+/** The agent's stored config, read back from the store (the key is a credential ref, resolved at the moment of use). */
+export const OpenAiAgentConfigSchema = z.object({
+  baseUrl: z.string().min(1),
+  model: z.string().min(1),
+  system: z.string().optional(),
+  apiKey: z.object({ vault: z.string(), item: z.string(), field: z.string() }),
+});
+
+/** The parts of the stored config a chat-completions call uses. */
+export type OpenAiAgentConfig = Omit<z.infer<typeof OpenAiAgentConfigSchema>, 'apiKey'>;
+
+/** What is read of an error answer: Meta-style `{error: {message}}`; anything else gives no detail. */
+const ErrorAnswerSchema = z.object({ error: z.object({ message: z.string() }) });
+
+/** What is read of a chat-completions answer: the first choice's text; the rest is the endpoint's business. */
+const CompletionSchema = z.object({ choices: z.array(z.object({ message: z.object({ content: z.string() }) })).min(1) });
+
+/** JSON.parse that answers `undefined` for text that is not JSON. */
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
 
 /** One chat-completions call: the system prompt, the conversation window, then the new message. */
@@ -34,17 +54,12 @@ export async function completeChat(cfg: OpenAiAgentConfig, apiKey: string, histo
     });
   } catch (err) {
     // Network errors and timeouts: retried by the activity's policy.
-    throw ApplicationFailure.create({ type: 'WharfAgentUnavailable', message: `The model endpoint ${cfg.baseUrl} could not be reached (${(err as Error).name}).`, nonRetryable: false });
+    throw ApplicationFailure.create({ type: FAILURE.agentUnavailable, message: `The model endpoint ${cfg.baseUrl} could not be reached (${(err as Error).name}).`, nonRetryable: false });
   }
   const body = await res.text();
   if (!res.ok) {
-    let detail = '';
-    try {
-      detail = (JSON.parse(body) as { error?: { message?: string } }).error?.message ?? '';
-    } catch {
-      detail = '';
-    }
-    detail = detail.split(apiKey).join('[redacted]').slice(0, 300);
+    const error = ErrorAnswerSchema.safeParse(parseJson(body));
+    const detail = (error.success ? error.data.error.message : '').split(apiKey).join('[redacted]').slice(0, 300);
     if (res.status === 401 || res.status === 403) {
       throw ApplicationFailure.create({
         type: FAILURE.agentFailed,
@@ -54,18 +69,16 @@ export async function completeChat(cfg: OpenAiAgentConfig, apiKey: string, histo
     }
     const retryable = res.status === 408 || res.status === 409 || res.status === 429 || res.status >= 500;
     throw ApplicationFailure.create({
-      type: retryable ? 'WharfAgentUnavailable' : FAILURE.agentFailed,
+      type: retryable ? FAILURE.agentUnavailable : FAILURE.agentFailed,
       message: `The model endpoint answered HTTP ${res.status}${detail ? `: ${detail}` : ''}.`,
       nonRetryable: !retryable,
     });
   }
-  let parsed: { choices?: Array<{ message?: { content?: string | null } }> };
-  try {
-    parsed = JSON.parse(body);
-  } catch {
+  const parsed = parseJson(body);
+  if (parsed === undefined) {
     throw ApplicationFailure.create({ type: FAILURE.agentFailed, message: 'The model endpoint answered with something that is not JSON.', nonRetryable: true });
   }
-  const content = parsed.choices?.[0]?.message?.content;
-  if (typeof content !== 'string') throw ApplicationFailure.create({ type: FAILURE.agentFailed, message: 'The model endpoint answered without choices[0].message.content.', nonRetryable: true });
-  return content;
+  const answer = CompletionSchema.safeParse(parsed);
+  if (!answer.success) throw ApplicationFailure.create({ type: FAILURE.agentFailed, message: 'The model endpoint answered without choices[0].message.content.', nonRetryable: true });
+  return answer.data.choices[0].message.content;
 }

@@ -4,6 +4,7 @@ import type { Client } from '@temporalio/client';
 import { FAILURE } from '../lib/errors.js';
 import type { Store } from '../lib/store/store.js';
 import type { ChannelState, ConfigValue, CredentialRef } from '../lib/types.js';
+import { channelWorkflowId } from '../lib/workflow-ids.js';
 import { VaultError, vaultRegistry } from '../lib/vaults/index.js';
 import { reportProblem } from '../workflows/channel-messages.js';
 
@@ -45,7 +46,7 @@ export const VAULT_RETRY_NOTE = 'Wharf retries until the vault answers.';
 export async function resolveChannelSecret(deps: { store: Store; client: Client }, ch: ChannelState, field: string, value: ConfigValue | undefined): Promise<string> {
   const tell = async (reason: string): Promise<void> => {
     await deps.client.workflow
-      .getHandle(`channel-${ch.id}`)
+      .getHandle(channelWorkflowId(ch.id))
       .signal(reportProblem, { reason })
       .catch(() => undefined); // a deleted channel: nothing to tell
   };

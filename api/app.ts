@@ -8,6 +8,7 @@ import express, { type Express } from 'express';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../lib/config.js';
 import { createGraphClient, type GraphClient } from '../lib/graph/graph-client.js';
+import { processDeliveries, type InboundDeliveries } from '../lib/inbound-delivery.js';
 import type { Logger } from '../lib/logger.js';
 import { metricsHandler, webhookMetrics } from '../lib/metrics.js';
 import type { PolicyService } from '../lib/policy/service.js';
@@ -43,6 +44,8 @@ export interface ApiDeps {
   version: string;
   /** The Graph API client (default: one built from the config). */
   graph?: GraphClient;
+  /** The process's inbound deliveries, shared with the worker (lib/inbound-delivery.ts). @default processDeliveries */
+  deliveries?: InboundDeliveries;
 }
 
 /** The app, plus its part in a graceful stop. */
@@ -83,7 +86,7 @@ export function answerClientErrors(server: Server): void {
 /** Builds the Express app. */
 export function createApp(deps: ApiDeps): WharfApp {
   const { config, store, client, policy, log } = deps;
-  const gateway = createChannelGateway({ client, store, config });
+  const gateway = createChannelGateway({ client, store, config, deliveries: deps.deliveries ?? processDeliveries });
   const refusals = createRefusalCounter({ store, log: log.child({ component: 'webhook' }) });
   const drain = createDrain();
   const app = Object.assign(express(), {

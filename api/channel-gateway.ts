@@ -7,17 +7,15 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { Config } from '../lib/config.js';
 import { notFound } from '../lib/errors.js';
 import { PAIRING_TTL_MS } from '../lib/pairing.js';
-import { deliverInbound } from '../lib/inbound-delivery.js';
+import type { InboundDeliveries } from '../lib/inbound-delivery.js';
 import { WharfChannelStatus, WharfProvider, WharfSpace } from '../lib/search-attributes.js';
 import type { Store } from '../lib/store/store.js';
 import { channelDetails, channelSummary } from '../lib/workflow-metadata.js';
 import type { ChannelState, DeliveryStatus, InboundMessage, InboundMode, NumberChange, Provider, UnhandledInbound } from '../lib/types.js';
 import { PROVIDER_INFO } from '../lib/types.js';
+import { channelWorkflowId } from '../lib/workflow-ids.js';
 import { movePairedAddress, webhookVerified } from '../workflows/channel-messages.js';
 import type { channelWorkflow } from '../workflows/channel-workflow.js';
-
-/** Workflow id of a channel. */
-export const channelWorkflowId = (id: string): string => `channel-${id}`;
 
 /** A new channel id: `ch_` and 10 lowercase base32 characters. */
 export function newChannelId(): string {
@@ -60,7 +58,7 @@ export function newPairingCode(): { code: string; expiresAt: string } {
 }
 
 /** Creates the gateway. */
-export function createChannelGateway({ client, store, config }: { client: Client; store: Store; config: Config }) {
+export function createChannelGateway({ client, store, config, deliveries }: { client: Client; store: Store; config: Config; deliveries: InboundDeliveries }) {
   const taskQueue = config.temporal.taskQueue;
   const listeners: Array<(id: string) => void> = [];
 
@@ -148,7 +146,7 @@ export function createChannelGateway({ client, store, config }: { client: Client
 
     /** Hands a webhook's messages and statuses durably to their chat workflows (see lib/inbound-delivery). */
     deliver(channelId: string, messages: InboundMessage[], deliveryStatuses: DeliveryStatus[]): Promise<void> {
-      return deliverInbound(client, taskQueue, channelId, messages, deliveryStatuses);
+      return deliveries.of(client, taskQueue).deliver(channelId, messages, deliveryStatuses);
     },
   };
 }

@@ -6,14 +6,12 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { ZodError } from 'zod';
-import { WharfError, type ErrorCode } from '../lib/errors.js';
+import { WharfError, refusalCode, type ErrorCode } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { InvalidPolicyError, type PolicyError } from '../lib/policy/engine.js';
 
 /** Our code for a 4xx status set by Express or a body parser. */
 const CLIENT_ERROR_CODES: Record<number, ErrorCode> = { 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 409: 'conflict', 413: 'too_large' };
-
-const REFUSAL_CODES: Record<string, ErrorCode> = { InvalidRequest: 'validation_failed', NotPossibleNow: 'not_possible_now', NotFound: 'not_found' };
 
 /** Converts anything thrown by a handler into a WharfError that is safe to show. */
 export function toWharfError(err: unknown): WharfError {
@@ -30,7 +28,7 @@ export function toWharfError(err: unknown): WharfError {
     return new WharfError('invalid_policy', `The policies were refused by Cedar: ${errors.map((e) => e.message).join('; ')}. The previous policies stay in force.`, errors);
   }
   if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
-    return new WharfError(REFUSAL_CODES[err.cause.type ?? ''] ?? 'not_possible_now', err.cause.message);
+    return new WharfError(refusalCode(err.cause.type), err.cause.message);
   }
   if (err instanceof WorkflowNotFoundError) return new WharfError('not_found', 'That channel was not found.');
   const e = err as { type?: string; status?: number; statusCode?: number; limit?: number; body?: unknown };

@@ -10,9 +10,10 @@
  * Sessions live in this process's memory with an absolute lifetime: a restart logs operators out, which
  * costs one login, and no session secret ever lands on disk (no store migration needed).
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
+import { sameSecret } from '../lib/constant-time.js';
 import { WharfError } from '../lib/errors.js';
 
 /** Name of the session cookie. */
@@ -31,11 +32,6 @@ const MAX_SESSIONS = 10_000;
 export type AuthVia = { via: 'bearer' } | { via: 'session'; expiresAt: number };
 
 const digest = (s: string): string => createHash('sha256').update(s).digest('hex');
-
-function sameSecret(given: string, expected: Buffer): boolean {
-  const g = Buffer.from(given);
-  return g.length === expected.length && timingSafeEqual(g, expected);
-}
 
 function cookieValue(req: Request, name: string): string | null {
   for (const part of (req.header('cookie') ?? '').split(';')) {

@@ -3,8 +3,8 @@
  * the raw body bytes, in constant time, before anything else is looked at or recorded; a good request is
  * answered 200 only once every event in it is durably in Temporal.
  */
-import { timingSafeEqual } from 'node:crypto';
 import express, { Router } from 'express';
+import { sameSecret } from '../lib/constant-time.js';
 import { WharfError } from '../lib/errors.js';
 import { parseWebhookPayload, verifySignature } from '../lib/graph/webhook.js';
 import type { Logger } from '../lib/logger.js';
@@ -17,12 +17,6 @@ import type { StrangerScreen } from './stranger-screen.js';
 import { idParam } from './params.js';
 import type { RefusalCounter } from './refusal-counter.js';
 
-const sameSecret = (a: string, b: string): boolean => {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-};
-
 /** Builds the router mounted at `/webhooks/whatsapp`. */
 export function webhookRouter({ gateway, store, screen, log, refusals }: { gateway: ChannelGateway; store: Store; screen: StrangerScreen; log: Logger; refusals: RefusalCounter }): Router {
   const r = Router();
@@ -33,9 +27,11 @@ export function webhookRouter({ gateway, store, screen, log, refusals }: { gatew
   // Config changes through this process drop the entry at once. On a store shared by several nodes the
   // channel is read every time and the copy serves only while the channel's version is unchanged, so
   // another node's change (a new app secret, a disconnect) applies to the next request here too.
-  const CACHE_MS = 2000;
-  const cache = new Map<string, { ch: ChannelState; appSecret: string | null; at: number }>();
-  gateway.onChange((id) => cache.delete(id));
+  // Not a second channel cache: what it keeps is the app secret resolved for a channel version (the channel
+  // itself is re-read whenever the store is shared); the store's own copy (channels.getRecent) serves admission.
+  const CONTEXT_MS = 2000;
+  const eventContexts = new Map<string, { ch: ChannelState; appSecret: string | null; at: number }>();
+  gateway.onChange((id) => eventContexts.delete(id));
 
   const cloudChannel = async (id: string): Promise<ChannelState> => {
     const ch = await store.channels.get(id);
@@ -71,13 +67,13 @@ export function webhookRouter({ gateway, store, screen, log, refusals }: { gatew
     }
   };
   const eventContext = async (id: string): Promise<{ ch: ChannelState; appSecret: string | null }> => {
-    const hit = cache.get(id);
-    if (hit && !store.shared && Date.now() - hit.at < CACHE_MS) return hit;
+    const hit = eventContexts.get(id);
+    if (hit && !store.shared && Date.now() - hit.at < CONTEXT_MS) return hit;
     const ch = await cloudChannel(id);
-    if (hit && ch.version === hit.ch.version && Date.now() - hit.at < CACHE_MS) return hit;
+    if (hit && ch.version === hit.ch.version && Date.now() - hit.at < CONTEXT_MS) return hit;
     const entry = { ch, appSecret: await secret(ch, 'app_secret'), at: Date.now() };
-    if (cache.size > 10_000) cache.clear();
-    cache.set(id, entry);
+    if (eventContexts.size > 10_000) eventContexts.clear();
+    eventContexts.set(id, entry);
     return entry;
   };
   // Misrouted events are logged at most once a minute per channel (each is on the message log anyway).
@@ -136,7 +132,7 @@ export function webhookRouter({ gateway, store, screen, log, refusals }: { gatew
     unhandled.push(...denied);
     await store.messages.recordUnhandled(ch.id, unhandled);
     await gateway.deliver(ch.id, toChats, parsed.statuses);
-    await Promise.all([noteWebhook(ch.id), ch.status === 'setup' ? gateway.verified(ch).then(() => cache.delete(ch.id)) : undefined]);
+    await Promise.all([noteWebhook(ch.id), ch.status === 'setup' ? gateway.verified(ch).then(() => eventContexts.delete(ch.id)) : undefined]);
     res.status(200).json({ ok: true, messages: parsed.messages.length, statuses: parsed.statuses.length, recorded: unhandled.length });
   });
 

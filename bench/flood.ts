@@ -6,7 +6,7 @@
  * channel's workflow gained (the design says: none).
  */
 import { Client, Connection } from '@temporalio/client';
-import { chatWorkflowId } from '../workflows/chat-messages.js';
+import { channelWorkflowId, chatWorkflowId } from '../lib/workflow-ids.js';
 import { percentile, round, runOpenLoop, sleep, type StepResult } from './load.js';
 import {
   benchText,
@@ -94,7 +94,7 @@ export async function runFlood(
   const connection = await Connection.connect({ address: system.data.temporal.address });
   const client = new Client({ connection, namespace: system.data.temporal.namespace });
   const historyLength = async (): Promise<number> =>
-    (await client.workflow.getHandle(`channel-${target.id}`).fetchHistory()).events?.length ?? 0;
+    (await client.workflow.getHandle(channelWorkflowId(target.id)).fetchHistory()).events?.length ?? 0;
 
   const tracker = new ReplyTracker(fake);
   let friendSeq = 0;

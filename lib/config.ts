@@ -178,6 +178,17 @@ function temporalSecurity(e: Env): TemporalSecurity {
   };
 }
 
+/** Where to look for the `temporal` CLI (lib/temporal-cli.ts): `TEMPORAL_CLI_PATH`, then the directories of `PATH`. */
+export interface TemporalCliSearch {
+  cliPath?: string;
+  searchPath?: string;
+}
+
+/** The environment's {@link TemporalCliSearch}; read apart from {@link loadConfig} because tests and benches need it before a config exists. */
+export function temporalCliSearch(env: NodeJS.ProcessEnv = process.env): TemporalCliSearch {
+  return { cliPath: env.TEMPORAL_CLI_PATH || undefined, searchPath: env.PATH };
+}
+
 /** Loads the full configuration: parses the environment and creates the data dir and generated secrets. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parseEnv(env);

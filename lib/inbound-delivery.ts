@@ -184,33 +184,50 @@ export class InboundDelivery {
   }
 }
 
-const shared = new WeakMap<Client, Map<string, InboundDelivery>>();
+/**
+ * The deliveries of a process, one per client and task queue, so that every caller delivering to a chat shares
+ * its group commit and its remembered run ids. Made once at start-up and handed to what delivers (the API's
+ * channel gateway) and to the worker, which tells it to start new chats through its own connection.
+ */
+export class InboundDeliveries {
+  private readonly byClient = new WeakMap<Client, Map<string, InboundDelivery>>();
 
-/** The process-wide deliveries of one client, by task queue. */
-function deliveriesOf(client: Client): Map<string, InboundDelivery> {
-  let byQueue = shared.get(client);
-  if (!byQueue) shared.set(client, (byQueue = new Map()));
-  return byQueue;
-}
+  private queuesOf(client: Client): Map<string, InboundDelivery> {
+    let byQueue = this.byClient.get(client);
+    if (!byQueue) this.byClient.set(client, (byQueue = new Map()));
+    return byQueue;
+  }
 
-/** The process-wide {@link InboundDelivery} of this client and task queue. */
-export function inboundDeliveryFor(client: Client, taskQueue: string): InboundDelivery {
-  const byQueue = deliveriesOf(client);
-  let d = byQueue.get(taskQueue);
-  if (!d) byQueue.set(taskQueue, (d = new InboundDelivery(client, taskQueue)));
-  return d;
+  /** The {@link InboundDelivery} of this client and task queue (made on first use). */
+  of(client: Client, taskQueue: string): InboundDelivery {
+    const byQueue = this.queuesOf(client);
+    let d = byQueue.get(taskQueue);
+    if (!d) byQueue.set(taskQueue, (d = new InboundDelivery(client, taskQueue)));
+    return d;
+  }
+
+  /**
+   * Starts new chats of `client` and `taskQueue` through `starter`, a client on the connection of the worker
+   * that polls `taskQueue` in this process: their first workflow task then comes back with the start (eager
+   * start). Call before the first delivery.
+   */
+  startNewChatsThrough(client: Client, taskQueue: string, starter: Client): void {
+    this.queuesOf(client).set(taskQueue, new InboundDelivery(client, taskQueue, starter));
+  }
 }
 
 /**
- * Makes the process-wide delivery of `client` and `taskQueue` start new chats through `starter`, a client on
- * the connection of the worker that polls `taskQueue` in this process: their first workflow task then comes
- * back with the start (eager start). Call before the first delivery.
+ * The process's deliveries, for the callers that are not handed one yet (the personal session's inbound pump,
+ * until its split takes it as a dependency) and the default of the worker's and the API's deps.
  */
-export function useWorkerForStarts(client: Client, taskQueue: string, starter: Client): void {
-  deliveriesOf(client).set(taskQueue, new InboundDelivery(client, taskQueue, starter));
+export const processDeliveries = new InboundDeliveries();
+
+/** The {@link InboundDelivery} of this client and task queue in {@link processDeliveries}. */
+export function inboundDeliveryFor(client: Client, taskQueue: string): InboundDelivery {
+  return processDeliveries.of(client, taskQueue);
 }
 
-/** Delivers through the process-wide {@link InboundDelivery} of this client and task queue. */
+/** Delivers through {@link processDeliveries}' delivery of this client and task queue. */
 export function deliverInbound(client: Client, taskQueue: string, channelId: string, messages: InboundMessage[], deliveryStatuses: DeliveryStatus[] = []): Promise<void> {
-  return inboundDeliveryFor(client, taskQueue).deliver(channelId, messages, deliveryStatuses);
+  return processDeliveries.of(client, taskQueue).deliver(channelId, messages, deliveryStatuses);
 }

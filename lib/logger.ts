@@ -16,8 +16,11 @@ const stdout = {
   },
 };
 
-/** Creates the root logger; `redact` is a second line of defence for fields that could hold secrets. */
-export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info'): Logger {
+/**
+ * Creates the root logger at `level` (`LOG_LEVEL`, parsed by lib/config.ts); `redact` is a second line of
+ * defence for fields that could hold secrets.
+ */
+export function createLogger(level: string): Logger {
   return pino({
     level,
     base: { service: 'wharf' },

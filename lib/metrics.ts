@@ -4,7 +4,7 @@
  * channel gauges are read from the store at scrape time. The Temporal worker's own metrics (task
  * latencies, slots, sticky cache) are the SDK's, on WHARF_METRICS_ADDRESS.
  */
-import { timingSafeEqual } from 'node:crypto';
+import { sameSecret } from './constant-time.js';
 import type { RequestHandler } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { WharfError } from './errors.js';
@@ -126,7 +126,7 @@ export function metricsHandler(opts: {
   return async (req, res) => {
     const m = /^Bearer\s+(.+)$/i.exec(req.header('authorization') ?? '');
     const given = Buffer.from(m?.[1]?.trim() ?? '');
-    if (!accepted.some((t) => t.length === given.length && timingSafeEqual(t, given))) {
+    if (!accepted.some((t) => sameSecret(given, t))) {
       throw new WharfError(
         'unauthorized',
         'Missing or wrong bearer token: send Authorization: Bearer <WHARF_METRICS_TOKEN> (or the admin token).',

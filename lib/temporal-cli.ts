@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { temporalCliSearch, type TemporalCliSearch } from './config.js';
 import { projectRoot } from './paths.js';
 
 /** Where the binary came from, for the start-up log. */
@@ -39,9 +40,9 @@ function pythonScriptsDir(): string | undefined {
 }
 
 /** Resolves the `temporal` CLI (see module doc for the order). */
-export function resolveTemporalCli(env: NodeJS.ProcessEnv = process.env): ResolvedTemporalCli {
-  if (env.TEMPORAL_CLI_PATH) return { path: env.TEMPORAL_CLI_PATH, source: 'TEMPORAL_CLI_PATH' };
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
+export function resolveTemporalCli(where: TemporalCliSearch = temporalCliSearch()): ResolvedTemporalCli {
+  if (where.cliPath) return { path: where.cliPath, source: 'TEMPORAL_CLI_PATH' };
+  for (const dir of (where.searchPath ?? '').split(delimiter)) {
     if (dir && executable(join(dir, 'temporal'))) return { path: join(dir, 'temporal'), source: 'PATH' };
   }
   const local = join(projectRoot, '.tools', 'temporal', 'bin', 'temporal');

@@ -9,7 +9,7 @@ import { createMediaActivities } from '../activities/media-activities.js';
 import { createSignalActivities } from '../activities/signal-activities.js';
 import { createSessionActivities, type MakeSocket, type SessionActivityDeps } from '../activities/whatsapp-session.js';
 import type { GraphClient } from '../lib/graph/graph-client.js';
-import { useWorkerForStarts } from '../lib/inbound-delivery.js';
+import { processDeliveries, type InboundDeliveries } from '../lib/inbound-delivery.js';
 import type { Logger } from '../lib/logger.js';
 import type { PolicyService } from '../lib/policy/service.js';
 import type { Store } from '../lib/store/store.js';
@@ -42,6 +42,8 @@ export interface WorkerDeps {
   security?: TemporalSecurity;
   /** How long a cached workflow's next task waits for this worker before any worker may take it. @default {@link STICKY_QUEUE_TIMEOUT_MS} */
   stickyQueueTimeoutMs?: number;
+  /** The process's inbound deliveries: new chats are started through this worker's connection. @default processDeliveries */
+  deliveries?: InboundDeliveries;
 }
 
 /**
@@ -72,7 +74,7 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
   const connection = await NativeConnection.connect(temporalConnectionOptions(deps.address, deps.security));
   // New chats are started through a client on this connection: Temporal then hands their first workflow
   // task straight back to this worker (eager start; see lib/inbound-delivery.ts).
-  useWorkerForStarts(deps.client, deps.taskQueue, new Client({ connection, namespace: deps.namespace }));
+  (deps.deliveries ?? processDeliveries).startNewChatsThrough(deps.client, deps.taskQueue, new Client({ connection, namespace: deps.namespace }));
   const workflowBundle = deps.workflowBundle ?? (existsSync(prebuiltBundlePath) ? { codePath: prebuiltBundlePath } : await bundleWorkflows());
   // A queue of this process alone: a personal account's socket lives here, so its sends must come here.
   const sessionQueue = `${deps.taskQueue}-session-${randomUUID().slice(0, 8)}`;

@@ -21,6 +21,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ChannelActivities } from '../activities/channel-activities.js';
+import { FAILURE, FINAL_FAILURE_TYPES, REFUSAL, type RefusalType } from '../lib/errors.js';
 import { normalizePairingCode } from '../lib/pairing.js';
 import { channelDetails } from '../lib/workflow-metadata.js';
 import { WharfChannelStatus, WharfProvider, WharfSpace } from '../lib/search-attributes.js';
@@ -72,7 +73,7 @@ const handoffs = store;
 /** Provider checks: a few tries, then the operator is told. */
 const provider = proxyActivities<ChannelActivities>({
   startToCloseTimeout: '20 seconds',
-  retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: ['WharfMissingSecret'] },
+  retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [...FINAL_FAILURE_TYPES] },
 });
 
 /** A task waiting on this channel's space: a workflow (signalled) or an HTTP long-poll (in an update). */
@@ -103,16 +104,12 @@ export interface ChannelWorkflowInput {
   recheckConfig?: boolean;
 }
 
-/** The failure type of a vault that could not answer (lib/errors.ts FAILURE.vaultUnavailable). */
-const VAULT_UNAVAILABLE = 'WharfVaultUnavailable';
 /** First and longest wait between config re-checks while a vault is down (ms). */
 const RECHECK_FIRST_MS = 10_000;
 const RECHECK_MAX_MS = 5 * 60_000;
 
-/** Refusal types the API maps to HTTP statuses. */
-export const REFUSAL = { invalid: 'InvalidRequest', notPossible: 'NotPossibleNow', notFound: 'NotFound' } as const;
-
-const refuse = (type: string, message: string): never => {
+/** Refuses an update (its validator throws): the type is one of lib/errors.ts REFUSAL, which the API maps. */
+const refuse = (type: RefusalType, message: string): never => {
   throw ApplicationFailure.create({ type, message, nonRetryable: true });
 };
 
@@ -131,7 +128,7 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
 
   const touch = (): void => {
     s.version += 1;
-    s.updatedAt = new Date().toISOString();
+    s.updatedAt = new Date(workflowNow()).toISOString();
   };
   const setStatus = (status: ChannelStatus, reason: string): void => {
     s.status = status;
@@ -175,7 +172,7 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
       return { check: await provider.checkProviderConfig({ channelId: s.id, provider: s.provider, config }), vaultDown: false };
     } catch (err) {
       const cause = err instanceof ActivityFailure && err.cause ? err.cause : undefined;
-      if (cause instanceof ApplicationFailure && cause.type === VAULT_UNAVAILABLE) {
+      if (cause instanceof ApplicationFailure && cause.type === FAILURE.vaultUnavailable) {
         return { check: { ok: false, reason: `${cause.message}. Wharf checks the config again until the vault answers.` }, vaultDown: true };
       }
       return { check: { ok: false, reason: `Could not check the credentials with the provider (${cause?.message ?? String(err)}). Save the config again to retry.` }, vaultDown: false };
@@ -271,7 +268,7 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
       if (!live || !s.pairing) return { paired: false };
       s.lastPairing = { code: s.pairing.code, address, ...(messageId ? { messageId } : {}) };
       s.pairing = null; // one use
-      if (!s.pairedAddresses.some((p) => p.address === address)) s.pairedAddresses.push({ address, pairedAt: new Date().toISOString() });
+      if (!s.pairedAddresses.some((p) => p.address === address)) s.pairedAddresses.push({ address, pairedAt: new Date(workflowNow()).toISOString() });
       await commit();
       return { paired: true };
     },

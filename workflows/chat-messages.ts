@@ -27,8 +27,8 @@ export interface ChatState {
 /** The chat's current state. */
 export const chatState = defineQuery<ChatState>('state');
 
-/** The workflow id of a chat. */
-export const chatWorkflowId = (channelId: string, chatId: string): string => `chat-${channelId}-${chatId}`;
+/** The workflow id of a chat (built in lib/workflow-ids.ts; re-exported for the callers that import it from here). */
+export { chatWorkflowId } from '../lib/workflow-ids.js';
 
 /** One reply to send: Markdown for the chat, and the inbound message it answers (for its outcome). */
 export interface ReplyInput {

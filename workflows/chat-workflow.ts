@@ -24,7 +24,8 @@ import {
 import type { Admission, ChatActivities, ReplyResult } from '../activities/chat-activities.js';
 import type { MediaActivities } from '../activities/media-activities.js';
 import { mediaLine, mediaText, type MediaKind, type MediaRef } from '../lib/media.js';
-import { FAILURE } from '../lib/errors.js';
+import { FAILURE, FINAL_FAILURE_TYPES } from '../lib/errors.js';
+import { channelWorkflowId } from '../lib/workflow-ids.js';
 import type { DeliveryStatus, InboundMessage } from '../lib/types.js';
 import { handOff, reportProblem } from './channel-messages.js';
 import { answerReply, chatState, inbound, pairedReply, statuses, type ReplyInput, type Turn } from './chat-messages.js';
@@ -42,7 +43,7 @@ const local = proxyLocalActivities<ChatActivities>({
 /** Agents may think for a while; retried a few times (429/5xx), then the message is marked failed. */
 const agents = proxyActivities<ChatActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: [FAILURE.agentFailed] },
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: [...FINAL_FAILURE_TYPES] },
 });
 /** Sends: retried with backoff while Meta is unavailable or rate limiting; refusals are final. */
 const sends = proxyLocalActivities<ChatActivities>({
@@ -52,7 +53,7 @@ const sends = proxyLocalActivities<ChatActivities>({
     initialInterval: '1 second',
     maximumInterval: '1 minute',
     maximumAttempts: 10,
-    nonRetryableErrorTypes: [FAILURE.badToken, FAILURE.unknownPhoneNumber, FAILURE.missingPermission, FAILURE.sendRejected, FAILURE.missingSecret],
+    nonRetryableErrorTypes: [...FINAL_FAILURE_TYPES],
   },
 });
 
@@ -86,6 +87,31 @@ const BATCH = 50;
 const CREDENTIAL_FAILURES: string[] = [FAILURE.badToken, FAILURE.missingPermission, FAILURE.unknownPhoneNumber, FAILURE.missingSecret];
 /** Recent message ids kept in memory as a fast path; the store's unique key is the real dedupe. */
 const RECENT_IDS = 256;
+
+/** Fails a turn because of what the agent is or said (caught below: the message is marked failed). */
+const agentFailed = (message: string): never => {
+  throw ApplicationFailure.create({ type: FAILURE.agentFailed, message, nonRetryable: true });
+};
+
+// The two edges of a Temporal agent are checked by hand, not with zod: this runs in the workflow bundle,
+// which stays small and free of libraries the lint allow-list does not know.
+/** A Temporal agent's stored config (`{workflowType, taskQueue}`), checked. */
+function temporalAgentConfig(config: Record<string, unknown>): { workflowType: string; taskQueue: string } {
+  const { workflowType, taskQueue } = config;
+  if (typeof workflowType !== 'string' || !workflowType || typeof taskQueue !== 'string' || !taskQueue) {
+    return agentFailed('The agent has a stored config without a workflowType and taskQueue; add the agent again.');
+  }
+  return { workflowType, taskQueue };
+}
+
+/** The reply of an agent workflow's result `{reply?: string}` ('' = no answer); any other shape fails the turn. */
+function childReply(out: unknown): string {
+  if (out === undefined || out === null) return '';
+  if (typeof out !== 'object') return agentFailed(`The agent workflow returned a ${typeof out}, not {reply?: string}.`);
+  const { reply } = out as { reply?: unknown };
+  if (reply === undefined || reply === null) return '';
+  return typeof reply === 'string' ? reply : agentFailed(`The agent workflow's reply is a ${typeof reply}, not a string.`);
+}
 
 /** Input of a chat run (new chat, or continue-as-new carrying state and unprocessed work). */
 export interface ChatWorkflowInput {
@@ -138,7 +164,8 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
   /** Outcomes decided in the workflow (agent failed, no answer), written once per batch. */
   let outcomes: Array<{ id: string; status: string; detail?: Record<string, unknown> }> = [];
 
-  const sendReplies = async (items: typeof outbox): Promise<ReplyResult[]> => {
+  /** Hands outbox items to the deliverReplies activity: one call per run of items sharing a send queue. */
+  const deliverOutbox = async (items: typeof outbox): Promise<ReplyResult[]> => {
     const results: ReplyResult[] = [];
     for (let i = 0; i < items.length; ) {
       // Personal accounts send through the socket on the worker that holds the session: its own queue.
@@ -165,7 +192,7 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
     outbox = [];
     // Admission may already have sent some replies; the rest go now.
     const toSend = items.filter((x) => x.reply && !x.sent);
-    const sent = toSend.length ? await sendReplies(toSend) : [];
+    const sent = toSend.length ? await deliverOutbox(toSend) : [];
     let next = 0; // results come back in the order of the items they were sent for
     let credentialProblem: string | undefined;
     for (const item of items) {
@@ -178,7 +205,7 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
       outcomes.push({ id: item.m.id, status: 'failed', detail: { reason: r.message } });
     }
     if (credentialProblem) {
-      await getExternalWorkflowHandle(`channel-${channelId}`).signal(reportProblem, {
+      await getExternalWorkflowHandle(channelWorkflowId(channelId)).signal(reportProblem, {
         status: 'failed',
         reason: `Sending failed: ${credentialProblem}. Fix the config and save it again.`,
       });
@@ -210,7 +237,7 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
     }
     if (admission.mode === 'signal') {
       const message = { id: m.id, channelId, space: admission.space, chat: m.chat, sender: m.sender, text: media ? mediaText(media) : m.text, timestamp: m.timestamp, ...(media ? { media } : {}) };
-      await getExternalWorkflowHandle(`channel-${channelId}`).signal(handOff, { message });
+      await getExternalWorkflowHandle(channelWorkflowId(channelId)).signal(handOff, { message });
       return;
     }
     // An edit reaches an agent as an edit of what it saw before; echo answers the new text as it is.
@@ -229,15 +256,15 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
         window ??= await local.loadWindow({ channelId, chatId, limit: WINDOW_TURNS });
         const history = [...window];
         if (admission.agent.kind === 'temporal') {
-          const cfg = admission.agent.config as { workflowType: string; taskQueue: string };
-          const out = await executeChild<(arg: unknown) => Promise<{ reply?: string }>>(cfg.workflowType, {
+          const cfg = temporalAgentConfig(admission.agent.config);
+          const out = await executeChild<(arg: unknown) => Promise<unknown>>(cfg.workflowType, {
             taskQueue: cfg.taskQueue,
             workflowId: `agent-${channelId}-${m.id}`,
             // A wrong workflow type or a queue nobody polls must fail the turn, not block the chat forever.
             workflowExecutionTimeout: '5 minutes',
             args: [{ channel: channelId, chat: m.chat, sender: m.sender, text: said, ...(m.edit ? { edit: m.edit } : {}), ...(media ? { media } : {}), history }],
           });
-          answer = out?.reply ?? '';
+          answer = childReply(out);
         } else {
           // A vision model sees a stored image inline; the data URL is built in the activity, not carried here.
           const image = media?.id && (media.kind === 'image' || media.kind === 'sticker') && (media.size ?? 0) <= VISION_MAX_BYTES ? media.id : undefined;
@@ -261,7 +288,7 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
     outbox.push({
       m,
       sessionQueue: admission.sessionQueue,
-      turns: [userTurn, { role: 'assistant', text: answer, at: new Date().toISOString() }],
+      turns: [userTurn, { role: 'assistant', text: answer, at: new Date(workflowNow()).toISOString() }],
       reply: answerReply(m, answer),
       sent: admission.sent,
     });

@@ -3,6 +3,6 @@
  * workflow task, replayed from history — so this is the one sanctioned place workflow code reads the clock.
  */
 export function workflowNow(): number {
-  // eslint-disable-next-line no-restricted-properties -- the sandbox's Date is deterministic (see above)
+  // The one file eslint.config.js lets read Date: the sandbox makes it deterministic (see above).
   return Date.now();
 }

@@ -19,6 +19,7 @@
 import { ActivityFailure, ApplicationFailure, condition, proxyActivities, setHandler, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
 import type { SignalActivities } from '../activities/signal-activities.js';
+import { FAILURE, FINAL_FAILURE_TYPES } from '../lib/errors.js';
 import { channelSignal, type HandedOffMessage } from './channel-messages.js';
 import { workflowNow } from './clock.js';
 
@@ -54,7 +55,7 @@ function registry(): WaitRegistry {
 function toMs(d: Duration): number {
   if (typeof d === 'number') return d;
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|seconds?|m|minutes?|h|hours?)?\s*$/i.exec(String(d));
-  if (!m) throw ApplicationFailure.nonRetryable(`Cannot read the duration "${String(d)}".`);
+  if (!m) throw ApplicationFailure.nonRetryable(`Cannot read the duration "${String(d)}".`, FAILURE.invalidArgument);
   const n = Number(m[1]);
   const unit = (m[2] ?? 'ms').toLowerCase();
   if (unit.startsWith('h')) return n * 3_600_000;
@@ -76,7 +77,7 @@ export async function waitForChannelSignal(opts: WaitForChannelSignalOptions): P
   const acts = proxyActivities<SignalActivities>({
     taskQueue: opts.wharfTaskQueue ?? 'wharf',
     startToCloseTimeout: '30 seconds',
-    retry: { maximumAttempts: 10, nonRetryableErrorTypes: ['WharfUnknownSpace'] },
+    retry: { maximumAttempts: 10, nonRetryableErrorTypes: [...FINAL_FAILURE_TYPES] },
   });
   const timeoutMs = toMs(opts.timeout);
   const waiterId = uuid4();
@@ -90,7 +91,7 @@ export async function waitForChannelSignal(opts: WaitForChannelSignalOptions): P
       expiresAt: new Date(workflowNow() + timeoutMs).toISOString(),
     }));
   } catch (err) {
-    if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'WharfUnknownSpace') {
+    if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === FAILURE.unknownSpace) {
       return { ok: false, reason: 'unknown_space', detail: err.cause.message };
     }
     throw err;

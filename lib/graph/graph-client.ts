@@ -8,6 +8,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { FAILURE, type FailureType } from '../errors.js';
 import { graphCalls } from '../metrics.js';
+import { MediaInfoSchema, SentMessageSchema, SubscribedSchema } from './graph-responses.js';
 
 /** The scope a token needs to send WhatsApp messages. */
 export const MESSAGING_SCOPE = 'whatsapp_business_messaging';
@@ -38,7 +39,7 @@ export type CredentialCheck =
   | { ok: false; problem: CredentialProblem; reason: string };
 
 /** A text to send. `to` may carry a leading `+`; `replyTo` is the wamid to quote. */
-export interface SendTextInput {
+export interface GraphSendTextInput {
   phoneNumberId: string;
   accessToken: string;
   to: string;
@@ -70,7 +71,7 @@ export interface SubscribedApp {
 /** The Graph API operations Wharf uses. */
 export interface GraphClient {
   checkCredentials(creds: CloudCredentials): Promise<CredentialCheck>;
-  sendText(input: SendTextInput): Promise<{ messageId: string }>;
+  sendText(input: GraphSendTextInput): Promise<{ messageId: string }>;
   markRead(input: MarkReadInput): Promise<void>;
   /** `GET /{waba-id}/subscribed_apps`: the apps that receive this account's webhooks (none: no inbound). */
   subscribedApps(input: BusinessAccountInput): Promise<SubscribedApp[]>;
@@ -422,7 +423,7 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
     return verifiedName ? { ok: true, displayPhoneNumber, verifiedName } : { ok: true, displayPhoneNumber };
   }
 
-  async function sendText(input: SendTextInput): Promise<{ messageId: string }> {
+  async function sendText(input: GraphSendTextInput): Promise<{ messageId: string }> {
     // A user known only by a business-scoped user id (BSUID) is addressed with `recipient` (Meta's Messages
     // API: `to` takes phone numbers, `recipient` a BSUID or parent BSUID).
     const to = toGraphRecipient(input.to);
@@ -443,9 +444,8 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
         body,
       },
     );
-    const messages = isRecord(res) && Array.isArray(res.messages) ? res.messages : [];
-    const messageId = isRecord(messages[0]) ? str(messages[0].id) : undefined;
-    if (!messageId) {
+    const sent = SentMessageSchema.safeParse(res);
+    if (!sent.success) {
       // Meta answered 2xx, so the text may well be out; retrying could send it twice.
       throw new GraphError({
         operation: 'sendText',
@@ -455,7 +455,7 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
         retryable: false,
       });
     }
-    return { messageId };
+    return { messageId: sent.data.messages[0].id };
   }
 
   async function markRead(input: MarkReadInput): Promise<void> {
@@ -466,14 +466,9 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
 
   async function getMedia({ mediaId, accessToken }: { mediaId: string; accessToken: string }): Promise<MediaInfo> {
     const res = await call('getMedia', 'GET', encodeURIComponent(mediaId), accessToken, { objectRead: true });
-    const url = isRecord(res) ? str(res.url) : undefined;
-    if (!url) throw new GraphError({ operation: 'getMedia', status: 200, code: 0, title: 'Meta returned no download URL for the media', retryable: true });
-    return {
-      url,
-      mimeType: (isRecord(res) && str(res.mime_type)) || null,
-      sha256: (isRecord(res) && str(res.sha256)) || null,
-      fileSize: isRecord(res) ? (num(res.file_size) ?? (typeof res.file_size === 'string' && /^\d+$/.test(res.file_size) ? Number(res.file_size) : null)) : null,
-    };
+    const info = MediaInfoSchema.safeParse(res);
+    if (!info.success) throw new GraphError({ operation: 'getMedia', status: 200, code: 0, title: 'Meta returned no download URL for the media', retryable: true });
+    return { url: info.data.url, mimeType: info.data.mime_type, sha256: info.data.sha256, fileSize: info.data.file_size };
   }
 
   function downloadMedia({ url, accessToken, maxBytes }: { url: string; accessToken: string; maxBytes: number }): Promise<{ bytes: Buffer; mimeType: string | null }> {
@@ -544,7 +539,7 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
 
   async function subscribeApp(input: BusinessAccountInput): Promise<void> {
     const data = await call('subscribeApp', 'POST', `${encodeURIComponent(input.businessAccountId)}/subscribed_apps`, input.accessToken, { objectRead: true });
-    if (!isRecord(data) || data.success !== true) {
+    if (!SubscribedSchema.safeParse(data).success) {
       throw new GraphError({ operation: 'subscribeApp', status: 200, code: 0, title: 'Meta did not confirm the subscription (no "success": true).', retryable: false });
     }
   }

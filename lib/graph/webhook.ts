@@ -8,7 +8,8 @@
  * another phone number, is reported in `unhandled` with its type and the reason, and never refuses the
  * others — a refused batch is retried by Meta and then dropped, taking the good messages with it.
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
+import { sameSecret } from '../constant-time.js';
 import { z } from 'zod';
 import { storable } from '../storable-text.js';
 import type { DeliveryStatus, InboundMessage, NumberChange, UnhandledInbound } from '../types.js';
@@ -23,7 +24,7 @@ export function verifySignature(rawBody: Buffer, header: string | undefined, app
   if (!match) return false;
   const given = Buffer.from(match[1], 'hex');
   const expected = createHmac('sha256', appSecret).update(rawBody).digest();
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  return sameSecret(given, expected);
 }
 
 const timestampSchema = z.union([z.string().regex(/^\d+$/, 'expected seconds since the epoch'), z.number().int()]);

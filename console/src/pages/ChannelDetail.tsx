@@ -1,5 +1,6 @@
 /** One channel: status with the guide's troubleshooting hint, and the Config, Messages and Pairing tabs. */
 import { useEffect, useState } from 'preact/hooks';
+import { channelWorkflowId } from '../../../lib/workflow-ids';
 import { api, messageOf } from '../api';
 import { useChanges } from '../live';
 import type { Channel, SystemInfo } from '../types';
@@ -57,7 +58,7 @@ export function ChannelDetailPage({ id, tab, system }: { id: string; tab?: strin
   if (!ch) return <p class="loading">Loading…</p>;
   const current: Tab = TABS.some(([t]) => t === tab) ? (tab as Tab) : 'config';
   const hint = troubleshootingHint(ch);
-  const link = temporalLink(system, `channel-${ch.id}`);
+  const link = temporalLink(system, channelWorkflowId(ch.id));
   const warnings = ch.diagnostics.warnings ?? [];
 
   return (

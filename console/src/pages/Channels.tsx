@@ -5,6 +5,7 @@ import { useChanges } from '../live';
 import type { AgentRecord, Channel, CreateChannelInput, Provider, Space, SystemInfo } from '../types';
 import { Field, Modal, navigate, providerLabel, StatusBadge } from '../ui';
 import { PROVIDER_INFO } from '../../../lib/types';
+import { channelWorkflowId } from '../../../lib/workflow-ids';
 
 /** The channel workflow's page in the Temporal Web UI, or null when its address is unknown. */
 export function temporalLink(system: SystemInfo | null, workflowId: string): string | null {
@@ -49,7 +50,7 @@ export function ChannelsPage({ system }: { system: SystemInfo | null }) {
           </thead>
           <tbody>
             {channels.map((ch) => {
-              const link = temporalLink(system, `channel-${ch.id}`);
+              const link = temporalLink(system, channelWorkflowId(ch.id));
               return (
                 <tr key={ch.id}>
                   <td data-label="Space">
