@@ -25,7 +25,7 @@ import type { Admission, ChatActivities, ReplyResult } from '../activities/chat-
 import type { MediaActivities } from '../activities/media-activities.js';
 import { mediaLine, mediaText, type MediaKind, type MediaRef } from '../lib/media.js';
 import { FAILURE } from '../lib/errors.js';
-import type { DeliveryStatus, InboundMessage } from '../lib/types.js';
+import type { DeliveryStatus, InboundMessage, ReplyAttachment } from '../lib/types.js';
 import { handOff, reportProblem } from './channel-messages.js';
 import { answerReply, chatState, inbound, pairedReply, statuses, type ReplyInput, type Turn } from './chat-messages.js';
 import { workflowNow } from './clock.js';
@@ -217,6 +217,8 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
     const said = media ? mediaText(media) : m.edit ? `(edited their earlier message) ${m.text}` : m.text;
     const userTurn: Turn = { role: 'user', text: said, at: new Date(m.timestamp).toISOString() };
     let answer: string;
+    // Files the agent sends back: refs only (stored ids or URLs), checked by the send activity.
+    let attachments: ReplyAttachment[] | undefined;
     // A restarted chat rebuilds its window from the message log (once per run).
     if (!window && !answersInAdmission) window = await local.loadWindow({ channelId, chatId, limit: WINDOW_TURNS });
     try {
@@ -230,18 +232,21 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
         const history = [...window];
         if (admission.agent.kind === 'temporal') {
           const cfg = admission.agent.config as { workflowType: string; taskQueue: string };
-          const out = await executeChild<(arg: unknown) => Promise<{ reply?: string }>>(cfg.workflowType, {
+          const out = await executeChild<(arg: unknown) => Promise<{ reply?: string; attachments?: ReplyAttachment[] }>>(cfg.workflowType, {
             taskQueue: cfg.taskQueue,
             workflowId: `agent-${channelId}-${m.id}`,
             // A wrong workflow type or a queue nobody polls must fail the turn, not block the chat forever.
             workflowExecutionTimeout: '5 minutes',
             args: [{ channel: channelId, chat: m.chat, sender: m.sender, text: said, ...(m.edit ? { edit: m.edit } : {}), ...(media ? { media } : {}), history }],
           });
-          answer = out?.reply ?? '';
+          answer = typeof out?.reply === 'string' ? out.reply : '';
+          attachments = Array.isArray(out?.attachments) && out.attachments.length ? out.attachments : undefined;
         } else {
           // A vision model sees a stored image inline; the data URL is built in the activity, not carried here.
           const image = media?.id && (media.kind === 'image' || media.kind === 'sticker') && (media.size ?? 0) <= VISION_MAX_BYTES ? media.id : undefined;
-          answer = (await agents.runAgent({ agent: admission.agent, channelId, history, text: said, ...(image ? { imageMediaId: image } : {}) })).reply;
+          const out = await agents.runAgent({ agent: admission.agent, channelId, history, text: said, ...(image ? { imageMediaId: image } : {}) });
+          answer = out.reply;
+          attachments = out.attachments;
         }
       }
     } catch (err) {
@@ -249,7 +254,7 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
       outcomes.push({ id: m.id, status: 'failed', detail: { reason: `The agent could not answer: ${cause}` } });
       return;
     }
-    if (!answer.trim()) {
+    if (!answer.trim() && !attachments) {
       outcomes.push({ id: m.id, status: 'answered', detail: { reply: 'none' } });
       outbox.push({ m, sessionQueue: null, turns: [userTurn] });
       return;
@@ -262,7 +267,7 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
       m,
       sessionQueue: admission.sessionQueue,
       turns: [userTurn, { role: 'assistant', text: answer, at: new Date().toISOString() }],
-      reply: answerReply(m, answer),
+      reply: answerReply(m, answer, attachments),
       sent: admission.sent,
     });
   };
