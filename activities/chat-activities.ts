@@ -19,6 +19,7 @@ import { pairSender } from '../workflows/channel-messages.js';
 import { answerReply, pairedReply, type ReplyInput, type Turn } from '../workflows/chat-messages.js';
 import { checkAttachments, takeMarkdownImages } from '../lib/attachments.js';
 import { completeChat, type OpenAiAgentConfig } from './openai-agent.js';
+import { TRANSCRIPTION_MAX_BYTES, transcribe, type TranscriptionConfig } from './transcription.js';
 import { attachmentLine, createAttachmentSender, type PersonalSends } from './outbound-media.js';
 import { resolveChannelSecret, resolveSecret } from './secrets.js';
 
@@ -316,13 +317,21 @@ export function createChatActivities({ store, graph, policy, client, log, person
      * Runs a built-in or HTTP agent on the conversation and returns its Markdown reply ('' = no answer). An
      * OpenAI-compatible agent's Markdown images with https URLs come back as image attachments.
      */
-    async runAgent({ agent, channelId, history, text, imageMediaId }: { agent: AgentRecord; channelId: string; history: Turn[]; text: string; imageMediaId?: string }): Promise<{ reply: string; attachments?: ReplyAttachment[] }> {
+    async runAgent({ agent, channelId, history, text, imageMediaId, audioMediaId }: { agent: AgentRecord; channelId: string; history: Turn[]; text: string; imageMediaId?: string; audioMediaId?: string }): Promise<{ reply: string; attachments?: ReplyAttachment[] }> {
       if (agent.kind === 'echo') return { reply: text };
       if (agent.kind === 'openai') {
-        const cfg = agent.config as unknown as OpenAiAgentConfig & { apiKey: CredentialRef };
+        const cfg = agent.config as unknown as OpenAiAgentConfig & { apiKey: CredentialRef; transcription?: TranscriptionConfig };
         const ch = await store.channels.getRecent(channelId);
-        const label = `agent ${agent.id} apiKey`;
-        const apiKey = ch ? await resolveChannelSecret({ store, client }, ch, label, cfg.apiKey) : await resolveSecret(store, label, cfg.apiKey);
+        const secret = async (label: string, ref: CredentialRef): Promise<string> => (ch ? resolveChannelSecret({ store, client }, ch, label, ref) : resolveSecret(store, label, ref));
+        const apiKey = await secret(`agent ${agent.id} apiKey`, cfg.apiKey);
+        // Audio is transcribed first when the agent names a transcription model; otherwise it stays described.
+        const audio = cfg.transcription && audioMediaId ? await store.media.get(audioMediaId) : null;
+        if (cfg.transcription && audio && audio.bytes.length <= TRANSCRIPTION_MAX_BYTES) {
+          const t = cfg.transcription;
+          const key = t.apiKey ? await secret(`agent ${agent.id} transcription apiKey`, t.apiKey) : apiKey;
+          const heard = await transcribe(t.baseUrl ?? cfg.baseUrl, t.model, key, audio);
+          text = 'text' in heard ? `${text}\n(Transcript: ${heard.text})` : `${text}\n(It could not be transcribed: ${heard.error}.)`;
+        }
         // An image goes to the model as an image content part (data URL), read from the store here.
         const file = imageMediaId ? await store.media.get(imageMediaId) : null;
         const image = file ? `data:${file.mime};base64,${file.bytes.toString('base64')}` : undefined;

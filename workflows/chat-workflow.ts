@@ -244,7 +244,9 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
         } else {
           // A vision model sees a stored image inline; the data URL is built in the activity, not carried here.
           const image = media?.id && (media.kind === 'image' || media.kind === 'sticker') && (media.size ?? 0) <= VISION_MAX_BYTES ? media.id : undefined;
-          const out = await agents.runAgent({ agent: admission.agent, channelId, history, text: said, ...(image ? { imageMediaId: image } : {}) });
+          // Audio may be transcribed by the agent's transcription endpoint (read from the store in the activity).
+          const audio = media?.id && media.kind === 'audio' ? media.id : undefined;
+          const out = await agents.runAgent({ agent: admission.agent, channelId, history, text: said, ...(image ? { imageMediaId: image } : {}), ...(audio ? { audioMediaId: audio } : {}) });
           answer = out.reply;
           attachments = out.attachments;
         }
