@@ -270,3 +270,73 @@ describe('an OpenAI-compatible agent answers with an image', () => {
     expect(text.text).toBe('Here is a cat.\n\nAnything else?');
   });
 });
+
+describe('an OpenAI-compatible agent hears voice notes', () => {
+  it('with a transcription model the audio is transcribed first (OpenAI multipart shape) and the agent gets the text; without, it is described', async () => {
+    const keyRef = await vaultItem(w, `llm-key-t-${Date.now()}`, 'sk-outbound-test');
+    const listener = `listener-${Date.now()}`;
+    const created = await w.api('POST', '/api/agents', {
+      id: listener,
+      kind: 'openai',
+      baseUrl: llm.baseUrl,
+      model: 'gpt-test',
+      apiKey: keyRef,
+      transcription: { model: 'whisper-1' },
+    });
+    expect(created.status, JSON.stringify(created.data)).toBe(201);
+    const bad = await w.api('POST', '/api/agents', {
+      id: `${listener}-bad`,
+      kind: 'openai',
+      baseUrl: llm.baseUrl,
+      model: 'm',
+      apiKey: keyRef,
+      transcription: { model: '', url: 'x' },
+    });
+    expect(bad.status).toBe(400);
+    const speaker = phone();
+    const heard = await cloudChannel(w, fake, { agent: listener, pair: [speaker] });
+    const voice = Buffer.concat([Buffer.from('OggS'), randomBytes(1200)]);
+    fake.addMedia('voice-t-1', { bytes: voice, mime: 'audio/ogg; codecs=opus' });
+    await sendMedia(heard, speaker, 'audio', { id: 'voice-t-1', mime_type: 'audio/ogg; codecs=opus', voice: true });
+    const req = await llm.waitForRequest(
+      (r) => JSON.stringify(r.body?.messages.at(-1) ?? '').includes('Transcript'),
+      20_000,
+    );
+    expect(req.body!.messages.at(-1)!.content).toBe(
+      `(The sender sent a voice note.)\n(Transcript: transcript of ${voice.length} bytes)`,
+    );
+    const t = llm.transcriptions.find((x) => x.bytes.equals(voice));
+    expect(t).toMatchObject({
+      model: 'whisper-1',
+      mime: 'audio/ogg',
+      filename: 'audio.ogg',
+      apiKey: 'sk-outbound-test',
+      status: 200,
+    });
+
+    // The same voice note to an agent without transcription: described, not sent anywhere.
+    const plain = `plain-${Date.now()}`;
+    expect(
+      (
+        await w.api('POST', '/api/agents', {
+          id: plain,
+          kind: 'openai',
+          baseUrl: llm.baseUrl,
+          model: 'gpt-test',
+          apiKey: keyRef,
+        })
+      ).status,
+    ).toBe(201);
+    const other = phone();
+    const described = await cloudChannel(w, fake, { agent: plain, pair: [other] });
+    const count = llm.transcriptions.length;
+    const before = llm.requests.length;
+    await sendMedia(described, other, 'audio', { id: 'voice-t-1', mime_type: 'audio/ogg; codecs=opus', voice: true });
+    await llm.waitForRequest(
+      (r) =>
+        llm.requests.indexOf(r) >= before && r.body?.messages.at(-1)?.content === '(The sender sent a voice note.)',
+      20_000,
+    );
+    expect(llm.transcriptions.length).toBe(count);
+  });
+});
