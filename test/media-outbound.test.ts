@@ -246,6 +246,35 @@ describe('a Temporal agent answers with files (Cloud API)', () => {
   });
 });
 
+describe('POST /api/media', () => {
+  it('stores a file an agent can send (201 with its id); a type WhatsApp does not send, an empty body or no token is refused', async () => {
+    const pdf = Buffer.concat([Buffer.from('%PDF-1.7\n'), randomBytes(256)]);
+    const post = (body: Buffer, type: string, auth = true) =>
+      fetch(`${w.url}/api/media`, {
+        method: 'POST',
+        headers: { 'content-type': type, ...(auth ? { authorization: `Bearer ${w.token}` } : {}) },
+        body: new Uint8Array(body),
+      });
+    const r = await post(pdf, 'application/pdf');
+    expect(r.status).toBe(201);
+    expect(await r.json()).toEqual({
+      id: sha(pdf),
+      mime: 'application/pdf',
+      size: pdf.length,
+      sha256: sha(pdf),
+      url: `/api/media/${sha(pdf)}`,
+    });
+    const back = await fetch(`${w.url}/api/media/${sha(pdf)}`, { headers: { authorization: `Bearer ${w.token}` } });
+    expect(Buffer.from(await back.arrayBuffer()).equals(pdf)).toBe(true);
+
+    const html = await post(Buffer.from('<script>alert(1)</script>'), 'text/html');
+    expect(html.status).toBe(400);
+    expect((await html.json()).error.code).toBe('validation_failed');
+    expect((await post(Buffer.alloc(0), 'image/png')).status).toBe(400);
+    expect((await post(pdf, 'application/pdf', false)).status).toBe(401);
+  });
+});
+
 describe('an OpenAI-compatible agent answers with an image', () => {
   it('a Markdown image with an https URL becomes an image message (link, alt text as caption); the text goes without it', async () => {
     const keyRef = await vaultItem(w, `llm-key-${Date.now()}`, 'sk-outbound-test');
