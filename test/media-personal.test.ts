@@ -229,6 +229,11 @@ describe('personal account: an agent answers with files', () => {
     const doc = await waitFor('the document back', () => socket.sent.find((m) => m.content.document));
     expect(doc.content.document!.equals(pdf)).toBe(true);
     expect(doc.content).toMatchObject({ mimetype: 'application/pdf', fileName: 'invoice.pdf', caption: 'back to you' });
+    // A URL is never fetched by Wharf: it goes as a link in a text.
+    const url = `https://files.example.com/${randomBytes(4).toString('hex')}.png`;
+    socket.receive([waMessage({ remoteJid: self, fromMe: true, text: `link image ${url}` })]);
+    await waitFor('the link as text', () => socket.sent.find((m) => m.content.text === `linked\n${url}`));
+
     // Each went out once, and the echoes of Wharf's own sends were not taken as new messages.
     await new Promise((r) => setTimeout(r, 1000));
     expect(socket.sent.filter((m) => m.content.image)).toHaveLength(1);
