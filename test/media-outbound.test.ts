@@ -269,7 +269,7 @@ describe('POST /api/media', () => {
 
     const html = await post(Buffer.from('<script>alert(1)</script>'), 'text/html');
     expect(html.status).toBe(400);
-    expect((await html.json()).error.code).toBe('validation_failed');
+    expect(((await html.json()) as { error: { code: string } }).error.code).toBe('validation_failed');
     expect((await post(Buffer.alloc(0), 'image/png')).status).toBe(400);
     expect((await post(pdf, 'application/pdf', false)).status).toBe(401);
   });
