@@ -15,10 +15,13 @@ import type { Logger } from '../lib/logger.js';
 import { isLiveCode, isPairedSender } from '../lib/pairing.js';
 import type { PolicyService } from '../lib/policy/service.js';
 import type { AgentRecord, Store } from '../lib/store/store.js';
-import { PROVIDER_INFO, type ChannelState, type DeliveryStatus, type InboundMessage, type InboundMode, type Provider } from '../lib/types.js';
+import { PROVIDER_INFO, type ChannelState, type CredentialRef, type DeliveryStatus, type InboundMessage, type InboundMode, type Provider, type ReplyAttachment } from '../lib/types.js';
 import { pairSender } from '../workflows/channel-messages.js';
 import { answerReply, pairedReply, type ReplyInput, type Turn } from '../workflows/chat-messages.js';
+import { checkAttachments, takeMarkdownImages } from '../lib/attachments.js';
 import { completeChat, OpenAiAgentConfigSchema } from './openai-agent.js';
+import { TRANSCRIPTION_MAX_BYTES, transcribe } from './transcription.js';
+import { attachmentLine, createAttachmentSender, type PersonalSends } from './outbound-media.js';
 import { resolveChannelSecret, resolveSecret } from './secrets.js';
 
 /** What the chat activities need. */
@@ -29,7 +32,7 @@ export interface ChatActivityDeps {
   client: Client;
   log: Logger;
   /** Sends through a personal-account session held by this process (only on the session worker). */
-  personal?: { sendText(input: { channelId: string; to: string; text: string }): Promise<{ messageId: string }> };
+  personal?: PersonalSends;
 }
 
 /** What became of one reply: the provider's ids of its parts, or why it was refused for good. */
@@ -114,6 +117,7 @@ async function unprocessable<T>(write: () => Promise<T>): Promise<T> {
 /** Builds the chat workflow's activities. */
 export function createChatActivities({ store, graph, policy, client, log, personal }: ChatActivityDeps) {
   const pairingGate = createKeyedGate();
+  const attachments = createAttachmentSender({ store, graph, log, personal });
   /**
    * Formats each reply's Markdown for the channel's provider, splits it at the provider's limit and sends
    * the parts in order. Every part is claimed by this attempt before its send (all in one statement) and
@@ -126,25 +130,33 @@ export function createChatActivities({ store, graph, policy, client, log, person
    */
   async function formatAndSend(ch: ChannelState, chatId: string, replies: ReplyInput[], onRetryable: 'throw' | 'stop'): Promise<ReplyResult[]> {
     const limit = PROVIDER_INFO[ch.provider].textLimit;
-    const planned = replies.map((r) => ({ r, parts: formatReply(r.markdown, { limit }).map((text, i) => ({ key: `${r.replyKey}#${i + 1}`, address: r.to, text })) }));
+    // Files go after the text, one part each (`<replyKey>#f<n>`), claimed and recorded like text parts.
+    const planned = replies.map((r) => {
+      const files = checkAttachments(r.attachments);
+      if (files.problems.length) log.warn({ channelId: ch.id, replyKey: r.replyKey, problems: files.problems }, 'attachments of a reply were refused');
+      const text = formatReply(r.markdown, { limit }).map((t, i) => ({ key: `${r.replyKey}#${i + 1}`, address: r.to, text: t, attachment: undefined as ReplyAttachment | undefined }));
+      const file = files.attachments.map((a, i) => ({ key: `${r.replyKey}#f${i + 1}`, address: r.to, text: attachmentLine(a), attachment: a as ReplyAttachment | undefined }));
+      return { r, parts: [...text, ...file], problems: files.problems };
+    });
     // Keys are unique: one reply per inbound message, one key per part. The claim is this attempt's own: a
     // retried task whose first attempt is still sending sees those parts busy and waits for it.
     const owner = randomUUID();
     const { done, busy } = await store.messages.claimOutbound(ch.id, chatId, planned.flatMap((p) => p.parts), owner);
     let accessToken: string | undefined;
-    const send = async (to: string, text: string): Promise<string> => {
+    const token = async (): Promise<string> => (accessToken ??= await resolveChannelSecret({ store, client }, ch, 'access_token', ch.config.access_token));
+    const send = async (part: { key: string; address: string; text: string; attachment?: ReplyAttachment }): Promise<string> => {
+      if (part.attachment) return attachments.send({ ch, chatId, to: part.address, key: part.key, attachment: part.attachment, accessToken: token });
       // Session errors are retryable ApplicationFailures thrown by the session layer itself.
-      if (ch.provider === 'whatsapp_user' && personal) return (await personal.sendText({ channelId: ch.id, to: chatId, text })).messageId;
-      accessToken ??= await resolveChannelSecret({ store, client }, ch, 'access_token', ch.config.access_token);
-      return (await graph.sendText({ phoneNumberId: String(ch.config.phone_number_id), accessToken, to, body: text })).messageId;
+      if (ch.provider === 'whatsapp_user' && personal) return (await personal.sendText({ channelId: ch.id, to: chatId, text: part.text })).messageId;
+      return (await graph.sendText({ phoneNumberId: String(ch.config.phone_number_id), accessToken: await token(), to: part.address, body: part.text })).messageId;
     };
     const results: ReplyResult[] = [];
     // Stopped or failed half-way: the parts this attempt claimed and did not send go back at once.
     let finished = false;
     try {
-      for (const { r, parts } of planned) {
+      for (const { r, parts, problems } of planned) {
         // The agent's Markdown goes on the inbound row: a restarted chat rebuilds its window from it.
-        const outcome = r.inboundId && r.outcome ? { id: r.inboundId, status: r.outcome, detail: { parts: parts.length, markdown: r.markdown } } : undefined;
+        const outcome = r.inboundId && r.outcome ? { id: r.inboundId, status: r.outcome, detail: { parts: parts.length, markdown: r.markdown, ...(problems.length ? { attachmentProblems: problems } : {}) } } : undefined;
         const ids: string[] = [];
         try {
           if (parts.some((part) => busy.has(part.key))) {
@@ -160,7 +172,7 @@ export function createChatActivities({ store, graph, policy, client, log, person
             }
             let messageId: string;
             try {
-              messageId = await send(part.address, part.text);
+              messageId = await send(part);
             } catch (err) {
               if (!(err instanceof GraphError)) throw err;
               const base = { channelId: ch.id, key: part.key, chatId, address: part.address, text: part.text };
@@ -302,8 +314,11 @@ export function createChatActivities({ store, graph, policy, client, log, person
       await store.messages.setInboundStatuses(channelId, outcomes);
     },
 
-    /** Runs a built-in or HTTP agent on the conversation and returns its Markdown reply ('' = no answer). */
-    async runAgent({ agent, channelId, history, text, imageMediaId }: { agent: AgentRecord; channelId: string; history: Turn[]; text: string; imageMediaId?: string }): Promise<{ reply: string }> {
+    /**
+     * Runs a built-in or HTTP agent on the conversation and returns its Markdown reply ('' = no answer). An
+     * OpenAI-compatible agent's Markdown images with https URLs come back as image attachments.
+     */
+    async runAgent({ agent, channelId, history, text, imageMediaId, audioMediaId }: { agent: AgentRecord; channelId: string; history: Turn[]; text: string; imageMediaId?: string; audioMediaId?: string }): Promise<{ reply: string; attachments?: ReplyAttachment[] }> {
       if (agent.kind === 'echo') return { reply: text };
       if (agent.kind === 'openai') {
         const parsed = OpenAiAgentConfigSchema.safeParse(agent.config);
@@ -312,12 +327,21 @@ export function createChatActivities({ store, graph, policy, client, log, person
         }
         const cfg = parsed.data;
         const ch = await store.channels.getRecent(channelId);
-        const label = `agent ${agent.id} apiKey`;
-        const apiKey = ch ? await resolveChannelSecret({ store, client }, ch, label, cfg.apiKey) : await resolveSecret(store, label, cfg.apiKey);
+        const secret = async (label: string, ref: CredentialRef): Promise<string> => (ch ? resolveChannelSecret({ store, client }, ch, label, ref) : resolveSecret(store, label, ref));
+        const apiKey = await secret(`agent ${agent.id} apiKey`, cfg.apiKey);
+        // Audio is transcribed first when the agent names a transcription model; otherwise it stays described.
+        const audio = cfg.transcription && audioMediaId ? await store.media.get(audioMediaId) : null;
+        if (cfg.transcription && audio && audio.bytes.length <= TRANSCRIPTION_MAX_BYTES) {
+          const t = cfg.transcription;
+          const key = t.apiKey ? await secret(`agent ${agent.id} transcription apiKey`, t.apiKey) : apiKey;
+          const heard = await transcribe(t.baseUrl ?? cfg.baseUrl, t.model, key, audio);
+          text = 'text' in heard ? `${text}\n(Transcript: ${heard.text})` : `${text}\n(It could not be transcribed: ${heard.error}.)`;
+        }
         // An image goes to the model as an image content part (data URL), read from the store here.
         const file = imageMediaId ? await store.media.get(imageMediaId) : null;
         const image = file ? `data:${file.mime};base64,${file.bytes.toString('base64')}` : undefined;
-        return { reply: await completeChat(cfg, apiKey, history, text, { image }) };
+        const answer = takeMarkdownImages(await completeChat(cfg, apiKey, history, text, { image }));
+        return answer.attachments.length ? { reply: answer.text, attachments: answer.attachments } : { reply: answer.text };
       }
       throw ApplicationFailure.create({ type: FAILURE.agentFailed, message: `Agent kind "${agent.kind}" cannot run in an activity.`, nonRetryable: true });
     },

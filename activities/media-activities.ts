@@ -63,8 +63,14 @@ export function createMediaActivities({ store, graph, log }: { store: Store; gra
       };
       const ch = await store.channels.getRecent(channelId);
       if (!ch) return base;
-      if (ch.provider !== 'whatsapp_cloud' || !media.id)
-        return done({ ...base, missing: 'downloading media from personal accounts is not supported yet' });
+      if (ch.provider === 'whatsapp_user') {
+        // The session downloaded and stored the file when it arrived (activities/personal-media.ts).
+        const personal = { ...base, ...(media.seconds ? { seconds: media.seconds } : {}) };
+        if (media.storedId)
+          return done({ ...personal, id: media.storedId, mime: media.mimeType, size: media.size, sha256: media.sha256 });
+        return done({ ...personal, missing: media.missing ?? 'the session could not download the file' });
+      }
+      if (!media.id) return done({ ...base, missing: 'the message names no media id' });
       const limit = MEDIA_LIMITS[kind];
       const accessToken = await resolveSecret(store, 'access_token', ch.config.access_token);
 

@@ -14,10 +14,18 @@ export const OpenAiAgentConfigSchema = z.object({
   model: z.string().min(1),
   system: z.string().optional(),
   apiKey: z.object({ vault: z.string(), item: z.string(), field: z.string() }),
+  /** Speech to text for audio (activities/transcription.ts); off when absent. */
+  transcription: z
+    .object({
+      baseUrl: z.string().min(1).optional(),
+      model: z.string().min(1),
+      apiKey: z.object({ vault: z.string(), item: z.string(), field: z.string() }).optional(),
+    })
+    .optional(),
 });
 
 /** The parts of the stored config a chat-completions call uses. */
-export type OpenAiAgentConfig = Omit<z.infer<typeof OpenAiAgentConfigSchema>, 'apiKey'>;
+export type OpenAiAgentConfig = Omit<z.infer<typeof OpenAiAgentConfigSchema>, 'apiKey' | 'transcription'>;
 
 /** What is read of an error answer: Meta-style `{error: {message}}`; anything else gives no detail. */
 const ErrorAnswerSchema = z.object({ error: z.object({ message: z.string() }) });

@@ -39,6 +39,7 @@ import type { Db } from '../lib/store/db.js';
 import type { Store } from '../lib/store/store.js';
 import type { InboundMessage } from '../lib/types.js';
 import { sessionUpdate, type SessionUpdate } from '../workflows/channel-messages.js';
+import { createPersonalMediaInbound } from './personal-media.js';
 
 /** The part of Baileys' event emitter the session uses. */
 export interface SessionSocketEvents {
@@ -142,6 +143,8 @@ export interface SessionActivityDeps {
   firstContactGuard?: boolean;
   /** Test seam: awaited before inbound messages go to Temporal (a test holds it to see what WhatsApp was told). */
   beforeDeliver?: (messageIds: string[]) => Promise<void>;
+  /** Hosts inbound media may be downloaded from (default WhatsApp's CDN; tests serve files locally). */
+  mediaHostAllowed?: (host: string) => boolean;
   /** Test seam: while this returns false the activity stops heartbeating (simulates a hung or dead worker). */
   heartbeatGate?: () => boolean;
 }
@@ -237,6 +240,7 @@ export function createSessionActivities(deps: SessionActivityDeps) {
   installSignalLogGuard(log);
   /** Open sessions of this process, by channel id. */
   const sessionRegistry = new Map<string, LiveSession>();
+  const personalMedia = createPersonalMediaInbound({ store: deps.store, log: deps.log, mediaHostAllowed: deps.mediaHostAllowed });
 
   const baileysLogger = (channelId: string): Logger => {
     const values = log.levels.values;
@@ -423,7 +427,7 @@ export function createSessionActivities(deps: SessionActivityDeps) {
             sentIds: known,
             groupNames,
           });
-          if (n) batch.push(n);
+          if (n) batch.push(n.media ? await personalMedia.attach(n, m, sessionRegistry.get(channelId)?.socket) : n);
         } catch (err) {
           slog.warn({ err, messageId: m.key?.id }, 'could not normalise a WhatsApp message; skipped');
         }

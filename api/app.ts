@@ -129,6 +129,8 @@ export function createApp(deps: ApiDeps): WharfApp {
   const api = express.Router();
   api.use('/session', auth.router);
   api.use(auth.authenticate);
+  // Before the body parsers: a stored file's body is raw bytes of any type (POST /api/media).
+  api.use('/media', mediaRouter({ store }));
   api.use(express.json({ limit: '2mb', type: ['application/json', 'application/*+json'] }));
   api.use(express.text({ limit: '2mb', type: ['text/plain', 'application/cedar'] }));
   api.get('/system', (_req, res) => {
@@ -147,7 +149,6 @@ export function createApp(deps: ApiDeps): WharfApp {
   api.use('/channels', diagnosticsRouter({ store, gateway, graph }));
   api.use('/policies', policiesRouter({ policy, store }));
   api.use('/signals', signalsRouter({ gateway, store, log: log.child({ component: 'signals' }) }));
-  api.use('/media', mediaRouter({ store }));
   api.use('/events', eventsRouter({ changes: store.changes }));
   api.use(notFoundRoute);
   app.use('/api', api);

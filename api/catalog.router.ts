@@ -30,6 +30,9 @@ export function catalogRouter({ store }: { store: Store }): Router {
     if (body.kind === 'openai' && (await vaultRegistry(store).refExists(body.apiKey)) === false) {
       throw new WharfError('validation_failed', `apiKey points at ${body.apiKey.vault}/${body.apiKey.item}/${body.apiKey.field}, which does not exist. Create it with POST /api/vaults/:vault/items or fix the ref.`, [{ path: ['apiKey'], message: 'dangling credential ref' }]);
     }
+    if (body.kind === 'openai' && body.transcription?.apiKey && (await vaultRegistry(store).refExists(body.transcription.apiKey)) === false) {
+      throw new WharfError('validation_failed', 'transcription.apiKey points at a credential that does not exist. Create it with POST /api/vaults/:vault/items or fix the ref.', [{ path: ['transcription', 'apiKey'], message: 'dangling credential ref' }]);
+    }
     const { id, kind, ...config } = body;
     res.status(201).json(await store.agents.create({ id, kind, config }));
   });

@@ -40,6 +40,8 @@ interface Route {
   body?: z.ZodType;
   /** A text body accepted besides JSON (the Cedar policies). */
   textBody?: boolean;
+  /** A raw file body, of these content types (`POST /api/media`). */
+  binaryBody?: string[];
   query?: z.ZodObject;
   /** Success statuses and their content types (`null`: no body). */
   ok: Record<number, Array<'application/json' | 'text/plain' | 'image/png'> | null>;
@@ -169,6 +171,15 @@ export const ROUTES: Route[] = [
     auth: 'admin',
     ok: { 204: null },
     errors: [404, 409, 422],
+  },
+  {
+    method: 'post',
+    path: '/api/media',
+    summary: 'Store a file (the raw body, typed by its content-type) for an agent to send; answers its id',
+    auth: 'admin',
+    binaryBody: ['image/jpeg', 'image/png', 'application/pdf', 'audio/ogg'],
+    ok: { 201: [json] },
+    errors: [400],
   },
   {
     method: 'get',
@@ -444,12 +455,13 @@ export function openApiDocument(version: string): Record<string, unknown> {
       ...(r.body || r.query || params.length ? [400] : []),
     ]);
     if (r.path.startsWith('/api/') || r.path === '/metrics') errors.add(404); // an unknown id, or a mistyped route under /api
-    if (r.body || r.textBody || r.auth === 'signature') errors.add(413); // every body has a size limit
+    if (r.body || r.textBody || r.binaryBody || r.auth === 'signature') errors.add(413); // every body has a size limit
     for (const status of [...errors].sort())
       responses[status] = { description: REASONS[status] ?? 'Error', ...errorBody };
     const bodyContent: Record<string, unknown> = {};
     if (r.body) bodyContent[json] = { schema: schemaOf(r.body) };
     if (r.textBody) bodyContent['text/plain'] = { schema: { type: 'string' } };
+    for (const t of r.binaryBody ?? []) bodyContent[t] = { schema: { type: 'string', format: 'binary' } };
     if (r.auth === 'signature') bodyContent[json] = { schema: { type: 'object' } };
     paths[path] ??= {};
     paths[path][r.method] = {

@@ -81,6 +81,10 @@ export const CreateAgentSchema = z.discriminatedUnion('kind', [
     model: plainText().min(1).max(200),
     apiKey: CredentialRefSchema,
     system: multilineText().max(20_000).optional(),
+    /** Speech to text for audio (OpenAI's `/audio/transcriptions`); off when absent. Defaults: the agent's baseUrl and apiKey. */
+    transcription: z
+      .strictObject({ baseUrl: z.url({ protocol: /^https?$/ }).optional(), model: plainText().min(1).max(200), apiKey: CredentialRefSchema.optional() })
+      .optional(),
   }),
   z.strictObject({ id, kind: z.literal('temporal'), workflowType: plainText().min(1).max(200), taskQueue: plainText().min(1).max(200) }),
 ]);

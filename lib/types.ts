@@ -56,10 +56,48 @@ export interface InboundMessage {
   /** Set when this message edits an earlier one: the agent gets the new text as an edit of that message. */
   edit?: { originalId: string };
   /** As the provider described it (`id` is Meta's media id); the chat workflow fetches and stores the file. */
-  media?: { kind: string; id?: string; mimeType?: string; caption?: string; sha256?: string; filename?: string; voice?: boolean };
+  media?: {
+    kind: string;
+    id?: string;
+    mimeType?: string;
+    caption?: string;
+    sha256?: string;
+    filename?: string;
+    voice?: boolean;
+    /** Personal accounts: the file was already downloaded by the session and stored under this id (its SHA-256). */
+    storedId?: string;
+    size?: number;
+    seconds?: number;
+    /** Personal accounts: why the session could not download the file. */
+    missing?: string;
+  };
   replyTo?: string;
   /** Milliseconds since the epoch, as the provider stamped it. */
   timestamp: number;
+}
+
+/** The kinds of file an agent may send back. */
+export const ATTACHMENT_KINDS = ['image', 'document', 'audio', 'video'] as const;
+/** An attachment kind. */
+export type AttachmentKind = (typeof ATTACHMENT_KINDS)[number];
+
+/**
+ * A file an agent sends with its reply: a file in Wharf's media store (`mediaId`, e.g. one a sender sent, or
+ * one stored with `POST /api/media`) or a public `https` URL (`url`). Exactly one of the two. `caption` goes
+ * with images, videos and documents (WhatsApp shows none on audio); `filename` names a document.
+ */
+export interface ReplyAttachment {
+  kind: AttachmentKind;
+  mediaId?: string;
+  url?: string;
+  caption?: string;
+  filename?: string;
+}
+
+/** What an agent answers: Markdown text (may be empty) and, optionally, files sent after the text. */
+export interface AgentReply {
+  text: string;
+  attachments?: ReplyAttachment[];
 }
 
 /** A delivery status for an outbound message, as Meta reports it. */

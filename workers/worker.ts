@@ -6,6 +6,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { createChannelActivities } from '../activities/channel-activities.js';
 import { createChatActivities } from '../activities/chat-activities.js';
 import { createMediaActivities } from '../activities/media-activities.js';
+import { createPersonalMediaSender } from '../activities/personal-media.js';
 import { createSignalActivities } from '../activities/signal-activities.js';
 import { createSessionActivities, type MakeSocket, type SessionActivityDeps } from '../activities/whatsapp-session.js';
 import type { GraphClient } from '../lib/graph/graph-client.js';
@@ -29,7 +30,7 @@ export interface WorkerDeps {
   /** Where the personal adapter connects and the certificate root it trusts (`WHARF_WA_URL`, `WHARF_WA_CERT_ROOT`). */
   whatsapp?: { webSocketUrl?: string; certRoot?: Buffer };
   /** Test seams of the session activities. */
-  sessionHooks?: Pick<SessionActivityDeps, 'beforeDeliver'>;
+  sessionHooks?: Pick<SessionActivityDeps, 'beforeDeliver' | 'mediaHostAllowed'>;
   graph: GraphClient;
   policy: PolicyService;
   client: Client;
@@ -101,7 +102,7 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
       policy: deps.policy,
       client: deps.client,
       log: deps.log.child({ component: 'chat-activities' }),
-      personal: { sendText: sessions.sendText },
+      personal: { sendText: sessions.sendText, sendMedia: createPersonalMediaSender({ sessions: sessions.sessionRegistry, db: deps.store.db, sessionQueue }).sendMedia },
     }),
   };
   // runSession on the shared queue (any worker may hold a session); sends for a session on this process's

@@ -1,6 +1,6 @@
 /** Signals and queries of the chat workflow `chat-<channelId>-<chatId>`. */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { DeliveryStatus, InboundMessage } from '../lib/types.js';
+import type { DeliveryStatus, InboundMessage, ReplyAttachment } from '../lib/types.js';
 
 /** Inbound messages of one chat, in arrival order (several webhook events may share one signal). */
 export const inbound = defineSignal<[{ messages: InboundMessage[] }]>('inbound');
@@ -36,6 +36,8 @@ export interface ReplyInput {
   /** Unique per reply; a part's key is `<replyKey>#<n>`, which makes every retry of a send idempotent. */
   replyKey: string;
   markdown: string;
+  /** Files sent after the text (refs only: a stored file's id or a URL; the bytes never enter history). */
+  attachments?: ReplyAttachment[];
   inboundId?: string;
   outcome?: string;
 }
@@ -47,10 +49,11 @@ export const PAIRED_TEXT = 'Paired. This number now talks to the agent on this c
 export const pairedReply = (m: InboundMessage): ReplyInput => ({ to: m.sender.address, replyKey: `pair:${m.id}`, markdown: PAIRED_TEXT });
 
 /** The agent's answer to `m`; sending it marks `m` answered. */
-export const answerReply = (m: InboundMessage, markdown: string): ReplyInput => ({
+export const answerReply = (m: InboundMessage, markdown: string, attachments?: ReplyAttachment[]): ReplyInput => ({
   to: m.sender.address,
   replyKey: `reply:${m.id}`,
   markdown,
+  ...(attachments?.length ? { attachments } : {}),
   inboundId: m.id,
   outcome: 'answered',
 });

@@ -26,7 +26,7 @@ import type { MediaActivities } from '../activities/media-activities.js';
 import { mediaLine, mediaText, type MediaKind, type MediaRef } from '../lib/media.js';
 import { FAILURE, FINAL_FAILURE_TYPES } from '../lib/errors.js';
 import { channelWorkflowId } from '../lib/workflow-ids.js';
-import type { DeliveryStatus, InboundMessage } from '../lib/types.js';
+import type { DeliveryStatus, InboundMessage, ReplyAttachment } from '../lib/types.js';
 import { handOff, reportProblem } from './channel-messages.js';
 import { answerReply, chatState, inbound, pairedReply, statuses, type ReplyInput, type Turn } from './chat-messages.js';
 import { workflowNow } from './clock.js';
@@ -104,13 +104,22 @@ function temporalAgentConfig(config: Record<string, unknown>): { workflowType: s
   return { workflowType, taskQueue };
 }
 
-/** The reply of an agent workflow's result `{reply?: string}` ('' = no answer); any other shape fails the turn. */
-function childReply(out: unknown): string {
-  if (out === undefined || out === null) return '';
+/**
+ * The reply of an agent workflow's result `{reply?: string, attachments?: [...]}` ('' = no answer); any other
+ * shape fails the turn. Attachments are checked item by item where they are sent (lib/attachments.ts).
+ */
+function childReply(out: unknown): { reply: string; attachments?: ReplyAttachment[] } {
+  if (out === undefined || out === null) return { reply: '' };
   if (typeof out !== 'object') return agentFailed(`The agent workflow returned a ${typeof out}, not {reply?: string}.`);
-  const { reply } = out as { reply?: unknown };
-  if (reply === undefined || reply === null) return '';
-  return typeof reply === 'string' ? reply : agentFailed(`The agent workflow's reply is a ${typeof reply}, not a string.`);
+  const { reply, attachments } = out as { reply?: unknown; attachments?: unknown };
+  if (reply !== undefined && reply !== null && typeof reply !== 'string') {
+    return agentFailed(`The agent workflow's reply is a ${typeof reply}, not a string.`);
+  }
+  if (attachments !== undefined && attachments !== null && !Array.isArray(attachments)) {
+    return agentFailed(`The agent workflow's attachments are a ${typeof attachments}, not a list.`);
+  }
+  const files = Array.isArray(attachments) && attachments.length ? (attachments as ReplyAttachment[]) : undefined;
+  return { reply: typeof reply === 'string' ? reply : '', ...(files ? { attachments: files } : {}) };
 }
 
 /** Input of a chat run (new chat, or continue-as-new carrying state and unprocessed work). */
@@ -244,6 +253,8 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
     const said = media ? mediaText(media) : m.edit ? `(edited their earlier message) ${m.text}` : m.text;
     const userTurn: Turn = { role: 'user', text: said, at: new Date(m.timestamp).toISOString() };
     let answer: string;
+    // Files the agent sends back: refs only (stored ids or URLs), checked by the send activity.
+    let attachments: ReplyAttachment[] | undefined;
     // A restarted chat rebuilds its window from the message log (once per run).
     if (!window && !answersInAdmission) window = await local.loadWindow({ channelId, chatId, limit: WINDOW_TURNS });
     try {
@@ -264,11 +275,15 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
             workflowExecutionTimeout: '5 minutes',
             args: [{ channel: channelId, chat: m.chat, sender: m.sender, text: said, ...(m.edit ? { edit: m.edit } : {}), ...(media ? { media } : {}), history }],
           });
-          answer = childReply(out);
+          ({ reply: answer, attachments } = childReply(out));
         } else {
           // A vision model sees a stored image inline; the data URL is built in the activity, not carried here.
           const image = media?.id && (media.kind === 'image' || media.kind === 'sticker') && (media.size ?? 0) <= VISION_MAX_BYTES ? media.id : undefined;
-          answer = (await agents.runAgent({ agent: admission.agent, channelId, history, text: said, ...(image ? { imageMediaId: image } : {}) })).reply;
+          // Audio may be transcribed by the agent's transcription endpoint (read from the store in the activity).
+          const audio = media?.id && media.kind === 'audio' ? media.id : undefined;
+          const out = await agents.runAgent({ agent: admission.agent, channelId, history, text: said, ...(image ? { imageMediaId: image } : {}), ...(audio ? { audioMediaId: audio } : {}) });
+          answer = out.reply;
+          attachments = out.attachments;
         }
       }
     } catch (err) {
@@ -276,7 +291,7 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
       outcomes.push({ id: m.id, status: 'failed', detail: { reason: `The agent could not answer: ${cause}` } });
       return;
     }
-    if (!answer.trim()) {
+    if (!answer.trim() && !attachments) {
       outcomes.push({ id: m.id, status: 'answered', detail: { reply: 'none' } });
       outbox.push({ m, sessionQueue: null, turns: [userTurn] });
       return;
@@ -289,7 +304,7 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
       m,
       sessionQueue: admission.sessionQueue,
       turns: [userTurn, { role: 'assistant', text: answer, at: new Date(workflowNow()).toISOString() }],
-      reply: answerReply(m, answer),
+      reply: answerReply(m, answer, attachments),
       sent: admission.sent,
     });
   };

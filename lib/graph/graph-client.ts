@@ -4,6 +4,7 @@
  * says whether retrying can help and which Wharf failure type it is, so activities never re-derive Meta's codes.
  * The access token is only ever sent in the Authorization header and scrubbed from everything we surface.
  */
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { FAILURE, type FailureType } from '../errors.js';
@@ -84,6 +85,33 @@ export interface GraphClient {
    * A body larger than `maxBytes` is refused without being read to the end.
    */
   downloadMedia(input: { url: string; accessToken: string; maxBytes: number }): Promise<{ bytes: Buffer; mimeType: string | null }>;
+  /** `POST /{phone_number_id}/media` (multipart): uploads a file to send later; Meta keeps it 30 days. */
+  uploadMedia(input: UploadMediaInput): Promise<{ id: string }>;
+  /** Sends an image, document, audio or video message, by uploaded media id or by `link` (Meta fetches it). */
+  sendMedia(input: SendMediaInput): Promise<{ messageId: string }>;
+}
+
+/** A file to upload for sending. */
+export interface UploadMediaInput {
+  phoneNumberId: string;
+  accessToken: string;
+  bytes: Buffer;
+  mime: string;
+  filename: string;
+}
+
+/** A media message to send: exactly one of `mediaId` (uploaded) and `link` (an https URL Meta fetches). */
+export interface SendMediaInput {
+  phoneNumberId: string;
+  accessToken: string;
+  to: string;
+  kind: 'image' | 'document' | 'audio' | 'video';
+  mediaId?: string;
+  link?: string;
+  /** Images, videos and documents only (Meta refuses a caption on audio). */
+  caption?: string;
+  /** Documents only. */
+  filename?: string;
 }
 
 /** What `GET /{media-id}` answers. */
@@ -273,7 +301,7 @@ const HTTP_AGENT = new http.Agent({ keepAlive: true, maxSockets: 128 });
 const HTTPS_AGENT = new https.Agent({ keepAlive: true, maxSockets: 128 });
 
 /** One HTTP exchange: the status and body text, or a rejection on network failure or after `timeoutMs`. */
-function exchange(url: URL, method: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number): Promise<{ status: number; text: string }> {
+function exchange(url: URL, method: string, headers: Record<string, string>, body: string | Buffer | undefined, timeoutMs: number): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const secure = url.protocol === 'https:';
     const req = (secure ? https.request : http.request)(url, { method, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) }, agent: secure ? HTTPS_AGENT : HTTP_AGENT }, (res) => {
@@ -308,17 +336,18 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
     method: 'GET' | 'POST',
     path: string,
     token: string,
-    init: { query?: Record<string, string>; body?: unknown; objectRead?: boolean } = {},
+    init: { query?: Record<string, string>; body?: unknown; objectRead?: boolean; raw?: { body: Buffer; contentType: string } } = {},
   ): Promise<unknown> {
     const url = new URL(`${root}/${path}`);
     for (const [k, v] of Object.entries(init.query ?? {})) url.searchParams.set(k, v);
     const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' };
     if (init.body !== undefined) headers['content-type'] = 'application/json';
+    if (init.raw) headers['content-type'] = init.raw.contentType;
 
     let status: number;
     let text: string;
     try {
-      ({ status, text } = await exchange(url, method, headers, init.body === undefined ? undefined : JSON.stringify(init.body), timeoutMs));
+      ({ status, text } = await exchange(url, method, headers, init.raw ? init.raw.body : init.body === undefined ? undefined : JSON.stringify(init.body), init.raw ? timeoutMs * 6 : timeoutMs));
     } catch (err) {
       // Deliberately no `cause`: a request error can carry the request, and the URL of debug_token holds the token.
       const timedOut = err instanceof Error && err.name === 'TimeoutError';
@@ -527,6 +556,41 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
     });
   }
 
+  async function uploadMedia(input: UploadMediaInput): Promise<{ id: string }> {
+    // Meta's upload is multipart: messaging_product, the file with its type, and `type` (the MIME type again).
+    const boundary = `wharf-${randomBytes(12).toString('hex')}`;
+    const field = (name: string, value: string): string => `--${boundary}\r\ncontent-disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+    const safeName = input.filename.replace(/["\\\r\n]/g, '_');
+    const body = Buffer.concat([
+      Buffer.from(field('messaging_product', 'whatsapp') + field('type', input.mime)),
+      Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="${safeName}"\r\ncontent-type: ${input.mime}\r\n\r\n`),
+      input.bytes,
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const res = await call('uploadMedia', 'POST', `${encodeURIComponent(input.phoneNumberId)}/media`, input.accessToken, {
+      raw: { body, contentType: `multipart/form-data; boundary=${boundary}` },
+    });
+    const id = isRecord(res) ? str(res.id) : undefined;
+    // An upload that returned no id sent nothing: trying again is safe.
+    if (!id) throw new GraphError({ operation: 'uploadMedia', status: 200, code: 0, title: 'Meta returned no media id for the upload', retryable: true });
+    return { id };
+  }
+
+  async function sendMedia(input: SendMediaInput): Promise<{ messageId: string }> {
+    const to = toGraphRecipient(input.to);
+    const media: Record<string, unknown> = input.mediaId ? { id: input.mediaId } : { link: input.link };
+    if (input.caption && input.kind !== 'audio') media.caption = input.caption;
+    if (input.filename && input.kind === 'document') media.filename = input.filename;
+    const res = await call('sendMedia', 'POST', `${encodeURIComponent(input.phoneNumberId)}/messages`, input.accessToken, {
+      body: { messaging_product: 'whatsapp', recipient_type: 'individual', ...(isBsuid(to) ? { recipient: to } : { to }), type: input.kind, [input.kind]: media },
+    });
+    const messages = isRecord(res) && Array.isArray(res.messages) ? res.messages : [];
+    const messageId = isRecord(messages[0]) ? str(messages[0].id) : undefined;
+    // As for texts: Meta answered 2xx, so the file may be out; retrying could send it twice.
+    if (!messageId) throw new GraphError({ operation: 'sendMedia', status: 200, code: 0, title: 'Meta accepted the message but returned no message id', retryable: false });
+    return { messageId };
+  }
+
   async function subscribedApps(input: BusinessAccountInput): Promise<SubscribedApp[]> {
     const data = await call('subscribedApps', 'GET', `${encodeURIComponent(input.businessAccountId)}/subscribed_apps`, input.accessToken, { objectRead: true });
     const list = isRecord(data) && Array.isArray(data.data) ? data.data : [];
@@ -544,7 +608,7 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
     }
   }
 
-  return { checkCredentials, sendText, markRead, getMedia, downloadMedia, subscribedApps, subscribeApp };
+  return { checkCredentials, sendText, markRead, getMedia, downloadMedia, uploadMedia, sendMedia, subscribedApps, subscribeApp };
 }
 
 function asGraphError(err: unknown): GraphError {

@@ -178,6 +178,21 @@ export const MIGRATIONS: Migration[] = [
       create index media_seen_at on media (seen_at);
     `,
   },
+  {
+    version: 10,
+    name: 'media uploads',
+    // Files uploaded to Meta for sending, per phone number: a retried send (or the same file sent again)
+    // reuses the upload instead of making another. Meta keeps an upload 30 days.
+    sql: `
+      create table media_uploads (
+        phone_number_id text not null,
+        media_id text not null,
+        meta_id text not null,
+        uploaded_at timestamptz not null default now(),
+        primary key (phone_number_id, media_id)
+      );
+    `,
+  },
 ];
 
 /**

@@ -7,6 +7,7 @@ import type { ChannelDiagnostics, ChannelState, CredentialRef, UnhandledInbound 
 import { WharfError } from '../errors.js';
 import { countInbound, inboundMessages, replies } from '../metrics.js';
 import { createChangeFeed } from './change-feed.js';
+import { createOutboundMediaStore } from './outbound-media.js';
 import { seal, unseal } from './crypto.js';
 import { storable } from '../storable-text.js';
 import { jsonParam, type Db, type Sql } from './db.js';
@@ -716,7 +717,7 @@ export function createStore(db: Db, secretKey: Buffer) {
     },
   };
 
-  return { db, shared, node, spaces, agents, vault, vaultConnections, channels, diagnostics, messages, policies, authState, media, changes };
+  return { db, shared, node, spaces, agents, vault, vaultConnections, channels, diagnostics, messages, policies, authState, media, outboundMedia: createOutboundMediaStore(db), changes };
 }
 
 /** A stored connection to an external vault (lib/vaults). */

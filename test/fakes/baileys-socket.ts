@@ -59,10 +59,10 @@ export class FakeEventEmitter {
   }
 }
 
-/** One recorded `sendMessage` call. */
+/** One recorded `sendMessage` call: a text, or a file (`image`/`document`/`audio`/`video` bytes, `text` then absent). */
 export interface SentMessage {
   jid: string;
-  content: { text: string };
+  content: { text: string } & Partial<Record<'image' | 'document' | 'audio' | 'video', Buffer>> & { caption?: string; mimetype?: string; fileName?: string };
   options?: { messageId?: string };
   id: string;
 }
@@ -184,7 +184,7 @@ export class FakeSocket implements SessionSocket {
 
   async sendMessage(
     jid: string,
-    content: { text: string },
+    content: SentMessage['content'],
     options?: { messageId?: string },
   ): Promise<WAMessage | undefined> {
     if (this.ended || !this.isOpen) throw boom('Connection Closed', 428);
@@ -192,7 +192,11 @@ export class FakeSocket implements SessionSocket {
     this.sent.push({ jid, content, options, id });
     const msg: WAMessage = {
       key: { remoteJid: jid, fromMe: true, id },
-      message: { extendedTextMessage: { text: content.text } },
+      message: content.image
+        ? { imageMessage: { caption: content.caption, mimetype: content.mimetype } }
+        : content.document
+          ? { documentMessage: { caption: content.caption, mimetype: content.mimetype, fileName: content.fileName } }
+          : { extendedTextMessage: { text: content.text } },
       messageTimestamp: Math.floor(Date.now() / 1000),
       status: 1,
     };

@@ -37,6 +37,17 @@ export interface CompletionRequest {
   at: number;
 }
 
+/** One `POST /audio/transcriptions` the fake answered (OpenAI's multipart shape: `file`, `model`). */
+export interface TranscriptionRequest {
+  apiKey: string | undefined;
+  model: string;
+  filename: string;
+  mime: string;
+  bytes: Buffer;
+  status: number;
+  at: number;
+}
+
 /** A reply function: the Markdown content of the assistant message. */
 export type ReplyFn = (req: { model: string; messages: ChatMessage[] }) => string | Promise<string>;
 
@@ -47,6 +58,8 @@ export interface FakeCompletionsOptions {
   /** Path prefix of the base URL: `/v1` (default) or `''` for a server without one. */
   basePath?: string;
   reply?: ReplyFn;
+  /** The text of a transcription (default: `transcript of <n> bytes`). */
+  transcribe?: (file: { bytes: Buffer; mime: string; model: string }) => string;
   /** Delay before answering, fixed or per request (e.g. by the new message's text). */
   latencyMs?: number | ((req: { model: string; messages: ChatMessage[] }) => number);
 }
@@ -56,6 +69,8 @@ export interface FakeCompletions {
   /** The base URL to configure on the agent (`http://127.0.0.1:<port>/v1`). */
   baseUrl: string;
   requests: CompletionRequest[];
+  /** Transcriptions asked for (`POST {base}/audio/transcriptions`). */
+  transcriptions: TranscriptionRequest[];
   /** Requests whose shape the fake refused (should stay empty: Wharf must send well-formed requests). */
   readonly malformed: CompletionRequest[];
   setReply(fn: ReplyFn): void;
@@ -117,6 +132,8 @@ export async function startFakeCompletions(opts: FakeCompletionsOptions): Promis
   let latency = opts.latencyMs ?? 0;
   const failures: { remaining: number; status: number; body: unknown }[] = [];
   const requests: CompletionRequest[] = [];
+  const transcriptions: TranscriptionRequest[] = [];
+  const transcribe = opts.transcribe ?? ((f) => `transcript of ${f.bytes.length} bytes`);
   const watchers = new Set<() => void>();
   const timers = new Set<NodeJS.Timeout>();
 
@@ -139,6 +156,31 @@ export async function startFakeCompletions(opts: FakeCompletionsOptions): Promis
       timers.add(t);
     });
 
+  /** OpenAI's `/audio/transcriptions`: multipart with `file` and `model`; answers `{text}`. */
+  async function transcription(req: IncomingMessage, res: ServerResponse, raw: Buffer, apiKey: string | undefined): Promise<void> {
+    const at = Date.now();
+    const refuse = (status: number, message: string): void => {
+      transcriptions.push({ apiKey, model: '', filename: '', mime: '', bytes: Buffer.alloc(0), status, at });
+      send(res, status, errorBody(message, 'invalid_request_error', null));
+    };
+    if (!apiKey || !keys.has(apiKey)) return refuse(401, 'Incorrect API key provided.');
+    const contentType = String(req.headers['content-type'] ?? '');
+    if (!/^multipart\/form-data;\s*boundary=/i.test(contentType)) return refuse(400, 'Expected multipart/form-data.');
+    let form: FormData;
+    try {
+      form = await new Response(raw, { headers: { 'content-type': contentType } }).formData();
+    } catch {
+      return refuse(400, 'Could not parse multipart form.');
+    }
+    const file = form.get('file');
+    const model = form.get('model');
+    if (!file || typeof file === 'string') return refuse(400, "Missing required parameter: 'file'.");
+    if (typeof model !== 'string' || !model) return refuse(400, "Missing required parameter: 'model'.");
+    const bytes = Buffer.from(await file.arrayBuffer());
+    transcriptions.push({ apiKey, model, filename: file.name, mime: file.type, bytes, status: 200, at });
+    send(res, 200, { text: transcribe({ bytes, mime: file.type, model }) });
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
@@ -148,6 +190,7 @@ export async function startFakeCompletions(opts: FakeCompletionsOptions): Promis
     const apiKey = header && /^Bearer\s+/i.test(header) ? header.replace(/^Bearer\s+/i, '').trim() : undefined;
     const base = { method: req.method ?? 'GET', path, apiKey, at: Date.now() };
 
+    if (req.method === 'POST' && path === `${basePath}/audio/transcriptions`) return transcription(req, res, Buffer.concat(chunks), apiKey);
     if (req.method !== 'POST' || path !== `${basePath}/chat/completions`) {
       const problem = `unknown route ${req.method} ${path} (expected POST ${basePath}/chat/completions)`;
       record({ ...base, body: undefined, status: 404, problem });
@@ -218,6 +261,7 @@ export async function startFakeCompletions(opts: FakeCompletionsOptions): Promis
   return {
     baseUrl: `http://127.0.0.1:${port}${basePath}`,
     requests,
+    transcriptions,
     get malformed() {
       return requests.filter((r) => r.status === 400 || r.status === 404 || r.problem === 'no bearer key');
     },

@@ -42,8 +42,8 @@ export interface FakeErrorSpec {
   type?: string;
   /** A raw, non-JSON body instead of Meta's error JSON (e.g. a load balancer's HTML page). */
   rawBody?: string;
-  /** Which message calls consume the injection; `send` by default. */
-  on?: 'send' | 'read' | 'any';
+  /** Which message calls consume the injection; `send` by default (`upload`: `POST /{phone-number-id}/media`). */
+  on?: 'send' | 'read' | 'upload' | 'any';
 }
 
 /** Knobs for `startFakeGraph`. */
@@ -56,11 +56,15 @@ export interface FakeGraphOptions {
   appId?: string;
 }
 
-/** A text the fake accepted. */
+/** A message the fake accepted: a text, or a media message (`type`, `media`; `text` is then its caption or ''). */
 export interface SentRecord {
   phoneNumberId: string;
   to: string;
   text: string;
+  /** `text` (default) or the media type: `image`, `document`, `audio`, `video`, `sticker`. */
+  type?: string;
+  /** A media message's object as posted: `{id}` (an upload of this fake) or `{link}`, with caption/filename. */
+  media?: { id?: string; link?: string; caption?: string; filename?: string };
   replyTo?: string;
   wamid: string;
   /** The request body as received. */
@@ -97,8 +101,22 @@ export interface FakeMediaSpec {
   fileSize?: number;
 }
 
+/** A file uploaded with `POST /{phone-number-id}/media`. */
+export interface UploadRecord {
+  id: string;
+  phoneNumberId: string;
+  bytes: Buffer;
+  mime: string;
+  /** The multipart `type` field (Meta wants the MIME type there too). */
+  type: string;
+  filename: string;
+  at: number;
+}
+
 /** A running fake Graph API. */
 export interface FakeGraph {
+  /** Files uploaded for sending. */
+  uploads: UploadRecord[];
   /** Base URL to use as META_GRAPH_URL (no trailing slash, no version). */
   url: string;
   sent: SentRecord[];
@@ -134,6 +152,29 @@ export interface FakeGraph {
 const DEFAULT_SCOPES = ['whatsapp_business_messaging', 'whatsapp_business_management'];
 const MESSAGING = 'whatsapp_business_messaging';
 const TEXT_LIMIT = 4096;
+/** Media message types of the Messages API. */
+const MEDIA_TYPES = ['image', 'document', 'audio', 'video', 'sticker'];
+/** Types Meta's upload accepts ("Supported media types"). */
+const UPLOAD_TYPES = [
+  'image/jpeg',
+  'image/png',
+  'image/webp',
+  'audio/aac',
+  'audio/amr',
+  'audio/mpeg',
+  'audio/mp4',
+  'audio/ogg',
+  'video/mp4',
+  'video/3gpp',
+  'text/plain',
+  'application/pdf',
+  'application/msword',
+  'application/vnd.ms-excel',
+  'application/vnd.ms-powerpoint',
+  'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
+  'application/vnd.openxmlformats-officedocument.presentationml.presentation',
+  'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+];
 
 // Meta's texts and HTTP statuses for the codes tests inject most; unknown codes get a generic title.
 const KNOWN_ERRORS: Record<number, { status: number; title: string; details?: string; transient?: boolean }> = {
@@ -321,6 +362,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
   const waiters = new Set<(s: SentRecord) => void>();
   const timers = new Set<NodeJS.Timeout>();
   const mediaFiles = new Map<string, FakeMediaSpec & { issued: number }>();
+  const uploads: UploadRecord[] = [];
   let hostHeader = '127.0.0.1';
 
   /** `GET /{media-id}`: Meta's media lookup (any valid token of the app may read it). */
@@ -342,7 +384,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
   const canUsePhone = (spec: FakeTokenSpec, phone: FakePhoneSpec): boolean =>
     scopesOf(spec).includes(MESSAGING) && (!spec.wabaIds || !phone.wabaId || spec.wabaIds.includes(phone.wabaId));
 
-  function takeInjection(kind: 'send' | 'read'): FakeErrorSpec | undefined {
+  function takeInjection(kind: 'send' | 'read' | 'upload'): FakeErrorSpec | undefined {
     const idx = injections.findIndex((i) => (i.spec.on ?? 'send') === kind || i.spec.on === 'any');
     if (idx < 0) return undefined;
     const inj = injections[idx];
@@ -535,11 +577,22 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
       );
     }
     const type = b.type ?? 'text';
-    if (type !== 'text') return invalidParam(`This fake only sends text; got type "${String(type)}".`);
-    const text = b.text as Record<string, unknown> | undefined;
-    if (!text || typeof text.body !== 'string') return invalidParam("The parameter text['body'] is required.");
-    if (text.body.length > TEXT_LIMIT)
-      return invalidParam(`Param text['body'] must be at most ${TEXT_LIMIT} characters long.`);
+    let media: SentRecord['media'];
+    let content: string;
+    if (type === 'text') {
+      const text = b.text as Record<string, unknown> | undefined;
+      if (!text || typeof text.body !== 'string') return invalidParam("The parameter text['body'] is required.");
+      if (text.body.length > TEXT_LIMIT)
+        return invalidParam(`Param text['body'] must be at most ${TEXT_LIMIT} characters long.`);
+      content = text.body;
+    } else if (typeof type === 'string' && MEDIA_TYPES.includes(type)) {
+      const checked = checkMediaObject(phoneNumberId, type, b[type]);
+      if (checked instanceof Reply) return checked;
+      media = checked;
+      content = checked.caption ?? '';
+    } else {
+      return invalidParam(`This fake sends text, image, document, audio, video and sticker; got type "${String(type)}".`);
+    }
     if (!/^\d{6,15}$/.test(b.to) && b.to !== b.recipient) {
       return graphError(400, {
         message: '(#131009) Parameter value is not valid',
@@ -554,7 +607,8 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
     const record: SentRecord = {
       phoneNumberId,
       to: b.to,
-      text: text.body,
+      text: content,
+      ...(media ? { type: type as string, media } : {}),
       ...(replyTo ? { replyTo } : {}),
       wamid: newWamid(b.to),
       body: asPosted,
@@ -567,6 +621,69 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
       contacts: [{ input: b.to, wa_id: b.to }],
       messages: [{ id: record.wamid }],
     });
+  }
+
+  /**
+   * A media message's object, as Meta documents it: exactly one of `id` (an upload of this phone number)
+   * and `link` (http/https); `caption` on image, video and document only; `filename` on document only.
+   */
+  function checkMediaObject(phoneNumberId: string, type: string, raw: unknown): NonNullable<SentRecord['media']> | Reply {
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return invalidParam(`The parameter ${type} is required.`);
+    const o = raw as Record<string, unknown>;
+    for (const k of Object.keys(o)) {
+      const allowed = ['id', 'link', ...(type === 'audio' || type === 'sticker' ? [] : ['caption']), ...(type === 'document' ? ['filename'] : [])];
+      if (!allowed.includes(k)) return invalidParam(`Param ${type}['${k}'] is not a valid parameter for ${type} messages.`);
+    }
+    const id = typeof o.id === 'string' ? o.id : undefined;
+    const link = typeof o.link === 'string' ? o.link : undefined;
+    if (!!id === !!link) return invalidParam(`Exactly one of ${type}['id'] and ${type}['link'] is required.`);
+    if (id && !uploads.some((u) => u.id === id && u.phoneNumberId === phoneNumberId)) {
+      return graphError(400, {
+        message: '(#131053) Media upload error',
+        type: 'OAuthException',
+        code: 131053,
+        error_data: { messaging_product: 'whatsapp', details: `Unknown media id ${id} for this phone number` },
+      });
+    }
+    if (link && !/^https?:\/\/[^\s]+$/.test(link)) return invalidParam(`Param ${type}['link'] must be a valid URL.`);
+    if (o.caption !== undefined && (typeof o.caption !== 'string' || o.caption.length > 1024))
+      return invalidParam(`Param ${type}['caption'] must be a string of at most 1024 characters.`);
+    if (o.filename !== undefined && typeof o.filename !== 'string') return invalidParam(`Param ${type}['filename'] must be a string.`);
+    return {
+      ...(id ? { id } : { link }),
+      ...(typeof o.caption === 'string' ? { caption: o.caption } : {}),
+      ...(typeof o.filename === 'string' ? { filename: o.filename } : {}),
+    };
+  }
+
+  /** `POST /{phone-number-id}/media`: multipart with `messaging_product`, `type` and `file`; answers `{id}`. */
+  async function uploadEdge(req: IncomingMessage, raw: Buffer, segments: string[], token: string | undefined): Promise<Reply> {
+    const spec = token ? tokens.get(token) : undefined;
+    if (!token || !spec || spec.invalid || spec.expired) return badTokenReply(token, spec);
+    const phoneNumberId = segments[0];
+    const phone = phones.get(phoneNumberId);
+    if (!phone || !canUsePhone(spec, phone)) return unknownObject('POST', phoneNumberId);
+    const injected = takeInjection('upload');
+    if (injected) return injectedReply(injected);
+    const contentType = req.headers['content-type'] ?? '';
+    if (!/^multipart\/form-data;\s*boundary=/i.test(contentType)) return invalidParam('Upload the file as multipart/form-data.');
+    let form: FormData;
+    try {
+      form = await new Response(raw, { headers: { 'content-type': contentType } }).formData();
+    } catch {
+      return invalidParam('The multipart body could not be parsed.');
+    }
+    if (form.get('messaging_product') !== 'whatsapp') return invalidParam('The parameter messaging_product is required.');
+    const file = form.get('file');
+    if (!file || typeof file === 'string') return invalidParam('The parameter file is required.');
+    const type = form.get('type');
+    const mime = file.type;
+    if (typeof type !== 'string' || !type) return invalidParam('The parameter type is required.');
+    if (!UPLOAD_TYPES.includes(mime.split(';')[0].trim())) return invalidParam(`Param file must be a file of a supported type; got "${mime}".`);
+    const bytes = Buffer.from(await file.arrayBuffer());
+    const record: UploadRecord = { id: String(4490709327384033n + BigInt(uploads.length + 1)), phoneNumberId, bytes, mime, type, filename: file.name, at: Date.now() };
+    uploads.push(record);
+    return new Reply(200, { id: record.id });
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -590,6 +707,14 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
     }
     const segments = url.pathname.split('/').filter(Boolean);
     hostHeader = req.headers.host ?? hostHeader;
+    const unversioned = segments[0] && /^v\d+\.\d+$/.test(segments[0]) ? segments.slice(1) : segments;
+    if (req.method === 'POST' && unversioned.length === 2 && unversioned[1] === 'media') {
+      const reply = await uploadEdge(req, Buffer.concat(chunks), unversioned, token);
+      calls.push({ method: 'POST', path: url.pathname, query, auth: token, status: reply.status, at: Date.now() });
+      res.writeHead(reply.status, { 'content-type': 'application/json; charset=UTF-8', 'x-fb-trace-id': fbtrace(), ...reply.headers });
+      res.end(typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body));
+      return;
+    }
     // A media download URL (not versioned; Meta serves these from another host): bearer token and expiry.
     if (segments[0] === 'media-download') {
       const m = mediaFiles.get(decodeURIComponent(segments[1] ?? ''));
@@ -649,6 +774,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
   return {
     url: `http://127.0.0.1:${port}`,
     sent,
+    uploads,
     reads,
     calls,
     setToken: (token, spec = {}) => void tokens.set(token, spec),

@@ -93,7 +93,7 @@ export async function startWharf(
     log?: Logger;
     waUrl?: string;
     waCertRoot?: string;
-    sessionHooks?: Pick<SessionActivityDeps, 'beforeDeliver'>;
+    sessionHooks?: Pick<SessionActivityDeps, 'beforeDeliver' | 'mediaHostAllowed'>;
     store?: StoreKind;
     databaseUrl?: string;
     env?: Record<string, string>;
