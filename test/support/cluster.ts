@@ -19,6 +19,9 @@ export interface ClusterSettings {
   taskQueue: string;
   adminToken: string;
   secretKey: string;
+  /** The WhatsApp Web simulator personal channels connect to (`WHARF_WA_URL`, `WHARF_WA_CERT_ROOT`). */
+  waUrl?: string;
+  waCertRoot?: string;
 }
 
 /**
@@ -102,6 +105,8 @@ export async function startNode(name: string, s: ClusterSettings, timeoutMs = 24
       CLUSTER_NODE_WORKFLOW_BUNDLE: s.workflowBundlePath,
       CLUSTER_NODE_ADMIN_TOKEN: s.adminToken,
       CLUSTER_NODE_SECRET_KEY: s.secretKey,
+      ...(s.waUrl ? { CLUSTER_NODE_WA_URL: s.waUrl } : {}),
+      ...(s.waCertRoot ? { CLUSTER_NODE_WA_CERT_ROOT: s.waCertRoot } : {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
