@@ -11,6 +11,7 @@ import { formatReply } from '../lib/format/index.js';
 import type { GraphClient } from '../lib/graph/graph-client.js';
 import { GraphError } from '../lib/graph/graph-client.js';
 import type { Logger } from '../lib/logger.js';
+import { countWrongPairingCode } from '../lib/metrics.js';
 import { isLiveCode, isPairedSender } from '../lib/pairing.js';
 import type { PolicyService } from '../lib/policy/service.js';
 import type { AgentRecord, Store } from '../lib/store/store.js';
@@ -247,6 +248,7 @@ export function createChatActivities({ store, graph, policy, client, log, person
         }
         const address = message.sender.address;
         const paired = pairedHere.has(address) || isPairedSender(ch, message.sender);
+        if (!paired && message.chat.kind === 'direct') countWrongPairingCode(message.text);
         const decision = await policy.decide({
           agent: ch.agent,
           channelId: ch.id,
