@@ -3,6 +3,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { FAILURE } from '../lib/errors.js';
 import type { GraphClient } from '../lib/graph/graph-client.js';
 import { GraphError } from '../lib/graph/graph-client.js';
+import { messageLogIds } from '../lib/log-ids.js';
 import type { Logger } from '../lib/logger.js';
 import type { Store } from '../lib/store/store.js';
 import type { ChannelState, ConfigValue, Provider } from '../lib/types.js';
@@ -55,10 +56,12 @@ export function createChannelActivities({ store, graph, log }: ChannelActivityDe
     },
 
     /** Records what happened to a handed-off message (`handed_off`, `dropped`) on the message log. */
-    async recordHandoff({ channelId, messageId, status, detail }: { channelId: string; messageId: string; status: 'handed_off' | 'dropped'; detail?: Record<string, unknown> }): Promise<void> {
+    async recordHandoff({ channelId, chatId, messageId, status, detail }: { channelId: string; chatId?: string; messageId: string; status: 'handed_off' | 'dropped'; detail?: Record<string, unknown> }): Promise<void> {
       await store.messages.setInboundStatus(channelId, messageId, status, detail);
-      if (status === 'dropped') log.warn({ channelId, messageId }, 'handed-off message dropped: no task waited on the space within 5 minutes');
-      else log.info({ channelId, messageId, to: detail?.to }, 'message handed off to a waiting task');
+      // (`chatId` is absent only in histories recorded before it was passed.)
+      const ids = chatId ? messageLogIds(channelId, chatId) : { channelId };
+      if (status === 'dropped') log.warn({ ...ids, messageId }, 'handed-off message dropped: no task waited on the space within 5 minutes');
+      else log.info({ ...ids, messageId, to: detail?.to }, 'message handed off to a waiting task');
     },
 
     /**

@@ -11,7 +11,9 @@ import { channelWorkflowId } from '../lib/workflow-ids.js';
 import { formatReply } from '../lib/format/index.js';
 import type { GraphClient } from '../lib/graph/graph-client.js';
 import { GraphError } from '../lib/graph/graph-client.js';
+import { messageLogIds } from '../lib/log-ids.js';
 import type { Logger } from '../lib/logger.js';
+import { countWrongPairingCode } from '../lib/metrics.js';
 import { isLiveCode, isPairedSender } from '../lib/pairing.js';
 import type { PolicyService } from '../lib/policy/service.js';
 import type { AgentRecord, Store } from '../lib/store/store.js';
@@ -178,10 +180,11 @@ export function createChatActivities({ store, graph, policy, client, log, person
               const base = { channelId: ch.id, key: part.key, chatId, address: part.address, text: part.text };
               await store.messages.recordOutbound({ ...base, status: err.retryable ? 'sending' : 'failed', detail: { code: err.code, title: err.title, message: err.message } });
               await store.diagnostics.sendError(ch.id, { code: err.code, message: err.message });
-              log.warn({ channelId: ch.id, code: err.code, retryable: err.retryable }, 'send refused by the Graph API');
+              log.warn({ ...messageLogIds(ch.id, chatId), messageId: r.inboundId, key: part.key, code: err.code, retryable: err.retryable }, 'send refused by the Graph API');
               throw ApplicationFailure.create({ type: err.failureType ?? FAILURE.graphUnavailable, message: err.message, nonRetryable: !err.retryable, details: [{ code: err.code }] });
             }
             await store.messages.completeOutbound({ channelId: ch.id, key: part.key, providerId: messageId, inbound: last ? outcome : undefined });
+            log.debug({ ...messageLogIds(ch.id, chatId), messageId: r.inboundId, key: part.key, providerId: messageId }, 'reply part sent');
             ids.push(messageId);
           }
           if (!parts.length && outcome) await store.messages.setInboundStatus(ch.id, outcome.id, outcome.status, { parts: 0 });
@@ -232,7 +235,7 @@ export function createChatActivities({ store, graph, policy, client, log, person
       let agent: AgentRecord | null | undefined;
       const admit = async (message: InboundMessage): Promise<Admission> => {
         if (!fresh.has(message.id)) {
-          log.debug({ channelId, messageId: message.id }, 'redelivered message dropped');
+          log.debug({ ...messageLogIds(channelId, message.chat.id), messageId: message.id }, 'redelivered message dropped');
           return { action: 'duplicate' };
         }
         const ignore = (status: 'ignored' | 'failed', reason: string): Admission => {
@@ -254,12 +257,13 @@ export function createChatActivities({ store, graph, policy, client, log, person
           if (paired) {
             pairedHere.add(message.sender.address);
             outcomes.push({ id: message.id, status: 'paired' });
-            log.info({ channelId: ch.id, address: message.sender.address }, 'sender paired');
+            log.info({ ...messageLogIds(ch.id, message.chat.id), messageId: message.id, address: message.sender.address }, 'sender paired');
             return { action: 'paired', provider: ch.provider, sessionQueue: ch.sessionQueue ?? null };
           }
         }
         const address = message.sender.address;
         const paired = pairedHere.has(address) || isPairedSender(ch, message.sender);
+        if (!paired && message.chat.kind === 'direct') countWrongPairingCode(message.text);
         const decision = await policy.decide({
           agent: ch.agent,
           channelId: ch.id,
@@ -276,7 +280,11 @@ export function createChatActivities({ store, graph, policy, client, log, person
         return { action: 'deliver', mode: ch.inbound, space: ch.space, provider: ch.provider, agent, sessionQueue: ch.sessionQueue ?? null };
       };
       const admissions: Admission[] = [];
-      for (const m of messages) admissions.push(await admit(m));
+      for (const m of messages) {
+        const a = await admit(m);
+        admissions.push(a);
+        log.debug({ ...messageLogIds(channelId, m.chat.id), messageId: m.id, action: a.action }, 'inbound message admitted');
+      }
       await store.messages.setInboundStatuses(channelId, outcomes);
       if (!answer || !ch) return admissions;
       const leading: Array<{ at: number; reply: ReplyInput }> = [];
@@ -303,10 +311,10 @@ export function createChatActivities({ store, graph, policy, client, log, person
         await store.messages.recordUnhandled(channelId, [entry]);
       } catch (err) {
         const digest = (v: string): string => createHash('sha256').update(v).digest('hex').slice(0, 32);
-        log.warn({ channelId, err: (err as Error).message }, 'unprocessable message recorded under a digest of its id');
+        log.warn({ ...messageLogIds(channelId, message.chatId.slice(0, 200)), err: (err as Error).message }, 'unprocessable message recorded under a digest of its id');
         await store.messages.recordUnhandled(channelId, [{ ...entry, id: `unprocessable:${digest(message.id)}`, chatId: digest(message.chatId), address: null, type: message.type.slice(0, 32) }]);
       }
-      log.warn({ channelId, messageId: message.id.slice(0, 200), reason }, 'inbound message could not be processed; recorded as failed and skipped');
+      log.warn({ ...messageLogIds(channelId, message.chatId.slice(0, 200)), messageId: message.id.slice(0, 200), reason }, 'inbound message could not be processed; recorded as failed and skipped');
     },
 
     /** Records final outcomes of inbound messages on the message log (`failed` never replaces `answered`). */

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { WharfError } from '../lib/errors.js';
+import { messageLogIds } from '../lib/log-ids.js';
 import type { Logger } from '../lib/logger.js';
 import type { Store } from '../lib/store/store.js';
 import { cancelWaiter, returnMessage, signalQueue, waitForMessage, type HandedOffMessage, type SignalQueueView } from '../workflows/channel-messages.js';
@@ -42,7 +43,7 @@ export function signalsRouter({ gateway, store, log }: { gateway: ChannelGateway
     const putBack = async (message: HandedOffMessage | null): Promise<void> => {
       if (!message) return;
       await handle.signal(returnMessage, { message });
-      log.info({ space: body.space, messageId: message.id }, 'waiter went away; message kept for the next one');
+      log.info({ ...messageLogIds(message.channelId, message.chat.id), space: body.space, messageId: message.id }, 'waiter went away; message kept for the next one');
     };
     res.on('close', () => {
       if (res.writableFinished) return;

@@ -11,6 +11,7 @@
  * handed on in the last minutes, is the live code keeps going to their chat, where the code pairs them
  * first — so "code, then hello" is answered as before.
  */
+import { countWrongPairingCode } from '../lib/metrics.js';
 import { isLiveCode, isPairedSender, PAIRING_TTL_MS } from '../lib/pairing.js';
 import type { PolicyService } from '../lib/policy/service.js';
 import type { Store } from '../lib/store/store.js';
@@ -88,6 +89,7 @@ export function createStrangerScreen({ store, policy }: { store: Store; policy: 
         const r = await mayPass(fresh, m, now);
         if (r.pass) passing.add(m);
         else {
+          if (m.chat.kind === 'direct') countWrongPairingCode(m.text);
           denied.push({
             id: m.id,
             chatId: m.chat.id,

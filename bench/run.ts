@@ -14,6 +14,9 @@
  *             CPU per session (bench/sessions.ts; its own product and data dir)
  *   cluster   two nodes on one PostgreSQL and one Temporal: kill -9 of one under load, then a rolling
  *             restart (bench/cluster.ts; own servers; only with --only=cluster)
+ *   failover  three nodes, a personal session on the WhatsApp Web simulator and a Cloud channel under load:
+ *             SIGKILL of the session's node, then every node restarted one by one (bench/cluster-failover.ts;
+ *             own servers; only with --only=failover)
  *
  * ingest, crash and scale run one after another on the same product and data dir (crash restarts it,
  * scale restarts it again), which saves two cold starts. The whole run keeps to a time budget (--budget,
@@ -31,6 +34,7 @@ import { projectRoot } from '../lib/paths.js';
 import { startFakeGraph, type FakeGraph } from '../test/fakes/graph-server.js';
 import { benchBaseline, type BaselineResult } from './baseline.js';
 import { runCluster } from './cluster.js';
+import { runClusterFailover } from './cluster-failover.js';
 import {
   loadAgent,
   percentile,
@@ -70,7 +74,7 @@ import {
 
 // ---- options -------------------------------------------------------------------------------------
 
-const SECTIONS = ['micro', 'baseline', 'ingest', 'crash', 'scale', 'flood', 'sessions', 'cluster'] as const;
+const SECTIONS = ['micro', 'baseline', 'ingest', 'crash', 'scale', 'flood', 'sessions', 'cluster', 'failover'] as const;
 type Section = (typeof SECTIONS)[number];
 /** The sections a run without --only runs (cluster starts its own PostgreSQL and nodes: asked for by name). */
 const DEFAULT_SECTIONS: Section[] = ['micro', 'baseline', 'ingest', 'crash', 'scale', 'flood', 'sessions'];
@@ -84,6 +88,7 @@ const SHARE: Record<Section, number> = {
   flood: 0.1,
   sessions: 0.25,
   cluster: 0.2,
+  failover: 0.2,
 };
 
 interface Options {
@@ -1234,6 +1239,52 @@ async function main(): Promise<number> {
         ],
       );
       goal('cluster: acked but never answered after a kill -9', '= 0', cluster.lost as number, (v) => v === 0);
+    }
+    const failover = await section('failover', () =>
+      runClusterFailover({ cloudRate: o.quick ? 5 : 10, chats: 12, progress }),
+    );
+    if (failover) {
+      const p = failover.personal as {
+        sent: number;
+        lost: number;
+        duplicates: number;
+        newQrRefs: number;
+        overlappingLogins: number;
+      };
+      const k = p as unknown as {
+        killGap: { loginMs: number | null; connectedMs: number | null; firstReplyMs: number | null };
+      };
+      const c = failover.cloud as { acknowledged: number; lost: number; duplicates: number };
+      const rolls = failover.rollingRestart as Array<{
+        node: string;
+        heldSession: boolean;
+        session?: { loginMs: number };
+      }>;
+      table(
+        'Failover: three nodes, a personal session (simulator) and a Cloud channel under load; SIGKILL of the session holder, then a rolling restart',
+        ['figure', 'value'],
+        [
+          ['nodes started at once (ms to serving)', (failover.startMs as number[]).join(', ')],
+          [
+            'personal session after SIGKILL of its node: login / connected / first reply (ms)',
+            `${k.killGap.loginMs} / ${k.killGap.connectedMs} / ${k.killGap.firstReplyMs}`,
+          ],
+          [
+            'personal session after a graceful stop of its node: login (ms)',
+            rolls
+              .filter((r) => r.session)
+              .map((r) => r.session!.loginMs)
+              .join(', ') || '(the session never sat on a restarted node)',
+          ],
+          ['personal: sent / lost / answered twice', `${p.sent} / ${p.lost} / ${p.duplicates}`],
+          ['personal: new QR refs / overlapping logins', `${p.newQrRefs} / ${p.overlappingLogins}`],
+          ['Cloud: acknowledged / lost / answered twice', `${c.acknowledged} / ${c.lost} / ${c.duplicates}`],
+          ['channels at the end', JSON.stringify(failover.channelsAtEnd)],
+          ['load average (1 min) before / after', JSON.stringify(failover.loadAvg1m)],
+        ],
+      );
+      goal('failover: messages lost (personal + Cloud)', '= 0', p.lost + c.lost, (v) => v === 0);
+      goal('failover: two live sockets for one session', '= 0', p.overlappingLogins, (v) => v === 0);
     }
     if (session.firstStartMs !== undefined) results.firstStartMs = Math.round(session.firstStartMs);
 

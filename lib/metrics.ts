@@ -8,6 +8,7 @@ import { sameSecret } from './constant-time.js';
 import type { RequestHandler } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { WharfError } from './errors.js';
+import { normalizePairingCode } from './pairing.js';
 
 /** The process's registry (Node process metrics included, prefixed `wharf_process_`/`wharf_nodejs_`). */
 export const registry = new Registry();
@@ -36,11 +37,50 @@ export const signatureFailures = new Counter({
   registers: [registry],
 });
 
-/** Inbound messages as the message log records them: `received`, then their outcome. */
+/** Inbound messages as the message log records them: `received`, then their outcome; by message type. */
 export const inboundMessages = new Counter({
   name: 'wharf_inbound_messages_total',
-  help: 'Inbound messages by status as recorded in the message log (received, answered, denied, paired, held, ignored, failed, …)',
-  labelNames: ['status'] as const,
+  help: 'Inbound messages by status as recorded in the message log (received, answered, denied, paired, held, ignored, failed, …) and type (text, image, reaction, …; other for types Wharf does not know)',
+  labelNames: ['status', 'type'] as const,
+  registers: [registry],
+});
+
+/**
+ * Message types that get a label of their own (WhatsApp's and Wharf's names); anything else is `other`, so
+ * whatever a provider puts in `type` cannot grow the label set without bound.
+ */
+const KNOWN_TYPES = new Set([
+  'text',
+  'image',
+  'audio',
+  'video',
+  'document',
+  'sticker',
+  'location',
+  'contacts',
+  'interactive',
+  'button',
+  'reaction',
+  'order',
+  'system',
+  'edit',
+  'revoke',
+  'deleted',
+  'poll',
+  'unsupported',
+  'unknown',
+  'request_welcome',
+]);
+
+/** The `type` label of a message type. */
+export const typeLabel = (type: string | null | undefined): string =>
+  !type ? 'text' : KNOWN_TYPES.has(type) ? type : 'other';
+
+/** Vault failures by the vault's kind and the problem (unreachable, sealed, auth_failed, not_found, …). */
+export const vaultErrors = new Counter({
+  name: 'wharf_vault_errors_total',
+  help: 'Failed reads of credential refs, by vault kind (local, hashicorp, onepassword, bitwarden, keepass) and problem (unreachable, sealed, auth_failed, forbidden, not_found, bad_config, bad_response)',
+  labelNames: ['vault_kind', 'problem'] as const,
   registers: [registry],
 });
 
@@ -63,7 +103,7 @@ export const graphCalls = new Counter({
 /** Pairing: codes issued through the API, senders paired by a code. */
 export const pairingAttempts = new Counter({
   name: 'wharf_pairing_attempts_total',
-  help: 'Pairing: codes issued (code_issued) and senders paired by sending one (paired)',
+  help: 'Pairing: codes issued (code_issued), senders paired by sending one (paired), and code-shaped texts from unpaired senders that were not the live code (wrong_code: wrong or expired)',
   labelNames: ['outcome'] as const,
   registers: [registry],
 });
@@ -84,12 +124,20 @@ export const channelsByStatus = new Gauge({
   registers: [registry],
 });
 
-/** Counts inbound statuses as they are written to the message log. */
-export function countInbound(statuses: Iterable<{ status: string }>): void {
-  for (const { status } of statuses) {
-    inboundMessages.inc({ status });
+/** Counts inbound statuses (with the message's type) as they are written to the message log. */
+export function countInbound(rows: Iterable<{ status: string; type?: string | null }>): void {
+  for (const { status, type } of rows) {
+    inboundMessages.inc({ status, type: typeLabel(type) });
     if (status === 'paired') pairingAttempts.inc({ outcome: 'paired' });
   }
+}
+
+/**
+ * Counts a text from an unpaired sender that has a pairing code's shape (`XYZ-123`, as the API issues them)
+ * but is not the channel's live code: someone guessing, or a code that expired.
+ */
+export function countWrongPairingCode(text: string): void {
+  if (/^[A-Z]{3}\d{3}$/.test(normalizePairingCode(text))) pairingAttempts.inc({ outcome: 'wrong_code' });
 }
 
 /** The outcome label of a webhook answer's status code. */

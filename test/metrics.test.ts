@@ -11,10 +11,13 @@ import {
   pairPhone,
   phone,
   postWebhook,
+  sendText,
   waitForChannel,
+  waitForOutcome,
   wamid,
 } from './support/cloud.js';
 import { startWharf, type TestWharf } from './support/wharf.js';
+import { vaultRegistry } from '../lib/vaults/index.js';
 
 const METRICS_TOKEN = 'metrics-token-for-the-scraper';
 
@@ -86,15 +89,55 @@ describe('GET /metrics', () => {
     expect(moved('wharf_webhook_signature_failures_total')).toBe(1);
     expect(moved('wharf_webhook_ack_seconds_count')).toBe(2);
     expect(moved('wharf_webhook_ack_seconds_bucket{le="+Inf"}')).toBe(2);
-    expect(moved('wharf_inbound_messages_total{status="received"}')).toBeGreaterThanOrEqual(2);
-    expect(moved('wharf_inbound_messages_total{status="paired"}')).toBeGreaterThanOrEqual(1);
-    expect(moved('wharf_inbound_messages_total{status="answered"}')).toBeGreaterThanOrEqual(1);
+    expect(moved('wharf_inbound_messages_total{status="received",type="text"}')).toBeGreaterThanOrEqual(2);
+    expect(moved('wharf_inbound_messages_total{status="paired",type="text"}')).toBeGreaterThanOrEqual(1);
+    expect(moved('wharf_inbound_messages_total{status="answered",type="text"}')).toBeGreaterThanOrEqual(1);
     expect(moved('wharf_replies_total{outcome="accepted"}')).toBeGreaterThanOrEqual(2); // the pairing confirmation and the echo
     expect(moved('wharf_graph_requests_total{endpoint="sendText",code="ok"}')).toBeGreaterThanOrEqual(2);
     expect(moved('wharf_pairing_attempts_total{outcome="code_issued"}')).toBe(1);
     expect(moved('wharf_pairing_attempts_total{outcome="paired"}')).toBeGreaterThanOrEqual(1);
     expect(value(after, 'wharf_channels{provider="whatsapp_cloud",status="connected"}')).toBeGreaterThanOrEqual(1);
     expect([...after.keys()].some((k) => k.startsWith('wharf_process_cpu_seconds_total'))).toBe(true);
+  });
+
+  it('counts inbound messages by type, wrong pairing codes, vault errors by kind, and personal sessions by state', async () => {
+    const p = phone();
+    const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });
+    const before = await scrape();
+    const moved = (after: Map<string, number>, key: string): number => value(after, key) - value(before, key);
+
+    // A reaction (recorded, not sent to the agent) and a stranger guessing a code that is not the live one.
+    const reaction = { type: 'reaction', reaction: { message_id: wamid(), emoji: '👍' } };
+    expect(
+      (
+        await postWebhook(w, ch.id, inboundPayload(ch.target, [{ from: p, message: reaction }]), {
+          secret: ch.appSecret,
+        })
+      ).status,
+    ).toBe(200);
+    const { code } = (await w.api('POST', `/api/channels/${ch.id}/pair`)).data as { code: string };
+    const wrong = code === 'QQQ-111' ? 'QQQ-112' : 'QQQ-111';
+    await waitForOutcome(w, ch.id, await sendText(w, ch, phone(), wrong));
+
+    // Refs that cannot be read, through the registry every activity resolves secrets with: an item the local
+    // vault does not have, and a vault that is not connected.
+    const vaults = vaultRegistry(w.store);
+    await expect(vaults.resolve({ vault: 'local', item: 'itm_missing', field: 'value' })).rejects.toThrow(/no such/);
+    await expect(vaults.resolve({ vault: 'ops', item: 'x', field: 'y' })).rejects.toThrow(/no such vault/);
+
+    // A personal channel: it cannot reach WhatsApp from here, and says so in its state.
+    const personal = await w.api('POST', '/api/channels', { provider: 'whatsapp_user', agent: 'echo' });
+    expect(personal.status).toBe(201);
+
+    const after = await scrape();
+    expect(moved(after, 'wharf_inbound_messages_total{status="ignored",type="reaction"}')).toBe(1);
+    expect(moved(after, 'wharf_inbound_messages_total{status="denied",type="text"}')).toBeGreaterThanOrEqual(1);
+    expect(moved(after, 'wharf_pairing_attempts_total{outcome="wrong_code"}')).toBe(1);
+    expect(moved(after, 'wharf_pairing_attempts_total{outcome="code_issued"}')).toBe(1);
+    expect(moved(after, 'wharf_vault_errors_total{vault_kind="local",problem="not_found"}')).toBe(1);
+    expect(moved(after, 'wharf_vault_errors_total{vault_kind="unknown",problem="not_found"}')).toBe(1);
+    const personalStates = [...after.entries()].filter(([k]) => k.startsWith('wharf_personal_sessions{'));
+    expect(personalStates.reduce((n, [, v]) => n + v, 0)).toBeGreaterThanOrEqual(1);
   });
 
   it('counts Graph errors by endpoint and Meta error code', async () => {

@@ -7,6 +7,7 @@ import { createChannelActivities } from '../activities/channel-activities.js';
 import { createChatActivities } from '../activities/chat-activities.js';
 import { createMediaActivities } from '../activities/media-activities.js';
 import { createPersonalMediaSender } from '../activities/personal-media.js';
+import { recordSessionHolder, startSessionReaper } from '../activities/session-failover.js';
 import { createSignalActivities } from '../activities/signal-activities.js';
 import { createSessionActivities, type MakeSocket, type SessionActivityDeps } from '../activities/whatsapp-session.js';
 import type { GraphClient } from '../lib/graph/graph-client.js';
@@ -107,7 +108,8 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
   };
   // runSession on the shared queue (any worker may hold a session); sends for a session on this process's
   // own queue, where its socket lives.
-  const activities = { ...shared, runSession: sessions.runSession };
+  // (On a shared store each attempt records its node, so a live node can move it off a dead one at once.)
+  const activities = { ...shared, runSession: recordSessionHolder(sessions.runSession, deps.store, deps.log) };
   const sessionActivities = { ...shared, sendText: sessions.sendText };
   const worker = await Worker.create({
     connection,
@@ -148,7 +150,12 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
     sessionQueue,
     connection,
     run: async () => {
-      await Promise.all([worker.run(), sessionWorker.run()]);
+      const reaper = startSessionReaper({ store: deps.store, client: deps.client, log: deps.log });
+      try {
+        await Promise.all([worker.run(), sessionWorker.run()]);
+      } finally {
+        reaper.stop();
+      }
     },
     shutdown: () => {
       for (const w of [worker, sessionWorker]) if (w.getState() === 'RUNNING') w.shutdown();

@@ -484,7 +484,7 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
       } else {
         given.set(w.waiterId, m);
       }
-      await handoffs.recordHandoff({ channelId: s.id, messageId: m.id, status: 'handed_off', detail: { to: w.workflowId ?? 'http' } });
+      await handoffs.recordHandoff({ channelId: s.id, chatId: m.chat.id, messageId: m.id, status: 'handed_off', detail: { to: w.workflowId ?? 'http' } });
       return true;
     }
   };
@@ -517,7 +517,7 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
       if (m) {
         try {
           await getExternalWorkflowHandle(w.workflowId).signal(channelSignal, { waiterId: w.waiterId, message: m });
-          await handoffs.recordHandoff({ channelId: s.id, messageId: m.id, status: 'handed_off', detail: { to: w.workflowId } });
+          await handoffs.recordHandoff({ channelId: s.id, chatId: m.chat.id, messageId: m.id, status: 'handed_off', detail: { to: w.workflowId } });
           return { queued: false };
         } catch {
           // The registering workflow is already gone: the message goes to the next waiter or back in line.
@@ -536,7 +536,7 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
     async ({ waiterId, from, timeoutMs }) => {
       const ready = takeHeld(from);
       if (ready) {
-        await handoffs.recordHandoff({ channelId: s.id, messageId: ready.id, status: 'handed_off', detail: { to: 'http' } });
+        await handoffs.recordHandoff({ channelId: s.id, chatId: ready.chat.id, messageId: ready.id, status: 'handed_off', detail: { to: 'http' } });
         return { message: ready };
       }
       waiters.push({ waiterId, from, expiresAt: new Date(now() + timeoutMs).toISOString() });
@@ -568,7 +568,7 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
     if (!expired.length) return;
     held = held.filter((h) => Date.parse(h.expiresAt) > now());
     for (const h of expired) {
-      await handoffs.recordHandoff({ channelId: s.id, messageId: h.message.id, status: 'dropped', detail: { reason: 'No task was waiting on the space within 5 minutes.' } });
+      await handoffs.recordHandoff({ channelId: s.id, chatId: h.message.chat.id, messageId: h.message.id, status: 'dropped', detail: { reason: 'No task was waiting on the space within 5 minutes.' } });
     }
   };
 

@@ -193,6 +193,24 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 14,
+    name: 'session-holders',
+    // Which node holds each personal session's activity attempt (activities/session-failover.ts): when that
+    // node stops noting that it is alive, another fails the attempt so Temporal restarts it at once instead
+    // of after the 30 s heartbeat timeout.
+    sql: `
+      create table session_holders (
+        channel_id text primary key,
+        node_id text not null,
+        workflow_id text not null,
+        run_id text not null,
+        activity_id text not null,
+        attempt integer not null,
+        updated_at timestamptz not null default now()
+      );
+    `,
+  },
 ];
 
 /**

@@ -5,7 +5,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { ChannelDiagnostics, ChannelState, CredentialRef, UnhandledInbound } from '../types.js';
 import { WharfError } from '../errors.js';
-import { countInbound, inboundMessages, replies } from '../metrics.js';
+import { countInbound, replies } from '../metrics.js';
 import { createChangeFeed } from './change-feed.js';
 import { createOutboundMediaStore } from './outbound-media.js';
 import { seal, unseal } from './crypto.js';
@@ -454,7 +454,8 @@ export function createStore(db: Db, secretKey: Buffer) {
       );
       // The store may have made an odd id storable (see `storable`): report ids as the caller gave them.
       changes.emit({ channelId, what: 'messages' });
-      inboundMessages.inc({ status: 'received' }, got.length);
+      const typeOf = new Map(rows.map((r) => [storable(r.id), r.type]));
+      countInbound(got.map((r) => ({ status: 'received', type: typeOf.get(r.key) })));
       const stored = new Set(got.map((r) => r.key));
       return new Set(rows.filter((r) => stored.has(storable(r.id))).map((r) => r.id));
     },
@@ -465,11 +466,12 @@ export function createStore(db: Db, secretKey: Buffer) {
      */
     async recordUnhandled(channelId: string, rows: UnhandledInbound[]): Promise<void> {
       if (!rows.length) return;
-      await db.query(
+      const recorded = await db.query<{ status: string; type: string | null }>(
         `insert into messages (channel_id, direction, key, provider_id, chat_id, address, text, status, type, detail)
          select $1, 'in', u.key, u.key, u.chat_id, u.address, u.text, u.status, u.type, u.detail::jsonb
            from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) as u(key, chat_id, address, text, status, type, detail)
-         on conflict (channel_id, direction, key) do nothing`,
+         on conflict (channel_id, direction, key) do nothing
+         returning status, type`,
         [
           channelId,
           rows.map((r) => r.id),
@@ -482,6 +484,7 @@ export function createStore(db: Db, secretKey: Buffer) {
         ],
       );
       changes.emit({ channelId, what: 'messages' });
+      countInbound(recorded);
     },
     /** Adds keys to an inbound message's detail (e.g. its stored media), keeping what is there. */
     async mergeInboundDetail(channelId: string, id: string, detail: Record<string, unknown>): Promise<void> {
@@ -501,14 +504,15 @@ export function createStore(db: Db, secretKey: Buffer) {
      */
     async setInboundStatuses(channelId: string, outcomes: Array<{ id: string; status: string; detail?: Record<string, unknown> }>): Promise<void> {
       if (!outcomes.length) return;
-      await db.query(
+      const updated = await db.query<{ status: string; type: string | null }>(
         `update messages m set status = u.status, detail = coalesce(m.detail, '{}'::jsonb) || coalesce(u.detail::jsonb, '{}'::jsonb), updated_at = now()
            from unnest($2::text[], $3::text[], $4::text[]) as u(key, status, detail)
-         where m.channel_id = $1 and m.direction = 'in' and m.key = u.key and not (u.status = 'failed' and m.status = 'answered')`,
+         where m.channel_id = $1 and m.direction = 'in' and m.key = u.key and not (u.status = 'failed' and m.status = 'answered')
+         returning m.status, m.type`,
         [channelId, outcomes.map((o) => o.id), outcomes.map((o) => o.status), outcomes.map((o) => (o.detail ? jsonParam(o.detail) : null))],
       );
       changes.emit({ channelId, what: 'messages' });
-      countInbound(outcomes);
+      countInbound(updated);
     },
     /**
      * Claims outbound parts of one chat for one sending attempt (`owner`) before they are sent, in one
@@ -572,17 +576,18 @@ export function createStore(db: Db, secretKey: Buffer) {
     },
     /** Records that a part was accepted by the provider and, with the last part, the inbound message's outcome. */
     async completeOutbound(m: { channelId: string; key: string; providerId: string; inbound?: { id: string; status: string; detail: Record<string, unknown> } }): Promise<void> {
-      await db.query(
+      const inbound = await db.query<{ status: string; type: string | null }>(
         `with o as (
            update messages set provider_id = $3, status = 'accepted', updated_at = now()
            where channel_id = $1 and direction = 'out' and key = $2 and status in ('sending', 'failed') returning 1)
          update messages set status = $5, detail = coalesce(detail, '{}'::jsonb) || $6::jsonb, updated_at = now()
-         where $4::text is not null and channel_id = $1 and direction = 'in' and key = $4`,
+         where $4::text is not null and channel_id = $1 and direction = 'in' and key = $4
+         returning status, type`,
         [m.channelId, m.key, m.providerId, m.inbound?.id ?? null, m.inbound?.status ?? null, m.inbound ? jsonParam(m.inbound.detail) : null],
       );
       changes.emit({ channelId: m.channelId, what: 'messages' });
       replies.inc({ outcome: 'accepted' });
-      if (m.inbound) countInbound([m.inbound]);
+      countInbound(inbound);
     },
     /** Records an outbound part as it stands (sends the provider refused or that will be retried); releases its claim. */
     async recordOutbound(m: { channelId: string; key: string; chatId: string; address: string; text: string; status: string; providerId?: string; detail?: Record<string, unknown> }): Promise<void> {

@@ -13,6 +13,7 @@
  * seen within that time. (Local items have their own sealed-row cache of the same length in the store.)
  */
 import { WharfError } from '../errors.js';
+import { vaultErrors } from '../metrics.js';
 import type { Store, VaultConnectionRecord } from '../store/store.js';
 import type { CredentialRef } from '../types.js';
 import { createBitwardenVault } from './bitwarden.js';
@@ -139,6 +140,26 @@ export function createVaultRegistry(store: Store) {
     return conn;
   };
 
+  /** Reads a ref's value; tells `onKind` the vault's kind once its connection is known (for the metrics). */
+  const resolveFrom = async (ref: CredentialRef, onKind: (kind: string) => void): Promise<string> => {
+    const conn = await get(ref.vault).catch((err: unknown) => {
+      if (err instanceof WharfError && err.code === 'not_found')
+        throw new VaultError(ref.vault, 'not_found', 'no such vault connection');
+      throw err;
+    });
+    onKind(conn.kind);
+    // Local values are not copied here: the store keeps only the sealed row (see SEALED_CACHE_MS).
+    if (conn.kind === 'local') return conn.resolve(ref.item, ref.field);
+    const key = valueKey(ref.vault, ref.item, ref.field);
+    const hit = values.get(key);
+    if (hit && Date.now() - hit.at < VALUE_CACHE_MS) return hit.value;
+    values.delete(key);
+    const value = await conn.resolve(ref.item, ref.field);
+    if (values.size > 10_000) values.clear();
+    values.set(key, { value, at: Date.now() });
+    return value;
+  };
+
   const view = (r: VaultConnectionRecord): VaultView => ({
     id: r.id,
     kind: r.kind as VaultKind,
@@ -171,21 +192,13 @@ export function createVaultRegistry(store: Store) {
 
     /** Reads the value a ref points at now (or from the short in-memory copy). Throws {@link VaultError}. */
     async resolve(ref: CredentialRef): Promise<string> {
-      const conn = await get(ref.vault).catch((err: unknown) => {
-        if (err instanceof WharfError && err.code === 'not_found')
-          throw new VaultError(ref.vault, 'not_found', 'no such vault connection');
+      let kind = 'unknown';
+      try {
+        return await resolveFrom(ref, (k) => (kind = k));
+      } catch (err) {
+        if (err instanceof VaultError) vaultErrors.inc({ vault_kind: kind, problem: err.problem });
         throw err;
-      });
-      // Local values are not copied here: the store keeps only the sealed row (see SEALED_CACHE_MS).
-      if (conn.kind === 'local') return conn.resolve(ref.item, ref.field);
-      const key = valueKey(ref.vault, ref.item, ref.field);
-      const hit = values.get(key);
-      if (hit && Date.now() - hit.at < VALUE_CACHE_MS) return hit.value;
-      values.delete(key);
-      const value = await conn.resolve(ref.item, ref.field);
-      if (values.size > 10_000) values.clear();
-      values.set(key, { value, at: Date.now() });
-      return value;
+      }
     },
 
     /** Whether a ref names an item and field that exist; `unknown` when the vault cannot be asked now. */

@@ -25,6 +25,8 @@ const w = await startWharf({
     temporalAddress: env('CLUSTER_NODE_TEMPORAL_ADDRESS'),
     workflowBundlePath: env('CLUSTER_NODE_WORKFLOW_BUNDLE'),
   },
+  waUrl: process.env.CLUSTER_NODE_WA_URL,
+  waCertRoot: process.env.CLUSTER_NODE_WA_CERT_ROOT,
   stickyQueueTimeoutMs: process.env.CLUSTER_NODE_STICKY_MS ? Number(process.env.CLUSTER_NODE_STICKY_MS) : undefined,
   env: { WHARF_ADMIN_TOKEN: env('CLUSTER_NODE_ADMIN_TOKEN'), WHARF_SECRET_KEY: env('CLUSTER_NODE_SECRET_KEY') },
 });

@@ -4,10 +4,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { projectRoot } from '../../lib/paths.js';
 
 /** What every node of one cluster shares. */
@@ -19,6 +20,9 @@ export interface ClusterSettings {
   taskQueue: string;
   adminToken: string;
   secretKey: string;
+  /** The WhatsApp Web simulator personal channels connect to (`WHARF_WA_URL`, `WHARF_WA_CERT_ROOT`). */
+  waUrl?: string;
+  waCertRoot?: string;
 }
 
 /**
@@ -86,11 +90,20 @@ function apiOf(url: string, token: string): NodeApi['api'] {
   };
 }
 
+/**
+ * How a node is started: compiled (`npm run bench` builds dist/, where this file runs as .js) starts in a
+ * few seconds; from the sources (tests) every start transpiles them first (~30 s on this machine).
+ */
+const compiledNode = join(dirname(fileURLToPath(import.meta.url)), 'cluster-node.js');
+const nodeEntry = existsSync(compiledNode)
+  ? [compiledNode]
+  : ['--import', './test/support/ts-loader.mjs', 'test/support/cluster-node.ts'];
+
 /** Starts one node; resolves once it serves. */
 export async function startNode(name: string, s: ClusterSettings, timeoutMs = 240_000): Promise<ClusterNode> {
   const dataDir = mkdtempSync(join(tmpdir(), `wharf-${name}-`));
   const t0 = performance.now();
-  const child = spawn(process.execPath, ['--import', './test/support/ts-loader.mjs', 'test/support/cluster-node.ts'], {
+  const child = spawn(process.execPath, nodeEntry, {
     cwd: projectRoot,
     env: {
       ...process.env,
@@ -102,9 +115,14 @@ export async function startNode(name: string, s: ClusterSettings, timeoutMs = 24
       CLUSTER_NODE_WORKFLOW_BUNDLE: s.workflowBundlePath,
       CLUSTER_NODE_ADMIN_TOKEN: s.adminToken,
       CLUSTER_NODE_SECRET_KEY: s.secretKey,
+      ...(s.waUrl ? { CLUSTER_NODE_WA_URL: s.waUrl } : {}),
+      ...(s.waCertRoot ? { CLUSTER_NODE_WA_CERT_ROOT: s.waCertRoot } : {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // CLUSTER_LOG_DIR: each node's log (LOG_LEVEL from WHARF_TEST_LOG) goes to <dir>/<name>.log, for a look afterwards.
+  const logDir = process.env.CLUSTER_LOG_DIR;
+  if (logDir) child.stdout?.on('data', (d: Buffer) => appendFileSync(join(logDir, `${name}.log`), d));
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString('utf8')).slice(-8000)));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -114,9 +132,19 @@ export async function startNode(name: string, s: ClusterSettings, timeoutMs = 24
       () => reject(new Error(`node ${name} did not start within ${timeoutMs} ms:\n${stderr}`)),
       timeoutMs,
     );
-    createInterface({ input: child.stdout! }).once('line', (line) => {
+    // The node's one line `{url, token}` (log lines, when WHARF_TEST_LOG turns them on, come before it).
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      let ready: { url?: string; token?: string } = {};
+      try {
+        ready = JSON.parse(line) as typeof ready;
+      } catch {
+        return;
+      }
+      if (!ready.url || !ready.token) return;
       clearTimeout(timer);
-      resolve(JSON.parse(line) as { url: string; token: string });
+      lines.close();
+      resolve(ready as { url: string; token: string });
     });
     void exited.then(() => reject(new Error(`node ${name} exited during start-up:\n${stderr}`)));
   });

@@ -167,8 +167,11 @@ export class WaSimulator {
   private readonly devices: LinkedDevice[] = [];
   /** QR refs issued, by ref → the connection that got them. */
   private readonly refs = new Map<string, Connection>();
-  /** Counters a test asserts on. */
-  readonly stats = { connections: 0, handshakes: 0, refsIssued: 0, logins: 0, failures: 0, acks: 0 };
+  /**
+   * Counters a test asserts on. `replaced`: logins of a device while an earlier connection of it was still
+   * open (two live sockets for one session; the earlier one is told `conflict replaced`).
+   */
+  readonly stats = { connections: 0, handshakes: 0, refsIssued: 0, logins: 0, failures: 0, acks: 0, replaced: 0 };
   url = '';
 
   constructor(private readonly opts: WaSimulatorOptions) {
@@ -475,6 +478,7 @@ export class WaSimulator {
     }
     const previous = device.conn;
     if (previous && !previous.closed) {
+      this.stats.replaced += 1;
       this.send(previous, {
         tag: 'stream:error',
         attrs: {},

@@ -1,0 +1,144 @@
+/**
+ * A personal session fails over across nodes: two Wharf processes on one PostgreSQL database and one
+ * Temporal, the real Baileys client against the WhatsApp Web simulator (in this process). A channel is
+ * linked by QR; the node holding its session is found (Temporal names the worker running the session's
+ * activity) and killed with SIGKILL; the session comes back on the other node with the same linked device
+ * (no new QR, the simulator sees a login with the same creds), never while the old socket was still open,
+ * and a message the contact sent after the kill is answered. The gaps are printed, not asserted (timing
+ * goals live in `npm run bench -- --only=cluster`).
+ */
+import { Client, Connection } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createCertAuthority } from './fakes/wa-simulator/noise.js';
+import { startWaSimulator, type SimUser, type WaSimulator } from './fakes/wa-simulator/server.js';
+import { clusterSettings, startNode, type ClusterNode, type NodeApi } from './support/cluster.js';
+import { createTestDatabase, dropTestDatabase } from './support/postgres.js';
+
+let sim: WaSimulator;
+let databaseUrl: string;
+let nodes: ClusterNode[] = [];
+let connection: Connection;
+let client: Client;
+
+beforeAll(async () => {
+  sim = await startWaSimulator({ ca: createCertAuthority() });
+  databaseUrl = await createTestDatabase(inject('postgresAdminUrl'));
+  const settings = clusterSettings({
+    databaseUrl,
+    temporalAddress: inject('temporalAddress'),
+    workflowBundlePath: inject('workflowBundlePath'),
+    graphUrl: 'http://127.0.0.1:9',
+  });
+  settings.waUrl = sim.url;
+  settings.waCertRoot = sim.certRoot;
+  nodes = await Promise.all([startNode('a', settings), startNode('b', settings)]);
+  connection = await Connection.connect({ address: inject('temporalAddress') });
+  client = new Client({ connection });
+}, 300_000);
+
+afterAll(async () => {
+  await Promise.all(nodes.map((n) => n.stop()));
+  await connection?.close();
+  await sim?.stop();
+  if (databaseUrl) await dropTestDatabase(inject('postgresAdminUrl'), databaseUrl);
+});
+
+async function waitFor<T>(
+  fn: () => Promise<T | null | undefined | false>,
+  what: string,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v) return v as T;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const channel = async (w: NodeApi, id: string) => (await w.api('GET', `/api/channels/${id}`)).data;
+
+/** The process id of the worker running the channel's session attempt (Temporal's identity is `pid@host`). */
+async function sessionHolderPid(channelId: string): Promise<number | null> {
+  const d = await client.workflow.getHandle(`channel-${channelId}`).describe();
+  const a = d.raw.pendingActivities?.find((p) => p.activityType?.name === 'runSession');
+  const pid = Number(a?.lastWorkerIdentity?.split('@')[0]);
+  return Number.isInteger(pid) && pid > 0 ? pid : null;
+}
+
+async function linkChannel(w: NodeApi, owner: SimUser): Promise<string> {
+  const created = await w.api('POST', '/api/channels', { provider: 'whatsapp_user', agent: 'echo', space: 'Failover' });
+  expect(created.status).toBe(201);
+  const id: string = created.data.id;
+  const qr = await waitFor(async () => {
+    const r = await w.api('GET', `/api/channels/${id}/qr`);
+    return r.status === 200 ? r.data : null;
+  }, 'a QR through the API');
+  await sim.scan(qr.qr, owner);
+  await waitFor(async () => (await channel(w, id)).status === 'connected', 'connected');
+  return id;
+}
+
+describe('a personal session on two nodes', () => {
+  it('kill -9 of the node holding it: the session resumes on the other node with the same creds, and the contact is answered', async () => {
+    const [a, b] = nodes;
+    const owner = sim.addUser('15550009001', 'Owner');
+    const contact = sim.addUser('15557779001', 'Dana');
+    const id = await linkChannel(a.w, owner);
+
+    // The contact pairs through the other node's API, then gets an echo: the session works before the kill.
+    const { code } = (await b.w.api('POST', `/api/channels/${id}/pair`)).data;
+    sim.sendText(contact, owner, code);
+    await waitFor(
+      async () =>
+        ((await channel(b.w, id)).pairedAddresses as Array<{ address: string }>).some(
+          (p) => p.address === `+${contact.pn}`,
+        ),
+      'the contact paired',
+    );
+    sim.sendText(contact, owner, 'before the **kill**');
+    expect((await sim.waitForInbox(contact, (m) => m.text.includes('kill'))).text).toBe('before the *kill*');
+
+    const [device] = sim.linkedDevices(owner);
+    const holderPid = await waitFor(() => sessionHolderPid(id), 'the session holder');
+    const holder = nodes.find((n) => n.child.pid === holderPid);
+    expect(holder, `the holder (pid ${holderPid}) is one of the two nodes`).toBeDefined();
+    const survivor = holder === a ? b : a;
+    const loginsBefore = device.logins;
+    const refsBefore = sim.stats.refsIssued;
+    const replacedBefore = sim.stats.replaced;
+
+    holder!.kill();
+    const killedAt = Date.now();
+    await holder!.exited;
+    // The contact writes while the account's session is down: WhatsApp keeps it for the device.
+    sim.sendText(contact, owner, 'after the **failover**');
+
+    const loginAt = await waitFor(
+      async () => device.logins > loginsBefore && Date.now(),
+      'a login with the same device',
+      90_000,
+    );
+    const connectedAt = await waitFor(
+      async () => (await channel(survivor.w, id)).status === 'connected' && Date.now(),
+      'connected again',
+      90_000,
+    );
+    const reply = await sim.waitForInbox(contact, (m) => m.text.includes('failover'), 90_000);
+    const repliedAt = Date.now();
+    expect(reply.text).toBe('after the *failover*');
+
+    // Same auth state: the same linked device logged in again, no QR was issued, the same number.
+    expect(sim.linkedDevices(owner)).toEqual([device]);
+    expect(sim.stats.refsIssued).toBe(refsBefore);
+    expect((await channel(survivor.w, id)).selfAddress).toBe(`+${owner.pn}`);
+    // Never two live sockets: the new login found no open connection of the device.
+    expect(sim.stats.replaced).toBe(replacedBefore);
+    expect(await sessionHolderPid(id)).toBe(survivor.child.pid);
+    console.log(
+      `personal failover: login on the surviving node ${loginAt - killedAt} ms after the kill, ` +
+        `connected ${connectedAt - killedAt} ms, first reply ${repliedAt - killedAt} ms`,
+    );
+  }, 240_000);
+});
