@@ -48,7 +48,7 @@ export interface FloorOptions {
 }
 
 /** One system under test: its process, webhook URL and app secret. */
-interface System {
+export interface System {
   name: 'floor' | 'wharf';
   pid: number;
   webhookUrl: string;
@@ -96,7 +96,8 @@ export function capacity(steps: FloorStep[], system: 'floor' | 'wharf'): number 
 
 // ---- the floor's process -------------------------------------------------------------------------
 
-async function startFloor(fake: FakeGraph, runDir: string): Promise<System> {
+/** Starts the floor's process (its own dev server on a fresh data dir in `runDir`) and waits until it serves. */
+export async function startFloor(fake: FakeGraph, runDir: string): Promise<System> {
   const port = await freePort();
   const appSecret = 'appsecret-floor-0123456789abcdef';
   const dataDir = join(runDir, 'floor-data');
@@ -201,7 +202,8 @@ function ticks(pid: number): { app: number; temporal: number } {
   return { app: cpuTicks(pid), temporal: kids.reduce((a, c) => a + cpuTicks(c), 0) };
 }
 
-async function step(
+/** One open-loop step at `rate` on `sys`, then waits (≤ drainMs) for the replies. */
+export async function step(
   sys: System,
   fake: FakeGraph,
   chats: string[],

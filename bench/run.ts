@@ -50,6 +50,7 @@ import { runFlood } from './flood.js';
 import { runFloorSection, type FloorResult } from './floor.js';
 import { benchFormatter } from './micro-format.js';
 import { benchPolicy, benchPolicyService } from './micro-policy.js';
+import { benchStore } from './micro-store.js';
 import { runSessionsBench } from './sessions.js';
 import {
   DISPLAY_PHONE,
@@ -385,6 +386,8 @@ async function runMicro(o: Options): Promise<Json> {
   const policyCached = await benchPolicyService({ iterations: o.quick ? 5_000 : 50_000 });
   progress('micro: signature check');
   const signature = benchSignature(o.quick ? 20_000 : 200_000);
+  progress('micro: the store’s hot statements (PGlite; SQLite when better-sqlite3 is installed)');
+  const store = await benchStore({ messages: o.quick ? 300 : 2000 });
   table(
     'Micro (in the benchmark process)',
     ['benchmark', 'figure', 'unit', 'also'],
@@ -405,7 +408,19 @@ async function runMicro(o: Options): Promise<Json> {
       [signature.name, signature.usPerCheck, 'µs/check', `${signature.checksPerSec}/s on ${signature.payloadBytes} B`],
     ],
   );
-  return { policy, policyCached, format, signature };
+  table(
+    'Micro: the store, one echo message’s statements one at a time (p50 µs per statement; CPU µs per message)',
+    ['engine', 'select 1', ...Object.keys(store.results[0]?.statementsUs ?? {}), 'CPU µs/msg', 'msgs/s'],
+    store.results.map((r) => [
+      r.engine,
+      r.select1Us,
+      ...Object.values(r.statementsUs),
+      r.cpuUsPerMessage,
+      r.messagesPerSec,
+    ]),
+  );
+  for (const s of store.skipped) console.log(`store micro-benchmark: ${s}`);
+  return { policy, policyCached, format, signature, store };
 }
 
 // ---- ingest --------------------------------------------------------------------------------------
