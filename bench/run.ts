@@ -83,7 +83,7 @@ const DEFAULT_SECTIONS: Section[] = ['micro', 'baseline', 'floor', 'ingest', 'cr
 const SHARE: Record<Section, number> = {
   micro: 0.02,
   baseline: 0.04,
-  floor: 0.45,
+  floor: 0.5,
   ingest: 0.27,
   crash: 0.14,
   scale: 0.43,
@@ -213,9 +213,9 @@ function parseOptions(argv: string[]): Options {
     floorRates: flags.has('floor-rates')
       ? flags.get('floor-rates')!.split(',').map(Number)
       : quick
-        ? [25, 50]
+        ? [25]
         : [25, 50, 75, 100, 125, 150, 200],
-    floorSeconds: num('floor-seconds', 20, 8),
+    floorSeconds: num('floor-seconds', 20, 5),
   };
 }
 
@@ -1280,6 +1280,7 @@ async function main(): Promise<number> {
         chats: o.chats,
         deadline: d,
         cpuRate: 100,
+        backlogMs: o.quick ? 5_000 : 20_000,
         progress,
       });
       printFloor(r);
