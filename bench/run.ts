@@ -17,6 +17,9 @@
  *   failover  three nodes, a personal session on the WhatsApp Web simulator and a Cloud channel under load:
  *             SIGKILL of the session's node, then every node restarted one by one (bench/cluster-failover.ts;
  *             own servers; only with --only=failover)
+ *   floor     issue #22: the minimal Temporal pipeline (bench/floor/) and Wharf, alternating at a ladder of
+ *             offered rates: capacity and CPU per message side by side, first start and restart
+ *             (bench/floor.ts; own processes and data dirs)
  *
  * ingest, crash and scale run one after another on the same product and data dir (crash restarts it,
  * scale restarts it again), which saves two cold starts. The whole run keeps to a time budget (--budget,
@@ -48,8 +51,10 @@ import {
   type StepResult,
 } from './load.js';
 import { runFlood } from './flood.js';
+import { runFloorSection, type FloorResult } from './floor.js';
 import { benchFormatter } from './micro-format.js';
 import { benchPolicy, benchPolicyService } from './micro-policy.js';
+import { benchStore } from './micro-store.js';
 import { runSessionsBench } from './sessions.js';
 import {
   DISPLAY_PHONE,
@@ -74,14 +79,15 @@ import {
 
 // ---- options -------------------------------------------------------------------------------------
 
-const SECTIONS = ['micro', 'baseline', 'ingest', 'crash', 'scale', 'flood', 'sessions', 'cluster', 'failover'] as const;
+const SECTIONS = ['micro', 'baseline', 'floor', 'ingest', 'crash', 'scale', 'flood', 'sessions', 'cluster', 'failover'] as const;
 type Section = (typeof SECTIONS)[number];
 /** The sections a run without --only runs (cluster starts its own PostgreSQL and nodes: asked for by name). */
-const DEFAULT_SECTIONS: Section[] = ['micro', 'baseline', 'ingest', 'crash', 'scale', 'flood', 'sessions'];
+const DEFAULT_SECTIONS: Section[] = ['micro', 'baseline', 'floor', 'ingest', 'crash', 'scale', 'flood', 'sessions'];
 /** Share of the time budget per section (normalised over the sections that run). */
 const SHARE: Record<Section, number> = {
   micro: 0.02,
   baseline: 0.04,
+  floor: 0.5,
   ingest: 0.27,
   crash: 0.14,
   scale: 0.43,
@@ -119,6 +125,9 @@ interface Options {
   sessionsLoadSec: number;
   /** An external Temporal frontend (host:port) instead of the embedded dev server. */
   temporal: string | null;
+  /** The floor section's offered rates (msgs/s) and seconds per step. */
+  floorRates: number[];
+  floorSeconds: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -144,6 +153,8 @@ function parseOptions(argv: string[]): Options {
     'out',
     'keep',
     'temporal',
+    'floor-rates',
+    'floor-seconds',
   ];
   for (const k of flags.keys())
     if (!known.includes(k)) throw new Error(`unknown flag --${k} (known: ${known.map((x) => '--' + x).join(' ')})`);
@@ -169,6 +180,14 @@ function parseOptions(argv: string[]): Options {
     : quick
       ? [100]
       : [100, 200, 500, 1000, 1500];
+  if (
+    flags.has('floor-rates') &&
+    flags
+      .get('floor-rates')!
+      .split(',')
+      .some((r) => !(Number(r) > 0))
+  )
+    throw new Error('--floor-rates wants positive numbers, e.g. --floor-rates=25,50,100');
   if (rates.some((r) => !Number.isFinite(r) || r <= 0))
     throw new Error('--rates wants positive numbers, e.g. --rates=100,200,500');
   const scaleChannels = Math.round(num('channels', 1000, 30));
@@ -196,6 +215,12 @@ function parseOptions(argv: string[]): Options {
     sessions: Math.round(num('sessions', 40, 4)),
     sessionsLoadSec: num('sessions-load', 60, 15),
     temporal: flags.get('temporal') ?? null,
+    floorRates: flags.has('floor-rates')
+      ? flags.get('floor-rates')!.split(',').map(Number)
+      : quick
+        ? [25]
+        : [25, 50, 75, 100, 125, 150, 200],
+    floorSeconds: num('floor-seconds', 20, 5),
   };
 }
 
@@ -366,6 +391,8 @@ async function runMicro(o: Options): Promise<Json> {
   const policyCached = await benchPolicyService({ iterations: o.quick ? 5_000 : 50_000 });
   progress('micro: signature check');
   const signature = benchSignature(o.quick ? 20_000 : 200_000);
+  progress('micro: the store’s hot statements (PGlite; SQLite when better-sqlite3 is installed)');
+  const store = await benchStore({ messages: o.quick ? 300 : 2000 });
   table(
     'Micro (in the benchmark process)',
     ['benchmark', 'figure', 'unit', 'also'],
@@ -386,7 +413,19 @@ async function runMicro(o: Options): Promise<Json> {
       [signature.name, signature.usPerCheck, 'µs/check', `${signature.checksPerSec}/s on ${signature.payloadBytes} B`],
     ],
   );
-  return { policy, policyCached, format, signature };
+  table(
+    'Micro: the store, one echo message’s statements one at a time (p50 µs per statement over the last quarter of the messages; CPU µs per message over all)',
+    ['engine', 'select 1', ...Object.keys(store.results[0]?.statementsUsLastQuarter ?? {}), 'CPU µs/msg', 'msgs/s'],
+    store.results.map((r) => [
+      r.engine,
+      r.select1Us,
+      ...Object.values(r.statementsUsLastQuarter),
+      r.cpuUsPerMessage,
+      r.messagesPerSec,
+    ]),
+  );
+  for (const s of store.skipped) console.log(`store micro-benchmark: ${s}`);
+  return { policy, policyCached, format, signature, store };
 }
 
 // ---- ingest --------------------------------------------------------------------------------------
@@ -1050,6 +1089,101 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
   return res;
 }
 
+// ---- floor ---------------------------------------------------------------------------------------
+
+function printFloor(r: FloorResult): void {
+  table(
+    'Floor vs Wharf (64 chats, echo, open loop; floor step then Wharf step at each rate)',
+    [
+      'system',
+      'rate/s',
+      'acks/s',
+      'ack p50',
+      'ack p99',
+      'e2e p50',
+      'e2e p99',
+      'in 10 s %',
+      'cpu % app/temporal',
+      'cpu ms/msg app/temporal/total',
+      'bound',
+    ],
+    r.steps.map((s) => [
+      s.system,
+      s.rate,
+      s.ackRate,
+      s.ackP50,
+      s.ackP99,
+      s.e2eP50,
+      s.e2eP99,
+      s.answeredIn10sPct,
+      `${s.appCpuPct}/${s.temporalCpuPct}`,
+      `${fmt(s.appCpuMsPerMsg, 2)}/${fmt(s.temporalCpuMsPerMsg, 2)}/${fmt(s.totalCpuMsPerMsg, 2)}`,
+      s.withinBound ? 'in' : 'out',
+    ]),
+  );
+  console.log(
+    'bound: acks ≥ 95 % of the offered rate, e2e p99 < 1 s, ≥ 99 % answered within 10 s of the end of the load. cpu %: over the load, of one core; ms/msg: over the load and its drain.',
+  );
+  for (const line of r.stopped) console.log(line);
+}
+
+/** The issue #22 goals table (floor vs Wharf, start-up, idle memory). */
+function floorGoals(floor: FloorResult | undefined, scale: Json | undefined): Goal[] {
+  const rows: Goal[] = [];
+  const add = (name: string, target: string, value: string, pass: boolean | null, note?: string): void => {
+    rows.push({ goal: name, target, value, pass, ...(note ? { note } : {}) });
+  };
+  if (floor) {
+    const { capacity: c, cpuAt } = floor;
+    add(
+      'capacity, Wharf vs floor (msgs/s)',
+      'Wharf ≥ floor',
+      `${c.wharf} vs ${c.floor}${c.ratio !== null ? ` (×${fmt(c.ratio, 2)})` : ''}`,
+      c.floor > 0 || c.wharf > 0 ? c.wharf >= c.floor : null,
+    );
+    add(
+      `CPU per message at ${cpuAt.rate} msgs/s, Wharf vs floor (ms)`,
+      'Wharf ≤ floor',
+      cpuAt.wharfMsPerMsg !== null && cpuAt.floorMsPerMsg !== null
+        ? `${fmt(cpuAt.wharfMsPerMsg, 2)} vs ${fmt(cpuAt.floorMsPerMsg, 2)} (×${fmt(cpuAt.ratio, 2)})`
+        : 'not measured',
+      cpuAt.ratio !== null ? cpuAt.ratio <= 1 : null,
+    );
+    add(
+      'first start on a fresh data dir',
+      '< 5 s',
+      `${fmt(floor.start.wharfFirstMs / 1000, 2)} s`,
+      floor.start.wharfFirstMs < 5000,
+    );
+    add(
+      'restart to healthy',
+      '< 3 s',
+      floor.start.wharfRestartMs === null ? 'not measured' : `${fmt(floor.start.wharfRestartMs / 1000, 2)} s`,
+      floor.start.wharfRestartMs === null ? null : floor.start.wharfRestartMs < 3000,
+    );
+    add('floor: start to healthy (info)', '(info)', `${fmt(floor.start.floorMs / 1000, 2)} s`, null);
+  }
+  if (scale) {
+    const rss = scale.rssIdleMb as { wharf: number; temporal: number };
+    const idle = (scale.idleBeforeMeasuring as { idle: boolean }).idle;
+    add(
+      `idle RSS of Wharf's process (${scale.channelsCreated as number} channels, ${scale.chatWorkflowsCreated as number} chats)`,
+      '< 200 MB',
+      `${fmt(rss.wharf)} MB (dev server ${fmt(rss.temporal)} MB)`,
+      rss.wharf < 200 || idle ? rss.wharf < 200 : null,
+      idle ? undefined : 'the product was still busy when measured',
+    );
+  } else
+    add("idle RSS of Wharf's process, 1,000 channels / 10,000 chats", '< 200 MB', 'not measured (scale section)', null);
+  if (rows.length)
+    table(
+      'Goals (issue #22: against the floor)',
+      ['goal', 'target', 'measured', ''],
+      rows.map((g) => [g.goal, g.target, g.value, mark(g)]),
+    );
+  return rows;
+}
+
 // ---- main ----------------------------------------------------------------------------------------
 
 type Json = Record<string, unknown>;
@@ -1142,6 +1276,21 @@ async function main(): Promise<number> {
       );
       return { ...baseline };
     });
+    const floor = (await section('floor', async (d) => {
+      const r = await runFloorSection({
+        fake,
+        runDir,
+        rates: o.floorRates,
+        seconds: o.floorSeconds,
+        chats: o.chats,
+        deadline: d,
+        cpuRate: 100,
+        backlogMs: o.quick ? 5_000 : 20_000,
+        progress,
+      });
+      printFloor(r);
+      return r as unknown as Json;
+    })) as FloorResult | undefined;
     const ingest = await section('ingest', (d) => runIngest(o, session, d));
     const crash = await section('crash', (d) => runCrash(o, session, d));
     const scale = await section('scale', (d) => runScale(o, session, d));
@@ -1397,6 +1546,7 @@ async function main(): Promise<number> {
       );
     }
     results.goals = goals;
+    results.goalsFloor = floorGoals(floor, scale);
   } finally {
     await session.stop();
     await fake.close();

@@ -127,12 +127,37 @@ async function main(): Promise<void> {
   process.stderr.on('error', () => undefined);
 
   try {
+    // Files left by earlier versions (or another umask) are tightened too; cheap (about 1,000 entries).
+    const swept = restrictToOwner(config.dataDir);
+    if (swept.tightened) log.info(swept, 'data dir: group/other permissions removed (owner-only)');
+    // The store opens and migrates while the dev server starts (issue #22: the two are independent until the
+    // worker connects, and each took seconds of a start). A failure of either is reported once both settled.
+    const storeReady = openStore(config, log).then(async (db) => {
+      try {
+        const applied = await migrate(db);
+        if (applied.length) log.info({ applied }, 'store migrations applied');
+        return db;
+      } catch (err) {
+        await db.close().catch(() => undefined);
+        throw err;
+      }
+    });
+    storeReady.catch(() => undefined); // awaited below
+    const closeStoreOnFailure = async (): Promise<void> => {
+      await storeReady.then(
+        (db) => db.close(),
+        () => undefined,
+      );
+    };
     let embedded: EmbeddedTemporal | undefined;
     let address = config.temporal.address;
     if (!address) {
       const cli = resolveTemporalCli();
       log.info({ source: cli.source, path: cli.path }, `Temporal CLI: ${cli.source}${cli.path ? ` (${cli.path})` : ''}`);
-      embedded = await startEmbeddedTemporal({ cli, dataDir: config.dataDir, namespace: config.temporal.namespace, port: config.temporal.port, uiPort: config.temporal.uiPort, metricsPort: config.temporal.metricsPort, log });
+      embedded = await startEmbeddedTemporal({ cli, dataDir: config.dataDir, namespace: config.temporal.namespace, port: config.temporal.port, uiPort: config.temporal.uiPort, metricsPort: config.temporal.metricsPort, log }).catch(async (err: unknown) => {
+        await closeStoreOnFailure();
+        throw err;
+      });
       address = embedded.address;
       stops.push({ name: 'Temporal dev server', stop: () => embedded!.stop() });
       log.info({ address, uiUrl: embedded.uiUrl }, `Temporal dev server ready at ${address}; Web UI at ${embedded.uiUrl}`);
@@ -142,13 +167,8 @@ async function main(): Promise<void> {
       log.info({ address, namespace: config.temporal.namespace, security }, `connecting to the Temporal cluster at TEMPORAL_ADDRESS (${security})`);
     }
 
-    // Files left by earlier versions (or another umask) are tightened too; cheap (about 1,000 entries).
-    const swept = restrictToOwner(config.dataDir);
-    if (swept.tightened) log.info(swept, 'data dir: group/other permissions removed (owner-only)');
-    const db = await openStore(config, log);
+    const db = await storeReady;
     stops.push({ name: 'store', stop: () => db.close() });
-    const applied = await migrate(db);
-    if (applied.length) log.info({ applied }, 'store migrations applied');
     const store = createStore(db, config.secretKey);
     // After the worker has drained: this node's remaining claims on unsent parts are free for the others.
     stops.push({ name: 'node registration', stop: () => store.node.leave() });

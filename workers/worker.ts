@@ -57,6 +57,31 @@ export interface WorkerDeps {
  */
 export const STICKY_QUEUE_TIMEOUT_MS = 2_000;
 
+/**
+ * The shared-queue worker's options (bench/floor runs its minimal pipeline with the same ones, so the two
+ * compare like for like).
+ */
+export const WORKER_TUNING = {
+  // Sized for a 2-core machine: many cheap store/Graph activities in flight, a sticky cache big enough for
+  // the chats that are active at once. A cached workflow costs ~0.28 MB of this process (measured: 1,000
+  // cached chats 669 MB RSS, 250 cached 461 MB); one that fell out is replayed from history when it wakes.
+  maxCachedWorkflows: 250,
+  stickyQueueScheduleToStartTimeout: STICKY_QUEUE_TIMEOUT_MS,
+  maxConcurrentActivityTaskExecutions: 200,
+  // A chat's workflow task holds its slot while its local activities run and while it waits for this
+  // process's event loop, so most of a slot's time is waiting, not work. With 16 slots, 30 msgs/s over 64
+  // chats kept them full and tasks queued in Temporal for 0.4–1 s (schedule-to-start). With 64, they waited
+  // ~40 ms, but under overload each chat's batches got smaller — more workflow tasks per message, less
+  // throughput. 32 measured in between: ~50–70 ms at 30 msgs/s, and backlogs still drain. (Temporal's
+  // resource-based tuner held slots at its minimum here: the machine is above 80 % CPU even at 30 msgs/s.)
+  maxConcurrentWorkflowTaskExecutions: 32,
+  maxConcurrentLocalActivityExecutions: 32,
+  shutdownGraceTime: '10 seconds',
+  // Cancellation reaches an activity with a heartbeat: keep heartbeats frequent so relink/disconnect of a
+  // personal session take effect within seconds.
+  maxHeartbeatThrottleInterval: '2 seconds',
+} as const;
+
 /** A running pair of workers: the shared queue and this process's own session queue. */
 export interface WharfWorkers {
   /** The worker on the shared task queue (workflows and activities). */
@@ -117,24 +142,9 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
     taskQueue: deps.taskQueue,
     workflowBundle,
     activities,
-    // Sized for a 2-core machine: many cheap store/Graph activities in flight, a sticky cache big enough for
-    // the chats that are active at once. A cached workflow costs ~0.28 MB of this process (measured: 1,000
-    // cached chats 669 MB RSS, 250 cached 461 MB); one that fell out is replayed from history when it wakes.
-    maxCachedWorkflows: deps.workflowCacheSize ?? 250,
+    ...WORKER_TUNING,
+    maxCachedWorkflows: deps.workflowCacheSize ?? WORKER_TUNING.maxCachedWorkflows,
     stickyQueueScheduleToStartTimeout: deps.stickyQueueTimeoutMs ?? STICKY_QUEUE_TIMEOUT_MS,
-    maxConcurrentActivityTaskExecutions: 200,
-    // A chat's workflow task holds its slot while its local activities run and while it waits for this
-    // process's event loop, so most of a slot's time is waiting, not work. With 16 slots, 30 msgs/s over 64
-    // chats kept them full and tasks queued in Temporal for 0.4–1 s (schedule-to-start). With 64, they waited
-    // ~40 ms, but under overload each chat's batches got smaller — more workflow tasks per message, less
-    // throughput. 32 measured in between: ~50–70 ms at 30 msgs/s, and backlogs still drain. (Temporal's
-    // resource-based tuner held slots at its minimum here: the machine is above 80 % CPU even at 30 msgs/s.)
-    maxConcurrentWorkflowTaskExecutions: 32,
-    maxConcurrentLocalActivityExecutions: 32,
-    shutdownGraceTime: '10 seconds',
-    // Cancellation reaches an activity with a heartbeat: keep heartbeats frequent so relink/disconnect of a
-    // personal session take effect within seconds.
-    maxHeartbeatThrottleInterval: '2 seconds',
   });
   const sessionWorker = await Worker.create({
     connection,

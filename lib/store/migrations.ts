@@ -224,8 +224,9 @@ export const MIGRATION_LOCK = 0x7768617266;
  * Applies every migration newer than the database's version; returns the versions applied. Each step runs
  * in its own transaction holding MIGRATION_LOCK and re-reads the applied versions under it, so of several
  * processes starting together exactly one applies each migration and the others wait for it, then skip it.
+ * `migrations` is for the store template's tests (a template made with older migrations).
  */
-export async function migrate(db: Db): Promise<number[]> {
+export async function migrate(db: Db, migrations: Migration[] = MIGRATIONS): Promise<number[]> {
   const locked = async <T>(fn: (tx: Sql) => Promise<T>): Promise<T> =>
     db.transaction(async (tx) => {
       await tx.query('select pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
@@ -238,7 +239,7 @@ export async function migrate(db: Db): Promise<number[]> {
     return appliedVersions(tx);
   });
   const applied: number[] = [];
-  for (const m of MIGRATIONS) {
+  for (const m of migrations) {
     if (done.has(m.version)) continue;
     const ran = await locked(async (tx) => {
       if ((await appliedVersions(tx)).has(m.version)) return false; // another process applied it meanwhile

@@ -1,0 +1,374 @@
+/**
+ * The `floor` section of `npm run bench` (issue #22): Wharf against the floor — the smallest implementation of
+ * the same message path on the same Temporal dev server and SDK (bench/floor/server.ts) — side by side in
+ * one run. Both get the same open-loop generator, the same signed payloads over 64 chats and the same fake
+ * Graph API; at each offered rate the floor runs a step, then Wharf, so drifts of a shared machine hit both.
+ *
+ * Per rate and system: ack rate, ack p50/p99, end-to-end p50/p99, the share answered within 10 s of the end
+ * of the load, CPU of the app's process and of its dev server (% of one core over the load, and CPU ms per
+ * message over the load and its drain). **Capacity** is the highest rate at which acks keep ≥ 95 % of the
+ * offered rate, end-to-end p99 < 1 s and ≥ 99 % are answered within 10 s of the end of the load.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { projectRoot } from '../lib/paths.js';
+import type { FakeGraph } from '../test/fakes/graph-server.js';
+import { percentile, round, runOpenLoop, sleep, type StepResult } from './load.js';
+import {
+  GRAPH_TOKEN,
+  ReplyTracker,
+  benchText,
+  childPids,
+  commOf,
+  configureAndConnect,
+  cpuTicks,
+  createChannel,
+  createSecrets,
+  freePort,
+  signedWebhook,
+  startProduct,
+  type Product,
+} from './product.js';
+
+/** What the section is told. */
+export interface FloorOptions {
+  fake: FakeGraph;
+  runDir: string;
+  /** Offered rates, msgs/s, lowest first. */
+  rates: number[];
+  /** Seconds of load per step. */
+  seconds: number;
+  chats: number;
+  /** performance.now() by which the section must end. */
+  deadline: number;
+  /** Rate whose CPU per message the goals compare (100 msgs/s in the issue). */
+  cpuRate: number;
+  /** How long a step waits for its backlog after the 10 s the bound allows, ms. */
+  backlogMs: number;
+  progress: (line: string) => void;
+}
+
+/** One system under test: its process, webhook URL and app secret. */
+export interface System {
+  name: 'floor' | 'wharf';
+  pid: number;
+  webhookUrl: string;
+  appSecret: string;
+  startMs: number;
+  stop(): Promise<void>;
+}
+
+/** One step's figures for one system. */
+export interface FloorStep {
+  system: 'floor' | 'wharf';
+  rate: number;
+  sent: number;
+  acked: number;
+  /** 200s per second from the first scheduled send to the last answer. */
+  ackRate: number;
+  ackP50: number;
+  ackP99: number;
+  e2eP50: number | null;
+  e2eP99: number | null;
+  /** Share of sent messages answered within 10 s of the end of the load, %. */
+  answeredIn10sPct: number;
+  /** Acked messages still unanswered when the step's drain wait ended. */
+  unanswered: number;
+  /** CPU over the load, % of one core: the app's own process and its dev server. */
+  appCpuPct: number;
+  temporalCpuPct: number;
+  /** CPU ms per acked message over the load and its drain: app, dev server, both. */
+  appCpuMsPerMsg: number | null;
+  temporalCpuMsPerMsg: number | null;
+  totalCpuMsPerMsg: number | null;
+  withinBound: boolean;
+  genLagP99: number;
+}
+
+/** The bound a rate must stay within to count towards capacity. */
+export function withinBound(s: Pick<FloorStep, 'rate' | 'ackRate' | 'e2eP99' | 'answeredIn10sPct'>): boolean {
+  return s.ackRate >= 0.95 * s.rate && s.e2eP99 !== null && s.e2eP99 < 1000 && s.answeredIn10sPct >= 99;
+}
+
+/** Capacity: the highest rate within the bound (0 when none is). */
+export function capacity(steps: FloorStep[], system: 'floor' | 'wharf'): number {
+  return Math.max(0, ...steps.filter((s) => s.system === system && s.withinBound).map((s) => s.rate));
+}
+
+// ---- the floor's process -------------------------------------------------------------------------
+
+/** Starts the floor's process (its own dev server on a fresh data dir in `runDir`) and waits until it serves. */
+export async function startFloor(fake: FakeGraph, runDir: string): Promise<System> {
+  const port = await freePort();
+  const appSecret = 'appsecret-floor-0123456789abcdef';
+  const dataDir = join(runDir, 'floor-data');
+  const log = createWriteStream(join(runDir, 'floor.log'), { flags: 'a' });
+  const t0 = performance.now();
+  const child: ChildProcess = spawn(process.execPath, [join(projectRoot, 'dist', 'bench', 'floor', 'server.js')], {
+    cwd: projectRoot,
+    env: {
+      ...process.env,
+      FLOOR_PORT: String(port),
+      FLOOR_DATA_DIR: dataDir,
+      FLOOR_APP_SECRET: appSecret,
+      FLOOR_GRAPH_TOKEN: GRAPH_TOKEN,
+      META_GRAPH_URL: fake.url,
+      LOG_LEVEL: 'warn',
+    },
+    // Its own process group, so its dev server goes with it on a kill.
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+  const kill = (sig: NodeJS.Signals): void => {
+    try {
+      process.kill(-(child.pid ?? 0), sig);
+    } catch {
+      // gone
+    }
+  };
+  const killOnExit = (): void => kill('SIGKILL');
+  process.once('exit', killOnExit);
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const base = `http://127.0.0.1:${port}`;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the floor exited during start-up; log ${join(runDir, 'floor.log')}`);
+    if (performance.now() - t0 > 120_000) {
+      kill('SIGKILL');
+      throw new Error('the floor was not healthy within 120 s');
+    }
+    try {
+      if ((await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2000) })).status === 200) break;
+    } catch {
+      // not up yet
+    }
+    await sleep(100);
+  }
+  return {
+    name: 'floor',
+    pid: child.pid ?? 0,
+    webhookUrl: `${base}/webhook`,
+    appSecret,
+    startMs: performance.now() - t0,
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => kill('SIGKILL'), 20_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      kill('SIGKILL'); // its dev server, should it have outlived it
+      process.off('exit', killOnExit);
+    },
+  };
+}
+
+// ---- Wharf, as shipped ---------------------------------------------------------------------------
+
+async function startWharf(
+  fake: FakeGraph,
+  runDir: string,
+  dataDir: string,
+  port?: number,
+  token?: string,
+): Promise<{ system: System; product: Product }> {
+  const product = await startProduct({
+    graphUrl: fake.url,
+    dataDir,
+    logFile: join(runDir, 'wharf-floor.log'),
+    ...(port ? { port } : {}),
+    ...(token ? { adminToken: token } : {}),
+  });
+  return {
+    product,
+    system: {
+      name: 'wharf',
+      pid: product.pid,
+      webhookUrl: '',
+      appSecret: '',
+      startMs: product.startMs,
+      stop: async () => {
+        await product.stop();
+      },
+    },
+  };
+}
+
+// ---- one step ------------------------------------------------------------------------------------
+
+/** CPU ticks (1/100 s) of `pid` and of its children that are not node (the dev server). */
+function ticks(pid: number): { app: number; temporal: number } {
+  const kids = childPids(pid).filter((c) => commOf(c) !== 'node');
+  return { app: cpuTicks(pid), temporal: kids.reduce((a, c) => a + cpuTicks(c), 0) };
+}
+
+/** One open-loop step at `rate` on `sys`, then waits (≤ drainMs) for the replies. */
+export async function step(
+  sys: System,
+  fake: FakeGraph,
+  chats: string[],
+  rate: number,
+  seconds: number,
+  prefix: string,
+  drainMs: number,
+): Promise<FloorStep> {
+  const tracker = new ReplyTracker(fake);
+  const tokens: string[] = [];
+  const acked: string[] = [];
+  const c0 = ticks(sys.pid);
+  const w0 = performance.now();
+  const loadStart = Date.now();
+  const r: StepResult = await runOpenLoop({
+    url: sys.webhookUrl,
+    rate,
+    seconds,
+    makeRequest: (i) => {
+      tokens[i] = `${prefix}n${i}`;
+      return signedWebhook(sys.appSecret, { from: chats[i % chats.length], text: benchText(tokens[i]) });
+    },
+    onOutcome: (i, out) => {
+      tracker.sent(tokens[i], out.sentAt);
+      if (out.status === 200) acked.push(tokens[i]);
+    },
+  });
+  const c1 = ticks(sys.pid);
+  const loadSec = (performance.now() - w0) / 1000;
+  const unanswered = await tracker.waitAll(acked, drainMs);
+  const c2 = ticks(sys.pid);
+  const e2e = tracker.e2e(acked);
+  for (let i = 0; i < unanswered; i++) e2e.push(Infinity);
+  // The load ends at its last scheduled send.
+  const by = loadStart + seconds * 1000 + 10_000;
+  const inTime = tokens.filter((t) => (tracker.replies.get(t)?.[0] ?? Infinity) <= by).length;
+  const fin = (n: number): number | null => (Number.isFinite(n) ? round(n, 1) : null);
+  const perMsg = (t: number): number | null => (acked.length ? round((t * 10) / acked.length, 2) : null);
+  const s: FloorStep = {
+    system: sys.name,
+    rate,
+    sent: r.sent,
+    acked: r.ok,
+    ackRate: r.sustained,
+    ackP50: r.ackP50,
+    ackP99: r.ackP99,
+    e2eP50: fin(percentile(e2e, 0.5)),
+    e2eP99: fin(percentile(e2e, 0.99)),
+    answeredIn10sPct: r.sent ? round((inTime / r.sent) * 100, 1) : 0,
+    unanswered,
+    appCpuPct: Math.round((c1.app - c0.app) / loadSec),
+    temporalCpuPct: Math.round((c1.temporal - c0.temporal) / loadSec),
+    appCpuMsPerMsg: perMsg(c2.app - c0.app),
+    temporalCpuMsPerMsg: perMsg(c2.temporal - c0.temporal),
+    totalCpuMsPerMsg: perMsg(c2.app - c0.app + c2.temporal - c0.temporal),
+    withinBound: false,
+    genLagP99: r.genLagP99,
+  };
+  s.withinBound = withinBound(s);
+  return s;
+}
+
+// ---- the section ---------------------------------------------------------------------------------
+
+/** What the section returns (also the bench's JSON). */
+export interface FloorResult {
+  steps: FloorStep[];
+  capacity: { floor: number; wharf: number; ratio: number | null };
+  cpuAt: { rate: number; floorMsPerMsg: number | null; wharfMsPerMsg: number | null; ratio: number | null };
+  start: { floorMs: number; wharfFirstMs: number; wharfRestartMs: number | null };
+  stopped: string[];
+}
+
+/** Runs the section; both systems are stopped when it returns. */
+export async function runFloorSection(o: FloorOptions): Promise<FloorResult> {
+  const { fake, progress } = o;
+  const left = (): number => o.deadline - performance.now();
+  const chats = Array.from({ length: o.chats }, (_, i) => `1557${String(3_000_000 + i).padStart(7, '0')}`);
+  const stopped: string[] = [];
+  const steps: FloorStep[] = [];
+
+  progress('floor: starting the floor (its own dev server, fresh data dir)');
+  const floor = await startFloor(fake, o.runDir);
+  progress(`floor: floor healthy in ${Math.round(floor.startMs)} ms`);
+  let wharf: { system: System; product: Product } | undefined;
+  let restartMs: number | null = null;
+  try {
+    progress('floor: starting Wharf (dist/workers/main.js, embedded dev server, fresh data dir)');
+    const dataDir = join(o.runDir, 'wharf-floor-data');
+    wharf = await startWharf(fake, o.runDir, dataDir);
+    const firstMs = wharf.system.startMs;
+    progress(`floor: Wharf healthy in ${Math.round(firstMs)} ms`);
+    const p = wharf.product;
+    const secrets = await createSecrets(p, 'floor');
+    const { id } = await createChannel(p, 'bench-floor');
+    const ch = await configureAndConnect(p, id, secrets);
+    const policy = `permit(principal, action == Policy::Action::"receive_message", resource in Policy::Channel::"${id}");`;
+    const saved = await p.api('PUT', '/api/policies', { policies: policy });
+    if (saved.status !== 200) throw new Error(`saving the policy: HTTP ${saved.status}`);
+    wharf.system.webhookUrl = ch.webhookUrl;
+    wharf.system.appSecret = ch.appSecret;
+
+    // Warm-up: one message per chat starts the 64 chat workflows on each and warms the JIT; not measured.
+    for (const sys of [floor, wharf.system]) {
+      progress(`floor: warm-up of ${sys.name} (one message per chat)`);
+      const w = await step(sys, fake, chats, 32, o.chats / 32, `${sys.name[0]}w`, 20_000);
+      if (w.acked < w.sent) progress(`floor: ${sys.name} warm-up: ${w.sent - w.acked} of ${w.sent} not acked`);
+    }
+
+    // A step: its load, up to 10 s for the bound, then up to backlogMs more for the backlog to clear.
+    const stepCost = o.seconds * 1000 + 10_000 + o.backlogMs;
+    const active = new Set<'floor' | 'wharf'>(['floor', 'wharf']);
+    for (const [k, rate] of o.rates.entries()) {
+      for (const sys of [floor, wharf.system]) {
+        if (!active.has(sys.name)) continue;
+        // Keep ~20 s for Wharf's restart at the end; the first rate runs whatever the budget (quick mode).
+        if (k > 0 && left() < stepCost + 20_000) {
+          stopped.push(`${sys.name}: stopped before ${rate}/s: out of the section's time budget`);
+          active.delete(sys.name);
+          continue;
+        }
+        progress(`floor: ${sys.name} at ${rate} msgs/s for ${o.seconds} s`);
+        const s = await step(sys, fake, chats, rate, o.seconds, `${sys.name[0]}${k}`, 10_000 + o.backlogMs);
+        steps.push(s);
+        progress(
+          `  ${sys.name} ${rate}/s: acks ${s.ackRate}/s (p50/p99 ${s.ackP50}/${s.ackP99} ms), e2e p50/p99 ${s.e2eP50 ?? '—'}/${s.e2eP99 ?? '—'} ms, in 10 s ${s.answeredIn10sPct} %, cpu app/temporal ${s.appCpuPct}/${s.temporalCpuPct} %, ${s.totalCpuMsPerMsg ?? '—'} ms/msg${s.withinBound ? '' : ' — outside the bound'}`,
+        );
+        // Above the rate the CPU goal compares, a system that left the bound twice in a row is done.
+        const mine = steps.filter((x) => x.system === sys.name);
+        const lastTwo = mine.slice(-2);
+        if (rate >= o.cpuRate && lastTwo.length === 2 && lastTwo.every((x) => !x.withinBound)) {
+          stopped.push(`${sys.name}: stopped after ${rate}/s: outside the bound at two rates in a row`);
+          active.delete(sys.name);
+        }
+      }
+      if (!active.size) break;
+    }
+
+    // Restart of Wharf on the same data dir (its channel, chats and policy in place).
+    if (left() > 15_000) {
+      progress('floor: restarting Wharf on the same data dir');
+      const port = p.port;
+      const token = p.token;
+      await wharf.system.stop();
+      wharf = await startWharf(fake, o.runDir, dataDir, port, token);
+      restartMs = Math.round(wharf.system.startMs);
+      progress(`floor: Wharf healthy again in ${restartMs} ms`);
+    }
+
+    const cap = { floor: capacity(steps, 'floor'), wharf: capacity(steps, 'wharf') };
+    const at = (sys: 'floor' | 'wharf'): number | null =>
+      steps.find((s) => s.system === sys && s.rate === o.cpuRate)?.totalCpuMsPerMsg ?? null;
+    const cf = at('floor');
+    const cw = at('wharf');
+    return {
+      steps,
+      capacity: { ...cap, ratio: cap.floor > 0 ? round(cap.wharf / cap.floor, 2) : null },
+      cpuAt: { rate: o.cpuRate, floorMsPerMsg: cf, wharfMsPerMsg: cw, ratio: cf && cw ? round(cw / cf, 2) : null },
+      start: { floorMs: Math.round(floor.startMs), wharfFirstMs: Math.round(firstMs), wharfRestartMs: restartMs },
+      stopped,
+    };
+  } finally {
+    await floor.stop();
+    await wharf?.system.stop();
+  }
+}
