@@ -7,7 +7,7 @@ import { createChannelActivities } from '../activities/channel-activities.js';
 import { createChatActivities } from '../activities/chat-activities.js';
 import { createMediaActivities } from '../activities/media-activities.js';
 import { createSignalActivities } from '../activities/signal-activities.js';
-import { createSessionActivities, type MakeSocket, type SessionActivityDeps } from '../activities/whatsapp-session.js';
+import { createSessionActivities, type MakeSocket, type SessionActivityDeps } from '../activities/personal-session/index.js';
 import type { GraphClient } from '../lib/graph/graph-client.js';
 import { useWorkerForStarts } from '../lib/inbound-delivery.js';
 import type { Logger } from '../lib/logger.js';

@@ -56,7 +56,7 @@ const store = proxyActivities<ChannelActivities>({
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds' },
 });
-/** The personal-account session activity (activities/whatsapp-session.ts), as the workflow sees it. */
+/** The personal-account session activity (activities/personal-session/), as the workflow sees it. */
 interface SessionActivityTypes {
   runSession(input: { channelId: string; phoneNumber?: string }): Promise<unknown>;
 }

@@ -27,17 +27,17 @@ import makeWASocket, {
   type WAMessage,
   type proto,
 } from '@whiskeysockets/baileys';
-import { AckGate } from '../lib/baileys/ack-gate.js';
-import { createStoreAuthState, ownsAuthState, type StoreAuthState } from '../lib/baileys/auth-state.js';
-import { addressToJid, normalizeWaMessage } from '../lib/baileys/normalize.js';
-import { installSignatureCheck, setCertRoot } from '../lib/baileys/signature-check.js';
-import { FAILURE } from '../lib/errors.js';
-import { deliverInbound } from '../lib/inbound-delivery.js';
-import type { Logger } from '../lib/logger.js';
-import type { Db } from '../lib/store/db.js';
-import type { Store } from '../lib/store/store.js';
-import type { InboundMessage } from '../lib/types.js';
-import { sessionUpdate, type SessionUpdate } from '../workflows/channel-messages.js';
+import { AckGate } from '../../lib/baileys/ack-gate.js';
+import { createStoreAuthState, ownsAuthState, type StoreAuthState } from '../../lib/baileys/auth-state.js';
+import { addressToJid, normalizeWaMessage } from '../../lib/baileys/normalize.js';
+import { installSignatureCheck, setCertRoot } from '../../lib/baileys/signature-check.js';
+import { FAILURE } from '../../lib/errors.js';
+import { deliverInbound } from '../../lib/inbound-delivery.js';
+import type { Logger } from '../../lib/logger.js';
+import type { Db } from '../../lib/store/db.js';
+import type { Store } from '../../lib/store/store.js';
+import type { InboundMessage } from '../../lib/types.js';
+import { sessionUpdate, type SessionUpdate } from '../../workflows/channel-messages.js';
 
 /** The part of Baileys' event emitter the session uses. */
 export interface SessionSocketEvents {
