@@ -103,9 +103,10 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
     }),
   };
   // runSession on the shared queue (any worker may hold a session); sends for a session on this process's
-  // own queue, where its socket lives.
+  // own queue, where its socket lives: `deliverReplies` there calls `sessions.sendText` in process (no
+  // workflow schedules `sendText` itself, so it is not registered as an activity).
   const activities = { ...shared, runSession: sessions.runSession };
-  const sessionActivities = { ...shared, sendText: sessions.sendText };
+  const sessionActivities = shared;
   const worker = await Worker.create({
     connection,
     namespace: deps.namespace,

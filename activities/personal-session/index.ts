@@ -217,5 +217,5 @@ export function createSessionActivities(deps: SessionActivityDeps) {
   return { runSession, sendText, sessionRegistry };
 }
 
-/** The session activities' type (for `proxyActivities`). */
-export type SessionActivities = Omit<ReturnType<typeof createSessionActivities>, 'sessionRegistry'>;
+/** The session activity workflows schedule (`sendText` is called in process by `deliverReplies`, never scheduled). */
+export type SessionActivities = Pick<ReturnType<typeof createSessionActivities>, 'runSession'>;
