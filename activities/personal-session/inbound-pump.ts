@@ -9,7 +9,7 @@ import { isJidGroup, isLidUser, type WAMessage } from '@whiskeysockets/baileys';
 import { normalizeWaMessage } from '../../lib/baileys/normalize.js';
 import { deliverInbound } from '../../lib/inbound-delivery.js';
 import type { Logger } from '../../lib/logger.js';
-import type { Db } from '../../lib/store/db.js';
+import type { Store } from '../../lib/store/store.js';
 import type { InboundMessage } from '../../lib/types.js';
 import { backoffDelay } from './close-policy.js';
 import type { RecentSends } from './session-registry.js';
@@ -26,7 +26,7 @@ export interface SelfIdentity {
 
 /** What the pump needs. */
 export interface InboundPumpDeps {
-  db: Db;
+  store: Store;
   client: Client;
   /** The main Wharf task queue (chat workflows are started there). */
   taskQueue: string;
@@ -46,7 +46,7 @@ export type InboundPump = ReturnType<typeof createInboundPump>;
 
 /** Builds the inbound pump of one session attempt. */
 export function createInboundPump(deps: InboundPumpDeps) {
-  const { db, client, taskQueue, channelId, sentIds, chats, slog, stopping, random } = deps;
+  const { store, client, taskQueue, channelId, sentIds, chats, slog, stopping, random } = deps;
   let inbound: Promise<void> = Promise.resolve();
   // Group subjects as WhatsApp tells them (joins, updates, chat lists), for `chat.name`.
   const groupNames = new Map<string, string>();
@@ -82,14 +82,7 @@ export function createInboundPump(deps: InboundPumpDeps) {
     await addPnAlts(messages, live.pnForLid);
     // Wharf's own sends are known by id: in memory, and (across restarts) by the outbound message log.
     const fromMeIds = messages.filter((m) => m.key?.fromMe && m.key.id).map((m) => m.key.id as string);
-    const logged = new Set<string>();
-    if (fromMeIds.length) {
-      const rows = await db.query<{ provider_id: string }>(
-        `select provider_id from messages where channel_id = $1 and direction = 'out' and provider_id = any($2::text[])`,
-        [channelId, fromMeIds],
-      );
-      for (const r of rows) logged.add(r.provider_id);
-    }
+    const logged = fromMeIds.length ? await store.messages.sentProviderIds(channelId, fromMeIds) : new Set<string>();
     const known = { has: (id: string) => sentIds.has(id) || logged.has(id) };
     const batch: InboundMessage[] = [];
     for (const m of messages) {

@@ -212,7 +212,7 @@ export function createSessionActivities(deps: SessionActivityDeps) {
     return lifetime.result ?? { ended: 'superseded', reason: 'The session stopped.' };
   }
 
-  const sendText = createSendText({ registry: sessionRegistry, db, sessionQueue, firstContactGuard });
+  const sendText = createSendText({ registry: sessionRegistry, store, sessionQueue, firstContactGuard });
 
   return { runSession, sendText, sessionRegistry };
 }

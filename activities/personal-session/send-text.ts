@@ -7,14 +7,14 @@ import { ApplicationFailure } from '@temporalio/common';
 import { DisconnectReason, generateMessageIDV2 } from '@whiskeysockets/baileys';
 import { addressToJid } from '../../lib/baileys/normalize.js';
 import { FAILURE } from '../../lib/errors.js';
-import type { Db } from '../../lib/store/db.js';
+import type { Store } from '../../lib/store/store.js';
 import { statusCodeOf, type CloseError } from './close-policy.js';
 import { SESSION_UNAVAILABLE, type SendTextInput, type SessionRegistry } from './session-registry.js';
 
 /** What `sendText` needs. */
 export interface SendTextDeps {
   registry: SessionRegistry;
-  db: Db;
+  store: Store;
   /** This worker's own task queue (named in the failure when no session is open here). */
   sessionQueue: string;
   /** Refuse sends to chats that never wrote to the channel. */
@@ -22,7 +22,7 @@ export interface SendTextDeps {
 }
 
 /** Builds `sendText` over the sessions in `registry`. */
-export function createSendText({ registry, db, sessionQueue, firstContactGuard }: SendTextDeps) {
+export function createSendText({ registry, store, sessionQueue, firstContactGuard }: SendTextDeps) {
   /** Sends a text over the live socket of this process; the id is recorded so its echo is never inbound. */
   return async function sendText({ channelId, to, text }: SendTextInput): Promise<{ messageId: string }> {
     const live = registry.get(channelId);
@@ -33,11 +33,7 @@ export function createSendText({ registry, db, sessionQueue, firstContactGuard }
       );
     }
     if (firstContactGuard && !live.chats.has(to)) {
-      const [row] = await db.query(
-        `select 1 as one from messages where channel_id = $1 and direction = 'in' and chat_id = $2 limit 1`,
-        [channelId, to],
-      );
-      if (!row) {
+      if (!(await store.messages.hasInbound(channelId, to))) {
         throw ApplicationFailure.nonRetryable(
           `Chat ${to} never wrote to channel ${channelId}; Wharf only writes to chats that wrote first.`,
           FAILURE.sendRejected,

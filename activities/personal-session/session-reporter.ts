@@ -88,27 +88,17 @@ export function createSessionReporter({
   /** Shows a QR or a pairing code until `expiresAt`. */
   const setLink = (qr: string | null, code: string | null, expiresAt: Date): void =>
     effect('write session_link', async () => {
-      await db.query(
-        `insert into session_link (channel_id, qr, pairing_code, expires_at, updated_at) values ($1, $2, $3, $4, now())
-           on conflict (channel_id) do update set qr = excluded.qr, pairing_code = excluded.pairing_code, expires_at = excluded.expires_at, updated_at = now()`,
-        [channelId, qr, code, expiresAt.toISOString()],
-      );
-      store.changes.emit({ channelId, what: 'link' }); // the console shows the new QR at once
+      await store.sessionLinks.set(channelId, { qr, pairingCode: code, expiresAt });
     });
   /** Keeps a pending pairing code valid until at least `expiresAt`. */
   const extendCode = (expiresAt: Date): void =>
     effect('extend pairing code', async () => {
-      // (`updated_at` stays: it marks when this code was issued.)
-      await db.query(
-        'update session_link set expires_at = greatest(expires_at, $2) where channel_id = $1 and pairing_code is not null',
-        [channelId, expiresAt.toISOString()],
-      );
+      await store.sessionLinks.extendCode(channelId, expiresAt);
     });
   /** Removes the QR or pairing code shown. */
   const clearLink = (): void =>
     effect('clear session_link', async () => {
-      await db.query('delete from session_link where channel_id = $1', [channelId]);
-      store.changes.emit({ channelId, what: 'link' });
+      await store.sessionLinks.clear(channelId);
     });
   /** Settles once every effect queued so far ran. */
   const idle = (): Promise<void> => effects;
