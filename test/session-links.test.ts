@@ -34,7 +34,7 @@ beforeAll(async () => {
   }
   await migrate(db);
   store = createStore(db, randomBytes(32));
-}, 60_000);
+});
 
 afterAll(async () => {
   await db?.close();
