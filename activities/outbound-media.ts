@@ -126,7 +126,7 @@ export function createAttachmentSender({
   async function sendPersonal(ch: ChannelState, chatId: string, a: ReplyAttachment): Promise<string> {
     if (!personal)
       throw ApplicationFailure.create({
-        type: 'WharfSessionUnavailable',
+        type: FAILURE.sessionUnavailable,
         message: 'This worker holds no WhatsApp session for the channel.',
         nonRetryable: false,
       });

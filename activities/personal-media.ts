@@ -31,7 +31,7 @@ import type { Db } from '../lib/store/db.js';
 import type { Store } from '../lib/store/store.js';
 import type { InboundMessage } from '../lib/types.js';
 import type { PersonalMediaSend } from './outbound-media.js';
-import { SESSION_UNAVAILABLE, type LiveSession, type SessionSocket } from './whatsapp-session.js';
+import { SESSION_UNAVAILABLE, type LiveSession, type SessionSocket } from './personal-session/session-registry.js';
 
 /** How long one inbound download may take before the message goes on without its file. */
 const DOWNLOAD_TIMEOUT_MS = 60_000;

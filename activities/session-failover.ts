@@ -10,6 +10,7 @@
  * was only stalled is fenced by the auth state's ownership token (lib/baileys/auth-state.ts) and by its own
  * heartbeat, which Temporal answers with a cancellation once the attempt was failed.
  */
+import { FAILURE } from '../lib/errors.js';
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -19,7 +20,7 @@ import { NODE_BEAT_MS, NODE_DEAD_MS, type Store } from '../lib/store/store.js';
 import { sessionUpdate } from '../workflows/channel-messages.js';
 
 /** Type name of the failure a live node gives the session attempt of a dead one. */
-export const SESSION_HOLDER_DEAD = 'WharfSessionHolderDead';
+export const SESSION_HOLDER_DEAD = FAILURE.sessionHolderDead;
 
 /** One attempt's record: which node runs it, and how Temporal names it. */
 interface HolderRow {

@@ -4,6 +4,7 @@
  * the agent gets the transcript instead of a description. Plain fetch, as for chat completions; retries belong
  * to the activity's retry policy.
  */
+import { FAILURE } from '../lib/errors.js';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { CredentialRef } from '../lib/types.js';
 
@@ -61,7 +62,7 @@ export async function transcribe(
     });
   } catch (err) {
     throw ApplicationFailure.create({
-      type: 'WharfAgentUnavailable',
+      type: FAILURE.agentUnavailable,
       message: `The transcription endpoint ${baseUrl} could not be reached (${(err as Error).name}).`,
       nonRetryable: false,
     });
@@ -77,7 +78,7 @@ export async function transcribe(
     detail = detail.split(apiKey).join('[redacted]').slice(0, 300);
     if (res.status === 429 || res.status >= 500) {
       throw ApplicationFailure.create({
-        type: 'WharfAgentUnavailable',
+        type: FAILURE.agentUnavailable,
         message: `The transcription endpoint answered HTTP ${res.status}${detail ? `: ${detail}` : ''}.`,
         nonRetryable: false,
       });

@@ -32,16 +32,6 @@ export const LinkCodeSchema = z.object({
     .pipe(z.string().regex(/^\+[1-9]\d{6,14}$/, 'an E.164 number with country code, e.g. +15551234567')),
 });
 
-interface LinkRow {
-  qr: string | null;
-  pairing_code: string | null;
-  expires_at: unknown;
-  updated_at: unknown;
-}
-
-const toDate = (v: unknown): Date | null =>
-  v === null || v === undefined ? null : v instanceof Date ? v : new Date(String(v));
-
 /** Builds the router. `linkCodeTimeoutMs` bounds the wait for a pairing code (default 15 s). */
 export function personalRouter({
   store,
@@ -67,23 +57,15 @@ export function personalRouter({
     return ch;
   };
 
-  const linkRow = async (channelId: string): Promise<LinkRow | null> => {
-    const [row] = await store.db.query<LinkRow>(
-      'select qr, pairing_code, expires_at, updated_at from session_link where channel_id = $1',
-      [channelId],
-    );
-    return row ?? null;
-  };
-
   r.get('/:id/qr', async (req, res) => {
     const ch = await personalChannel(req);
-    const row = await linkRow(ch.id);
-    const expiresAt = toDate(row?.expires_at);
+    const row = await store.sessionLinks.get(ch.id);
+    const expiresAt = row?.expiresAt;
     if (!row?.qr || !expiresAt || expiresAt.getTime() <= Date.now()) {
       const why =
         ch.status === 'connected'
           ? 'the channel is linked and connected'
-          : row?.pairing_code
+          : row?.pairingCode
             ? 'a phone-number pairing code is pending instead (POST /link-code)'
             : `the session is not showing one right now (status ${ch.status}: ${ch.statusReason})`;
       throw new WharfError(
@@ -110,39 +92,38 @@ export function personalRouter({
 
   r.get('/:id/link-code', async (req, res) => {
     const ch = await personalChannel(req);
-    const row = await linkRow(ch.id);
-    const expiresAt = toDate(row?.expires_at);
-    if (!row?.pairing_code || !expiresAt || expiresAt.getTime() <= Date.now()) {
+    const row = await store.sessionLinks.get(ch.id);
+    const expiresAt = row?.expiresAt;
+    if (!row?.pairingCode || !expiresAt || expiresAt.getTime() <= Date.now()) {
       throw new WharfError(
         'not_found',
         `No pairing code is pending for channel "${ch.id}". POST /api/channels/${ch.id}/link-code with {"phoneNumber": "+<number>"} requests one.`,
       );
     }
     res.set('Cache-Control', 'no-store');
-    res.json({ code: row.pairing_code, expiresAt: expiresAt.toISOString() });
+    res.json({ code: row.pairingCode, expiresAt: expiresAt.toISOString() });
   });
 
   r.post('/:id/link-code', async (req, res) => {
     const ch = await personalChannel(req);
     const { phoneNumber } = LinkCodeSchema.parse(req.body ?? {});
     // The database's clock, so "newer than the request" holds even when the API and the database disagree.
-    const [{ now }] = await store.db.query<{ now: unknown }>('select now() as now');
-    const since = toDate(now) ?? new Date();
+    const since = await store.sessionLinks.now();
     await gateway.handle(ch.id).executeUpdate(relink, { args: [{ phoneNumber }] });
     const deadline = Date.now() + linkCodeTimeoutMs;
     for (;;) {
-      const row = await linkRow(ch.id);
-      const updatedAt = toDate(row?.updated_at);
-      const expiresAt = toDate(row?.expires_at);
+      const row = await store.sessionLinks.get(ch.id);
+      const updatedAt = row?.updatedAt;
+      const expiresAt = row?.expiresAt;
       if (
-        row?.pairing_code &&
+        row?.pairingCode &&
         updatedAt &&
         updatedAt.getTime() >= since.getTime() &&
         expiresAt &&
         expiresAt.getTime() > Date.now()
       ) {
         res.set('Cache-Control', 'no-store');
-        res.json({ code: row.pairing_code, expiresAt: expiresAt.toISOString() });
+        res.json({ code: row.pairingCode, expiresAt: expiresAt.toISOString() });
         return;
       }
       if (Date.now() >= deadline) break;

@@ -88,6 +88,8 @@ export const FAILURES = {
   agentUnavailable: { type: 'WharfAgentUnavailable', final: false },
   /** This worker holds no WhatsApp session for a personal channel (it is reconnecting or lives elsewhere); retried. */
   sessionUnavailable: { type: 'WharfSessionUnavailable', final: false },
+  /** A personal session's attempt ran on a node that stopped noting it is alive; failed so Temporal restarts it elsewhere. */
+  sessionHolderDead: { type: 'WharfSessionHolderDead', final: false },
   /** Another attempt (a retried task's first one) still holds the claim on a reply's parts; retried. */
   sendInProgress: { type: 'WharfSendInProgress', final: false },
   /** The store refused an inbound message's data for good: the message is recorded failed and skipped. */

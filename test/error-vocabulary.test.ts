@@ -121,17 +121,13 @@ describe('the error vocabulary', () => {
       ...WHARF_SEARCH_ATTRIBUTES.map((k) => k.name),
       'WharfError',
     ]);
-    // The personal session is being split by another change (activities/whatsapp-session.ts into
-    // activities/personal-session/); its own copy of WharfSessionUnavailable is left to that change.
-    const pending = (rel: string): boolean =>
-      rel === 'activities/whatsapp-session.ts' || rel.startsWith('activities/personal-session/');
     const strays: string[] = [];
     for (const file of await sources('activities', 'api', 'lib', 'workers', 'workflows', 'examples')) {
       const rel = relative(root, file);
       if (rel === 'lib/errors.ts' || rel === 'lib/search-attributes.ts') continue;
       for (const [, name] of (await readFile(file, 'utf8')).matchAll(/['"](Wharf[A-Z][A-Za-z]+)['"]/g)) {
         if (!known.has(name)) strays.push(`${rel}: unknown ${name}`);
-        else if (!pending(rel) && name !== 'WharfError') strays.push(`${rel}: spells ${name} (use FAILURE)`);
+        else if (name !== 'WharfError') strays.push(`${rel}: spells ${name} (use FAILURE)`);
       }
     }
     expect(strays).toEqual([]);

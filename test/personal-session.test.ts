@@ -33,7 +33,7 @@ import {
   RecentSends,
   SESSION_UNAVAILABLE,
   type MakeSocket,
-} from '../activities/whatsapp-session.js';
+} from '../activities/personal-session/index.js';
 import { errorHandler } from '../api/errors.js';
 import { personalRouter, type PersonalGateway } from '../api/personal.router.js';
 import { AuthStateFencedError, createStoreAuthState, OWNER_KEY } from '../lib/baileys/auth-state.js';

@@ -9,7 +9,7 @@ import { createMediaActivities } from '../activities/media-activities.js';
 import { createPersonalMediaSender } from '../activities/personal-media.js';
 import { recordSessionHolder, startSessionReaper } from '../activities/session-failover.js';
 import { createSignalActivities } from '../activities/signal-activities.js';
-import { createSessionActivities, type MakeSocket, type SessionActivityDeps } from '../activities/whatsapp-session.js';
+import { createSessionActivities, type MakeSocket, type SessionActivityDeps } from '../activities/personal-session/index.js';
 import type { GraphClient } from '../lib/graph/graph-client.js';
 import { processDeliveries, type InboundDeliveries } from '../lib/inbound-delivery.js';
 import type { Logger } from '../lib/logger.js';
@@ -132,10 +132,11 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
     }),
   };
   // runSession on the shared queue (any worker may hold a session); sends for a session on this process's
-  // own queue, where its socket lives.
+  // own queue, where its socket lives: `deliverReplies` there calls `sessions.sendText` in process (no
+  // workflow schedules `sendText` itself, so it is not registered as an activity).
   // (On a shared store each attempt records its node, so a live node can move it off a dead one at once.)
   const activities = { ...shared, runSession: recordSessionHolder(sessions.runSession, deps.store, deps.log) };
-  const sessionActivities = { ...shared, sendText: sessions.sendText };
+  const sessionActivities = shared;
   const worker = await Worker.create({
     connection,
     namespace: deps.namespace,

@@ -22,6 +22,7 @@ import {
 } from '@temporalio/workflow';
 import type { ChannelActivities } from '../activities/channel-activities.js';
 import { FAILURE, FINAL_FAILURE_TYPES, REFUSAL, type RefusalType } from '../lib/errors.js';
+import type { SessionActivities } from '../activities/personal-session/index.js';
 import { normalizePairingCode } from '../lib/pairing.js';
 import { channelDetails } from '../lib/workflow-metadata.js';
 import { WharfChannelStatus, WharfProvider, WharfSpace } from '../lib/search-attributes.js';
@@ -57,12 +58,8 @@ const store = proxyActivities<ChannelActivities>({
   startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '200 milliseconds', maximumInterval: '5 seconds' },
 });
-/** The personal-account session activity (activities/whatsapp-session.ts), as the workflow sees it. */
-interface SessionActivityTypes {
-  runSession(input: { channelId: string; phoneNumber?: string }): Promise<unknown>;
-}
 /** One long-running session per personal channel: heartbeats, restarted with backoff on worker death. */
-const sessions = proxyActivities<SessionActivityTypes>({
+const sessions = proxyActivities<SessionActivities>({
   startToCloseTimeout: '3650 days',
   heartbeatTimeout: '30 seconds',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,

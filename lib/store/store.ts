@@ -37,6 +37,15 @@ export interface VaultItemInfo {
   createdAt: string;
 }
 
+/** The QR code or pairing code a personal-account session shows, and until when (`session_link`). */
+export interface SessionLink {
+  qr: string | null;
+  pairingCode: string | null;
+  expiresAt: Date | null;
+  /** When the code was issued (the database's clock). */
+  updatedAt: Date | null;
+}
+
 /** One entry of the message log. */
 export interface MessageLogEntry {
   channelId: string;
@@ -73,6 +82,7 @@ export const NODE_BEAT_MS = 2_000;
 export const NODE_DEAD_MS = 6_000;
 
 const iso = (v: unknown): string => (v instanceof Date ? v.toISOString() : String(v));
+const toDate = (v: unknown): Date | null => (v === null || v === undefined ? null : v instanceof Date ? v : new Date(String(v)));
 
 /** Built-in agents that always exist. */
 export const BUILTIN_AGENTS: AgentRecord[] = [{ id: 'echo', kind: 'echo', config: {}, createdAt: new Date(0).toISOString() }];
@@ -632,6 +642,19 @@ export function createStore(db: Db, secretKey: Buffer) {
       );
       return rows.map(toEntry).reverse();
     },
+    /** Whether a chat ever wrote to the channel (a personal account only writes to chats that wrote first). */
+    async hasInbound(channelId: string, chatId: string): Promise<boolean> {
+      const rows = await db.query(`select 1 as one from messages where channel_id = $1 and direction = 'in' and chat_id = $2 limit 1`, [channelId, chatId]);
+      return rows.length > 0;
+    },
+    /** Which of these provider ids the channel sent (its own sends, echoed back by WhatsApp, are not inbound). */
+    async sentProviderIds(channelId: string, providerIds: string[]): Promise<Set<string>> {
+      const rows = await db.query<{ provider_id: string }>(
+        `select provider_id from messages where channel_id = $1 and direction = 'out' and provider_id = any($2::text[])`,
+        [channelId, providerIds],
+      );
+      return new Set(rows.map((r) => r.provider_id));
+    },
   };
 
   const policies = {
@@ -660,6 +683,44 @@ export function createStore(db: Db, secretKey: Buffer) {
         await t.query('delete from session_link where channel_id = $1', [channelId]);
       };
       await (tx ? run(tx) : db.transaction(run));
+    },
+  };
+
+  /** The QR or pairing code a personal-account session shows the operator (`session_link`, one per channel). */
+  const sessionLinks = {
+    /** The channel's pending link, or null. */
+    async get(channelId: string): Promise<SessionLink | null> {
+      const [r] = await db.query<{ qr: string | null; pairing_code: string | null; expires_at: unknown; updated_at: unknown }>(
+        'select qr, pairing_code, expires_at, updated_at from session_link where channel_id = $1',
+        [channelId],
+      );
+      return r ? { qr: r.qr, pairingCode: r.pairing_code, expiresAt: toDate(r.expires_at), updatedAt: toDate(r.updated_at) } : null;
+    },
+    /** Shows a QR or a pairing code until `expiresAt`; `updatedAt` becomes now (when it was issued). */
+    async set(channelId: string, link: { qr: string | null; pairingCode: string | null; expiresAt: Date }): Promise<void> {
+      await db.query(
+        `insert into session_link (channel_id, qr, pairing_code, expires_at, updated_at) values ($1, $2, $3, $4, now())
+           on conflict (channel_id) do update set qr = excluded.qr, pairing_code = excluded.pairing_code, expires_at = excluded.expires_at, updated_at = now()`,
+        [channelId, link.qr, link.pairingCode, link.expiresAt.toISOString()],
+      );
+      changes.emit({ channelId, what: 'link' }); // the console shows the new QR at once
+    },
+    /** Keeps a pending pairing code valid until at least `expiresAt` (`updatedAt` stays: it marks the issue). */
+    async extendCode(channelId: string, expiresAt: Date): Promise<void> {
+      await db.query('update session_link set expires_at = greatest(expires_at, $2) where channel_id = $1 and pairing_code is not null', [
+        channelId,
+        expiresAt.toISOString(),
+      ]);
+    },
+    /** Removes the channel's pending link. */
+    async clear(channelId: string): Promise<void> {
+      await db.query('delete from session_link where channel_id = $1', [channelId]);
+      changes.emit({ channelId, what: 'link' });
+    },
+    /** The database's clock, which stamps `updatedAt` (so "issued after" holds when the API's clock differs). */
+    async now(): Promise<Date> {
+      const [r] = await db.query<{ now: unknown }>('select now() as now');
+      return toDate(r.now) ?? new Date();
     },
   };
 
@@ -722,7 +783,7 @@ export function createStore(db: Db, secretKey: Buffer) {
     },
   };
 
-  return { db, shared, node, spaces, agents, vault, vaultConnections, channels, diagnostics, messages, policies, authState, media, outboundMedia: createOutboundMediaStore(db), changes };
+  return { db, shared, node, spaces, agents, vault, vaultConnections, channels, diagnostics, messages, policies, authState, sessionLinks, media, outboundMedia: createOutboundMediaStore(db), changes };
 }
 
 /** A stored connection to an external vault (lib/vaults). */
