@@ -78,8 +78,8 @@ async function pairContact(id: string, owner: SimUser, contact: SimUser): Promis
 }
 
 /** The reply the account's linked device sent to the group, as `member`'s phone decrypted it. */
-const groupReply = (member: SimUser, owner: SimUser, group: SimGroup, text: string) =>
-  sim.waitForInbox(member, (m) => m.group === group.jid && m.from === owner.pn && m.text === text, 30_000);
+const groupReply = (member: SimUser, owner: SimUser, group: SimGroup, text: string, timeoutMs = 30_000) =>
+  sim.waitForInbox(member, (m) => m.group === group.jid && m.from === owner.pn && m.text === text, timeoutMs);
 
 describe('group messages on a personal account (sender keys) against the WhatsApp Web simulator', () => {
   it('the default policy lets no group message through, even from a paired sender; a group policy does, and the echo reply reaches every member decrypted', async () => {
@@ -131,6 +131,12 @@ describe('group messages on a personal account (sender keys) against the WhatsAp
     // The second reply goes out with the sender key the members already hold (`skmsg` only).
     for (const member of [alice, bob]) await groupReply(member, owner, group, 'from _bob_');
     expect(sim.stats.senderKeysDistributed).toBe(skdmBefore + 2);
+    // Baileys sent its sender key once, to every member's phone, with the first reply; later replies carry
+    // the `skmsg` alone and every member still reads them.
+    const replies = group.sent.filter((m) => m.from === owner.pn);
+    expect(replies).toHaveLength(2);
+    expect(replies[0].keysTo.sort()).toEqual([owner.pn, alice.pn, bob.pn].sort());
+    expect(replies[1].keysTo).toEqual([]);
     expect([alice, bob, owner].flatMap((u) => u.inbox).filter((m) => m.text.startsWith('<undecryptable'))).toEqual([]);
 
     // The normalised message (inbound mode `signal` hands it out as it is): a group chat, the sender's number.
@@ -158,5 +164,23 @@ describe('group messages on a personal account (sender keys) against the WhatsAp
     for (const member of [carol, dan]) await groupReply(member, owner, group, 'lid *group*');
     const inbound = (await log(id)).find((m) => m.direction === 'in' && m.text === 'lid **group**');
     expect(inbound).toMatchObject({ chatId: group.jid, address: `+${carol.pn}` });
-  }, 180_000);
+
+    // Wharf goes down; Carol writes meanwhile. WhatsApp keeps it for the device; at the next login it comes
+    // with the `skmsg` alone (the device acknowledged Carol's key): the key Baileys stored must still decrypt it.
+    const [device] = sim.linkedDevices(owner);
+    const skdmBefore = sim.stats.senderKeysDistributed;
+    const { dataDir } = w.config;
+    const taskQueue = w.taskQueue;
+    await w.close();
+    await sim.sendGroupText(carol, group, 'while **down**');
+    w = await startWharf({ dataDir, taskQueue, waUrl: sim.url, waCertRoot: sim.certRoot });
+    // (Generous: the new worker takes the session over once Temporal sees the old attempt end.)
+    for (const member of [carol, dan]) await groupReply(member, owner, group, 'while *down*', 100_000);
+    expect(sim.stats.senderKeysDistributed).toBe(skdmBefore);
+    expect(device.pending.size).toBe(0);
+    // Baileys remembers which members have its key across the restart too: the reply is `skmsg` alone.
+    const replies = group.sent.filter((m) => m.from === owner.pn);
+    expect(replies.map((m) => m.keysTo.length)).toEqual([3, 0]);
+    expect([carol, dan].flatMap((u) => u.inbox).filter((m) => m.text.startsWith('<undecryptable'))).toEqual([]);
+  }, 240_000);
 });

@@ -94,6 +94,11 @@ export interface SimGroup {
    * numbers as alt — what WhatsApp does for most groups today).
    */
   addressing: 'pn' | 'lid';
+  /**
+   * Group messages linked devices sent, oldest first: who sent it and which members' phones got the sender's
+   * key with it (pairwise, in `<participants>`) — empty once every member holds the key.
+   */
+  sent: Array<{ id: string; from: string; fromDevice: number; keysTo: string[] }>;
 }
 
 /** A device linked to an account (what Baileys is, once paired). */
@@ -417,6 +422,7 @@ export class WaSimulator {
       creation: Math.floor(Date.now() / 1000),
       members: [creator, ...members.filter((m) => m !== creator)],
       addressing: opts.addressing ?? 'pn',
+      sent: [],
     };
     this.groups.set(jid, group);
     return group;
@@ -1026,6 +1032,8 @@ export class WaSimulator {
     if (!group) return ack('404');
     if (!group.members.includes(sender.user)) return ack('403');
     const from = { user: sender.user.pn, device: sender.device };
+    const record = { id, from: sender.user.pn, fromDevice: sender.device, keysTo: [] as string[] };
+    group.sent.push(record);
     const received = (member: SimUser, message: proto.IMessage, text: string): void => {
       member.inbox.push({
         id,
@@ -1055,6 +1063,7 @@ export class WaSimulator {
         if (skdm?.groupId !== groupJid || !skdm.axolotlSenderKeyDistributionMessage?.length)
           throw new Error('the pairwise message carries no sender key for this group');
         await who.user.senderKeys.process(groupJid, from, skdm.axolotlSenderKeyDistributionMessage);
+        record.keysTo.push(who.user.pn);
       } catch (err) {
         received(who.user, {}, `<undecryptable: ${(err as Error).message}>`);
       }
