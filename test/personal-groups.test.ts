@@ -147,7 +147,8 @@ describe('group messages on a personal account (sender keys) against the WhatsAp
     expect(handed.data).toMatchObject({
       channelId: id,
       text: 'hand this off',
-      chat: { kind: 'group', id: group.jid },
+      // The subject: the simulator told the device its groups changed and Baileys fetched them.
+      chat: { kind: 'group', id: group.jid, name: 'Hiking' },
       sender: { address: `+${alice.pn}`, name: 'Alice' },
     });
   }, 180_000);

@@ -119,6 +119,8 @@ export interface LinkedDevice {
   logins: number;
   /** Sender keys this device acknowledged receiving (`<group>|<sender pn>`): it gets only `skmsg` from them. */
   senderKeysHeld: Set<string>;
+  /** The account's groups changed since the device last cleaned its `groups` dirty bit. */
+  groupsDirty: boolean;
   conn?: Connection;
 }
 
@@ -425,6 +427,13 @@ export class WaSimulator {
       sent: [],
     };
     this.groups.set(jid, group);
+    // Members' linked devices are told their groups changed (a `groups` dirty bit): they fetch the list.
+    for (const member of group.members) {
+      for (const d of this.linkedDevices(member)) {
+        d.groupsDirty = true;
+        if (d.conn?.flushed) this.sendGroupsDirty(d.conn);
+      }
+    }
     return group;
   }
 
@@ -660,6 +669,9 @@ export class WaSimulator {
     if (xmlns === 'encrypt' && first?.tag === 'key') return this.onKeyFetch(conn, iq, first);
     if (xmlns === 'usync') return this.onUsync(conn, iq);
     if (xmlns === 'w:g2') return this.onGroupQuery(conn, iq, first);
+    if (xmlns === 'urn:xmpp:whatsapp:dirty' && first?.attrs.type === 'groups' && conn.device) {
+      conn.device.groupsDirty = false;
+    }
     if (xmlns === 'passive' && first?.tag === 'active') {
       this.result(conn, iq);
       await this.flush(conn);
@@ -751,6 +763,7 @@ export class WaSimulator {
       pending: new Map(),
       logins: 0,
       senderKeysHeld: new Set(),
+      groupsDirty: false,
     };
     this.devices.push(linked);
     p.resolve(linked);
@@ -898,6 +911,11 @@ export class WaSimulator {
     this.result(conn, iq, [{ tag: 'usync', attrs: {}, content: [{ tag: 'list', attrs: {}, content: out }] }]);
   }
 
+  private sendGroupsDirty(conn: Connection): void {
+    const t = String(Math.floor(Date.now() / 1000));
+    this.send(conn, { tag: 'ib', attrs: {}, content: [{ tag: 'dirty', attrs: { type: 'groups', timestamp: t } }] });
+  }
+
   /** After login: everything queued for the device (marked offline), then the end-of-offline marker. */
   private async flush(conn: Connection): Promise<void> {
     const device = conn.device;
@@ -906,6 +924,7 @@ export class WaSimulator {
     for (const p of queued) await this.deliver(device, conn, p, true);
     conn.flushed = true;
     this.send(conn, { tag: 'ib', attrs: {}, content: [{ tag: 'offline', attrs: { count: String(queued.length) } }] });
+    if (device.groupsDirty) this.sendGroupsDirty(conn);
   }
 
   private async deliver(device: LinkedDevice, conn: Connection, p: PendingMessage, offline: boolean): Promise<void> {
