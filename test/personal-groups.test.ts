@@ -176,12 +176,12 @@ describe('group messages on a personal account (sender keys) against the WhatsAp
     await sim.sendGroupText(carol, group, 'while **down**');
     w = await startWharf({ dataDir, taskQueue, waUrl: sim.url, waCertRoot: sim.certRoot });
     // (Generous: the new worker takes the session over once Temporal sees the old attempt end.)
-    for (const member of [carol, dan]) await groupReply(member, owner, group, 'while *down*', 100_000);
+    for (const member of [carol, dan]) await groupReply(member, owner, group, 'while *down*', 150_000);
     expect(sim.stats.senderKeysDistributed).toBe(skdmBefore);
     expect(device.pending.size).toBe(0);
     // Baileys remembers which members have its key across the restart too: the reply is `skmsg` alone.
     const replies = group.sent.filter((m) => m.from === owner.pn);
     expect(replies.map((m) => m.keysTo.length)).toEqual([3, 0]);
     expect([carol, dan].flatMap((u) => u.inbox).filter((m) => m.text.startsWith('<undecryptable'))).toEqual([]);
-  }, 240_000);
+  }, 300_000);
 });
