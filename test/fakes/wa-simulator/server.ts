@@ -405,8 +405,9 @@ export class WaSimulator {
   }
 
   /**
-   * `creator` creates a group with `members` (the creator is a member too). A linked device of any member
-   * learns of it as WhatsApp tells it: by the group messages it gets and the metadata it asks for.
+   * `creator` creates a group with `members` (the creator is a member too). Members' linked devices learn of
+   * it as WhatsApp tells them: a `groups` dirty bit (they fetch the groups they are in), the group messages
+   * they get, and the metadata they ask for.
    */
   createGroup(
     subject: string,
