@@ -8,6 +8,9 @@
  *
  *   POST /scan   {qr, phone, name?}        the phone `phone` scans the QR Wharf shows (links the device)
  *   POST /send   {from, to, text, name?}   `from` writes `text` to the account `to` (Signal-encrypted)
+ *   POST /group  {creator, members, subject, addressing?}
+ *                                          `creator` makes a group with `members` (phone numbers); → {jid}
+ *   POST /group/send {from, group, text}   a member writes to the group (sender keys)
  *   GET  /inbox/:phone                     what that phone received (decrypted)
  *   POST /logout {phone}                   the phone logs all its linked devices out
  *
@@ -40,10 +43,10 @@ function persistentAuthority(file: string): CertAuthority {
   return ca;
 }
 
-async function readJson(req: IncomingMessage): Promise<Record<string, string>> {
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
   let body = '';
   for await (const chunk of req) body += String(chunk);
-  return body ? (JSON.parse(body) as Record<string, string>) : {};
+  return body ? (JSON.parse(body) as Record<string, unknown>) : {};
 }
 
 function reply(res: ServerResponse, status: number, body: unknown): void {
@@ -54,10 +57,10 @@ async function main(): Promise<void> {
   const port = Number(arg('port', '7999'));
   const ca = persistentAuthority(arg('key', './wa-sim-root.key'));
   const sim: WaSimulator = await startWaSimulator({ ca, port });
-  const user = (phone: string | undefined, name?: string): SimUser => {
-    const digits = (phone ?? '').replace(/\D/g, '');
+  const user = (phone: unknown, name?: unknown): SimUser => {
+    const digits = String(phone ?? '').replace(/\D/g, '');
     if (!/^\d{5,20}$/.test(digits)) throw new Error('phone must be a phone number such as +15550001111');
-    return sim.user(digits) ?? sim.addUser(digits, name);
+    return sim.user(digits) ?? sim.addUser(digits, typeof name === 'string' ? name : undefined);
   };
   const control = createServer((req, res) => {
     void (async () => {
@@ -71,12 +74,30 @@ async function main(): Promise<void> {
           const id = sim.sendText(user(body.from, body.name), user(body.to), String(body.text ?? ''));
           return reply(res, 202, { id });
         }
+        if (req.method === 'POST' && req.url === '/group') {
+          if (!Array.isArray(body.members)) throw new Error('members must be a list of phone numbers');
+          const addressing = body.addressing === 'lid' ? 'lid' : 'pn';
+          const members = body.members.map((m) => user(m));
+          const group = sim.createGroup(String(body.subject ?? 'Group'), user(body.creator), members, { addressing });
+          return reply(res, 201, { jid: group.jid, members: group.members.map((m) => `+${m.pn}`) });
+        }
+        if (req.method === 'POST' && req.url === '/group/send') {
+          const group = sim.group(String(body.group ?? ''));
+          if (!group) throw new Error(`no such group: ${String(body.group)}`);
+          const id = await sim.sendGroupText(user(body.from), group, String(body.text ?? ''));
+          return reply(res, 202, { id });
+        }
         if (req.method === 'GET' && req.url?.startsWith('/inbox/')) {
           const u = user(decodeURIComponent(req.url.slice('/inbox/'.length)));
           return reply(
             res,
             200,
-            u.inbox.map((m) => ({ id: m.id, from: `+${m.from}`, text: m.text })),
+            u.inbox.map((m) => ({
+              id: m.id,
+              from: `+${m.from}`,
+              text: m.text,
+              ...(m.group ? { group: m.group } : {}),
+            })),
           );
         }
         if (req.method === 'POST' && req.url === '/logout') {
@@ -85,7 +106,10 @@ async function main(): Promise<void> {
           return reply(res, 200, { loggedOut: devices.length });
         }
         reply(res, 404, {
-          error: { code: 'not_found', message: 'POST /scan, POST /send, GET /inbox/:phone, POST /logout' },
+          error: {
+            code: 'not_found',
+            message: 'POST /scan, POST /send, POST /group, POST /group/send, GET /inbox/:phone, POST /logout',
+          },
         });
       } catch (err) {
         reply(res, 400, { error: { code: 'bad_request', message: (err as Error).message } });
@@ -98,7 +122,7 @@ async function main(): Promise<void> {
       'WhatsApp Web simulator (not WhatsApp: for trying Wharf without a phone)',
       `  WHARF_WA_URL=${sim.url}`,
       `  WHARF_WA_CERT_ROOT=${sim.certRoot}`,
-      `  control API: http://127.0.0.1:${port + 1} (POST /scan, POST /send, GET /inbox/:phone, POST /logout)`,
+      `  control API: http://127.0.0.1:${port + 1} (POST /scan, POST /send, POST /group, POST /group/send, GET /inbox/:phone, POST /logout)`,
       '',
     ].join('\n'),
   );

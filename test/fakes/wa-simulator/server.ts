@@ -31,6 +31,7 @@ import {
 } from '@whiskeysockets/baileys';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createCertAuthority, frame, FrameReader, ServerNoise, type CertAuthority } from './noise.js';
+import { SenderKeys } from './sender-keys.js';
 import { curve, padMessage, SignalDevice, unpadMessage, type KeyPair, type PreKeyBundle } from './signal-crypto.js';
 
 const S_WHATSAPP_NET = 's.whatsapp.net';
@@ -57,6 +58,8 @@ export interface SimUser {
   name: string;
   /** The phone: a Signal device, and the account key that signs linked devices' identities. */
   phone: SignalDevice;
+  /** The phone's group sender keys: its own per group, and the ones other members distributed to it. */
+  senderKeys: SenderKeys;
   accountKey: KeyPair;
   /** Messages this account's phone received and decrypted, oldest first. */
   inbox: SimReceived[];
@@ -73,6 +76,29 @@ export interface SimReceived {
   message: proto.IMessage;
   /** The text, wherever the message type keeps it. */
   text: string;
+  /** The group jid, for a group message (decrypted with the sender's sender key). */
+  group?: string;
+}
+
+/** A group on the simulated network: its members are accounts (phones and their linked devices). */
+export interface SimGroup {
+  /** `<digits>@g.us`. */
+  jid: string;
+  subject: string;
+  creator: SimUser;
+  /** Seconds since the epoch. */
+  creation: number;
+  members: SimUser[];
+  /**
+   * How the group names its members: by phone number (`pn`, members' LIDs as alt) or by LID (`lid`, the
+   * numbers as alt — what WhatsApp does for most groups today).
+   */
+  addressing: 'pn' | 'lid';
+  /**
+   * Group messages linked devices sent, oldest first: who sent it and which members' phones got the sender's
+   * key with it (pairwise, in `<participants>`) — empty once every member holds the key.
+   */
+  sent: Array<{ id: string; from: string; fromDevice: number; keysTo: string[] }>;
 }
 
 /** A device linked to an account (what Baileys is, once paired). */
@@ -91,6 +117,10 @@ export interface LinkedDevice {
   pending: Map<string, PendingMessage>;
   /** Logins this device completed. */
   logins: number;
+  /** Sender keys this device acknowledged receiving (`<group>|<sender pn>`): it gets only `skmsg` from them. */
+  senderKeysHeld: Set<string>;
+  /** The account's groups changed since the device last cleaned its `groups` dirty bit. */
+  groupsDirty: boolean;
   conn?: Connection;
 }
 
@@ -101,6 +131,8 @@ interface PendingMessage {
   message: proto.IMessage;
   plaintext: boolean;
   t: number;
+  /** A group message: the group, and the one `skmsg` every member's devices get (encrypted once, as a phone does). */
+  group?: { group: SimGroup; skmsg: Buffer; skdm: Buffer };
   /** Sent on the current connection (a redelivery happens only on the next login). */
   sentOn?: Connection;
 }
@@ -165,13 +197,22 @@ export class WaSimulator {
   private readonly users = new Map<string, SimUser>();
   private readonly usersByLid = new Map<string, SimUser>();
   private readonly devices: LinkedDevice[] = [];
+  private readonly groups = new Map<string, SimGroup>();
   /** QR refs issued, by ref → the connection that got them. */
   private readonly refs = new Map<string, Connection>();
-  /**
-   * Counters a test asserts on. `replaced`: logins of a device while an earlier connection of it was still
-   * open (two live sockets for one session; the earlier one is told `conflict replaced`).
-   */
-  readonly stats = { connections: 0, handshakes: 0, refsIssued: 0, logins: 0, failures: 0, acks: 0, replaced: 0 };
+  /** Counters a test asserts on. */
+  readonly stats = {
+    connections: 0,
+    handshakes: 0,
+    refsIssued: 0,
+    logins: 0,
+    failures: 0,
+    acks: 0,
+    /** Logins of a device while an earlier connection of it was still open (the earlier one is told `conflict replaced`). */
+    replaced: 0,
+    /** Group envelopes that carried the sender's key (a SenderKeyDistributionMessage) to a linked device. */
+    senderKeysDistributed: 0,
+  };
   url = '';
 
   constructor(private readonly opts: WaSimulatorOptions) {
@@ -206,6 +247,7 @@ export class WaSimulator {
       lid: String(randomInt(10 ** 13, 10 ** 14)),
       name,
       phone: new SignalDevice(),
+      senderKeys: new SenderKeys(),
       accountKey: curve.generateKeyPair(),
       inbox: [],
     };
@@ -360,6 +402,81 @@ export class WaSimulator {
       };
       d.pending.set(id, p);
       if (d.conn && d.conn.flushed && !d.conn.closed) void this.deliver(d, d.conn, p, false);
+    }
+    return id;
+  }
+
+  /**
+   * `creator` creates a group with `members` (the creator is a member too). Members' linked devices learn of
+   * it as WhatsApp tells them: a `groups` dirty bit (they fetch the groups they are in), the group messages
+   * they get, and the metadata they ask for.
+   */
+  createGroup(
+    subject: string,
+    creator: SimUser,
+    members: SimUser[],
+    opts: { addressing?: 'pn' | 'lid' } = {},
+  ): SimGroup {
+    let jid: string;
+    do jid = `120363${randomInt(10 ** 11, 10 ** 12)}@g.us`;
+    while (this.groups.has(jid));
+    const group: SimGroup = {
+      jid,
+      subject,
+      creator,
+      creation: Math.floor(Date.now() / 1000),
+      members: [creator, ...members.filter((m) => m !== creator)],
+      addressing: opts.addressing ?? 'pn',
+      sent: [],
+    };
+    this.groups.set(jid, group);
+    // Members' linked devices are told their groups changed (a `groups` dirty bit): they fetch the list.
+    for (const member of group.members) {
+      for (const d of this.linkedDevices(member)) {
+        d.groupsDirty = true;
+        if (d.conn?.flushed) this.sendGroupsDirty(d.conn);
+      }
+    }
+    return group;
+  }
+
+  /** The group with that jid, if it exists. */
+  group(jid: string): SimGroup | undefined {
+    return this.groups.get(jid);
+  }
+
+  /**
+   * `from` (a member) writes `text` to a group, as a phone does: the text is encrypted once with `from`'s
+   * sender key (`skmsg`); each member's linked device that has not yet acknowledged that key also gets it,
+   * pairwise-encrypted (`pkmsg`/`msg` carrying a SenderKeyDistributionMessage), in the same envelope.
+   * Only linked devices (real clients) get group messages from simulated phones; phone-to-phone traffic is
+   * not simulated.
+   */
+  async sendGroupText(from: SimUser, group: SimGroup, text: string, opts: { id?: string } = {}): Promise<string> {
+    if (!group.members.includes(from)) throw new Error(`+${from.pn} is not a member of ${group.jid}`);
+    const id = opts.id ?? '3EB0' + randomBytes(8).toString('hex').toUpperCase();
+    const message: proto.IMessage = { conversation: text };
+    const bytes = Buffer.from(proto.Message.encode(message).finish());
+    // The distribution message is taken before encrypting, so its chain key reaches this message's iteration.
+    const self = { user: from.pn, device: 0 };
+    const skdm = await from.senderKeys.distribution(group.jid, self);
+    const skmsg = await from.senderKeys.encrypt(group.jid, self, padMessage(bytes));
+    const t = Math.floor(Date.now() / 1000);
+    for (const member of group.members) {
+      if (member === from) continue;
+      for (const d of this.linkedDevices(member)) {
+        const p: PendingMessage = {
+          id,
+          from,
+          addressing: group.addressing,
+          message,
+          plaintext: false,
+          t,
+          group: { group, skmsg, skdm },
+        };
+        d.pending.set(id, p);
+        if (d.conn && d.conn.flushed && !d.conn.closed) void this.deliver(d, d.conn, p, false);
+      }
     }
     return id;
   }
@@ -531,7 +648,13 @@ export class WaSimulator {
     if (!device || !id) return;
     if (node.tag === 'ack' && node.attrs.class !== 'message') return;
     const ids = [id, ...getBinaryNodeChildren(getBinaryNodeChild(node, 'list'), 'item').map((i) => i.attrs.id)];
-    for (const i of ids) if (i && device.pending.delete(i)) this.stats.acks += 1;
+    // A retry receipt says the device could not decrypt: it does not hold what that message carried.
+    const decrypted = !(node.tag === 'receipt' && node.attrs.type === 'retry');
+    for (const i of ids) {
+      const p = i ? device.pending.get(i) : undefined;
+      if (p?.group && decrypted) device.senderKeysHeld.add(`${p.group.group.jid}|${p.from.pn}`);
+      if (i && device.pending.delete(i)) this.stats.acks += 1;
+    }
   }
 
   private async onIq(conn: Connection, iq: BinaryNode): Promise<void> {
@@ -549,6 +672,10 @@ export class WaSimulator {
     if (xmlns === 'encrypt' && first?.tag === 'digest') return this.result(conn, iq, [{ tag: 'digest', attrs: {} }]);
     if (xmlns === 'encrypt' && first?.tag === 'key') return this.onKeyFetch(conn, iq, first);
     if (xmlns === 'usync') return this.onUsync(conn, iq);
+    if (xmlns === 'w:g2') return this.onGroupQuery(conn, iq, first);
+    if (xmlns === 'urn:xmpp:whatsapp:dirty' && first?.attrs.type === 'groups' && conn.device) {
+      conn.device.groupsDirty = false;
+    }
     if (xmlns === 'passive' && first?.tag === 'active') {
       this.result(conn, iq);
       await this.flush(conn);
@@ -556,6 +683,60 @@ export class WaSimulator {
     }
     // ping, props, blocklist, privacy, …: an empty result is enough for a linked device to carry on.
     return this.result(conn, iq);
+  }
+
+  /** `<group>` as WhatsApp answers a metadata query: attributes, then one `<participant>` per member. */
+  private groupNode(g: SimGroup): BinaryNode {
+    const byLid = g.addressing === 'lid';
+    const jidOf = (u: SimUser): string => (byLid ? `${u.lid}@lid` : `${u.pn}@${S_WHATSAPP_NET}`);
+    return {
+      tag: 'group',
+      attrs: {
+        id: g.jid.replace(/@g\.us$/, ''),
+        subject: g.subject,
+        s_t: String(g.creation),
+        s_o: jidOf(g.creator),
+        creation: String(g.creation),
+        creator: jidOf(g.creator),
+        ...(byLid ? { creator_pn: `${g.creator.pn}@${S_WHATSAPP_NET}` } : {}),
+        size: String(g.members.length),
+        addressing_mode: g.addressing,
+      },
+      content: g.members.map((u) => ({
+        tag: 'participant',
+        attrs: {
+          jid: jidOf(u),
+          ...(byLid ? { phone_number: `${u.pn}@${S_WHATSAPP_NET}` } : { lid: `${u.lid}@lid` }),
+          ...(u === g.creator ? { type: 'superadmin' } : {}),
+        },
+      })),
+    };
+  }
+
+  /**
+   * Group queries (`xmlns="w:g2"`): one group's metadata (`<query request="interactive"/>`, to the group's
+   * jid) and all groups the account is in (`<participating>`). Only members learn a group's metadata.
+   */
+  private onGroupQuery(conn: Connection, iq: BinaryNode, first: BinaryNode | undefined): void {
+    const user = conn.device?.user;
+    const error = (code: string, text: string): void =>
+      this.send(conn, {
+        tag: 'iq',
+        attrs: { from: iq.attrs.to ?? S_WHATSAPP_NET, type: 'error', id: iq.attrs.id },
+        content: [{ tag: 'error', attrs: { code, text } }],
+      });
+    if (!user) return error('401', 'not-authorized');
+    if (first?.tag === 'participating') {
+      const mine = [...this.groups.values()].filter((g) => g.members.includes(user));
+      return this.result(conn, iq, [{ tag: 'groups', attrs: {}, content: mine.map((g) => this.groupNode(g)) }]);
+    }
+    if (first?.tag === 'query') {
+      const g = this.groups.get(iq.attrs.to ?? '');
+      if (!g) return error('404', 'item-not-found');
+      if (!g.members.includes(user)) return error('403', 'forbidden');
+      return this.result(conn, iq, [this.groupNode(g)]);
+    }
+    return error('501', 'feature-not-implemented');
   }
 
   private onPairDeviceSign(conn: Connection, iq: BinaryNode): void {
@@ -585,6 +766,8 @@ export class WaSimulator {
       removed: false,
       pending: new Map(),
       logins: 0,
+      senderKeysHeld: new Set(),
+      groupsDirty: false,
     };
     this.devices.push(linked);
     p.resolve(linked);
@@ -732,6 +915,11 @@ export class WaSimulator {
     this.result(conn, iq, [{ tag: 'usync', attrs: {}, content: [{ tag: 'list', attrs: {}, content: out }] }]);
   }
 
+  private sendGroupsDirty(conn: Connection): void {
+    const t = String(Math.floor(Date.now() / 1000));
+    this.send(conn, { tag: 'ib', attrs: {}, content: [{ tag: 'dirty', attrs: { type: 'groups', timestamp: t } }] });
+  }
+
   /** After login: everything queued for the device (marked offline), then the end-of-offline marker. */
   private async flush(conn: Connection): Promise<void> {
     const device = conn.device;
@@ -740,6 +928,7 @@ export class WaSimulator {
     for (const p of queued) await this.deliver(device, conn, p, true);
     conn.flushed = true;
     this.send(conn, { tag: 'ib', attrs: {}, content: [{ tag: 'offline', attrs: { count: String(queued.length) } }] });
+    if (device.groupsDirty) this.sendGroupsDirty(conn);
   }
 
   private async deliver(device: LinkedDevice, conn: Connection, p: PendingMessage, offline: boolean): Promise<void> {
@@ -747,21 +936,39 @@ export class WaSimulator {
     p.sentOn = conn;
     const from = p.from;
     const target = { user: device.user.pn, device: device.device };
-    let content: BinaryNode;
-    const bytes = Buffer.from(proto.Message.encode(p.message).finish());
-    if (p.plaintext) {
-      content = { tag: 'plaintext', attrs: {}, content: bytes };
-    } else {
+    /** Pairwise Signal encryption from `from`'s phone to this device (a session from its pre-key bundle first). */
+    const pairwise = async (bytes: Buffer): Promise<BinaryNode> => {
       if (!from.phone.hasSession(target.user, target.device)) {
         await from.phone.startSession(target.user, target.device, this.deviceBundle(device));
       }
       const { type, ciphertext } = await from.phone.encrypt(target.user, target.device, padMessage(bytes));
-      content = { tag: 'enc', attrs: { v: '2', type }, content: ciphertext };
+      return { tag: 'enc', attrs: { v: '2', type }, content: ciphertext };
+    };
+    const content: BinaryNode[] = [];
+    const bytes = Buffer.from(proto.Message.encode(p.message).finish());
+    if (p.group) {
+      const { group, skmsg, skdm } = p.group;
+      // The sender key first (the client decrypts the envelope's parts in order), until the device has it.
+      if (!device.senderKeysHeld.has(`${group.jid}|${from.pn}`)) {
+        const distribution: proto.IMessage = {
+          senderKeyDistributionMessage: { groupId: group.jid, axolotlSenderKeyDistributionMessage: skdm },
+        };
+        content.push(await pairwise(Buffer.from(proto.Message.encode(distribution).finish())));
+        this.stats.senderKeysDistributed += 1;
+      }
+      content.push({ tag: 'enc', attrs: { v: '2', type: 'skmsg' }, content: skmsg });
+    } else if (p.plaintext) {
+      content.push({ tag: 'plaintext', attrs: {}, content: bytes });
+    } else {
+      content.push(await pairwise(bytes));
     }
     const pnJid = `${from.pn}@${S_WHATSAPP_NET}`;
     const lidJid = `${from.lid}@lid`;
-    const addressing: Record<string, string> =
-      p.addressing === 'pn'
+    const addressing: Record<string, string> = p.group
+      ? p.addressing === 'pn'
+        ? { from: p.group.group.jid, participant: pnJid, participant_lid: lidJid, addressing_mode: 'pn' }
+        : { from: p.group.group.jid, participant: lidJid, participant_pn: pnJid, addressing_mode: 'lid' }
+      : p.addressing === 'pn'
         ? { from: pnJid, sender_lid: lidJid }
         : p.addressing === 'lid'
           ? { from: lidJid, sender_pn: pnJid }
@@ -776,7 +983,7 @@ export class WaSimulator {
         notify: from.name,
         ...(offline ? { offline: '1' } : {}),
       },
-      content: [content],
+      content,
     });
   }
 
@@ -784,6 +991,7 @@ export class WaSimulator {
   private async onMessage(conn: Connection, node: BinaryNode): Promise<void> {
     const sender = conn.device;
     if (!sender) return;
+    if (node.attrs.to?.endsWith('@g.us')) return this.onGroupMessage(conn, node, sender);
     const id = node.attrs.id ?? '';
     const targets: Array<{ jid: string; enc: BinaryNode }> = [];
     for (const to of getBinaryNodeChildren(getBinaryNodeChild(node, 'participants'), 'to')) {
@@ -821,5 +1029,79 @@ export class WaSimulator {
       tag: 'ack',
       attrs: { class: 'message', id, from: node.attrs.to ?? S_WHATSAPP_NET, t: String(Math.floor(Date.now() / 1000)) },
     });
+  }
+
+  /**
+   * A group message the device sent, read as the members' phones read it: each `<participants><to>` is a
+   * pairwise message that must carry the sender's SenderKeyDistributionMessage for this group (the phone takes
+   * the key in), then the one `skmsg` is decrypted by every member holding the sender's key — with the key's
+   * signature checked. A member left without the key records the message as undecryptable.
+   */
+  private async onGroupMessage(conn: Connection, node: BinaryNode, sender: LinkedDevice): Promise<void> {
+    const id = node.attrs.id ?? '';
+    const groupJid = node.attrs.to ?? '';
+    const ack = (error?: string): void =>
+      this.send(conn, {
+        tag: 'ack',
+        attrs: {
+          class: 'message',
+          id,
+          from: groupJid,
+          t: String(Math.floor(Date.now() / 1000)),
+          ...(error ? { error } : {}),
+        },
+      });
+    const group = this.groups.get(groupJid);
+    if (!group) return ack('404');
+    if (!group.members.includes(sender.user)) return ack('403');
+    const from = { user: sender.user.pn, device: sender.device };
+    const record = { id, from: sender.user.pn, fromDevice: sender.device, keysTo: [] as string[] };
+    group.sent.push(record);
+    const received = (member: SimUser, message: proto.IMessage, text: string): void => {
+      member.inbox.push({
+        id,
+        from: sender.user.pn,
+        fromDevice: sender.device,
+        to: groupJid,
+        message,
+        text,
+        group: groupJid,
+      });
+    };
+    for (const to of getBinaryNodeChildren(getBinaryNodeChild(node, 'participants'), 'to')) {
+      const enc = getBinaryNodeChild(to, 'enc');
+      const who = to.attrs.jid ? this.userOfJid(to.attrs.jid) : null;
+      // Only members' phones are simulated readers (a linked device of a member reads for itself).
+      if (!who || who.device !== 0 || !group.members.includes(who.user) || !(enc?.content instanceof Uint8Array))
+        continue;
+      try {
+        const plain = await who.user.phone.decrypt(
+          from.user,
+          from.device,
+          enc.attrs.type ?? 'msg',
+          Buffer.from(enc.content),
+        );
+        const decoded = proto.Message.decode(unpadMessage(plain));
+        const skdm = decoded.senderKeyDistributionMessage;
+        if (skdm?.groupId !== groupJid || !skdm.axolotlSenderKeyDistributionMessage?.length)
+          throw new Error('the pairwise message carries no sender key for this group');
+        await who.user.senderKeys.process(groupJid, from, skdm.axolotlSenderKeyDistributionMessage);
+        record.keysTo.push(who.user.pn);
+      } catch (err) {
+        received(who.user, {}, `<undecryptable: ${(err as Error).message}>`);
+      }
+    }
+    const skmsg = getBinaryNodeChildren(node, 'enc').find((e) => e.attrs.type === 'skmsg');
+    if (!(skmsg?.content instanceof Uint8Array)) return ack('400');
+    for (const member of group.members) {
+      try {
+        const plain = await member.senderKeys.decrypt(groupJid, from, skmsg.content);
+        const message = proto.Message.decode(unpadMessage(plain));
+        received(member, message, message.conversation ?? message.extendedTextMessage?.text ?? '');
+      } catch (err) {
+        received(member, {}, `<undecryptable: ${(err as Error).message}>`);
+      }
+    }
+    ack();
   }
 }
