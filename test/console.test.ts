@@ -234,9 +234,11 @@ describe('console: Cloud API channel end to end', () => {
         for await (const wf of w.client.workflow.list({ query: `WharfChannelId = "${id}"` })) return wf;
         return undefined;
       });
-      expect(await (await w.client.workflow.getHandle(chat.workflowId).describe()).staticSummary()).toContain(
-        `channel ${id}`,
-      );
+      const chatDesc = await w.client.workflow.getHandle(chat.workflowId).describe();
+      expect(await chatDesc.staticSummary()).toContain(`channel ${id}`);
+      expect(await chatDesc.staticSummary()).toContain(`WhatsApp (Meta Cloud API) · `);
+      expect(await chatDesc.staticSummary()).toContain(`space “${space}” · agent echo`);
+      expect(await chatDesc.staticDetails()).toContain(`(${w.config.publicUrl}/#/channels/${id}/messages)`);
 
       await page.getByRole('link', { name: 'Channels' }).first().click();
       await page.getByRole('row').filter({ hasText: space }).filter({ hasText: 'Connected' }).waitFor();
@@ -381,6 +383,76 @@ describe('console: policies', () => {
       await w.api('PUT', '/api/policies', { policies: '' });
     } finally {
       await context.close();
+    }
+  });
+});
+
+describe('console: vaults', () => {
+  it('creates, rotates and deletes Local items by name, never showing a value; a credential in use is not deleted', async () => {
+    const name = `Key ${uid()}`;
+    const first = `sk-first-${uid()}`;
+    const rotated = `sk-rotated-${uid()}`;
+    const inUse = await w.api('POST', '/api/vaults/local/items', {
+      name: `In use ${uid()}`,
+      kind: 'api_key',
+      fields: { value: `sk-used-${uid()}` },
+    });
+    const agentId = `vault-agent-${uid()}`.toLowerCase();
+    const agent = await w.api('POST', '/api/agents', {
+      id: agentId,
+      kind: 'openai',
+      baseUrl: 'http://127.0.0.1:9/v1',
+      model: 'm',
+      apiKey: { vault: 'local', item: inUse.data.item, field: 'value' },
+    });
+    expect(agent.status).toBe(201);
+    const { context, page } = await loggedIn();
+    try {
+      await page.getByRole('link', { name: 'Vaults' }).click();
+      await page.getByRole('heading', { name: 'Vaults', exact: true }).waitFor();
+      const form = page.locator('form').filter({ has: page.getByRole('heading', { name: 'New credential' }) });
+      await form.getByLabel('Name').fill(name);
+      await form.getByLabel('Value').fill(first);
+      await form.getByRole('button', { name: 'Create' }).click();
+      const row = page.getByRole('row').filter({ hasText: name });
+      await row.waitFor();
+      await expect.poll(() => row.textContent()).toContain('value');
+      const item = (await w.api('GET', '/api/vaults/local/items')).data.find((i: { name: string }) => i.name === name)
+        .item as string;
+      expect(await w.store.vault.resolve({ vault: 'local', item, field: 'value' })).toBe(first);
+
+      // Rotate: a new value for the field, typed in and never shown.
+      await page.getByRole('button', { name: `Rotate ${name}` }).click();
+      await page.getByLabel(`Field of ${name}`).selectOption('value');
+      await page.getByLabel(`New value for ${name}`).fill(rotated);
+      await row.getByRole('button', { name: 'Save' }).click();
+      await page.getByRole('button', { name: `Rotate ${name}` }).waitFor();
+      expect(await w.store.vault.resolve({ vault: 'local', item, field: 'value' })).toBe(rotated);
+      const html = await page.content();
+      for (const secret of [first, rotated]) expect(html).not.toContain(secret);
+
+      // Delete of a credential an agent uses: refused, and the reason shown beside that item.
+      const usedRow = page.getByRole('row').filter({ hasText: inUse.data.name as string });
+      await page.getByRole('button', { name: `Delete ${inUse.data.name as string}` }).click();
+      await page.getByRole('dialog').getByRole('button', { name: 'Delete credential' }).click();
+      await usedRow.getByRole('alert').waitFor();
+      expect(await usedRow.getByRole('alert').textContent()).toMatch(/agent|refer|use/i);
+      expect((await w.api('GET', '/api/vaults/local/items')).data.map((i: { item: string }) => i.item)).toContain(
+        inUse.data.item,
+      );
+
+      // Delete, confirmed in a dialog (Cancel first keeps it).
+      await page.getByRole('button', { name: `Delete ${name}` }).click();
+      await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+      await expect.poll(() => row.count()).toBe(1);
+      await page.getByRole('button', { name: `Delete ${name}` }).click();
+      await shoot(page, 'vaults-delete', false);
+      await page.getByRole('dialog').getByRole('button', { name: 'Delete credential' }).click();
+      await expect.poll(() => row.count(), { timeout: WAIT_MS }).toBe(0);
+      expect(await w.store.vault.resolve({ vault: 'local', item, field: 'value' })).toBeNull();
+    } finally {
+      await context.close();
+      await w.api('DELETE', `/api/agents/${agentId}`);
     }
   });
 });
