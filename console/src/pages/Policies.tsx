@@ -2,6 +2,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, messageOf, type ErrorDetail } from '../api';
 import type { Channel, PolicyCheckInput, PolicyCheckResult, PolicySet, PolicyWarning } from '../types';
+import { tokenizeCedar } from '../cedar-syntax';
 import { Field } from '../ui';
 
 /** The guide's allowlist example with a real agent and channel filled in. */
@@ -25,6 +26,7 @@ export function PoliciesPage() {
   const [templateChannel, setTemplateChannel] = useState('');
   const editor = useRef<HTMLTextAreaElement>(null);
   const gutter = useRef<HTMLDivElement>(null);
+  const highlight = useRef<HTMLPreElement>(null);
 
   useEffect(() => {
     api<PolicySet>('GET', '/api/policies').then(
@@ -114,17 +116,33 @@ export function PoliciesPage() {
             <div class={errorLines.has(i + 1) ? 'bad' : warnLines.has(i + 1) ? 'warn' : ''}>{i + 1}</div>
           ))}
         </div>
-        <textarea
-          id="cedar"
-          ref={editor}
-          spellcheck={false}
-          value={text}
-          rows={lineCount}
-          aria-describedby="cedar-problems"
-          aria-invalid={errors.length ? true : undefined}
-          onInput={(e) => setText(e.currentTarget.value)}
-          onScroll={(e) => gutter.current && (gutter.current.scrollTop = e.currentTarget.scrollTop)}
-        />
+        <div class="code">
+          {/* The coloured copy under the (transparent-text) textarea: screen readers read the textarea only. */}
+          <pre class="highlight" ref={highlight} aria-hidden="true">
+            {tokenizeCedar(text).map((t) =>
+              t.kind === 'text' ? t.text : <span class={`tok-${t.kind}`}>{t.text}</span>,
+            )}
+            {'\n'}
+          </pre>
+          <textarea
+            id="cedar"
+            ref={editor}
+            spellcheck={false}
+            value={text}
+            rows={lineCount}
+            aria-describedby="cedar-problems"
+            aria-invalid={errors.length ? true : undefined}
+            onInput={(e) => setText(e.currentTarget.value)}
+            onScroll={(e) => {
+              const { scrollTop, scrollLeft } = e.currentTarget;
+              if (gutter.current) gutter.current.scrollTop = scrollTop;
+              if (highlight.current) {
+                highlight.current.scrollTop = scrollTop;
+                highlight.current.scrollLeft = scrollLeft;
+              }
+            }}
+          />
+        </div>
       </div>
       <div id="cedar-problems">
         {errors.length > 0 && (
