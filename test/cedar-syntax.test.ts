@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { tokenizeCedar, type CedarToken } from '../console/src/cedar-syntax.js';
+import { policyLines, tokenizeCedar, type CedarToken } from '../console/src/cedar-syntax.js';
 
 const GUIDE_EXAMPLE = `// the guide's allowlist
 @id("allow-one")
@@ -57,5 +57,10 @@ describe('Cedar highlighting (the policy editor)', () => {
     }
     // A keyword inside a string or a comment, or as part of a longer name, is not one.
     expect(of(tokenizeCedar('"permit" // forbid\npermitted'), 'keyword')).toEqual([]);
+  });
+
+  it('finds the line each policy starts on, so a decision’s policy<N> can name its line', () => {
+    const text = `// permit(principal, action, resource);\n${GUIDE_EXAMPLE}\nforbid(principal, action, resource)\n  when { resource.sender.address == "permit" };\n`;
+    expect(policyLines(text)).toEqual([4, 10]);
   });
 });

@@ -71,3 +71,17 @@ export function tokenizeCedar(src: string): CedarToken[] {
   }
   return out;
 }
+
+/**
+ * The line each policy of `src` starts on (its `permit` or `forbid`), in order: Cedar reports a policy
+ * without an `@id` as `policy<N>` by its position, so `policyLines(src)[N]` is where policy N is written.
+ */
+export function policyLines(src: string): number[] {
+  const lines: number[] = [];
+  let line = 1;
+  for (const t of tokenizeCedar(src)) {
+    if (t.kind === 'keyword' && (t.text === 'permit' || t.text === 'forbid')) lines.push(line);
+    for (const ch of t.text) if (ch === '\n') line++;
+  }
+  return lines;
+}
