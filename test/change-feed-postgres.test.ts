@@ -146,6 +146,30 @@ describe('the change feed on PostgreSQL, across nodes', () => {
   });
 });
 
+describe('the listening connection', () => {
+  it('listens again after the server ended it, and changes reach the other node again', async () => {
+    const ended = await dbs[0].query<{ ok: boolean }>(
+      `select pg_terminate_backend(pid) as ok from pg_stat_activity
+        where datname = current_database() and pid <> pg_backend_pid() and query ilike 'listen %'`,
+    );
+    expect(ended.length).toBe(2);
+    const id = 'ch-' + randomBytes(4).toString('hex');
+    const onB = collect(nodeB, id);
+    let version = 0;
+    // Changes sent while B was not listening are lost (documented); the next ones arrive once it listens again.
+    await expect
+      .poll(
+        async () => {
+          await nodeA.channels.project(channelState(id, 'setup', ++version));
+          return onB.seen.length;
+        },
+        { timeout: 10_000, interval: 250 },
+      )
+      .toBeGreaterThan(0);
+    onB.stop();
+  });
+});
+
 describe('NOTIFY payloads', () => {
   it('are split below PostgreSQL’s 8,000-byte limit and read back whole by another node', () => {
     const changes: ChannelChange[] = Array.from({ length: 600 }, (_, i) => ({

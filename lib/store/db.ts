@@ -322,6 +322,8 @@ async function listenOn(url: string, channel: string, fn: (payload: string) => v
         // A failed attempt schedules the next one itself (its own `lost`).
         connect().catch(() => undefined);
       }, delay);
+      // Waiting to listen again must not keep a process alive that has nothing else to do.
+      retry.unref();
       delay = Math.min(delay * 2, RELISTEN_MAX_MS);
     };
     client.on('notification', (n) => {
