@@ -31,6 +31,7 @@ import { signalsRouter } from './signals.router.js';
 import { createStrangerScreen } from './stranger-screen.js';
 import { vaultsRouter } from './vaults.router.js';
 import { webhookRouter } from './webhook.router.js';
+import { describeChatsWith } from '../lib/chat-metadata.js';
 
 /** What the API needs. */
 export interface ApiDeps {
@@ -87,6 +88,8 @@ export function answerClientErrors(server: Server): void {
 export function createApp(deps: ApiDeps): WharfApp {
   const { config, store, client, policy, log } = deps;
   const gateway = createChannelGateway({ client, store, config, deliveries: deps.deliveries ?? processDeliveries });
+  // Chat workflows started through this client name their channel in the Temporal UI (chat-metadata.ts).
+  describeChatsWith(client, { channel: (id) => store.channels.get(id), consoleUrl: config.publicUrl });
   const refusals = createRefusalCounter({ store, log: log.child({ component: 'webhook' }) });
   const drain = createDrain();
   const app = Object.assign(express(), {

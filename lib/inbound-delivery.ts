@@ -10,7 +10,7 @@
 import { InternalConnectionLikeSymbol, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type InternalConnectionLike } from '@temporalio/client';
 import { WharfChannelId } from './search-attributes.js';
 import type { DeliveryStatus, InboundMessage } from './types.js';
-import { chatSummary } from './workflow-metadata.js';
+import { chatMetadata } from './chat-metadata.js';
 import { chatWorkflowId, inbound, statuses } from '../workflows/chat-messages.js';
 import type { chatWorkflow } from '../workflows/chat-workflow.js';
 import type { Duration } from '@temporalio/common';
@@ -152,7 +152,7 @@ export class InboundDelivery {
           taskQueue: this.taskQueue,
           args: [{ channelId: lane.channelId, chatId: lane.chatId, queue: (arg as { messages: InboundMessage[] }).messages }],
           typedSearchAttributes: [{ key: WharfChannelId, value: lane.channelId }],
-          staticSummary: chatSummary(lane.channelId, lane.chatId, (arg as { messages: InboundMessage[] }).messages[0]),
+          ...(await chatMetadata(this.client, lane.channelId, lane.chatId, (arg as { messages: InboundMessage[] }).messages[0])),
           requestEagerStart: this.eager,
           workflowTaskTimeout: CHAT_WORKFLOW_TASK_TIMEOUT,
         });
@@ -169,7 +169,7 @@ export class InboundDelivery {
       taskQueue: this.taskQueue,
       args: [{ channelId: lane.channelId, chatId: lane.chatId }],
       typedSearchAttributes: [{ key: WharfChannelId, value: lane.channelId }],
-      staticSummary: chatSummary(lane.channelId, lane.chatId, signal === inbound ? (arg as { messages: InboundMessage[] }).messages[0] : undefined),
+      ...(await chatMetadata(this.client, lane.channelId, lane.chatId, signal === inbound ? (arg as { messages: InboundMessage[] }).messages[0] : undefined)),
       signal: signal as never,
       signalArgs: [arg] as never,
       workflowTaskTimeout: CHAT_WORKFLOW_TASK_TIMEOUT,

@@ -54,6 +54,11 @@ export interface Db extends Sql {
   /** Cheap liveness probe for /healthz. */
   ping(): Promise<boolean>;
   close(): Promise<void>;
+  /**
+   * PostgreSQL only: calls `fn` with the payload of every NOTIFY on `channel`, from any process sharing the
+   * database, until the returned function is called or the handle closes. A lost connection is reopened.
+   */
+  listen?(channel: string, fn: (payload: string) => void): Promise<() => Promise<void>>;
 }
 
 /**
@@ -261,8 +266,18 @@ export async function openPostgres(url: string): Promise<Db> {
   pool.on('error', () => undefined);
   // Fail fast at start-up with a clear error rather than on the first request.
   await pool.query('select 1');
+  const listeners = new Set<() => Promise<void>>();
   return {
     kind: 'postgres',
+    async listen(channel, fn) {
+      const stop = await listenOn(url, channel, fn);
+      const unlisten = async () => {
+        listeners.delete(unlisten);
+        await stop();
+      };
+      listeners.add(unlisten);
+      return unlisten;
+    },
     async query<T>(text: string, params?: unknown[]) {
       return (await pool.query(text, storableParams(params))).rows as T[];
     },
@@ -294,7 +309,72 @@ export async function openPostgres(url: string): Promise<Db> {
       }
     },
     async close() {
+      await Promise.all([...listeners].map((stop) => stop()));
       await pool.end();
     },
+  };
+}
+
+// After a lost LISTEN connection, the next attempt waits this long (doubling up to the maximum).
+const RELISTEN_MIN_MS = 500;
+const RELISTEN_MAX_MS = 10_000;
+
+/**
+ * LISTENs on one dedicated connection (a pooled one would be handed to other queries): notifications
+ * arrive only on the session that listens. When the server ends it, a new one listens again after a
+ * backoff; notifications sent in between are lost, which the console tolerates (it re-reads on its next
+ * event or navigation). Resolves once the first connection listens.
+ */
+async function listenOn(url: string, channel: string, fn: (payload: string) => void): Promise<() => Promise<void>> {
+  let stopped = false;
+  let current: pg.Client | null = null;
+  let retry: NodeJS.Timeout | null = null;
+  let delay = RELISTEN_MIN_MS;
+  const connect = async (): Promise<void> => {
+    const client = new pg.Client({ connectionString: url, types: PG_TYPES });
+    let gone = false;
+    const lost = (): void => {
+      if (gone) return;
+      gone = true;
+      if (current === client) current = null;
+      void client.end().catch(() => undefined);
+      if (stopped) return;
+      retry = setTimeout(() => {
+        retry = null;
+        // A failed attempt schedules the next one itself (its own `lost`).
+        connect().catch(() => undefined);
+      }, delay);
+      // Waiting to listen again must not keep a process alive that has nothing else to do.
+      retry.unref();
+      delay = Math.min(delay * 2, RELISTEN_MAX_MS);
+    };
+    client.on('notification', (n) => {
+      if (n.channel === channel && n.payload !== undefined) fn(n.payload);
+    });
+    client.on('error', lost);
+    client.on('end', lost);
+    current = client;
+    try {
+      await client.connect();
+      await client.query(`listen ${pg.escapeIdentifier(channel)}`);
+      delay = RELISTEN_MIN_MS;
+    } catch (err) {
+      lost();
+      throw err;
+    }
+  };
+  try {
+    await connect();
+  } catch (err) {
+    stopped = true;
+    if (retry) clearTimeout(retry);
+    throw err;
+  }
+  return async () => {
+    stopped = true;
+    if (retry) clearTimeout(retry);
+    const client = current;
+    current = null;
+    await client?.end().catch(() => undefined);
   };
 }

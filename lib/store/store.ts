@@ -8,6 +8,7 @@ import { WharfError } from '../errors.js';
 import { countInbound, replies } from '../metrics.js';
 import { createChangeFeed } from './change-feed.js';
 import { createOutboundMediaStore } from './outbound-media.js';
+import { createSharedChangeFeed } from './shared-change-feed.js';
 import { seal, unseal } from './crypto.js';
 import { storable } from '../storable-text.js';
 import { jsonParam, type Db, type Sql } from './db.js';
@@ -89,8 +90,9 @@ export const BUILTIN_AGENTS: AgentRecord[] = [{ id: 'echo', kind: 'echo', config
 
 /** Creates the store over an open, migrated database. */
 export function createStore(db: Db, secretKey: Buffer) {
-  // Who listens for writes (the console's live updates); see change-feed.ts.
-  const changes = createChangeFeed();
+  // Who listens for writes (the console's live updates); see change-feed.ts. On PostgreSQL several nodes may
+  // share the store, so the feed also goes through LISTEN/NOTIFY (shared-change-feed.ts).
+  const changes = db.listen ? createSharedChangeFeed(db) : createChangeFeed();
   /** Whether other processes may write this database too (PostgreSQL): node-local copies must not decide. */
   const shared = db.kind === 'postgres';
 

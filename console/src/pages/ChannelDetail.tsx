@@ -10,6 +10,7 @@ import { CloudConfigTab } from './CloudConfig';
 import { MessagesTab } from './Messages';
 import { PairingTab } from './Pairing';
 import { PersonalLinkTab } from './PersonalLink';
+import { troubleshootingHint } from '../troubleshooting';
 
 const TABS = [
   ['config', 'Config'],
@@ -17,29 +18,6 @@ const TABS = [
   ['pairing', 'Pairing'],
 ] as const;
 type Tab = (typeof TABS)[number][0];
-
-/** The guide's troubleshooting table, applied to this channel's state. */
-export function troubleshootingHint(ch: Channel): string | null {
-  const d = ch.diagnostics;
-  if (ch.provider === 'whatsapp_cloud') {
-    if (ch.status === 'failed')
-      return 'Likely cause: a bad access_token, a wrong phone_number_id, or a token without whatsapp_business_messaging. Fix the config and Save again.';
-    if (ch.status === 'setup' && d.verificationsRefused > 0)
-      return 'Meta’s webhook verification was refused: the verify token typed in Meta does not match the verify_token saved here. They must be identical.';
-    if (ch.status === 'setup' && ch.webhookUrl)
-      return 'Paste the Webhook URL and the same verify token in Meta (WhatsApp → Configuration → Webhook); the channel turns Connected when Meta verifies it.';
-    if (ch.status === 'connected' && d.badSignatureEvents > 0)
-      return 'Events were rejected for a bad signature: app_secret is probably wrong, so every inbound event is refused. Outbound still works.';
-    if (ch.status === 'connected' && !d.lastWebhookAt)
-      return 'Outbound works but nothing arrives? Subscribe the app to the “messages” webhook field in Meta, and check app_secret.';
-  } else {
-    if (ch.status === 'setup')
-      return 'The QR code rotates about every 30 seconds: scan it in WhatsApp → Settings → Linked devices, or use Refresh to get a new one.';
-    if (ch.status === 'disconnected')
-      return 'The linked-device session was revoked from the phone (Settings → Linked devices) or WhatsApp invalidated it. Re-link with Reconnect and the QR code.';
-  }
-  return null;
-}
 
 /** The channel detail page. */
 export function ChannelDetailPage({ id, tab, system }: { id: string; tab?: string; system: SystemInfo | null }) {
@@ -115,9 +93,10 @@ export function ChannelDetailPage({ id, tab, system }: { id: string; tab?: strin
             onClick={() => navigate(`channels/${ch.id}/${t}`)}
             onKeyDown={(e) => {
               const i = TABS.findIndex(([x]) => x === current);
-              const step = e.key === 'ArrowRight' ? 1 : e.key === 'ArrowLeft' ? -1 : 0;
-              if (!step) return;
-              const next = TABS[(i + step + TABS.length) % TABS.length][0];
+              const to: Record<string, number> = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: TABS.length - 1 };
+              if (!(e.key in to)) return;
+              e.preventDefault();
+              const next = TABS[(to[e.key] + TABS.length) % TABS.length][0];
               navigate(`channels/${ch.id}/${next}`);
               requestAnimationFrame(() => document.getElementById(`tab-${next}`)?.focus());
             }}

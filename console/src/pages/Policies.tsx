@@ -2,6 +2,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError, messageOf, type ErrorDetail } from '../api';
 import type { Channel, PolicyCheckInput, PolicyCheckResult, PolicySet, PolicyWarning } from '../types';
+import { policyLines, tokenizeCedar } from '../cedar-syntax';
 import { Field } from '../ui';
 
 /** The guide's allowlist example with a real agent and channel filled in. */
@@ -17,6 +18,8 @@ export function allowlistTemplate(agent: string, channelId: string, sender = '+1
 /** The Policies page. */
 export function PoliciesPage() {
   const [text, setText] = useState('');
+  // The policies in force (as last read or saved): decisions name their policies by position in this text.
+  const [inForce, setInForce] = useState('');
   const [builtin, setBuiltin] = useState('');
   const [errors, setErrors] = useState<ErrorDetail[]>([]);
   const [warnings, setWarnings] = useState<PolicyWarning[]>([]);
@@ -25,10 +28,11 @@ export function PoliciesPage() {
   const [templateChannel, setTemplateChannel] = useState('');
   const editor = useRef<HTMLTextAreaElement>(null);
   const gutter = useRef<HTMLDivElement>(null);
+  const highlight = useRef<HTMLPreElement>(null);
 
   useEffect(() => {
     api<PolicySet>('GET', '/api/policies').then(
-      (p) => (setText(p.policies), setBuiltin(p.builtin)),
+      (p) => (setText(p.policies), setInForce(p.policies), setBuiltin(p.builtin)),
       (err) => setMessage({ ok: false, text: messageOf(err) }),
     );
     api<Channel[]>('GET', '/api/channels').then(
@@ -41,6 +45,7 @@ export function PoliciesPage() {
     setMessage(null);
     try {
       const saved = await api<PolicySet>('PUT', '/api/policies', { policies: text });
+      setInForce(text);
       setErrors([]);
       setWarnings(saved.warnings ?? []);
       setMessage({
@@ -114,17 +119,33 @@ export function PoliciesPage() {
             <div class={errorLines.has(i + 1) ? 'bad' : warnLines.has(i + 1) ? 'warn' : ''}>{i + 1}</div>
           ))}
         </div>
-        <textarea
-          id="cedar"
-          ref={editor}
-          spellcheck={false}
-          value={text}
-          rows={lineCount}
-          aria-describedby="cedar-problems"
-          aria-invalid={errors.length ? true : undefined}
-          onInput={(e) => setText(e.currentTarget.value)}
-          onScroll={(e) => gutter.current && (gutter.current.scrollTop = e.currentTarget.scrollTop)}
-        />
+        <div class="cedar-code">
+          {/* The coloured copy under the (transparent-text) textarea: screen readers read the textarea only. */}
+          <pre class="highlight" ref={highlight} aria-hidden="true">
+            {tokenizeCedar(text).map((t) =>
+              t.kind === 'text' ? t.text : <span class={`tok-${t.kind}`}>{t.text}</span>,
+            )}
+            {'\n'}
+          </pre>
+          <textarea
+            id="cedar"
+            ref={editor}
+            spellcheck={false}
+            value={text}
+            rows={lineCount}
+            aria-describedby="cedar-problems"
+            aria-invalid={errors.length ? true : undefined}
+            onInput={(e) => setText(e.currentTarget.value)}
+            onScroll={(e) => {
+              const { scrollTop, scrollLeft } = e.currentTarget;
+              if (gutter.current) gutter.current.scrollTop = scrollTop;
+              if (highlight.current) {
+                highlight.current.scrollTop = scrollTop;
+                highlight.current.scrollLeft = scrollLeft;
+              }
+            }}
+          />
+        </div>
       </div>
       <div id="cedar-problems">
         {errors.length > 0 && (
@@ -170,12 +191,20 @@ export function PoliciesPage() {
         <summary>Built-in default policy</summary>
         <pre>{builtin}</pre>
       </details>
-      <CheckForm channels={channels} />
+      <CheckForm channels={channels} inForce={inForce} />
     </section>
   );
 }
 
-function CheckForm({ channels }: { channels: Channel[] }) {
+/** A decision's reason as an operator reads it: which policy, and on which line of the policies in force. */
+export function describeReason(reason: string, inForce: string): string {
+  if (reason === 'default') return 'the built-in default (the sender is paired)';
+  const positional = /^policy(\d+)$/.exec(reason);
+  const line = positional ? policyLines(inForce)[Number(positional[1])] : undefined;
+  return line ? `${reason} (line ${line})` : reason;
+}
+
+function CheckForm({ channels, inForce }: { channels: Channel[]; inForce: string }) {
   const [channel, setChannel] = useState('');
   const [sender, setSender] = useState('+15551234567');
   const [kind, setKind] = useState<'direct' | 'group'>('direct');
@@ -234,7 +263,9 @@ function CheckForm({ channels }: { channels: Channel[] }) {
         <div role="status" class={`decision decision-${result.decision}`}>
           <strong>{result.decision === 'allow' ? 'Allowed' : 'Denied'}</strong> for agent {result.agent}
           {result.paired ? ' (paired sender)' : ''}.
-          {result.reasons.length > 0 && <span> Reasons: {result.reasons.join('; ')}</span>}
+          {result.reasons.length > 0 && (
+            <span> Reasons: {result.reasons.map((r) => describeReason(r, inForce)).join('; ')}</span>
+          )}
         </div>
       )}
     </form>

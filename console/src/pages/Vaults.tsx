@@ -2,7 +2,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, messageOf } from '../api';
 import type { CreateVaultItemInput, VaultConnection, VaultItemInfo } from '../types';
-import { Field } from '../ui';
+import { Field, Modal } from '../ui';
 
 /** The Vaults page. */
 export function VaultsPage() {
@@ -63,7 +63,7 @@ export function VaultsPage() {
                 </td>
                 <td data-label="Created">{new Date(i.createdAt).toLocaleString()}</td>
                 <td data-label="Actions">
-                  <ItemActions item={i} onChanged={load} onError={setError} />
+                  <ItemActions item={i} onChanged={load} />
                 </td>
               </tr>
             ))}
@@ -79,9 +79,11 @@ export function VaultsPage() {
  * Rotate (a new value for a field, used by channels and agents within seconds, no config re-save) and
  * Delete (refused with 409 while something refers to the item). The value is typed in, never shown.
  */
-function ItemActions(props: { item: VaultItemInfo; onChanged: () => void; onError: (message: string) => void }) {
+function ItemActions(props: { item: VaultItemInfo; onChanged: () => void }) {
   const { item } = props;
   const [rotating, setRotating] = useState(false);
+  const [confirmDelete, setConfirmDelete] = useState(false);
+  const [error, setError] = useState<string>();
   const [field, setField] = useState(item.fields[0] ?? 'value');
   const [value, setValue] = useState('');
   const path = `/api/vaults/local/items/${encodeURIComponent(item.item)}`;
@@ -91,25 +93,27 @@ function ItemActions(props: { item: VaultItemInfo; onChanged: () => void; onErro
       await api('PUT', path, { fields: { [field]: value } });
       setValue('');
       setRotating(false);
+      setError(undefined);
       props.onChanged();
     } catch (err) {
-      props.onError(messageOf(err));
+      setError(messageOf(err));
     }
   };
   const remove = async (): Promise<void> => {
-    if (
-      !confirm(
-        `Delete the credential “${item.name}”? Channels or agents that use it would stop working, so Wharf refuses while any does.`,
-      )
-    )
-      return;
+    setConfirmDelete(false);
     try {
       await api('DELETE', path);
       props.onChanged();
     } catch (err) {
-      props.onError(messageOf(err));
+      // Shown beside this item's buttons: a 409 names what still uses it.
+      setError(messageOf(err));
     }
   };
+  const errorNote = error && (
+    <p class="error" role="alert">
+      {error}
+    </p>
+  );
   if (rotating) {
     return (
       <form class="inline" onSubmit={(e) => void rotate(e)}>
@@ -134,6 +138,7 @@ function ItemActions(props: { item: VaultItemInfo; onChanged: () => void; onErro
             />
           )}
         </Field>
+        {errorNote}
         <button type="submit">Save</button>
         <button type="button" class="secondary" onClick={() => setRotating(false)}>
           Cancel
@@ -142,14 +147,33 @@ function ItemActions(props: { item: VaultItemInfo; onChanged: () => void; onErro
     );
   }
   return (
-    <div class="actions">
-      <button type="button" class="secondary" aria-label={`Rotate ${item.name}`} onClick={() => setRotating(true)}>
-        Rotate
-      </button>
-      <button type="button" class="danger" aria-label={`Delete ${item.name}`} onClick={() => void remove()}>
-        Delete
-      </button>
-    </div>
+    <>
+      <div class="actions">
+        <button type="button" class="secondary" aria-label={`Rotate ${item.name}`} onClick={() => setRotating(true)}>
+          Rotate
+        </button>
+        <button type="button" class="danger" aria-label={`Delete ${item.name}`} onClick={() => setConfirmDelete(true)}>
+          Delete
+        </button>
+      </div>
+      {errorNote}
+      {confirmDelete && (
+        <Modal title={`Delete the credential “${item.name}”?`} onClose={() => setConfirmDelete(false)}>
+          <p>
+            Its value is erased from the Local vault. Wharf refuses while a channel, an agent or a vault connection
+            still refers to it.
+          </p>
+          <div class="actions">
+            <button type="button" class="secondary" onClick={() => setConfirmDelete(false)}>
+              Cancel
+            </button>
+            <button type="button" class="danger" onClick={() => void remove()}>
+              Delete credential
+            </button>
+          </div>
+        </Modal>
+      )}
+    </>
   );
 }
 
