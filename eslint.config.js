@@ -7,23 +7,48 @@ import tseslint from 'typescript-eslint';
  * The lib/ modules workflow code may import values from: pure data and functions, no I/O, no Node built-ins.
  * Adding one means reading it (and what it imports) first; anything else under lib/ is an error in workflows/.
  */
-export const WORKFLOW_SAFE_LIB = ['types', 'errors', 'media', 'pairing', 'search-attributes', 'workflow-metadata', 'workflow-ids'];
+export const WORKFLOW_SAFE_LIB = [
+  'types',
+  'errors',
+  'media',
+  'pairing',
+  'search-attributes',
+  'workflow-metadata',
+  'workflow-ids',
+];
 
 // Every Node built-in: the bare names here, every `node:` specifier by the `^node:` pattern below (which also
 // covers the `node:`-only modules such as node:test that builtinModules leaves out on Node 20).
 const NODE_BUILTINS = builtinModules.filter((m) => !m.startsWith('node:'));
-const IO_LIBRARIES = ['@temporalio/client', '@temporalio/worker', '@temporalio/activity', '@temporalio/testing', 'pg', 'pino', 'express', '@whiskeysockets/baileys'];
+const IO_LIBRARIES = [
+  '@temporalio/client',
+  '@temporalio/worker',
+  '@temporalio/activity',
+  '@temporalio/testing',
+  'pg',
+  'pino',
+  'express',
+  '@whiskeysockets/baileys',
+];
 const NO_BUILTINS = 'Workflow code must not use Node built-ins; do I/O in an activity.';
 const importBans = (extraPatterns) => [
   'error',
   {
     paths: [
       ...NODE_BUILTINS.map((name) => ({ name, message: NO_BUILTINS })),
-      ...IO_LIBRARIES.map((name) => ({ name, message: 'Workflow code must not import I/O libraries; do I/O in an activity.', allowTypeImports: true })),
+      ...IO_LIBRARIES.map((name) => ({
+        name,
+        message: 'Workflow code must not import I/O libraries; do I/O in an activity.',
+        allowTypeImports: true,
+      })),
     ],
     patterns: [
       { regex: '^node:', message: NO_BUILTINS },
-      { group: ['@electric-sql/*', '@temporalio/worker/*', '@temporalio/client/*'], message: 'Workflow code must not import I/O libraries.', allowTypeImports: true },
+      {
+        group: ['@electric-sql/*', '@temporalio/worker/*', '@temporalio/client/*'],
+        message: 'Workflow code must not import I/O libraries.',
+        allowTypeImports: true,
+      },
       ...extraPatterns,
     ],
   },
@@ -46,7 +71,13 @@ export default tseslint.config(
     files: ['lib/**/*.ts', 'activities/**/*.ts', 'api/**/*.ts', 'workers/**/*.ts'],
     ignores: ['lib/config.ts'],
     rules: {
-      'no-restricted-syntax': ['error', { selector: "MemberExpression[object.name='process'][property.name='env']", message: 'Read the environment in lib/config.ts (parsed with zod) and pass the value in.' }],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "MemberExpression[object.name='process'][property.name='env']",
+          message: 'Read the environment in lib/config.ts (parsed with zod) and pass the value in.',
+        },
+      ],
     },
   },
   {
@@ -55,16 +86,37 @@ export default tseslint.config(
       'no-restricted-imports': 'off',
       '@typescript-eslint/no-restricted-imports': importBans([
         // Activities run I/O; workflows only name their types (proxyActivities<typeof ...>).
-        { regex: '^(\\.\\./)+activities/', message: 'Import activity types only (import type); activities do I/O.', allowTypeImports: true },
-        { regex: `^(\\.\\./)+lib/(?!(${safeLib})\\.js$)`, message: `Workflow code may import values only from the workflow-safe lib modules (${WORKFLOW_SAFE_LIB.join(', ')}); see WORKFLOW_SAFE_LIB in eslint.config.js.`, allowTypeImports: true },
-        { regex: '^(\\.\\./)+(api|workers|bench|test|console)/', message: 'Workflow code must not import the API, workers, benches, tests or the console.', allowTypeImports: true },
+        {
+          regex: '^(\\.\\./)+activities/',
+          message: 'Import activity types only (import type); activities do I/O.',
+          allowTypeImports: true,
+        },
+        {
+          regex: `^(\\.\\./)+lib/(?!(${safeLib})\\.js$)`,
+          message: `Workflow code may import values only from the workflow-safe lib modules (${WORKFLOW_SAFE_LIB.join(', ')}); see WORKFLOW_SAFE_LIB in eslint.config.js.`,
+          allowTypeImports: true,
+        },
+        {
+          regex: '^(\\.\\./)+(api|workers|bench|test|console)/',
+          message: 'Workflow code must not import the API, workers, benches, tests or the console.',
+          allowTypeImports: true,
+        },
       ]),
       'no-restricted-globals': ['error', { name: 'process', message: 'No process.env in workflows.' }],
-      'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Use uuid4() from @temporalio/workflow.' }],
+      'no-restricted-properties': [
+        'error',
+        { object: 'Math', property: 'random', message: 'Use uuid4() from @temporalio/workflow.' },
+      ],
       'no-restricted-syntax': [
         'error',
-        { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'Read workflow time through workflowNow() from workflows/clock.ts: new Date(workflowNow()).' },
-        { selector: "CallExpression[callee.object.name='Date'][callee.property.name='now']", message: 'Read workflow time through workflowNow() from workflows/clock.ts.' },
+        {
+          selector: "NewExpression[callee.name='Date'][arguments.length=0]",
+          message: 'Read workflow time through workflowNow() from workflows/clock.ts: new Date(workflowNow()).',
+        },
+        {
+          selector: "CallExpression[callee.object.name='Date'][callee.property.name='now']",
+          message: 'Read workflow time through workflowNow() from workflows/clock.ts.',
+        },
       ],
     },
   },
@@ -76,8 +128,16 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': 'off',
       '@typescript-eslint/no-restricted-imports': importBans([
-        { regex: `^\\./(?!(${safeLib})\\.js$)`, message: 'A workflow-safe lib module may import only other workflow-safe modules (WORKFLOW_SAFE_LIB).', allowTypeImports: true },
-        { regex: '^\\.\\./', message: 'A workflow-safe lib module may import only other workflow-safe modules (WORKFLOW_SAFE_LIB).', allowTypeImports: true },
+        {
+          regex: `^\\./(?!(${safeLib})\\.js$)`,
+          message: 'A workflow-safe lib module may import only other workflow-safe modules (WORKFLOW_SAFE_LIB).',
+          allowTypeImports: true,
+        },
+        {
+          regex: '^\\.\\./',
+          message: 'A workflow-safe lib module may import only other workflow-safe modules (WORKFLOW_SAFE_LIB).',
+          allowTypeImports: true,
+        },
       ]),
       'no-restricted-globals': ['error', { name: 'process', message: 'No process.env in workflow-safe modules.' }],
     },

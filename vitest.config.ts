@@ -7,7 +7,13 @@ const shared = { testTimeout: 60_000, hookTimeout: 120_000, pool: 'forks' as con
  * The store and acceptance-level API files, run a second time with every Wharf on real PostgreSQL:
  * a behaviour that differs between the two engines is a bug.
  */
-const ON_BOTH_STORES = ['test/store-db.test.ts', 'test/session-links.test.ts', 'test/channels.test.ts', 'test/cloud-api.test.ts', 'test/channel-lifecycle.test.ts'];
+const ON_BOTH_STORES = [
+  'test/store-db.test.ts',
+  'test/session-links.test.ts',
+  'test/channels.test.ts',
+  'test/cloud-api.test.ts',
+  'test/channel-lifecycle.test.ts',
+];
 
 export default defineConfig({
   test: {

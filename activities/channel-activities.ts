@@ -24,13 +24,24 @@ export function createChannelActivities({ store, graph, log }: ChannelActivityDe
   // The guide's most common failure ("outbound works, inbound doesn't") is a WABA no app is subscribed to.
   // Reading that needs whatsapp_business_management; without it the answer is recorded as unknown. Never
   // fails the config check: it only feeds the channel's diagnostics.
-  const checkSubscribedApps = async (channelId: string, businessAccountId: string, accessToken: string): Promise<void> => {
+  const checkSubscribedApps = async (
+    channelId: string,
+    businessAccountId: string,
+    accessToken: string,
+  ): Promise<void> => {
     try {
       const apps = await graph.subscribedApps({ businessAccountId, accessToken });
       await store.diagnostics.subscribedApps(channelId, apps.length);
-      if (!apps.length) log.warn({ channelId }, 'no app is subscribed to the WhatsApp Business Account webhooks: inbound messages will not arrive');
+      if (!apps.length)
+        log.warn(
+          { channelId },
+          'no app is subscribed to the WhatsApp Business Account webhooks: inbound messages will not arrive',
+        );
     } catch (err) {
-      log.info({ channelId, err: err instanceof Error ? err.message : String(err) }, 'could not read the WABA subscribed apps');
+      log.info(
+        { channelId, err: err instanceof Error ? err.message : String(err) },
+        'could not read the WABA subscribed apps',
+      );
       await store.diagnostics.subscribedApps(channelId, null);
     }
   };
@@ -56,11 +67,24 @@ export function createChannelActivities({ store, graph, log }: ChannelActivityDe
     },
 
     /** Records what happened to a handed-off message (`handed_off`, `dropped`) on the message log. */
-    async recordHandoff({ channelId, chatId, messageId, status, detail }: { channelId: string; chatId?: string; messageId: string; status: 'handed_off' | 'dropped'; detail?: Record<string, unknown> }): Promise<void> {
+    async recordHandoff({
+      channelId,
+      chatId,
+      messageId,
+      status,
+      detail,
+    }: {
+      channelId: string;
+      chatId?: string;
+      messageId: string;
+      status: 'handed_off' | 'dropped';
+      detail?: Record<string, unknown>;
+    }): Promise<void> {
       await store.messages.setInboundStatus(channelId, messageId, status, detail);
       // (`chatId` is absent only in histories recorded before it was passed.)
       const ids = chatId ? messageLogIds(channelId, chatId) : { channelId };
-      if (status === 'dropped') log.warn({ ...ids, messageId }, 'handed-off message dropped: no task waited on the space within 5 minutes');
+      if (status === 'dropped')
+        log.warn({ ...ids, messageId }, 'handed-off message dropped: no task waited on the space within 5 minutes');
       else log.info({ ...ids, messageId, to: detail?.to }, 'message handed off to a waiting task');
     },
 
@@ -68,7 +92,15 @@ export function createChannelActivities({ store, graph, log }: ChannelActivityDe
      * Checks a provider config against the provider. Cloud API: every secret ref resolves, the token is
      * valid, the phone number id exists and is readable, and the token has whatsapp_business_messaging.
      */
-    async checkProviderConfig({ channelId, provider, config }: { channelId: string; provider: Provider; config: Record<string, ConfigValue> }): Promise<ConfigCheck> {
+    async checkProviderConfig({
+      channelId,
+      provider,
+      config,
+    }: {
+      channelId: string;
+      provider: Provider;
+      config: Record<string, ConfigValue>;
+    }): Promise<ConfigCheck> {
       if (provider !== 'whatsapp_cloud') return { ok: true };
       let accessToken: string;
       try {
@@ -96,7 +128,12 @@ export function createChannelActivities({ store, graph, log }: ChannelActivityDe
         return { ok: true, selfAddress: digits ? `+${digits}` : undefined };
       } catch (err) {
         // Transient (network, 5xx, rate limit): let the retry policy try again; the message is safe to show.
-        if (err instanceof GraphError) throw ApplicationFailure.create({ type: err.failureType ?? FAILURE.graphUnavailable, message: err.message, nonRetryable: !err.retryable });
+        if (err instanceof GraphError)
+          throw ApplicationFailure.create({
+            type: err.failureType ?? FAILURE.graphUnavailable,
+            message: err.message,
+            nonRetryable: !err.retryable,
+          });
         throw err;
       }
     },

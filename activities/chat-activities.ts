@@ -17,7 +17,16 @@ import { countWrongPairingCode } from '../lib/metrics.js';
 import { isLiveCode, isPairedSender } from '../lib/pairing.js';
 import type { PolicyService } from '../lib/policy/service.js';
 import type { AgentRecord, Store } from '../lib/store/store.js';
-import { PROVIDER_INFO, type ChannelState, type CredentialRef, type DeliveryStatus, type InboundMessage, type InboundMode, type Provider, type ReplyAttachment } from '../lib/types.js';
+import {
+  PROVIDER_INFO,
+  type ChannelState,
+  type CredentialRef,
+  type DeliveryStatus,
+  type InboundMessage,
+  type InboundMode,
+  type Provider,
+  type ReplyAttachment,
+} from '../lib/types.js';
 import { pairSender } from '../workflows/channel-messages.js';
 import { answerReply, pairedReply, type ReplyInput, type Turn } from '../workflows/chat-messages.js';
 import { checkAttachments, takeMarkdownImages } from '../lib/attachments.js';
@@ -49,7 +58,15 @@ export type Admission =
   | { action: 'ignored'; reason: string }
   | { action: 'paired'; provider: Provider; sessionQueue: string | null; sent?: ReplyResult }
   | { action: 'denied'; reasons: string[] }
-  | { action: 'deliver'; mode: InboundMode; space: string; provider: Provider; agent: AgentRecord; sessionQueue: string | null; sent?: ReplyResult };
+  | {
+      action: 'deliver';
+      mode: InboundMode;
+      space: string;
+      provider: Provider;
+      agent: AgentRecord;
+      sessionQueue: string | null;
+      sent?: ReplyResult;
+    };
 
 /**
  * The reply an admission implies when no agent has to run for it — a pairing confirmation, or the built-in
@@ -59,7 +76,8 @@ function replyWithoutAgent(ch: ChannelState, m: InboundMessage, a: Admission): R
   if (ch.provider === 'whatsapp_user') return undefined;
   if (a.action === 'paired') return pairedReply(m);
   // A media message's file is fetched by the workflow first; its echo line goes out from there.
-  if (a.action === 'deliver' && a.mode === 'message' && a.agent.kind === 'echo' && !m.media && m.text.trim()) return answerReply(m, m.text);
+  if (a.action === 'deliver' && a.mode === 'message' && a.agent.kind === 'echo' && !m.media && m.text.trim())
+    return answerReply(m, m.text);
   return undefined;
 }
 
@@ -130,27 +148,73 @@ export function createChatActivities({ store, graph, policy, client, log, person
    * retrying (Meta unavailable, rate limited) is thrown, or with `onRetryable` 'stop' ends the sending
    * there: the results then cover only the replies before it, and the unsent parts' claims are given back.
    */
-  async function formatAndSend(ch: ChannelState, chatId: string, replies: ReplyInput[], onRetryable: 'throw' | 'stop'): Promise<ReplyResult[]> {
+  async function formatAndSend(
+    ch: ChannelState,
+    chatId: string,
+    replies: ReplyInput[],
+    onRetryable: 'throw' | 'stop',
+  ): Promise<ReplyResult[]> {
     const limit = PROVIDER_INFO[ch.provider].textLimit;
     // Files go after the text, one part each (`<replyKey>#f<n>`), claimed and recorded like text parts.
     const planned = replies.map((r) => {
       const files = checkAttachments(r.attachments);
-      if (files.problems.length) log.warn({ channelId: ch.id, replyKey: r.replyKey, problems: files.problems }, 'attachments of a reply were refused');
-      const text = formatReply(r.markdown, { limit }).map((t, i) => ({ key: `${r.replyKey}#${i + 1}`, address: r.to, text: t, attachment: undefined as ReplyAttachment | undefined }));
-      const file = files.attachments.map((a, i) => ({ key: `${r.replyKey}#f${i + 1}`, address: r.to, text: attachmentLine(a), attachment: a as ReplyAttachment | undefined }));
+      if (files.problems.length)
+        log.warn(
+          { channelId: ch.id, replyKey: r.replyKey, problems: files.problems },
+          'attachments of a reply were refused',
+        );
+      const text = formatReply(r.markdown, { limit }).map((t, i) => ({
+        key: `${r.replyKey}#${i + 1}`,
+        address: r.to,
+        text: t,
+        attachment: undefined as ReplyAttachment | undefined,
+      }));
+      const file = files.attachments.map((a, i) => ({
+        key: `${r.replyKey}#f${i + 1}`,
+        address: r.to,
+        text: attachmentLine(a),
+        attachment: a as ReplyAttachment | undefined,
+      }));
       return { r, parts: [...text, ...file], problems: files.problems };
     });
     // Keys are unique: one reply per inbound message, one key per part. The claim is this attempt's own: a
     // retried task whose first attempt is still sending sees those parts busy and waits for it.
     const owner = randomUUID();
-    const { done, busy } = await store.messages.claimOutbound(ch.id, chatId, planned.flatMap((p) => p.parts), owner);
+    const { done, busy } = await store.messages.claimOutbound(
+      ch.id,
+      chatId,
+      planned.flatMap((p) => p.parts),
+      owner,
+    );
     let accessToken: string | undefined;
-    const token = async (): Promise<string> => (accessToken ??= await resolveChannelSecret({ store, client }, ch, 'access_token', ch.config.access_token));
-    const send = async (part: { key: string; address: string; text: string; attachment?: ReplyAttachment }): Promise<string> => {
-      if (part.attachment) return attachments.send({ ch, chatId, to: part.address, key: part.key, attachment: part.attachment, accessToken: token });
+    const token = async (): Promise<string> =>
+      (accessToken ??= await resolveChannelSecret({ store, client }, ch, 'access_token', ch.config.access_token));
+    const send = async (part: {
+      key: string;
+      address: string;
+      text: string;
+      attachment?: ReplyAttachment;
+    }): Promise<string> => {
+      if (part.attachment)
+        return attachments.send({
+          ch,
+          chatId,
+          to: part.address,
+          key: part.key,
+          attachment: part.attachment,
+          accessToken: token,
+        });
       // Session errors are retryable ApplicationFailures thrown by the session layer itself.
-      if (ch.provider === 'whatsapp_user' && personal) return (await personal.sendText({ channelId: ch.id, to: chatId, text: part.text })).messageId;
-      return (await graph.sendText({ phoneNumberId: String(ch.config.phone_number_id), accessToken: await token(), to: part.address, body: part.text })).messageId;
+      if (ch.provider === 'whatsapp_user' && personal)
+        return (await personal.sendText({ channelId: ch.id, to: chatId, text: part.text })).messageId;
+      return (
+        await graph.sendText({
+          phoneNumberId: String(ch.config.phone_number_id),
+          accessToken: await token(),
+          to: part.address,
+          body: part.text,
+        })
+      ).messageId;
     };
     const results: ReplyResult[] = [];
     // Stopped or failed half-way: the parts this attempt claimed and did not send go back at once.
@@ -158,18 +222,34 @@ export function createChatActivities({ store, graph, policy, client, log, person
     try {
       for (const { r, parts, problems } of planned) {
         // The agent's Markdown goes on the inbound row: a restarted chat rebuilds its window from it.
-        const outcome = r.inboundId && r.outcome ? { id: r.inboundId, status: r.outcome, detail: { parts: parts.length, markdown: r.markdown, ...(problems.length ? { attachmentProblems: problems } : {}) } } : undefined;
+        const outcome =
+          r.inboundId && r.outcome
+            ? {
+                id: r.inboundId,
+                status: r.outcome,
+                detail: {
+                  parts: parts.length,
+                  markdown: r.markdown,
+                  ...(problems.length ? { attachmentProblems: problems } : {}),
+                },
+              }
+            : undefined;
         const ids: string[] = [];
         try {
           if (parts.some((part) => busy.has(part.key))) {
-            throw ApplicationFailure.create({ type: FAILURE.sendInProgress, message: 'An earlier attempt is still sending this reply; trying again shortly.', nonRetryable: false });
+            throw ApplicationFailure.create({
+              type: FAILURE.sendInProgress,
+              message: 'An earlier attempt is still sending this reply; trying again shortly.',
+              nonRetryable: false,
+            });
           }
           for (const [i, part] of parts.entries()) {
             const last = i === parts.length - 1;
             const earlier = done.get(part.key);
             if (earlier) {
               ids.push(earlier);
-              if (last && outcome) await store.messages.setInboundStatus(ch.id, outcome.id, outcome.status, outcome.detail);
+              if (last && outcome)
+                await store.messages.setInboundStatus(ch.id, outcome.id, outcome.status, outcome.detail);
               continue;
             }
             let messageId: string;
@@ -178,16 +258,43 @@ export function createChatActivities({ store, graph, policy, client, log, person
             } catch (err) {
               if (!(err instanceof GraphError)) throw err;
               const base = { channelId: ch.id, key: part.key, chatId, address: part.address, text: part.text };
-              await store.messages.recordOutbound({ ...base, status: err.retryable ? 'sending' : 'failed', detail: { code: err.code, title: err.title, message: err.message } });
+              await store.messages.recordOutbound({
+                ...base,
+                status: err.retryable ? 'sending' : 'failed',
+                detail: { code: err.code, title: err.title, message: err.message },
+              });
               await store.diagnostics.sendError(ch.id, { code: err.code, message: err.message });
-              log.warn({ ...messageLogIds(ch.id, chatId), messageId: r.inboundId, key: part.key, code: err.code, retryable: err.retryable }, 'send refused by the Graph API');
-              throw ApplicationFailure.create({ type: err.failureType ?? FAILURE.graphUnavailable, message: err.message, nonRetryable: !err.retryable, details: [{ code: err.code }] });
+              log.warn(
+                {
+                  ...messageLogIds(ch.id, chatId),
+                  messageId: r.inboundId,
+                  key: part.key,
+                  code: err.code,
+                  retryable: err.retryable,
+                },
+                'send refused by the Graph API',
+              );
+              throw ApplicationFailure.create({
+                type: err.failureType ?? FAILURE.graphUnavailable,
+                message: err.message,
+                nonRetryable: !err.retryable,
+                details: [{ code: err.code }],
+              });
             }
-            await store.messages.completeOutbound({ channelId: ch.id, key: part.key, providerId: messageId, inbound: last ? outcome : undefined });
-            log.debug({ ...messageLogIds(ch.id, chatId), messageId: r.inboundId, key: part.key, providerId: messageId }, 'reply part sent');
+            await store.messages.completeOutbound({
+              channelId: ch.id,
+              key: part.key,
+              providerId: messageId,
+              inbound: last ? outcome : undefined,
+            });
+            log.debug(
+              { ...messageLogIds(ch.id, chatId), messageId: r.inboundId, key: part.key, providerId: messageId },
+              'reply part sent',
+            );
             ids.push(messageId);
           }
-          if (!parts.length && outcome) await store.messages.setInboundStatus(ch.id, outcome.id, outcome.status, { parts: 0 });
+          if (!parts.length && outcome)
+            await store.messages.setInboundStatus(ch.id, outcome.id, outcome.status, { parts: 0 });
           results.push({ ok: true, ids });
         } catch (err) {
           // Refused for good: this reply failed, the others still go. Anything else: the activity retries,
@@ -218,12 +325,28 @@ export function createChatActivities({ store, graph, policy, client, log, person
      * hand-off) or whose send Meta asks to retry: those replies go out from the workflow as before, under
      * the same keys, so nothing is sent twice.
      */
-    async admitInbound({ channelId, messages, claim, answer }: { channelId: string; messages: InboundMessage[]; claim: string; answer?: boolean }): Promise<Admission[]> {
+    async admitInbound({
+      channelId,
+      messages,
+      claim,
+      answer,
+    }: {
+      channelId: string;
+      messages: InboundMessage[];
+      claim: string;
+      answer?: boolean;
+    }): Promise<Admission[]> {
       const fresh = await unprocessable(() =>
         store.messages.recordInbound(
           channelId,
           claim,
-          messages.map((m) => ({ id: m.id, chatId: m.chat.id, address: m.sender.address, text: m.text, type: m.type ?? 'text' })),
+          messages.map((m) => ({
+            id: m.id,
+            chatId: m.chat.id,
+            address: m.sender.address,
+            text: m.text,
+            type: m.type ?? 'text',
+          })),
         ),
       );
       // Read fresh, never from a cached copy: pairing and un-pairing take effect for every message admitted
@@ -235,7 +358,10 @@ export function createChatActivities({ store, graph, policy, client, log, person
       let agent: AgentRecord | null | undefined;
       const admit = async (message: InboundMessage): Promise<Admission> => {
         if (!fresh.has(message.id)) {
-          log.debug({ ...messageLogIds(channelId, message.chat.id), messageId: message.id }, 'redelivered message dropped');
+          log.debug(
+            { ...messageLogIds(channelId, message.chat.id), messageId: message.id },
+            'redelivered message dropped',
+          );
           return { action: 'duplicate' };
         }
         const ignore = (status: 'ignored' | 'failed', reason: string): Admission => {
@@ -243,21 +369,32 @@ export function createChatActivities({ store, graph, policy, client, log, person
           return { action: 'ignored', reason };
         };
         if (!ch) return ignore('ignored', 'The channel no longer exists.');
-        if (ch.status === 'failed' || ch.status === 'disconnected') return ignore('ignored', `The channel is ${ch.status}: ${ch.statusReason}`);
+        if (ch.status === 'failed' || ch.status === 'disconnected')
+          return ignore('ignored', `The channel is ${ch.status}: ${ch.statusReason}`);
         // Only the live code itself reaches the channel workflow, and one attempt at a time per channel: a
         // flood of code-shaped texts costs the channel nothing (it once exhausted Temporal's ten in-flight
         // updates per workflow and stalled every channel behind the worker's slots).
-        if (message.chat.kind === 'direct' && (isLiveCode(ch, message.text, Date.now()) || retriedPairing(ch, message))) {
+        if (
+          message.chat.kind === 'direct' &&
+          (isLiveCode(ch, message.text, Date.now()) || retriedPairing(ch, message))
+        ) {
           const paired = await pairingGate.run(ch.id, async () => {
             const now = await store.channels.get(ch.id);
             if (!now || !isLiveCode(now, message.text, Date.now())) return retriedPairing(now, message);
             const handle = client.workflow.getHandle(channelWorkflowId(ch.id));
-            return (await handle.executeUpdate(pairSender, { args: [{ code: message.text, address: message.sender.address, messageId: message.id }] })).paired;
+            return (
+              await handle.executeUpdate(pairSender, {
+                args: [{ code: message.text, address: message.sender.address, messageId: message.id }],
+              })
+            ).paired;
           });
           if (paired) {
             pairedHere.add(message.sender.address);
             outcomes.push({ id: message.id, status: 'paired' });
-            log.info({ ...messageLogIds(ch.id, message.chat.id), messageId: message.id, address: message.sender.address }, 'sender paired');
+            log.info(
+              { ...messageLogIds(ch.id, message.chat.id), messageId: message.id, address: message.sender.address },
+              'sender paired',
+            );
             return { action: 'paired', provider: ch.provider, sessionQueue: ch.sessionQueue ?? null };
           }
         }
@@ -271,19 +408,34 @@ export function createChatActivities({ store, graph, policy, client, log, person
           message: { id: message.id, sender: { ...message.sender, paired }, chat: message.chat },
         });
         if (decision.decision === 'deny') {
-          outcomes.push({ id: message.id, status: 'denied', detail: { reasons: decision.reasons, errors: decision.errors } });
+          outcomes.push({
+            id: message.id,
+            status: 'denied',
+            detail: { reasons: decision.reasons, errors: decision.errors },
+          });
           return { action: 'denied', reasons: decision.reasons };
         }
         if (agent === undefined) agent = await store.agents.get(ch.agent);
-        if (!agent) return ignore('failed', `Agent "${ch.agent}" does not exist any more; bind the channel to another agent.`);
+        if (!agent)
+          return ignore('failed', `Agent "${ch.agent}" does not exist any more; bind the channel to another agent.`);
         if (ch.inbound === 'signal') outcomes.push({ id: message.id, status: 'held', detail: { space: ch.space } });
-        return { action: 'deliver', mode: ch.inbound, space: ch.space, provider: ch.provider, agent, sessionQueue: ch.sessionQueue ?? null };
+        return {
+          action: 'deliver',
+          mode: ch.inbound,
+          space: ch.space,
+          provider: ch.provider,
+          agent,
+          sessionQueue: ch.sessionQueue ?? null,
+        };
       };
       const admissions: Admission[] = [];
       for (const m of messages) {
         const a = await admit(m);
         admissions.push(a);
-        log.debug({ ...messageLogIds(channelId, m.chat.id), messageId: m.id, action: a.action }, 'inbound message admitted');
+        log.debug(
+          { ...messageLogIds(channelId, m.chat.id), messageId: m.id, action: a.action },
+          'inbound message admitted',
+        );
       }
       await store.messages.setInboundStatuses(channelId, outcomes);
       if (!answer || !ch) return admissions;
@@ -296,7 +448,12 @@ export function createChatActivities({ store, graph, policy, client, log, person
         leading.push({ at, reply });
       }
       if (!leading.length) return admissions;
-      const sent = await formatAndSend(ch, messages[0].chat.id, leading.map((x) => x.reply), 'stop');
+      const sent = await formatAndSend(
+        ch,
+        messages[0].chat.id,
+        leading.map((x) => x.reply),
+        'stop',
+      );
       for (const [i, result] of sent.entries()) (admissions[leading[i].at] as { sent?: ReplyResult }).sent = result;
       return admissions;
     },
@@ -305,20 +462,56 @@ export function createChatActivities({ store, graph, policy, client, log, person
      * Records a message the store refused for good (see `unprocessable`) as failed, with the reason. If even
      * its id cannot be stored, it is recorded under a digest of the id: the operator still sees it.
      */
-    async recordUnprocessable({ channelId, message, reason }: { channelId: string; message: { id: string; chatId: string; address: string; type: string }; reason: string }): Promise<void> {
-      const entry = { id: message.id, chatId: message.chatId, address: message.address, type: message.type, text: '', status: 'failed' as const, reason: `Could not be processed: ${reason}` };
+    async recordUnprocessable({
+      channelId,
+      message,
+      reason,
+    }: {
+      channelId: string;
+      message: { id: string; chatId: string; address: string; type: string };
+      reason: string;
+    }): Promise<void> {
+      const entry = {
+        id: message.id,
+        chatId: message.chatId,
+        address: message.address,
+        type: message.type,
+        text: '',
+        status: 'failed' as const,
+        reason: `Could not be processed: ${reason}`,
+      };
       try {
         await store.messages.recordUnhandled(channelId, [entry]);
       } catch (err) {
         const digest = (v: string): string => createHash('sha256').update(v).digest('hex').slice(0, 32);
-        log.warn({ ...messageLogIds(channelId, message.chatId.slice(0, 200)), err: (err as Error).message }, 'unprocessable message recorded under a digest of its id');
-        await store.messages.recordUnhandled(channelId, [{ ...entry, id: `unprocessable:${digest(message.id)}`, chatId: digest(message.chatId), address: null, type: message.type.slice(0, 32) }]);
+        log.warn(
+          { ...messageLogIds(channelId, message.chatId.slice(0, 200)), err: (err as Error).message },
+          'unprocessable message recorded under a digest of its id',
+        );
+        await store.messages.recordUnhandled(channelId, [
+          {
+            ...entry,
+            id: `unprocessable:${digest(message.id)}`,
+            chatId: digest(message.chatId),
+            address: null,
+            type: message.type.slice(0, 32),
+          },
+        ]);
       }
-      log.warn({ ...messageLogIds(channelId, message.chatId.slice(0, 200)), messageId: message.id.slice(0, 200), reason }, 'inbound message could not be processed; recorded as failed and skipped');
+      log.warn(
+        { ...messageLogIds(channelId, message.chatId.slice(0, 200)), messageId: message.id.slice(0, 200), reason },
+        'inbound message could not be processed; recorded as failed and skipped',
+      );
     },
 
     /** Records final outcomes of inbound messages on the message log (`failed` never replaces `answered`). */
-    async setInboundOutcomes({ channelId, outcomes }: { channelId: string; outcomes: Array<{ id: string; status: string; detail?: Record<string, unknown> }> }): Promise<void> {
+    async setInboundOutcomes({
+      channelId,
+      outcomes,
+    }: {
+      channelId: string;
+      outcomes: Array<{ id: string; status: string; detail?: Record<string, unknown> }>;
+    }): Promise<void> {
       await store.messages.setInboundStatuses(channelId, outcomes);
     },
 
@@ -326,16 +519,35 @@ export function createChatActivities({ store, graph, policy, client, log, person
      * Runs a built-in or HTTP agent on the conversation and returns its Markdown reply ('' = no answer). An
      * OpenAI-compatible agent's Markdown images with https URLs come back as image attachments.
      */
-    async runAgent({ agent, channelId, history, text, imageMediaId, audioMediaId }: { agent: AgentRecord; channelId: string; history: Turn[]; text: string; imageMediaId?: string; audioMediaId?: string }): Promise<{ reply: string; attachments?: ReplyAttachment[] }> {
+    async runAgent({
+      agent,
+      channelId,
+      history,
+      text,
+      imageMediaId,
+      audioMediaId,
+    }: {
+      agent: AgentRecord;
+      channelId: string;
+      history: Turn[];
+      text: string;
+      imageMediaId?: string;
+      audioMediaId?: string;
+    }): Promise<{ reply: string; attachments?: ReplyAttachment[] }> {
       if (agent.kind === 'echo') return { reply: text };
       if (agent.kind === 'openai') {
         const parsed = OpenAiAgentConfigSchema.safeParse(agent.config);
         if (!parsed.success) {
-          throw ApplicationFailure.create({ type: FAILURE.agentFailed, message: `Agent "${agent.id}" has a stored config that is not an OpenAI-compatible one (${parsed.error.issues.map((i) => i.path.join('.') || 'config').join(', ')}); add the agent again.`, nonRetryable: true });
+          throw ApplicationFailure.create({
+            type: FAILURE.agentFailed,
+            message: `Agent "${agent.id}" has a stored config that is not an OpenAI-compatible one (${parsed.error.issues.map((i) => i.path.join('.') || 'config').join(', ')}); add the agent again.`,
+            nonRetryable: true,
+          });
         }
         const cfg = parsed.data;
         const ch = await store.channels.getRecent(channelId);
-        const secret = async (label: string, ref: CredentialRef): Promise<string> => (ch ? resolveChannelSecret({ store, client }, ch, label, ref) : resolveSecret(store, label, ref));
+        const secret = async (label: string, ref: CredentialRef): Promise<string> =>
+          ch ? resolveChannelSecret({ store, client }, ch, label, ref) : resolveSecret(store, label, ref);
         const apiKey = await secret(`agent ${agent.id} apiKey`, cfg.apiKey);
         // Audio is transcribed first when the agent names a transcription model; otherwise it stays described.
         const audio = cfg.transcription && audioMediaId ? await store.media.get(audioMediaId) : null;
@@ -343,23 +555,44 @@ export function createChatActivities({ store, graph, policy, client, log, person
           const t = cfg.transcription;
           const key = t.apiKey ? await secret(`agent ${agent.id} transcription apiKey`, t.apiKey) : apiKey;
           const heard = await transcribe(t.baseUrl ?? cfg.baseUrl, t.model, key, audio);
-          text = 'text' in heard ? `${text}\n(Transcript: ${heard.text})` : `${text}\n(It could not be transcribed: ${heard.error}.)`;
+          text =
+            'text' in heard
+              ? `${text}\n(Transcript: ${heard.text})`
+              : `${text}\n(It could not be transcribed: ${heard.error}.)`;
         }
         // An image goes to the model as an image content part (data URL), read from the store here.
         const file = imageMediaId ? await store.media.get(imageMediaId) : null;
         const image = file ? `data:${file.mime};base64,${file.bytes.toString('base64')}` : undefined;
         const answer = takeMarkdownImages(await completeChat(cfg, apiKey, history, text, { image }));
-        return answer.attachments.length ? { reply: answer.text, attachments: answer.attachments } : { reply: answer.text };
+        return answer.attachments.length
+          ? { reply: answer.text, attachments: answer.attachments }
+          : { reply: answer.text };
       }
-      throw ApplicationFailure.create({ type: FAILURE.agentFailed, message: `Agent kind "${agent.kind}" cannot run in an activity.`, nonRetryable: true });
+      throw ApplicationFailure.create({
+        type: FAILURE.agentFailed,
+        message: `Agent kind "${agent.kind}" cannot run in an activity.`,
+        nonRetryable: true,
+      });
     },
 
     /** Sends replies (see {@link formatAndSend}); a failure worth retrying fails the activity, which retries. */
-    async deliverReplies({ channelId, chatId, replies }: { channelId: string; chatId: string; replies: ReplyInput[] }): Promise<ReplyResult[]> {
+    async deliverReplies({
+      channelId,
+      chatId,
+      replies,
+    }: {
+      channelId: string;
+      chatId: string;
+      replies: ReplyInput[];
+    }): Promise<ReplyResult[]> {
       const ch = await store.channels.getRecent(channelId);
       if (!ch) return replies.map(() => ({ ok: true, ids: [] }));
       if (ch.provider === 'whatsapp_user' && !personal) {
-        throw ApplicationFailure.create({ type: FAILURE.sessionUnavailable, message: 'This worker holds no WhatsApp session for the channel.', nonRetryable: false });
+        throw ApplicationFailure.create({
+          type: FAILURE.sessionUnavailable,
+          message: 'This worker holds no WhatsApp session for the channel.',
+          nonRetryable: false,
+        });
       }
       return formatAndSend(ch, chatId, replies, 'throw');
     },
@@ -369,13 +602,23 @@ export function createChatActivities({ store, graph, policy, client, log, person
       for (const st of statuses) {
         const detail = st.error ? { error: st.error } : undefined;
         const matched = await store.messages.applyStatus(channelId, st.id, st.status, detail);
-        if (st.status === 'failed' && st.error) await store.diagnostics.sendError(channelId, { code: st.error.code, message: st.error.title });
-        if (!matched) log.debug({ channelId, providerId: st.id, status: st.status }, 'status for an unknown outbound message');
+        if (st.status === 'failed' && st.error)
+          await store.diagnostics.sendError(channelId, { code: st.error.code, message: st.error.title });
+        if (!matched)
+          log.debug({ channelId, providerId: st.id, status: st.status }, 'status for an unknown outbound message');
       }
     },
 
     /** The recent conversation of a chat from the message log (rebuilds the window of a restarted chat). */
-    async loadWindow({ channelId, chatId, limit }: { channelId: string; chatId: string; limit: number }): Promise<Turn[]> {
+    async loadWindow({
+      channelId,
+      chatId,
+      limit,
+    }: {
+      channelId: string;
+      chatId: string;
+      limit: number;
+    }): Promise<Turn[]> {
       const rows = await store.messages.chatWindow(channelId, chatId, limit);
       const turns: Turn[] = [];
       for (const r of rows) {

@@ -67,7 +67,13 @@ export function createMediaActivities({ store, graph, log }: { store: Store; gra
         // The session downloaded and stored the file when it arrived (activities/personal-media.ts).
         const personal = { ...base, ...(media.seconds ? { seconds: media.seconds } : {}) };
         if (media.storedId)
-          return done({ ...personal, id: media.storedId, mime: media.mimeType, size: media.size, sha256: media.sha256 });
+          return done({
+            ...personal,
+            id: media.storedId,
+            mime: media.mimeType,
+            size: media.size,
+            sha256: media.sha256,
+          });
         return done({ ...personal, missing: media.missing ?? 'the session could not download the file' });
       }
       if (!media.id) return done({ ...base, missing: 'the message names no media id' });

@@ -31,7 +31,9 @@ export type OpenAiAgentConfig = Omit<z.infer<typeof OpenAiAgentConfigSchema>, 'a
 const ErrorAnswerSchema = z.object({ error: z.object({ message: z.string() }) });
 
 /** What is read of a chat-completions answer: the first choice's text; the rest is the endpoint's business. */
-const CompletionSchema = z.object({ choices: z.array(z.object({ message: z.object({ content: z.string() }) })).min(1) });
+const CompletionSchema = z.object({
+  choices: z.array(z.object({ message: z.object({ content: z.string() }) })).min(1),
+});
 
 /** JSON.parse that answers `undefined` for text that is not JSON. */
 function parseJson(text: string): unknown {
@@ -43,9 +45,20 @@ function parseJson(text: string): unknown {
 }
 
 /** One chat-completions call: the system prompt, the conversation window, then the new message. */
-export async function completeChat(cfg: OpenAiAgentConfig, apiKey: string, history: Turn[], text: string, opts: { timeoutMs?: number; fetch?: typeof fetch; image?: string } = {}): Promise<string> {
+export async function completeChat(
+  cfg: OpenAiAgentConfig,
+  apiKey: string,
+  history: Turn[],
+  text: string,
+  opts: { timeoutMs?: number; fetch?: typeof fetch; image?: string } = {},
+): Promise<string> {
   // With an image (a data URL), the new message is OpenAI's content-part form: text, then the image.
-  const newTurn = opts.image ? [{ type: 'text', text }, { type: 'image_url', image_url: { url: opts.image } }] : text;
+  const newTurn = opts.image
+    ? [
+        { type: 'text', text },
+        { type: 'image_url', image_url: { url: opts.image } },
+      ]
+    : text;
   const messages = [
     ...(cfg.system ? [{ role: 'system', content: cfg.system }] : []),
     ...history.map((t) => ({ role: t.role, content: t.text })),
@@ -62,7 +75,11 @@ export async function completeChat(cfg: OpenAiAgentConfig, apiKey: string, histo
     });
   } catch (err) {
     // Network errors and timeouts: retried by the activity's policy.
-    throw ApplicationFailure.create({ type: FAILURE.agentUnavailable, message: `The model endpoint ${cfg.baseUrl} could not be reached (${(err as Error).name}).`, nonRetryable: false });
+    throw ApplicationFailure.create({
+      type: FAILURE.agentUnavailable,
+      message: `The model endpoint ${cfg.baseUrl} could not be reached (${(err as Error).name}).`,
+      nonRetryable: false,
+    });
   }
   const body = await res.text();
   if (!res.ok) {
@@ -84,9 +101,18 @@ export async function completeChat(cfg: OpenAiAgentConfig, apiKey: string, histo
   }
   const parsed = parseJson(body);
   if (parsed === undefined) {
-    throw ApplicationFailure.create({ type: FAILURE.agentFailed, message: 'The model endpoint answered with something that is not JSON.', nonRetryable: true });
+    throw ApplicationFailure.create({
+      type: FAILURE.agentFailed,
+      message: 'The model endpoint answered with something that is not JSON.',
+      nonRetryable: true,
+    });
   }
   const answer = CompletionSchema.safeParse(parsed);
-  if (!answer.success) throw ApplicationFailure.create({ type: FAILURE.agentFailed, message: 'The model endpoint answered without choices[0].message.content.', nonRetryable: true });
+  if (!answer.success)
+    throw ApplicationFailure.create({
+      type: FAILURE.agentFailed,
+      message: 'The model endpoint answered without choices[0].message.content.',
+      nonRetryable: true,
+    });
   return answer.data.choices[0].message.content;
 }

@@ -18,7 +18,11 @@ export const describeRef = (ref: CredentialRef): string => `${ref.vault}/${ref.i
  */
 export async function resolveSecret(store: Store, field: string, value: ConfigValue | undefined): Promise<string> {
   if (!value || typeof value !== 'object') {
-    throw ApplicationFailure.create({ type: FAILURE.missingSecret, message: `${field} is not set to a credential ref.`, nonRetryable: true });
+    throw ApplicationFailure.create({
+      type: FAILURE.missingSecret,
+      message: `${field} is not set to a credential ref.`,
+      nonRetryable: true,
+    });
   }
   try {
     return await vaultRegistry(store).resolve(value);
@@ -31,7 +35,11 @@ export async function resolveSecret(store: Store, field: string, value: ConfigVa
         nonRetryable: true,
       });
     }
-    throw ApplicationFailure.create({ type: FAILURE.vaultUnavailable, message: `${field}: ${err.message}`, nonRetryable: !err.retryable });
+    throw ApplicationFailure.create({
+      type: FAILURE.vaultUnavailable,
+      message: `${field}: ${err.message}`,
+      nonRetryable: !err.retryable,
+    });
   }
 }
 
@@ -43,7 +51,12 @@ export const VAULT_RETRY_NOTE = 'Wharf retries until the vault answers.';
  * the channel (status unchanged: traffic keeps being admitted and retried), and the next good read after
  * such a reason puts a recovery note in its place.
  */
-export async function resolveChannelSecret(deps: { store: Store; client: Client }, ch: ChannelState, field: string, value: ConfigValue | undefined): Promise<string> {
+export async function resolveChannelSecret(
+  deps: { store: Store; client: Client },
+  ch: ChannelState,
+  field: string,
+  value: ConfigValue | undefined,
+): Promise<string> {
   const tell = async (reason: string): Promise<void> => {
     await deps.client.workflow
       .getHandle(channelWorkflowId(ch.id))
@@ -52,10 +65,15 @@ export async function resolveChannelSecret(deps: { store: Store; client: Client 
   };
   try {
     const secret = await resolveSecret(deps.store, field, value);
-    if (ch.statusReason.endsWith(VAULT_RETRY_NOTE)) await tell(`${field}: vault '${(value as CredentialRef).vault}' answers again.`);
+    if (ch.statusReason.endsWith(VAULT_RETRY_NOTE))
+      await tell(`${field}: vault '${(value as CredentialRef).vault}' answers again.`);
     return secret;
   } catch (err) {
-    if (err instanceof ApplicationFailure && err.type === FAILURE.vaultUnavailable && !ch.statusReason.startsWith(err.message)) {
+    if (
+      err instanceof ApplicationFailure &&
+      err.type === FAILURE.vaultUnavailable &&
+      !ch.statusReason.startsWith(err.message)
+    ) {
       await tell(`${err.message}. ${VAULT_RETRY_NOTE}`);
     }
     throw err;

@@ -14,7 +14,11 @@ export function createSignalActivities({ store, client }: { store: Store; client
   const channelOf = async (space: string): Promise<string> => {
     const s = await store.spaces.get(space);
     if (!s?.channelId) {
-      throw ApplicationFailure.create({ type: FAILURE.unknownSpace, message: s ? `Space "${space}" has no channel bound to it.` : `There is no space "${space}".`, nonRetryable: true });
+      throw ApplicationFailure.create({
+        type: FAILURE.unknownSpace,
+        message: s ? `Space "${space}" has no channel bound to it.` : `There is no space "${space}".`,
+        nonRetryable: true,
+      });
     }
     return s.channelId;
   };
@@ -27,9 +31,17 @@ export function createSignalActivities({ store, client }: { store: Store; client
       return { channelId };
     },
     /** Withdraws a waiter; returns a message it had already been sent, if any. */
-    async withdrawWaiter({ channelId, waiterId }: { channelId: string; waiterId: string }): Promise<{ message: HandedOffMessage | null }> {
+    async withdrawWaiter({
+      channelId,
+      waiterId,
+    }: {
+      channelId: string;
+      waiterId: string;
+    }): Promise<{ message: HandedOffMessage | null }> {
       try {
-        return await client.workflow.getHandle(channelWorkflowId(channelId)).executeUpdate(cancelWaiter, { args: [{ waiterId }] });
+        return await client.workflow
+          .getHandle(channelWorkflowId(channelId))
+          .executeUpdate(cancelWaiter, { args: [{ waiterId }] });
       } catch (err) {
         // The channel was deleted while we waited: there is nothing to withdraw and nothing was sent to us.
         if (err instanceof WorkflowNotFoundError) return { message: null };

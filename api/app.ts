@@ -120,9 +120,20 @@ export function createApp(deps: ApiDeps): WharfApp {
     res.status(body.ok ? 200 : 503).json(body);
   });
 
-  app.get('/metrics', metricsHandler({ adminToken: config.adminToken, metricsToken: config.metricsToken, channelCounts: () => store.channels.countByStatus() }));
+  app.get(
+    '/metrics',
+    metricsHandler({
+      adminToken: config.adminToken,
+      metricsToken: config.metricsToken,
+      channelCounts: () => store.channels.countByStatus(),
+    }),
+  );
   const screen = createStrangerScreen({ store, policy });
-  app.use('/webhooks/whatsapp', webhookMetrics, webhookRouter({ gateway, store, screen, log: log.child({ component: 'webhook' }), refusals }));
+  app.use(
+    '/webhooks/whatsapp',
+    webhookMetrics,
+    webhookRouter({ gateway, store, screen, log: log.child({ component: 'webhook' }), refusals }),
+  );
 
   const openApi = openApiDocument(deps.version);
   app.get('/api/openapi.json', (_req, res) => void res.json(openApi));
@@ -139,7 +150,13 @@ export function createApp(deps: ApiDeps): WharfApp {
   api.get('/system', (_req, res) => {
     res.json({
       version: deps.version,
-      temporal: { address: deps.temporal.address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, uiUrl: deps.temporal.uiUrl, embedded: deps.temporal.embedded },
+      temporal: {
+        address: deps.temporal.address,
+        namespace: config.temporal.namespace,
+        taskQueue: config.temporal.taskQueue,
+        uiUrl: deps.temporal.uiUrl,
+        embedded: deps.temporal.embedded,
+      },
       store: { kind: store.db.kind },
       publicUrl: config.publicUrl,
     });

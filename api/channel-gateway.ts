@@ -11,7 +11,15 @@ import type { InboundDeliveries } from '../lib/inbound-delivery.js';
 import { WharfChannelStatus, WharfProvider, WharfSpace } from '../lib/search-attributes.js';
 import type { Store } from '../lib/store/store.js';
 import { channelDetails, channelSummary } from '../lib/workflow-metadata.js';
-import type { ChannelState, DeliveryStatus, InboundMessage, InboundMode, NumberChange, Provider, UnhandledInbound } from '../lib/types.js';
+import type {
+  ChannelState,
+  DeliveryStatus,
+  InboundMessage,
+  InboundMode,
+  NumberChange,
+  Provider,
+  UnhandledInbound,
+} from '../lib/types.js';
 import { PROVIDER_INFO } from '../lib/types.js';
 import { channelWorkflowId } from '../lib/workflow-ids.js';
 import { movePairedAddress, webhookVerified } from '../workflows/channel-messages.js';
@@ -25,7 +33,14 @@ export function newChannelId(): string {
 }
 
 /** The state of a channel that was just created (status `setup`, nothing configured or paired). */
-export function newChannelState(input: { id: string; provider: Provider; agent: string; space?: string; inbound?: InboundMode; now?: string }): ChannelState {
+export function newChannelState(input: {
+  id: string;
+  provider: Provider;
+  agent: string;
+  space?: string;
+  inbound?: InboundMode;
+  now?: string;
+}): ChannelState {
   const now = input.now ?? new Date().toISOString();
   return {
     id: input.id,
@@ -58,7 +73,17 @@ export function newPairingCode(): { code: string; expiresAt: string } {
 }
 
 /** Creates the gateway. */
-export function createChannelGateway({ client, store, config, deliveries }: { client: Client; store: Store; config: Config; deliveries: InboundDeliveries }) {
+export function createChannelGateway({
+  client,
+  store,
+  config,
+  deliveries,
+}: {
+  client: Client;
+  store: Store;
+  config: Config;
+  deliveries: InboundDeliveries;
+}) {
   const taskQueue = config.temporal.taskQueue;
   const listeners: Array<(id: string) => void> = [];
 
@@ -88,7 +113,12 @@ export function createChannelGateway({ client, store, config, deliveries }: { cl
      * Creates a channel: binds (or creates) its space and writes its read model in one transaction, then
      * starts its workflow. If the start fails, the transaction's effects are undone: all or nothing.
      */
-    async create(input: { provider: Provider; agent: string; space?: string; inbound?: InboundMode }): Promise<ChannelState> {
+    async create(input: {
+      provider: Provider;
+      agent: string;
+      space?: string;
+      inbound?: InboundMode;
+    }): Promise<ChannelState> {
       const id = newChannelId();
       const state = newChannelState({ id, ...input });
       await store.db.transaction(async (tx) => {
@@ -122,7 +152,8 @@ export function createChannelGateway({ client, store, config, deliveries }: { cl
 
     /** Meta called the webhook successfully: a configured `setup` channel becomes `connected`. */
     async verified(ch: ChannelState): Promise<void> {
-      if (ch.status === 'setup' && ch.configured) await this.handle(ch.id).signal(webhookVerified, { at: new Date().toISOString() });
+      if (ch.status === 'setup' && ch.configured)
+        await this.handle(ch.id).signal(webhookVerified, { at: new Date().toISOString() });
     },
 
     /**
@@ -133,14 +164,20 @@ export function createChannelGateway({ client, store, config, deliveries }: { cl
     async moveNumber(ch: ChannelState, change: NumberChange): Promise<UnhandledInbound> {
       const entry = { id: change.id, chatId: change.from, address: change.from, type: 'system', text: change.body };
       try {
-        const { moved } = await this.handle(ch.id).executeUpdate(movePairedAddress, { args: [{ from: change.from, to: change.to }] });
+        const { moved } = await this.handle(ch.id).executeUpdate(movePairedAddress, {
+          args: [{ from: change.from, to: change.to }],
+        });
         if (moved) this.changed(ch.id);
         const reason = moved
           ? `The user changed number from ${change.from} to ${change.to}: the pairing moved to ${change.to}.`
           : `The user changed number from ${change.from} to ${change.to}; ${change.from} was not paired, so nothing moved.`;
         return { ...entry, status: moved ? 'applied' : 'ignored', reason };
       } catch (err) {
-        return { ...entry, status: 'failed', reason: `The number change from ${change.from} to ${change.to} could not be applied: ${(err as Error).message}` };
+        return {
+          ...entry,
+          status: 'failed',
+          reason: `The number change from ${change.from} to ${change.to} could not be applied: ${(err as Error).message}`,
+        };
       }
     },
 

@@ -28,10 +28,16 @@ export async function unknownNames(text: string, store: Store): Promise<PolicyWa
     for (const m of lines[i].matchAll(/Policy::(Agent|Channel)::"((?:[^"\\]|\\.)*)"/g)) {
       const [, type, name] = m;
       if (type === 'Agent' && !(await store.agents.get(name))) {
-        warnings.push({ line: i + 1, message: `There is no agent "${name}": this policy never applies. GET /api/agents lists the agents (the built-in one is "echo").` });
+        warnings.push({
+          line: i + 1,
+          message: `There is no agent "${name}": this policy never applies. GET /api/agents lists the agents (the built-in one is "echo").`,
+        });
       }
       if (type === 'Channel' && !(PROVIDERS as readonly string[]).includes(name) && !(await store.channels.get(name))) {
-        warnings.push({ line: i + 1, message: `There is no channel "${name}": this policy never applies. Use a channel id (ch_…) or a provider (whatsapp_cloud, whatsapp_user).` });
+        warnings.push({
+          line: i + 1,
+          message: `There is no channel "${name}": this policy never applies. Use a channel id (ch_…) or a provider (whatsapp_cloud, whatsapp_user).`,
+        });
       }
     }
   }
@@ -51,11 +57,19 @@ export function policiesRouter({ policy, store }: { policy: PolicyService; store
   // limit (POLICY_MAX_BYTES, 413) is the service's, so it holds for every way in.
   r.put('/', async (req, res) => {
     if (req.body === undefined) {
-      throw new WharfError('bad_request', `Send the policies as application/json {"policies": "<Cedar text>"}, or the Cedar text as text/plain or application/cedar (got ${req.get('content-type') ?? 'no content type'}).`);
+      throw new WharfError(
+        'bad_request',
+        `Send the policies as application/json {"policies": "<Cedar text>"}, or the Cedar text as text/plain or application/cedar (got ${req.get('content-type') ?? 'no content type'}).`,
+      );
     }
     const body = typeof req.body === 'string' ? { policies: req.body } : PutPoliciesSchema.parse(req.body);
     const saved = await policy.save(body.policies);
-    res.json({ policies: body.policies, updatedAt: saved.updatedAt, builtin: DEFAULT_POLICY, warnings: await unknownNames(body.policies, store) });
+    res.json({
+      policies: body.policies,
+      updatedAt: saved.updatedAt,
+      builtin: DEFAULT_POLICY,
+      warnings: await unknownNames(body.policies, store),
+    });
   });
 
   r.post('/check', async (req, res) => {

@@ -24,7 +24,10 @@ export const plainText = (): z.ZodString =>
 export const multilineText = (): z.ZodString =>
   z
     .string()
-    .refine((s) => !CONTROL_CHARS_BUT_LAYOUT.test(s), 'control characters other than line breaks and tabs are not allowed')
+    .refine(
+      (s) => !CONTROL_CHARS_BUT_LAYOUT.test(s),
+      'control characters other than line breaks and tabs are not allowed',
+    )
     .refine((s) => !LONE_SURROGATE.test(s), 'must be well-formed Unicode (no lone surrogates)');
 
 /** `{vault, item, field}` pointing at a secret. */
@@ -61,8 +64,14 @@ export const ListChannelsQuery = z.object({
 
 /** PUT /api/channels/:id/config for the Cloud API. */
 export const CloudConfigSchema = z.strictObject({
-  phone_number_id: z.string().trim().regex(/^\d{5,32}$/, 'the numeric Phone Number ID from WhatsApp → API Setup'),
-  business_account_id: z.string().trim().regex(/^\d{5,32}$/, 'the numeric WhatsApp Business Account ID'),
+  phone_number_id: z
+    .string()
+    .trim()
+    .regex(/^\d{5,32}$/, 'the numeric Phone Number ID from WhatsApp → API Setup'),
+  business_account_id: z
+    .string()
+    .trim()
+    .regex(/^\d{5,32}$/, 'the numeric WhatsApp Business Account ID'),
   access_token: CredentialRefSchema,
   verify_token: CredentialRefSchema,
   app_secret: CredentialRefSchema,
@@ -83,10 +92,19 @@ export const CreateAgentSchema = z.discriminatedUnion('kind', [
     system: multilineText().max(20_000).optional(),
     /** Speech to text for audio (OpenAI's `/audio/transcriptions`); off when absent. Defaults: the agent's baseUrl and apiKey. */
     transcription: z
-      .strictObject({ baseUrl: z.url({ protocol: /^https?$/ }).optional(), model: plainText().min(1).max(200), apiKey: CredentialRefSchema.optional() })
+      .strictObject({
+        baseUrl: z.url({ protocol: /^https?$/ }).optional(),
+        model: plainText().min(1).max(200),
+        apiKey: CredentialRefSchema.optional(),
+      })
       .optional(),
   }),
-  z.strictObject({ id, kind: z.literal('temporal'), workflowType: plainText().min(1).max(200), taskQueue: plainText().min(1).max(200) }),
+  z.strictObject({
+    id,
+    kind: z.literal('temporal'),
+    workflowType: plainText().min(1).max(200),
+    taskQueue: plainText().min(1).max(200),
+  }),
 ]);
 
 /** POST /api/vaults/:vault/items ("New credential") */
@@ -94,7 +112,9 @@ export const CreateVaultItemSchema = z.strictObject({
   name: plainText().trim().min(1).max(200),
   kind: z.enum(['api_key', 'password', 'token', 'secret']).default('api_key'),
   // Values are secrets: any bytes, encrypted before they are stored and never shown.
-  fields: z.record(plainText().min(1).max(100), z.string().max(65_536)).refine((f) => Object.keys(f).length > 0, 'give at least one field, e.g. {"value": "..."}'),
+  fields: z
+    .record(plainText().min(1).max(100), z.string().max(65_536))
+    .refine((f) => Object.keys(f).length > 0, 'give at least one field, e.g. {"value": "..."}'),
 });
 
 /** GET /api/channels/:id/messages */
@@ -108,7 +128,11 @@ export const PolicyCheckSchema = z.object({
   channel: plainText().min(1).max(200),
   sender: plainText().min(1).max(200),
   agent: plainText().min(1).max(200).optional(),
-  chat: z.object({ kind: z.enum(['direct', 'group']), id: plainText().min(1).max(200), name: plainText().max(1000).optional() }),
+  chat: z.object({
+    kind: z.enum(['direct', 'group']),
+    id: plainText().min(1).max(200),
+    name: plainText().max(1000).optional(),
+  }),
   name: plainText().max(1000).optional(),
 });
 

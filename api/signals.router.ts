@@ -9,7 +9,14 @@ import { WharfError } from '../lib/errors.js';
 import { messageLogIds } from '../lib/log-ids.js';
 import type { Logger } from '../lib/logger.js';
 import type { Store } from '../lib/store/store.js';
-import { cancelWaiter, returnMessage, signalQueue, waitForMessage, type HandedOffMessage, type SignalQueueView } from '../workflows/channel-messages.js';
+import {
+  cancelWaiter,
+  returnMessage,
+  signalQueue,
+  waitForMessage,
+  type HandedOffMessage,
+  type SignalQueueView,
+} from '../workflows/channel-messages.js';
 import type { ChannelGateway } from './channel-gateway.js';
 import { SignalWaitSchema } from './schemas.js';
 
@@ -24,8 +31,18 @@ export function signalsRouter({ gateway, store, log }: { gateway: ChannelGateway
       spaces.map(async (sp) => {
         const ch = sp.channelId ? await store.channels.get(sp.channelId) : null;
         let queue: SignalQueueView | null = null;
-        if (ch) queue = await gateway.handle(ch.id).query(signalQueue).catch(() => null);
-        return { space: sp.name, channelId: ch?.id ?? null, inbound: ch?.inbound ?? null, waiters: queue?.waiters ?? [], held: queue?.held ?? [] };
+        if (ch)
+          queue = await gateway
+            .handle(ch.id)
+            .query(signalQueue)
+            .catch(() => null);
+        return {
+          space: sp.name,
+          channelId: ch?.id ?? null,
+          inbound: ch?.inbound ?? null,
+          waiters: queue?.waiters ?? [],
+          held: queue?.held ?? [],
+        };
       }),
     );
     res.json(out);
@@ -35,7 +52,11 @@ export function signalsRouter({ gateway, store, log }: { gateway: ChannelGateway
     const body = SignalWaitSchema.extend({ from: SignalWaitSchema.shape.space.optional() }).parse(req.body);
     const space = await store.spaces.get(body.space);
     if (!space) throw new WharfError('not_found', `There is no space "${body.space}". GET /api/spaces lists them.`);
-    if (!space.channelId) throw new WharfError('not_found', `Space "${body.space}" has no channel bound to it, so nothing can arrive there.`);
+    if (!space.channelId)
+      throw new WharfError(
+        'not_found',
+        `Space "${body.space}" has no channel bound to it, so nothing can arrive there.`,
+      );
     const handle = gateway.handle(space.channelId);
     const waiterId = randomUUID();
 
@@ -43,7 +64,10 @@ export function signalsRouter({ gateway, store, log }: { gateway: ChannelGateway
     const putBack = async (message: HandedOffMessage | null): Promise<void> => {
       if (!message) return;
       await handle.signal(returnMessage, { message });
-      log.info({ ...messageLogIds(message.channelId, message.chat.id), space: body.space, messageId: message.id }, 'waiter went away; message kept for the next one');
+      log.info(
+        { ...messageLogIds(message.channelId, message.chat.id), space: body.space, messageId: message.id },
+        'waiter went away; message kept for the next one',
+      );
     };
     res.on('close', () => {
       if (res.writableFinished) return;

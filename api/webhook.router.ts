@@ -18,7 +18,19 @@ import { idParam } from './params.js';
 import type { RefusalCounter } from './refusal-counter.js';
 
 /** Builds the router mounted at `/webhooks/whatsapp`. */
-export function webhookRouter({ gateway, store, screen, log, refusals }: { gateway: ChannelGateway; store: Store; screen: StrangerScreen; log: Logger; refusals: RefusalCounter }): Router {
+export function webhookRouter({
+  gateway,
+  store,
+  screen,
+  log,
+  refusals,
+}: {
+  gateway: ChannelGateway;
+  store: Store;
+  screen: StrangerScreen;
+  log: Logger;
+  refusals: RefusalCounter;
+}): Router {
   const r = Router();
   r.param('channelId', idParam('Cloud API channel'));
 
@@ -59,10 +71,16 @@ export function webhookRouter({ gateway, store, screen, log, refusals }: { gatew
       if (err.vault === 'local' && err.problem === 'not_found') return null; // a dangling ref: nothing matches
       const good = lastGood.get(key);
       if (good && Date.now() - good.at < SECRET_GRACE_MS) {
-        log.warn({ channelId: ch.id, field, reason: err.message }, 'vault unavailable: checking with the last good secret');
+        log.warn(
+          { channelId: ch.id, field, reason: err.message },
+          'vault unavailable: checking with the last good secret',
+        );
         return good.value;
       }
-      log.warn({ channelId: ch.id, field, reason: err.message }, 'vault unavailable and no recent good secret: webhook refused with 503');
+      log.warn(
+        { channelId: ch.id, field, reason: err.message },
+        'vault unavailable and no recent good secret: webhook refused with 503',
+      );
       throw new WharfError('unavailable', `${field}: ${err.message}. Meta will deliver again later.`);
     }
   };
@@ -93,9 +111,18 @@ export function webhookRouter({ gateway, store, screen, log, refusals }: { gatew
     const mode = req.query['hub.mode'];
     const token = req.query['hub.verify_token'];
     const challenge = req.query['hub.challenge'];
-    if (!expected || mode !== 'subscribe' || typeof token !== 'string' || typeof challenge !== 'string' || !sameSecret(token, expected)) {
+    if (
+      !expected ||
+      mode !== 'subscribe' ||
+      typeof token !== 'string' ||
+      typeof challenge !== 'string' ||
+      !sameSecret(token, expected)
+    ) {
       refusals.note(ch.id, 'verification_refused');
-      throw new WharfError('forbidden', 'Verification refused: hub.verify_token does not match this channel’s verify_token.');
+      throw new WharfError(
+        'forbidden',
+        'Verification refused: hub.verify_token does not match this channel’s verify_token.',
+      );
     }
     await store.diagnostics.record(ch.id, 'verified');
     await gateway.verified(ch);
@@ -118,11 +145,19 @@ export function webhookRouter({ gateway, store, screen, log, refusals }: { gatew
     }
     const phoneId = String(ch.config.phone_number_id ?? '');
     const parsed = parseWebhookPayload(ch.id, body, { phoneNumberId: phoneId });
-    if (!parsed.ok) throw new WharfError('bad_request', 'The event is not a WhatsApp Business Account webhook payload.', parsed.issues as unknown[]);
+    if (!parsed.ok)
+      throw new WharfError(
+        'bad_request',
+        'The event is not a WhatsApp Business Account webhook payload.',
+        parsed.issues as unknown[],
+      );
     const elsewhere = parsed.phoneNumberIds.filter((p) => p !== phoneId);
     if (elsewhere.length && Date.now() - (lastMisrouted.get(ch.id) ?? 0) > 60_000) {
       lastMisrouted.set(ch.id, Date.now());
-      log.warn({ channelId: ch.id, phoneNumberIds: elsewhere }, 'events for another phone_number_id were posted to this channel and recorded as ignored; point that number’s webhook at its own channel');
+      log.warn(
+        { channelId: ch.id, phoneNumberIds: elsewhere },
+        'events for another phone_number_id were posted to this channel and recorded as ignored; point that number’s webhook at its own channel',
+      );
     }
     // Everything the request carries is on record (or in Temporal) before the 200: what goes to no chat
     // (reactions, deletions, other numbers' events, items Wharf cannot read) is written here.
@@ -132,8 +167,18 @@ export function webhookRouter({ gateway, store, screen, log, refusals }: { gatew
     unhandled.push(...denied);
     await store.messages.recordUnhandled(ch.id, unhandled);
     await gateway.deliver(ch.id, toChats, parsed.statuses);
-    await Promise.all([noteWebhook(ch.id), ch.status === 'setup' ? gateway.verified(ch).then(() => eventContexts.delete(ch.id)) : undefined]);
-    res.status(200).json({ ok: true, messages: parsed.messages.length, statuses: parsed.statuses.length, recorded: unhandled.length });
+    await Promise.all([
+      noteWebhook(ch.id),
+      ch.status === 'setup' ? gateway.verified(ch).then(() => eventContexts.delete(ch.id)) : undefined,
+    ]);
+    res
+      .status(200)
+      .json({
+        ok: true,
+        messages: parsed.messages.length,
+        statuses: parsed.statuses.length,
+        recorded: unhandled.length,
+      });
   });
 
   return r;

@@ -24,7 +24,10 @@ export interface BaselineServer {
 /** Starts the baseline in a child process and resolves once it listens. */
 export async function startBaselineServer(appSecret: string): Promise<BaselineServer> {
   const script = fileURLToPath(import.meta.url);
-  const child = spawn(process.execPath, [script, '--serve'], { env: { ...process.env, BASELINE_APP_SECRET: appSecret }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [script, '--serve'], {
+    env: { ...process.env, BASELINE_APP_SECRET: appSecret },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
@@ -84,7 +87,12 @@ export async function benchBaseline(opts: {
       if (r.aborted) break;
     }
     opts.progress?.(`baseline: closed loop, ${opts.concurrency} in flight, ${opts.seconds} s`);
-    const closed = await runClosedLoop({ url: server.url, makeRequest: opts.makeRequest, concurrency: opts.concurrency, seconds: opts.seconds });
+    const closed = await runClosedLoop({
+      url: server.url,
+      makeRequest: opts.makeRequest,
+      concurrency: opts.concurrency,
+      seconds: opts.seconds,
+    });
     const maxSustained = Math.max(closed.sustained, ...open.map((s) => s.sustained));
     return { closed, open, maxSustained };
   } finally {

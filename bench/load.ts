@@ -111,7 +111,13 @@ export function loadAgent(maxSockets = 256): Agent {
 }
 
 /** Sends one POST and resolves with its outcome (never rejects). `t0` is the time latency is counted from. */
-export function post(url: URL, req: LoadRequest, agent: Agent, timeoutMs: number, t0 = performance.now()): Promise<LoadOutcome> {
+export function post(
+  url: URL,
+  req: LoadRequest,
+  agent: Agent,
+  timeoutMs: number,
+  t0 = performance.now(),
+): Promise<LoadOutcome> {
   const sentAt = Date.now();
   return new Promise((resolve) => {
     let done = false;
@@ -169,7 +175,13 @@ class Tally {
   get errors(): number {
     return this.done - this.ok;
   }
-  result(mode: 'open' | 'closed', offeredRate: number | null, concurrency: number, durationSec: number, abortReason?: string): StepResult {
+  result(
+    mode: 'open' | 'closed',
+    offeredRate: number | null,
+    concurrency: number,
+    durationSec: number,
+    abortReason?: string,
+  ): StepResult {
     return {
       mode,
       offeredRate,
@@ -197,7 +209,9 @@ class Tally {
  * after the last send. Also stops early on `stopAt(i)` returning true before request `i` (used by the crash
  * test to kill the server mid-burst).
  */
-export async function runOpenLoop(opts: LoadOptions & { rate: number; seconds: number; beforeSend?: (i: number) => boolean | void }): Promise<StepResult> {
+export async function runOpenLoop(
+  opts: LoadOptions & { rate: number; seconds: number; beforeSend?: (i: number) => boolean | void },
+): Promise<StepResult> {
   const url = new URL(opts.url);
   assertLoopback(url);
   const timeoutMs = opts.timeoutMs ?? 10_000;
@@ -240,7 +254,8 @@ export async function runOpenLoop(opts: LoadOptions & { rate: number; seconds: n
       i++;
     }
     if (pending.size > maxInFlight) abortReason = `more than ${maxInFlight} requests outstanding`;
-    else if (tally.done >= 100 && tally.errors / tally.done > maxErrorRatio) abortReason = `${tally.errors} of ${tally.done} requests failed`;
+    else if (tally.done >= 100 && tally.errors / tally.done > maxErrorRatio)
+      abortReason = `${tally.errors} of ${tally.done} requests failed`;
     if (i < total && !abortReason) {
       const next = start + i * interval;
       await sleep(Math.max(0, Math.min(20, next - performance.now())));
@@ -255,7 +270,9 @@ export async function runOpenLoop(opts: LoadOptions & { rate: number; seconds: n
 }
 
 /** Closed loop: `concurrency` requests in flight at all times for `seconds` (at most `maxRequests` in all). */
-export async function runClosedLoop(opts: LoadOptions & { concurrency: number; seconds: number; maxRequests?: number }): Promise<StepResult> {
+export async function runClosedLoop(
+  opts: LoadOptions & { concurrency: number; seconds: number; maxRequests?: number },
+): Promise<StepResult> {
   const url = new URL(opts.url);
   assertLoopback(url);
   const timeoutMs = opts.timeoutMs ?? 10_000;
@@ -276,7 +293,8 @@ export async function runClosedLoop(opts: LoadOptions & { concurrency: number; s
       const o = await post(url, req, agent, timeoutMs);
       tally.add(o);
       opts.onOutcome?.(idx, o);
-      if (tally.done >= 100 && tally.errors / tally.done > maxErrorRatio) abortReason = `${tally.errors} of ${tally.done} requests failed`;
+      if (tally.done >= 100 && tally.errors / tally.done > maxErrorRatio)
+        abortReason = `${tally.errors} of ${tally.done} requests failed`;
     }
   };
   await Promise.all(Array.from({ length: opts.concurrency }, worker));

@@ -107,17 +107,25 @@ export function benchPolicy(opts: { iterations?: number } = {}): PolicyBenchResu
  * keyed by policy version and request), over the same 257 varied requests cycling — so after the first
  * pass, a sender seen before is answered from the cache.
  */
-export async function benchPolicyService(opts: { iterations?: number } = {}): Promise<{ name: string; usPerDecision: number; decisionsPerSec: number }> {
+export async function benchPolicyService(
+  opts: { iterations?: number } = {},
+): Promise<{ name: string; usPerDecision: number; decisionsPerSec: number }> {
   const iterations = opts.iterations ?? 20_000;
   const reqs = requests(257);
   // Only the policy part of the store is used by the service.
-  const store = { policies: { version: async () => 1, current: async () => ({ text: EXAMPLE_POLICY, updatedAt: null }) } } as unknown as Store;
+  const store = {
+    policies: { version: async () => 1, current: async () => ({ text: EXAMPLE_POLICY, updatedAt: null }) },
+  } as unknown as Store;
   const service = createPolicyService(store);
   for (let i = 0; i < Math.max(500, iterations / 5); i++) await service.decide(reqs[i % reqs.length]);
   const start = performance.now();
   for (let i = 0; i < iterations; i++) await service.decide(reqs[i % reqs.length]);
   const us = ((performance.now() - start) * 1000) / iterations;
-  return { name: 'policy service decide (cached per version)', usPerDecision: round(us), decisionsPerSec: Math.round(1_000_000 / us) };
+  return {
+    name: 'policy service decide (cached per version)',
+    usPerDecision: round(us),
+    decisionsPerSec: Math.round(1_000_000 / us),
+  };
 }
 
 /** Rounds to one decimal place. */

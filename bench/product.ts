@@ -148,7 +148,10 @@ export async function startProduct(opts: StartOptions): Promise<Product> {
     const s = performance.now();
     const r = await fetch(base + path, {
       method,
-      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(60_000),
     });
@@ -164,7 +167,10 @@ export async function startProduct(opts: StartOptions): Promise<Product> {
 
   const timeoutMs = opts.timeoutMs ?? 180_000;
   for (;;) {
-    if (done) throw new Error(`the product exited during start-up (${JSON.stringify(done)}); log ${opts.logFile}:\n${tail.slice(-3000)}`);
+    if (done)
+      throw new Error(
+        `the product exited during start-up (${JSON.stringify(done)}); log ${opts.logFile}:\n${tail.slice(-3000)}`,
+      );
     try {
       const r = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2000) });
       if (r.status === 200 && ((await r.json()) as { ok?: boolean }).ok) break;
@@ -280,7 +286,10 @@ export function productMemory(pid: number): { wharfRssMb: number; temporalRssMb:
  * Waits until `pid` and its children together use less than `maxCpuPct` of one core over `windowMs`,
  * at most `maxWaitMs`. Returns how long it waited and whether it got there.
  */
-export async function waitIdle(pid: number, { maxCpuPct = 10, windowMs = 2000, maxWaitMs = 120_000 } = {}): Promise<{ waitedMs: number; idle: boolean }> {
+export async function waitIdle(
+  pid: number,
+  { maxCpuPct = 10, windowMs = 2000, maxWaitMs = 120_000 } = {},
+): Promise<{ waitedMs: number; idle: boolean }> {
   const s = performance.now();
   const total = (): number => [pid, ...childPids(pid)].reduce((a, p) => a + cpuTicks(p), 0);
   let before = total();
@@ -319,13 +328,25 @@ export async function createSecrets(p: Product, name: string): Promise<CloudSecr
   const appSecret = `appsecret-${randomBytes(12).toString('hex')}`;
   const verifyToken = `verify-${randomBytes(6).toString('hex')}`;
   const item = async (suffix: string, value: string): Promise<CredentialRef> => {
-    const d = check('creating a vault item', await p.api<{ item: string }>('POST', '/api/vaults/local/items', { name: `${name}-${suffix}`, kind: 'api_key', fields: { value } }), 201);
+    const d = check(
+      'creating a vault item',
+      await p.api<{ item: string }>('POST', '/api/vaults/local/items', {
+        name: `${name}-${suffix}`,
+        kind: 'api_key',
+        fields: { value },
+      }),
+      201,
+    );
     return { vault: 'local', item: d.item, field: 'value' };
   };
   return {
     appSecret,
     verifyToken,
-    refs: { access_token: await item('token', GRAPH_TOKEN), verify_token: await item('verify', verifyToken), app_secret: await item('secret', appSecret) },
+    refs: {
+      access_token: await item('token', GRAPH_TOKEN),
+      verify_token: await item('verify', verifyToken),
+      app_secret: await item('secret', appSecret),
+    },
   };
 }
 
@@ -344,10 +365,27 @@ export interface ReadyChannel {
 
 /** Saves the config, runs Meta's verification GET and waits for `connected` (bounded). */
 export async function configureAndConnect(p: Product, id: string, secrets: CloudSecrets): Promise<ReadyChannel> {
-  check(`saving config of ${id}`, await p.api('PUT', `/api/channels/${id}/config`, { phone_number_id: PHONE_NUMBER_ID, business_account_id: WABA_ID, ...secrets.refs }), 200);
-  const ch = check(`reading ${id}`, await p.api<{ webhookUrl: string | null; status: string; statusReason: string }>('GET', `/api/channels/${id}`), 200);
-  if (!ch.webhookUrl) throw new Error(`channel ${id} has no webhookUrl after saving its config (status ${ch.status}: ${ch.statusReason})`);
-  const v = await fetch(`${ch.webhookUrl}?hub.mode=subscribe&hub.verify_token=${encodeURIComponent(secrets.verifyToken)}&hub.challenge=123`);
+  check(
+    `saving config of ${id}`,
+    await p.api('PUT', `/api/channels/${id}/config`, {
+      phone_number_id: PHONE_NUMBER_ID,
+      business_account_id: WABA_ID,
+      ...secrets.refs,
+    }),
+    200,
+  );
+  const ch = check(
+    `reading ${id}`,
+    await p.api<{ webhookUrl: string | null; status: string; statusReason: string }>('GET', `/api/channels/${id}`),
+    200,
+  );
+  if (!ch.webhookUrl)
+    throw new Error(
+      `channel ${id} has no webhookUrl after saving its config (status ${ch.status}: ${ch.statusReason})`,
+    );
+  const v = await fetch(
+    `${ch.webhookUrl}?hub.mode=subscribe&hub.verify_token=${encodeURIComponent(secrets.verifyToken)}&hub.challenge=123`,
+  );
   if (v.status !== 200) throw new Error(`webhook verification of ${id}: HTTP ${v.status} ${await v.text()}`);
   for (let i = 0; i < 100; i++) {
     const s = await p.api<{ status: string; statusReason: string }>('GET', `/api/channels/${id}`);
@@ -360,7 +398,13 @@ export async function configureAndConnect(p: Product, id: string, secrets: Cloud
 
 /** The operator policy that lets every sender through `receive_message`. */
 export async function permitEveryone(p: Product): Promise<void> {
-  check('saving the permit-all policy', await p.api('PUT', '/api/policies', { policies: 'permit(principal, action == Policy::Action::"receive_message", resource);' }), 200);
+  check(
+    'saving the permit-all policy',
+    await p.api('PUT', '/api/policies', {
+      policies: 'permit(principal, action == Policy::Action::"receive_message", resource);',
+    }),
+    200,
+  );
 }
 
 // ---- webhooks and replies ------------------------------------------------------------------------
@@ -376,9 +420,15 @@ export function newWamid(): string {
 }
 
 /** One signed webhook carrying one text message. */
-export function signedWebhook(appSecret: string, msg: { from: string; text: string; id?: string; name?: string }): LoadRequest & { id: string } {
+export function signedWebhook(
+  appSecret: string,
+  msg: { from: string; text: string; id?: string; name?: string },
+): LoadRequest & { id: string } {
   const id = msg.id ?? newWamid();
-  const payload = inboundPayload({ phoneNumberId: PHONE_NUMBER_ID, displayPhoneNumber: '15550100000', wabaId: WABA_ID }, [{ from: msg.from, text: msg.text, id, name: msg.name ?? `Sender ${msg.from.slice(-4)}` }]);
+  const payload = inboundPayload(
+    { phoneNumberId: PHONE_NUMBER_ID, displayPhoneNumber: '15550100000', wabaId: WABA_ID },
+    [{ from: msg.from, text: msg.text, id, name: msg.name ?? `Sender ${msg.from.slice(-4)}` }],
+  );
   const body = Buffer.from(JSON.stringify(payload));
   return { id, body, headers: { 'x-hub-signature-256': signPayload(body, appSecret) } };
 }

@@ -79,7 +79,18 @@ import {
 
 // ---- options -------------------------------------------------------------------------------------
 
-const SECTIONS = ['micro', 'baseline', 'floor', 'ingest', 'crash', 'scale', 'flood', 'sessions', 'cluster', 'failover'] as const;
+const SECTIONS = [
+  'micro',
+  'baseline',
+  'floor',
+  'ingest',
+  'crash',
+  'scale',
+  'flood',
+  'sessions',
+  'cluster',
+  'failover',
+] as const;
 type Section = (typeof SECTIONS)[number];
 /** The sections a run without --only runs (cluster starts its own PostgreSQL and nodes: asked for by name). */
 const DEFAULT_SECTIONS: Section[] = ['micro', 'baseline', 'floor', 'ingest', 'crash', 'scale', 'flood', 'sessions'];

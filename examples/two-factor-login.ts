@@ -22,7 +22,11 @@ export type TwoFactorLoginResult = { ok: true; code: string; from: string } | { 
 /** Waits for the 2FA code and returns it. */
 export async function twoFactorLogin(input: TwoFactorLoginInput): Promise<TwoFactorLoginResult> {
   // await startLogin(input.user) — an activity that triggers the SMS/WhatsApp code in the real system.
-  const r = await waitForChannelSignal({ space: input.space, timeout: input.timeoutMs, wharfTaskQueue: input.wharfTaskQueue });
+  const r = await waitForChannelSignal({
+    space: input.space,
+    timeout: input.timeoutMs,
+    wharfTaskQueue: input.wharfTaskQueue,
+  });
   if (!r.ok) return { ok: false, reason: r.reason };
   const code = r.message.text.replace(/\s+/g, '');
   // await finishLogin(input.user, code) — the activity that submits it.

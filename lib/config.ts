@@ -26,12 +26,18 @@ function pem(label: string) {
         try {
           text = readFileSync(v, 'utf8');
         } catch (err) {
-          ctx.addIssue({ code: 'custom', message: `cannot read ${v}: ${(err as NodeJS.ErrnoException).code ?? String(err)} (give the PEM text or the path of a PEM file)` });
+          ctx.addIssue({
+            code: 'custom',
+            message: `cannot read ${v}: ${(err as NodeJS.ErrnoException).code ?? String(err)} (give the PEM text or the path of a PEM file)`,
+          });
           return z.NEVER;
         }
       }
       if (!new RegExp(`-----BEGIN [A-Z ]*${label}-----`).test(text)) {
-        ctx.addIssue({ code: 'custom', message: `must be a PEM ${label.toLowerCase()} (-----BEGIN … ${label}-----), or the path of a file holding one` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be a PEM ${label.toLowerCase()} (-----BEGIN … ${label}-----), or the path of a file holding one`,
+        });
         return z.NEVER;
       }
       return Buffer.from(text);
@@ -41,74 +47,106 @@ function pem(label: string) {
 /** The environment variables Wharf reads, with their defaults. */
 export const EnvSchema = z
   .object({
-  WHARF_PORT: port.default(8080),
-  WHARF_HOST: nonEmpty.default('127.0.0.1'),
-  WHARF_PUBLIC_URL: z
-    .url({ protocol: /^https?$/, message: 'must be an http(s) URL such as https://wharf.example.com' })
-    .default('http://localhost:8080')
-    .transform((u) => u.replace(/\/+$/, '')),
-  WHARF_DATA_DIR: nonEmpty.default('./data'),
-  WHARF_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
-  WHARF_SECRET_KEY: z
-    .string()
-    .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)')
-    .optional(),
-  TEMPORAL_ADDRESS: nonEmpty.optional(),
-  TEMPORAL_NAMESPACE: nonEmpty.default('default'),
-  WHARF_TASK_QUEUE: nonEmpty.default('wharf'),
-  /** `true`: TLS to TEMPORAL_ADDRESS with the system's CAs (implied by any TEMPORAL_TLS_* setting or an API key). */
-  TEMPORAL_TLS: z.enum(['true', 'false']).optional(),
-  /** PEM of the client certificate for mTLS (the PEM text, or the path of a file holding it); needs TEMPORAL_TLS_KEY. */
-  TEMPORAL_TLS_CERT: pem('CERTIFICATE').optional(),
-  /** PEM of the client certificate's private key (text or file path); needs TEMPORAL_TLS_CERT. */
-  TEMPORAL_TLS_KEY: pem('PRIVATE KEY').optional(),
-  /** PEM of the CA that signed the server's certificate (text or file path); the system's CAs when unset. */
-  TEMPORAL_TLS_CA: pem('CERTIFICATE').optional(),
-  /** The name the server's certificate is checked against, when it is not the host of TEMPORAL_ADDRESS. */
-  TEMPORAL_TLS_SERVER_NAME: nonEmpty.optional(),
-  /** A Temporal Cloud API key: sent as a bearer token, over TLS. */
-  TEMPORAL_API_KEY: nonEmpty.optional(),
-  DATABASE_URL: z
-    .string()
-    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
-    .optional(),
-  META_GRAPH_URL: z.url({ protocol: /^https?$/ }).default('https://graph.facebook.com').transform((u) => u.replace(/\/+$/, '')),
-  META_GRAPH_VERSION: z.string().regex(/^v\d+\.\d+$/, 'must look like v23.0').default('v23.0'),
-  /** Embedded dev server ports (optional; free ports are picked when the defaults are taken). */
-  WHARF_TEMPORAL_PORT: port.optional(),
-  WHARF_TEMPORAL_UI_PORT: port.optional(),
-  /** Workflows the worker keeps in memory between tasks (Temporal's sticky cache). */
-  WHARF_WORKFLOW_CACHE_SIZE: z.coerce.number().int().min(1).max(100_000).default(250),
-  /** Prometheus metrics of the Temporal worker (task latencies, slots, sticky cache) on this host:port. */
-  WHARF_METRICS_ADDRESS: z
-    .string()
-    .regex(/^(\[[0-9a-fA-F:]+\]|[^\s:[\]]+):\d{1,5}$/, 'must be host:port, such as 127.0.0.1:9464 or [::1]:9464')
-    .optional(),
-  /** Prometheus metrics of the embedded Temporal dev server (persistence latencies) on this port. */
-  WHARF_TEMPORAL_METRICS_PORT: port.optional(),
-  /** Days a stored media file is kept after it was last received (SPEC §5 media). */
-  WHARF_MEDIA_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
-  /** The WhatsApp Web websocket the personal adapter connects to (tests and demos point it at a simulator). */
-  WHARF_WA_URL: z.url({ protocol: /^wss?$/, message: 'must be a ws:// or wss:// URL such as ws://127.0.0.1:7999/ws/chat' }).optional(),
-  /** The Curve25519 public key (base64, 32 bytes) the Noise certificate chain of that server must chain to. */
-  WHARF_WA_CERT_ROOT: z
-    .string()
-    .refine((v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length === 32, 'must be a 32-byte Curve25519 public key, base64-encoded')
-    .optional(),
-  /** A bearer token that reads `GET /metrics` only (the admin token reads it too). */
-  WHARF_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    WHARF_PORT: port.default(8080),
+    WHARF_HOST: nonEmpty.default('127.0.0.1'),
+    WHARF_PUBLIC_URL: z
+      .url({ protocol: /^https?$/, message: 'must be an http(s) URL such as https://wharf.example.com' })
+      .default('http://localhost:8080')
+      .transform((u) => u.replace(/\/+$/, '')),
+    WHARF_DATA_DIR: nonEmpty.default('./data'),
+    WHARF_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    WHARF_SECRET_KEY: z
+      .string()
+      .refine(
+        (v) => Buffer.from(v, 'base64').length === 32,
+        'must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)',
+      )
+      .optional(),
+    TEMPORAL_ADDRESS: nonEmpty.optional(),
+    TEMPORAL_NAMESPACE: nonEmpty.default('default'),
+    WHARF_TASK_QUEUE: nonEmpty.default('wharf'),
+    /** `true`: TLS to TEMPORAL_ADDRESS with the system's CAs (implied by any TEMPORAL_TLS_* setting or an API key). */
+    TEMPORAL_TLS: z.enum(['true', 'false']).optional(),
+    /** PEM of the client certificate for mTLS (the PEM text, or the path of a file holding it); needs TEMPORAL_TLS_KEY. */
+    TEMPORAL_TLS_CERT: pem('CERTIFICATE').optional(),
+    /** PEM of the client certificate's private key (text or file path); needs TEMPORAL_TLS_CERT. */
+    TEMPORAL_TLS_KEY: pem('PRIVATE KEY').optional(),
+    /** PEM of the CA that signed the server's certificate (text or file path); the system's CAs when unset. */
+    TEMPORAL_TLS_CA: pem('CERTIFICATE').optional(),
+    /** The name the server's certificate is checked against, when it is not the host of TEMPORAL_ADDRESS. */
+    TEMPORAL_TLS_SERVER_NAME: nonEmpty.optional(),
+    /** A Temporal Cloud API key: sent as a bearer token, over TLS. */
+    TEMPORAL_API_KEY: nonEmpty.optional(),
+    DATABASE_URL: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+      .optional(),
+    META_GRAPH_URL: z
+      .url({ protocol: /^https?$/ })
+      .default('https://graph.facebook.com')
+      .transform((u) => u.replace(/\/+$/, '')),
+    META_GRAPH_VERSION: z
+      .string()
+      .regex(/^v\d+\.\d+$/, 'must look like v23.0')
+      .default('v23.0'),
+    /** Embedded dev server ports (optional; free ports are picked when the defaults are taken). */
+    WHARF_TEMPORAL_PORT: port.optional(),
+    WHARF_TEMPORAL_UI_PORT: port.optional(),
+    /** Workflows the worker keeps in memory between tasks (Temporal's sticky cache). */
+    WHARF_WORKFLOW_CACHE_SIZE: z.coerce.number().int().min(1).max(100_000).default(250),
+    /** Prometheus metrics of the Temporal worker (task latencies, slots, sticky cache) on this host:port. */
+    WHARF_METRICS_ADDRESS: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:]+\]|[^\s:[\]]+):\d{1,5}$/, 'must be host:port, such as 127.0.0.1:9464 or [::1]:9464')
+      .optional(),
+    /** Prometheus metrics of the embedded Temporal dev server (persistence latencies) on this port. */
+    WHARF_TEMPORAL_METRICS_PORT: port.optional(),
+    /** Days a stored media file is kept after it was last received (SPEC §5 media). */
+    WHARF_MEDIA_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+    /** The WhatsApp Web websocket the personal adapter connects to (tests and demos point it at a simulator). */
+    WHARF_WA_URL: z
+      .url({ protocol: /^wss?$/, message: 'must be a ws:// or wss:// URL such as ws://127.0.0.1:7999/ws/chat' })
+      .optional(),
+    /** The Curve25519 public key (base64, 32 bytes) the Noise certificate chain of that server must chain to. */
+    WHARF_WA_CERT_ROOT: z
+      .string()
+      .refine(
+        (v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length === 32,
+        'must be a 32-byte Curve25519 public key, base64-encoded',
+      )
+      .optional(),
+    /** A bearer token that reads `GET /metrics` only (the admin token reads it too). */
+    WHARF_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .superRefine((e, ctx) => {
     if (!!e.TEMPORAL_TLS_CERT !== !!e.TEMPORAL_TLS_KEY) {
-      ctx.addIssue({ code: 'custom', path: [e.TEMPORAL_TLS_CERT ? 'TEMPORAL_TLS_KEY' : 'TEMPORAL_TLS_CERT'], message: 'mTLS needs both TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY' });
+      ctx.addIssue({
+        code: 'custom',
+        path: [e.TEMPORAL_TLS_CERT ? 'TEMPORAL_TLS_KEY' : 'TEMPORAL_TLS_CERT'],
+        message: 'mTLS needs both TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY',
+      });
     }
-    const secured = e.TEMPORAL_TLS === 'true' || e.TEMPORAL_TLS_CERT || e.TEMPORAL_TLS_CA || e.TEMPORAL_TLS_SERVER_NAME || e.TEMPORAL_API_KEY;
+    const secured =
+      e.TEMPORAL_TLS === 'true' ||
+      e.TEMPORAL_TLS_CERT ||
+      e.TEMPORAL_TLS_CA ||
+      e.TEMPORAL_TLS_SERVER_NAME ||
+      e.TEMPORAL_API_KEY;
     if (secured && !e.TEMPORAL_ADDRESS) {
-      ctx.addIssue({ code: 'custom', path: ['TEMPORAL_ADDRESS'], message: 'TLS and API-key settings are for a Temporal cluster: set TEMPORAL_ADDRESS (the embedded dev server speaks plaintext)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['TEMPORAL_ADDRESS'],
+        message:
+          'TLS and API-key settings are for a Temporal cluster: set TEMPORAL_ADDRESS (the embedded dev server speaks plaintext)',
+      });
     }
     if (e.TEMPORAL_TLS === 'false' && (e.TEMPORAL_TLS_CERT || e.TEMPORAL_TLS_CA || e.TEMPORAL_API_KEY)) {
-      ctx.addIssue({ code: 'custom', path: ['TEMPORAL_TLS'], message: 'is false, but TLS certificates or an API key are set (an API key is only ever sent over TLS)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['TEMPORAL_TLS'],
+        message: 'is false, but TLS certificates or an API key are set (an API key is only ever sent over TLS)',
+      });
     }
   });
 
@@ -125,7 +163,16 @@ export interface Config {
   /** True when the admin token was generated during this start (print it once). */
   adminTokenGenerated: boolean;
   secretKey: Buffer;
-  temporal: { address?: string; namespace: string; taskQueue: string; port?: number; uiPort?: number; metricsPort?: number; workflowCacheSize: number; security: TemporalSecurity };
+  temporal: {
+    address?: string;
+    namespace: string;
+    taskQueue: string;
+    port?: number;
+    uiPort?: number;
+    metricsPort?: number;
+    workflowCacheSize: number;
+    security: TemporalSecurity;
+  };
   /** Where the worker's Prometheus metrics are served, if anywhere. */
   metricsAddress?: string;
   /** Bearer token for `GET /metrics` besides the admin token. */
@@ -166,13 +213,17 @@ function readOrCreate(file: string, make: () => string): { value: string; create
 
 /** TLS and API-key settings for the Temporal connection; empty for plaintext. */
 function temporalSecurity(e: Env): TemporalSecurity {
-  const tlsOn = e.TEMPORAL_TLS === 'true' || !!(e.TEMPORAL_TLS_CERT || e.TEMPORAL_TLS_CA || e.TEMPORAL_TLS_SERVER_NAME || e.TEMPORAL_API_KEY);
+  const tlsOn =
+    e.TEMPORAL_TLS === 'true' ||
+    !!(e.TEMPORAL_TLS_CERT || e.TEMPORAL_TLS_CA || e.TEMPORAL_TLS_SERVER_NAME || e.TEMPORAL_API_KEY);
   if (!tlsOn) return {};
   return {
     tls: {
       ...(e.TEMPORAL_TLS_CA ? { serverRootCACertificate: e.TEMPORAL_TLS_CA } : {}),
       ...(e.TEMPORAL_TLS_SERVER_NAME ? { serverNameOverride: e.TEMPORAL_TLS_SERVER_NAME } : {}),
-      ...(e.TEMPORAL_TLS_CERT && e.TEMPORAL_TLS_KEY ? { clientCertPair: { crt: e.TEMPORAL_TLS_CERT, key: e.TEMPORAL_TLS_KEY } } : {}),
+      ...(e.TEMPORAL_TLS_CERT && e.TEMPORAL_TLS_KEY
+        ? { clientCertPair: { crt: e.TEMPORAL_TLS_CERT, key: e.TEMPORAL_TLS_KEY } }
+        : {}),
     },
     ...(e.TEMPORAL_API_KEY ? { apiKey: e.TEMPORAL_API_KEY } : {}),
   };
@@ -208,9 +259,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminToken = t.value;
     adminTokenGenerated = t.created;
   }
-  const keyB64 = e.WHARF_SECRET_KEY ?? readOrCreate(join(dataDir, 'secret.key'), () => randomBytes(32).toString('base64')).value;
+  const keyB64 =
+    e.WHARF_SECRET_KEY ?? readOrCreate(join(dataDir, 'secret.key'), () => randomBytes(32).toString('base64')).value;
   const secretKey = Buffer.from(keyB64, 'base64');
-  if (secretKey.length !== 32) throw new ConfigError(`Invalid configuration:\n  ${join(dataDir, 'secret.key')}: must hold 32 bytes, base64-encoded`);
+  if (secretKey.length !== 32)
+    throw new ConfigError(
+      `Invalid configuration:\n  ${join(dataDir, 'secret.key')}: must hold 32 bytes, base64-encoded`,
+    );
 
   return {
     port: e.WHARF_PORT,

@@ -7,7 +7,13 @@
  * one failed), so "200 means durably in Temporal" holds per request. An idle chat's first event goes out
  * at once: grouping adds no latency until there is a queue.
  */
-import { InternalConnectionLikeSymbol, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type InternalConnectionLike } from '@temporalio/client';
+import {
+  InternalConnectionLikeSymbol,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  type Client,
+  type InternalConnectionLike,
+} from '@temporalio/client';
 import { WharfChannelId } from './search-attributes.js';
 import type { DeliveryStatus, InboundMessage } from './types.js';
 import { chatMetadata } from './chat-metadata.js';
@@ -16,7 +22,8 @@ import type { chatWorkflow } from '../workflows/chat-workflow.js';
 import type { Duration } from '@temporalio/common';
 
 /** The chat a status belongs to: the recipient, in the same `+digits` form as direct chat ids. */
-const statusChat = (s: DeliveryStatus): string => (s.recipient.startsWith('+') || s.recipient.includes('@') ? s.recipient : `+${s.recipient}`);
+const statusChat = (s: DeliveryStatus): string =>
+  s.recipient.startsWith('+') || s.recipient.includes('@') ? s.recipient : `+${s.recipient}`;
 
 /** Chats whose run id is remembered; beyond that the oldest is forgotten (it costs one lookup). */
 const MAX_KNOWN_RUNS = 100_000;
@@ -81,7 +88,9 @@ export class InboundDelivery {
     };
     for (const m of messages) slot(m.chat.id).messages.push(m);
     for (const s of deliveryStatuses) slot(statusChat(s)).statuses.push(s);
-    await Promise.all([...byChat].map(([chatId, work]) => this.enqueue(channelId, chatId, work.messages, work.statuses)));
+    await Promise.all(
+      [...byChat].map(([chatId, work]) => this.enqueue(channelId, chatId, work.messages, work.statuses)),
+    );
   }
 
   private enqueue(channelId: string, chatId: string, messages: InboundMessage[], sts: DeliveryStatus[]): Promise<void> {
@@ -150,9 +159,16 @@ export class InboundDelivery {
         const started = await this.starter.workflow.start<typeof chatWorkflow>('chatWorkflow', {
           workflowId,
           taskQueue: this.taskQueue,
-          args: [{ channelId: lane.channelId, chatId: lane.chatId, queue: (arg as { messages: InboundMessage[] }).messages }],
+          args: [
+            { channelId: lane.channelId, chatId: lane.chatId, queue: (arg as { messages: InboundMessage[] }).messages },
+          ],
           typedSearchAttributes: [{ key: WharfChannelId, value: lane.channelId }],
-          ...(await chatMetadata(this.client, lane.channelId, lane.chatId, (arg as { messages: InboundMessage[] }).messages[0])),
+          ...(await chatMetadata(
+            this.client,
+            lane.channelId,
+            lane.chatId,
+            (arg as { messages: InboundMessage[] }).messages[0],
+          )),
           requestEagerStart: this.eager,
           workflowTaskTimeout: CHAT_WORKFLOW_TASK_TIMEOUT,
         });
@@ -169,7 +185,12 @@ export class InboundDelivery {
       taskQueue: this.taskQueue,
       args: [{ channelId: lane.channelId, chatId: lane.chatId }],
       typedSearchAttributes: [{ key: WharfChannelId, value: lane.channelId }],
-      ...(await chatMetadata(this.client, lane.channelId, lane.chatId, signal === inbound ? (arg as { messages: InboundMessage[] }).messages[0] : undefined)),
+      ...(await chatMetadata(
+        this.client,
+        lane.channelId,
+        lane.chatId,
+        signal === inbound ? (arg as { messages: InboundMessage[] }).messages[0] : undefined,
+      )),
       signal: signal as never,
       signalArgs: [arg] as never,
       workflowTaskTimeout: CHAT_WORKFLOW_TASK_TIMEOUT,
@@ -228,6 +249,12 @@ export function inboundDeliveryFor(client: Client, taskQueue: string): InboundDe
 }
 
 /** Delivers through {@link processDeliveries}' delivery of this client and task queue. */
-export function deliverInbound(client: Client, taskQueue: string, channelId: string, messages: InboundMessage[], deliveryStatuses: DeliveryStatus[] = []): Promise<void> {
+export function deliverInbound(
+  client: Client,
+  taskQueue: string,
+  channelId: string,
+  messages: InboundMessage[],
+  deliveryStatuses: DeliveryStatus[] = [],
+): Promise<void> {
   return processDeliveries.of(client, taskQueue).deliver(channelId, messages, deliveryStatuses);
 }

@@ -21,11 +21,26 @@ const stdout = {
  * defence for fields that could hold secrets.
  */
 export function createLogger(level: string): Logger {
-  return pino({
-    level,
-    base: { service: 'wharf' },
-    redact: { paths: ['*.authorization', '*.accessToken', '*.access_token', '*.appSecret', '*.app_secret', '*.value', '*.password', '*.secret'], censor: '[redacted]' },
-  }, stdout);
+  return pino(
+    {
+      level,
+      base: { service: 'wharf' },
+      redact: {
+        paths: [
+          '*.authorization',
+          '*.accessToken',
+          '*.access_token',
+          '*.appSecret',
+          '*.app_secret',
+          '*.value',
+          '*.password',
+          '*.secret',
+        ],
+        censor: '[redacted]',
+      },
+    },
+    stdout,
+  );
 }
 
 export type { Logger };

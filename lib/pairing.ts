@@ -17,10 +17,19 @@ interface PairingView {
 
 /** Whether `text` is the channel's live (unexpired at `now`) pairing code. */
 export function isLiveCode(ch: PairingView, text: string, now: number): boolean {
-  return !!ch.pairing && Date.parse(ch.pairing.expiresAt) > now && normalizePairingCode(text) === normalizePairingCode(ch.pairing.code);
+  return (
+    !!ch.pairing &&
+    Date.parse(ch.pairing.expiresAt) > now &&
+    normalizePairingCode(text) === normalizePairingCode(ch.pairing.code)
+  );
 }
 
 /** Whether a sender counts as paired: the channel's own number, or a paired address (by number or BSUID). */
 export function isPairedSender(ch: PairingView, sender: { address: string; userId?: string }): boolean {
-  return ch.selfAddress === sender.address || ch.pairedAddresses.some((p) => p.address === sender.address || (sender.userId !== undefined && p.address === sender.userId));
+  return (
+    ch.selfAddress === sender.address ||
+    ch.pairedAddresses.some(
+      (p) => p.address === sender.address || (sender.userId !== undefined && p.address === sender.userId),
+    )
+  );
 }

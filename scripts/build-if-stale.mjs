@@ -4,7 +4,18 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const stamp = 'dist/workflow-bundle.js';
-const roots = ['lib', 'examples', 'workflows', 'activities', 'workers', 'api', 'console', 'package.json', 'tsconfig.json', 'tsconfig.build.json'];
+const roots = [
+  'lib',
+  'examples',
+  'workflows',
+  'activities',
+  'workers',
+  'api',
+  'console',
+  'package.json',
+  'tsconfig.json',
+  'tsconfig.build.json',
+];
 
 function newest(p) {
   if (!existsSync(p)) return 0;

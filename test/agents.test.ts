@@ -5,7 +5,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WINDOW_TURNS } from '../workflows/chat-workflow.js';
-import { startFakeCompletions, textOf, type ChatMessage, type FakeCompletions } from './fakes/chat-completions-server.js';
+import {
+  startFakeCompletions,
+  textOf,
+  type ChatMessage,
+  type FakeCompletions,
+} from './fakes/chat-completions-server.js';
 import { startFakeGraph, type FakeGraph } from './fakes/graph-server.js';
 import {
   cloudSecrets,
@@ -70,12 +75,32 @@ describe('agents API', () => {
     const echo = await w.api('POST', '/api/agents', { id: 'api-echo', kind: 'echo' });
     expect(echo.status).toBe(201);
     expect(echo.data).toMatchObject({ id: 'api-echo', kind: 'echo' });
-    const openai = await w.api('POST', '/api/agents', { id: 'api-openai', kind: 'openai', baseUrl: llm.baseUrl, model: MODEL, apiKey: keyRef, system: SYSTEM });
+    const openai = await w.api('POST', '/api/agents', {
+      id: 'api-openai',
+      kind: 'openai',
+      baseUrl: llm.baseUrl,
+      model: MODEL,
+      apiKey: keyRef,
+      system: SYSTEM,
+    });
     expect(openai.status).toBe(201);
-    expect(openai.data).toMatchObject({ id: 'api-openai', kind: 'openai', config: { baseUrl: llm.baseUrl, model: MODEL, apiKey: keyRef, system: SYSTEM } });
-    const temporal = await w.api('POST', '/api/agents', { id: 'api-temporal', kind: 'temporal', workflowType: 'greeterAgent', taskQueue: examples.taskQueue });
+    expect(openai.data).toMatchObject({
+      id: 'api-openai',
+      kind: 'openai',
+      config: { baseUrl: llm.baseUrl, model: MODEL, apiKey: keyRef, system: SYSTEM },
+    });
+    const temporal = await w.api('POST', '/api/agents', {
+      id: 'api-temporal',
+      kind: 'temporal',
+      workflowType: 'greeterAgent',
+      taskQueue: examples.taskQueue,
+    });
     expect(temporal.status).toBe(201);
-    expect(temporal.data).toMatchObject({ id: 'api-temporal', kind: 'temporal', config: { workflowType: 'greeterAgent', taskQueue: examples.taskQueue } });
+    expect(temporal.data).toMatchObject({
+      id: 'api-temporal',
+      kind: 'temporal',
+      config: { workflowType: 'greeterAgent', taskQueue: examples.taskQueue },
+    });
 
     const list = await w.api('GET', '/api/agents');
     expect(list.status).toBe(200);
@@ -83,22 +108,50 @@ describe('agents API', () => {
     expect(byId.echo).toMatchObject({ kind: 'echo' });
     expect(byId['api-echo']).toMatchObject({ kind: 'echo' });
     expect(byId['api-openai']).toMatchObject({ kind: 'openai', config: { model: MODEL, apiKey: keyRef } });
-    expect(byId['api-temporal']).toMatchObject({ kind: 'temporal', config: { workflowType: 'greeterAgent', taskQueue: examples.taskQueue } });
+    expect(byId['api-temporal']).toMatchObject({
+      kind: 'temporal',
+      config: { workflowType: 'greeterAgent', taskQueue: examples.taskQueue },
+    });
     // Only the ref is stored and shown, never the key.
     expect(JSON.stringify(list.data)).not.toContain(API_KEY);
   });
 
   it('refuses an existing id (409) and bad bodies (400)', async () => {
-    expect((await w.api('POST', '/api/agents', { id: 'parrot', kind: 'openai', baseUrl: llm.baseUrl, model: MODEL, apiKey: keyRef })).status).toBe(409);
+    expect(
+      (
+        await w.api('POST', '/api/agents', {
+          id: 'parrot',
+          kind: 'openai',
+          baseUrl: llm.baseUrl,
+          model: MODEL,
+          apiKey: keyRef,
+        })
+      ).status,
+    ).toBe(409);
     expect((await w.api('POST', '/api/agents', { id: 'echo', kind: 'echo' })).status).toBe(409);
     const bad: [string, unknown][] = [
       ['no kind', { id: 'x1' }],
       ['unknown kind', { id: 'x2', kind: 'anthropic' }],
       ['bad id', { id: 'has spaces', kind: 'echo' }],
       ['openai without apiKey', { id: 'x3', kind: 'openai', baseUrl: llm.baseUrl, model: MODEL }],
-      ['openai with a plain key instead of a ref', { id: 'x4', kind: 'openai', baseUrl: llm.baseUrl, model: MODEL, apiKey: API_KEY }],
-      ['openai with a non-URL baseUrl', { id: 'x5', kind: 'openai', baseUrl: 'not a url', model: MODEL, apiKey: keyRef }],
-      ['openai with a dangling ref', { id: 'x6', kind: 'openai', baseUrl: llm.baseUrl, model: MODEL, apiKey: { vault: 'local', item: 'itm_nope', field: 'value' } }],
+      [
+        'openai with a plain key instead of a ref',
+        { id: 'x4', kind: 'openai', baseUrl: llm.baseUrl, model: MODEL, apiKey: API_KEY },
+      ],
+      [
+        'openai with a non-URL baseUrl',
+        { id: 'x5', kind: 'openai', baseUrl: 'not a url', model: MODEL, apiKey: keyRef },
+      ],
+      [
+        'openai with a dangling ref',
+        {
+          id: 'x6',
+          kind: 'openai',
+          baseUrl: llm.baseUrl,
+          model: MODEL,
+          apiKey: { vault: 'local', item: 'itm_nope', field: 'value' },
+        },
+      ],
       ['openai without model', { id: 'x7', kind: 'openai', baseUrl: llm.baseUrl, apiKey: keyRef }],
       ['temporal without taskQueue', { id: 'x8', kind: 'temporal', workflowType: 'greeterAgent' }],
       ['unknown field', { id: 'x9', kind: 'echo', extra: true }],
@@ -116,7 +169,11 @@ describe('agents API', () => {
   it('refuses to delete an agent a channel uses (409), deletes it once unused', async () => {
     const created = await w.api('POST', '/api/agents', { id: 'doomed', kind: 'echo' });
     expect(created.status).toBe(201);
-    const ch = await w.api('POST', '/api/channels', { provider: 'whatsapp_cloud', agent: 'doomed', space: 'doomed-space' });
+    const ch = await w.api('POST', '/api/channels', {
+      provider: 'whatsapp_cloud',
+      agent: 'doomed',
+      space: 'doomed-space',
+    });
     expect(ch.status).toBe(201);
     const refused = await w.api('DELETE', '/api/agents/doomed');
     expect(refused.status).toBe(409);
@@ -127,7 +184,9 @@ describe('agents API', () => {
     expect((await w.api('DELETE', '/api/agents/doomed')).status).toBe(204);
     expect((await w.api('GET', '/api/agents')).data.map((a: { id: string }) => a.id)).not.toContain('doomed');
     expect((await w.api('DELETE', '/api/agents/doomed')).status).toBe(404);
-    expect((await w.api('POST', '/api/channels', { provider: 'whatsapp_cloud', agent: 'doomed', space: 'other' })).status).toBe(400);
+    expect(
+      (await w.api('POST', '/api/channels', { provider: 'whatsapp_cloud', agent: 'doomed', space: 'other' })).status,
+    ).toBe(400);
   });
 });
 
@@ -199,7 +258,9 @@ describe('openai agent', () => {
     await ch.send(phone, 'after restart');
     await graph.waitForSent((s) => s.to === phone.slice(1) && s.text.includes('after restart'), 20_000);
     // (The pairing confirmation is left out here; the test above covers it.)
-    const msgs = llm.requestsFor('after restart')[0].body!.messages.filter((m) => !textOf(m.content).startsWith('Paired.'));
+    const msgs = llm
+      .requestsFor('after restart')[0]
+      .body!.messages.filter((m) => !textOf(m.content).startsWith('Paired.'));
     expect(msgs.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'user']);
     expect(msgs[1].content).toBe('before restart');
     // The agent's own earlier answer as it wrote it (Markdown), exactly as an uninterrupted chat shows it —
@@ -211,7 +272,17 @@ describe('openai agent', () => {
   it('works with a base URL without /v1 and with a trailing slash', async () => {
     const bare = await startFakeCompletions({ apiKeys: [API_KEY], basePath: '', reply: () => 'from the bare server' });
     try {
-      expect((await w.api('POST', '/api/agents', { id: 'bare', kind: 'openai', baseUrl: `${bare.baseUrl}/`, model: 'local-model', apiKey: keyRef })).status).toBe(201);
+      expect(
+        (
+          await w.api('POST', '/api/agents', {
+            id: 'bare',
+            kind: 'openai',
+            baseUrl: `${bare.baseUrl}/`,
+            model: 'local-model',
+            apiKey: keyRef,
+          })
+        ).status,
+      ).toBe(201);
       const other = await connectedChannel(w, graph, secrets, { agent: 'bare' });
       const phone = newPhone();
       await other.pair(phone);
@@ -272,7 +343,17 @@ describe('openai agent', () => {
   });
 
   it('does not retry a 401: the message is marked failed with a reason about the API key, and the key shows nowhere', async () => {
-    expect((await w.api('POST', '/api/agents', { id: 'wrong-key', kind: 'openai', baseUrl: llm.baseUrl, model: MODEL, apiKey: wrongKeyRef })).status).toBe(201);
+    expect(
+      (
+        await w.api('POST', '/api/agents', {
+          id: 'wrong-key',
+          kind: 'openai',
+          baseUrl: llm.baseUrl,
+          model: MODEL,
+          apiKey: wrongKeyRef,
+        })
+      ).status,
+    ).toBe(201);
     const bad = await connectedChannel(w, graph, secrets, { agent: 'wrong-key' });
     const phone = newPhone();
     await bad.pair(phone);
@@ -361,7 +442,12 @@ describe('turn order and parallel chats', () => {
       expect(answered).toEqual(texts);
       // Each turn's request was made after the previous one was answered, and saw it.
       const fifth = llm.requestsFor('order 5')[0].body!.messages;
-      expect(fifth.filter((m) => m.role === 'user').map((m) => m.content).slice(-5)).toEqual(texts);
+      expect(
+        fifth
+          .filter((m) => m.role === 'user')
+          .map((m) => m.content)
+          .slice(-5),
+      ).toEqual(texts);
     } finally {
       llm.setLatency(0);
     }
@@ -374,7 +460,8 @@ describe('turn order and parallel chats', () => {
     await ch.pair(fastPhone);
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const base = (r: { messages: ChatMessage[] }): string => `**Reply ${++replyCount}** to _${lastUserText(r.messages)}_`;
+    const base = (r: { messages: ChatMessage[] }): string =>
+      `**Reply ${++replyCount}** to _${lastUserText(r.messages)}_`;
     llm.setReply(async (r) => {
       if (lastUserText(r.messages) === 'slow question') await gate;
       return base(r);
@@ -384,11 +471,17 @@ describe('turn order and parallel chats', () => {
       await llm.waitForRequest((r) => r.body !== undefined && lastUserText(r.body.messages) === 'slow question');
       // The slow chat's agent call is in flight and held; the other chat must not wait for it.
       await ch.send(fastPhone, 'fast question');
-      const fast = await graph.waitForSent((s) => s.to === fastPhone.slice(1) && s.text.includes('fast question'), 20_000);
+      const fast = await graph.waitForSent(
+        (s) => s.to === fastPhone.slice(1) && s.text.includes('fast question'),
+        20_000,
+      );
       expect(fast.text).toMatch(/_fast question_/);
       expect(sentTo(graph, slowPhone).filter((s) => s.text.includes('slow question'))).toEqual([]);
       release();
-      const slow = await graph.waitForSent((s) => s.to === slowPhone.slice(1) && s.text.includes('slow question'), 20_000);
+      const slow = await graph.waitForSent(
+        (s) => s.to === slowPhone.slice(1) && s.text.includes('slow question'),
+        20_000,
+      );
       expect(slow.at).toBeGreaterThan(fast.at);
     } finally {
       release();

@@ -8,7 +8,13 @@ import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { WharfChannelStatus, WharfProvider, WharfSpace } from '../lib/search-attributes.js';
 import type { ChannelState } from '../lib/types.js';
-import { pairSender, patchChannel, saveConfig, startPairing as startPairingUpdate, state as stateQuery } from '../workflows/channel-messages.js';
+import {
+  pairSender,
+  patchChannel,
+  saveConfig,
+  startPairing as startPairingUpdate,
+  state as stateQuery,
+} from '../workflows/channel-messages.js';
 import { startFakeGraph, type FakeGraph } from './fakes/graph-server.js';
 import {
   chatWorkflowIds,
@@ -45,7 +51,8 @@ const CLOUD_LABEL = 'WhatsApp (Meta Cloud API)';
 const PERSONAL_LABEL = 'WhatsApp (Personal account)';
 
 const createChannel = (body: Record<string, unknown>) => w.api('POST', '/api/channels', body);
-const spaceNames = async (query = ''): Promise<string[]> => ((await w.api('GET', `/api/spaces${query}`)).data as { name: string }[]).map((s) => s.name);
+const spaceNames = async (query = ''): Promise<string[]> =>
+  ((await w.api('GET', `/api/spaces${query}`)).data as { name: string }[]).map((s) => s.name);
 
 describe('creating channels', () => {
   it('creates a Cloud API channel with the defaults: the provider label as space, inbound message, status setup', async () => {
@@ -64,7 +71,13 @@ describe('creating channels', () => {
       webhookUrl: null,
       pairedAddresses: [],
       pairing: null,
-      diagnostics: { lastWebhookAt: null, lastVerificationAt: null, verificationsRefused: 0, badSignatureEvents: 0, lastSendError: null },
+      diagnostics: {
+        lastWebhookAt: null,
+        lastVerificationAt: null,
+        verificationsRefused: 0,
+        badSignatureEvents: 0,
+        lastSendError: null,
+      },
     });
     expect(Date.parse(r.data.createdAt)).not.toBeNaN();
     expect(Date.parse(r.data.updatedAt)).not.toBeNaN();
@@ -89,7 +102,13 @@ describe('creating channels', () => {
     const r = await createChannel({ provider: 'whatsapp_user', agent: 'echo' });
 
     expect(r.status).toBe(201);
-    expect(r.data).toMatchObject({ provider: 'whatsapp_user', space: PERSONAL_LABEL, status: 'setup', inbound: 'message', webhookUrl: null });
+    expect(r.data).toMatchObject({
+      provider: 'whatsapp_user',
+      space: PERSONAL_LABEL,
+      status: 'setup',
+      inbound: 'message',
+      webhookUrl: null,
+    });
   });
 
   it('refuses a second channel in a bound space with 409 and leaves nothing half-made', async () => {
@@ -124,7 +143,10 @@ describe('creating channels', () => {
     const space = `list-${uid()}`;
     const ch = (await createChannel({ provider: 'whatsapp_user', agent: 'echo', space })).data;
 
-    const personal = (await w.api('GET', '/api/channels?provider=whatsapp_user')).data as { id: string; provider: string }[];
+    const personal = (await w.api('GET', '/api/channels?provider=whatsapp_user')).data as {
+      id: string;
+      provider: string;
+    }[];
     const connected = (await w.api('GET', '/api/channels?status=connected')).data as { id: string }[];
 
     expect(personal.map((c) => c.id)).toContain(ch.id);
@@ -145,7 +167,10 @@ describe('deleting channels', () => {
     expectError(await w.api('DELETE', `/api/channels/${first.id}`), 404, 'not_found');
     expect(((await w.api('GET', '/api/channels')).data as { id: string }[]).map((c) => c.id)).not.toContain(first.id);
     expect(await spaceNames('?unbound=true')).toContain(space);
-    await waitFor('the deleted channel workflow to complete', async () => (await w.client.workflow.getHandle(`channel-${first.id}`).describe()).status.name === 'COMPLETED');
+    await waitFor(
+      'the deleted channel workflow to complete',
+      async () => (await w.client.workflow.getHandle(`channel-${first.id}`).describe()).status.name === 'COMPLETED',
+    );
 
     const second = await createChannel({ provider: 'whatsapp_cloud', agent: 'echo', space });
     expect(second.status).toBe(201);
@@ -158,8 +183,14 @@ describe('deleting channels', () => {
 describe('error paths', () => {
   it('answers 401 with the error shape without a token or with a wrong one', async () => {
     const none = await w.api('GET', '/api/channels', undefined, { auth: false });
-    const wrong = await w.api('GET', '/api/channels', undefined, { auth: false, headers: { authorization: 'Bearer not-the-token' } });
-    const notBearer = await w.api('GET', '/api/system', undefined, { auth: false, headers: { authorization: `Basic ${w.token}` } });
+    const wrong = await w.api('GET', '/api/channels', undefined, {
+      auth: false,
+      headers: { authorization: 'Bearer not-the-token' },
+    });
+    const notBearer = await w.api('GET', '/api/system', undefined, {
+      auth: false,
+      headers: { authorization: `Basic ${w.token}` },
+    });
 
     expectError(none, 401, 'unauthorized');
     expectError(wrong, 401, 'unauthorized');
@@ -176,7 +207,9 @@ describe('error paths', () => {
     const r = await createChannel({ provider: 'telegram', agent: 'echo', space });
 
     expectError(r, 400, 'validation_failed');
-    expect(r.data.error.details).toEqual(expect.arrayContaining([expect.objectContaining({ path: ['provider'], message: expect.any(String) })]));
+    expect(r.data.error.details).toEqual(
+      expect.arrayContaining([expect.objectContaining({ path: ['provider'], message: expect.any(String) })]),
+    );
     expect(await spaceNames()).not.toContain(space);
   });
 
@@ -253,25 +286,46 @@ describe('agents', () => {
     const echo = await w.api('POST', '/api/agents', { id: echoId, kind: 'echo' });
     const dup = await w.api('POST', '/api/agents', { id: echoId, kind: 'echo' });
     const builtin = await w.api('POST', '/api/agents', { id: 'echo', kind: 'echo' });
-    const temporal = await w.api('POST', '/api/agents', { id: temporalId, kind: 'temporal', workflowType: 'myAgent', taskQueue: 'agents' });
+    const temporal = await w.api('POST', '/api/agents', {
+      id: temporalId,
+      kind: 'temporal',
+      workflowType: 'myAgent',
+      taskQueue: 'agents',
+    });
 
     expect(echo.status).toBe(201);
     expect(echo.data).toMatchObject({ id: echoId, kind: 'echo' });
     expectError(dup, 409, 'conflict');
     expectError(builtin, 409, 'conflict');
     expect(temporal.status).toBe(201);
-    expect(temporal.data).toMatchObject({ id: temporalId, kind: 'temporal', config: { workflowType: 'myAgent', taskQueue: 'agents' } });
+    expect(temporal.data).toMatchObject({
+      id: temporalId,
+      kind: 'temporal',
+      config: { workflowType: 'myAgent', taskQueue: 'agents' },
+    });
     const ids = ((await w.api('GET', '/api/agents')).data as { id: string }[]).map((a) => a.id);
     expect(ids).toEqual(expect.arrayContaining(['echo', echoId, temporalId]));
   });
 
   it('refuses an openai agent whose apiKey ref dangles, and accepts one whose ref resolves', async () => {
     const id = `llm-${uid()}`;
-    const dangling = await w.api('POST', '/api/agents', { id, kind: 'openai', baseUrl: 'http://127.0.0.1:9/v1', model: 'm', apiKey: { vault: 'local', item: `missing-${uid()}`, field: 'value' } });
+    const dangling = await w.api('POST', '/api/agents', {
+      id,
+      kind: 'openai',
+      baseUrl: 'http://127.0.0.1:9/v1',
+      model: 'm',
+      apiKey: { vault: 'local', item: `missing-${uid()}`, field: 'value' },
+    });
 
     expectError(dangling, 400, 'validation_failed');
     const ref = await vaultItem(w, `llm-key-${uid()}`, `SECRET-llm-${uid()}`);
-    const ok = await w.api('POST', '/api/agents', { id, kind: 'openai', baseUrl: 'http://127.0.0.1:9/v1', model: 'm', apiKey: ref });
+    const ok = await w.api('POST', '/api/agents', {
+      id,
+      kind: 'openai',
+      baseUrl: 'http://127.0.0.1:9/v1',
+      model: 'm',
+      apiKey: ref,
+    });
     expect(ok.status).toBe(201);
     expect(ok.data.config.apiKey).toEqual(ref);
   });
@@ -317,22 +371,37 @@ describe('the local vault', () => {
   it('lists items with names and field names only', async () => {
     const name = `listed-${uid()}`;
     const value = `SECRET-listed-${uid()}`;
-    const created = await w.api('POST', '/api/vaults/local/items', { name, kind: 'token', fields: { value, other: `SECRET-other-${uid()}` } });
+    const created = await w.api('POST', '/api/vaults/local/items', {
+      name,
+      kind: 'token',
+      fields: { value, other: `SECRET-other-${uid()}` },
+    });
 
     const r = await w.api('GET', '/api/vaults/local/items');
 
     expect(r.status).toBe(200);
     const item = (r.data as { name: string }[]).find((i) => i.name === name);
-    expect(item).toMatchObject({ vault: 'local', item: created.data.item, name, fields: expect.arrayContaining(['value', 'other']) });
+    expect(item).toMatchObject({
+      vault: 'local',
+      item: created.data.item,
+      name,
+      fields: expect.arrayContaining(['value', 'other']),
+    });
     expect(JSON.stringify(r.data)).not.toContain(value);
     expect(JSON.stringify(r.data)).not.toContain('SECRET-other');
   });
 
   it('refuses a duplicate name with 409', async () => {
     const name = `dup-${uid()}`;
-    expect((await w.api('POST', '/api/vaults/local/items', { name, kind: 'api_key', fields: { value: 'a' } })).status).toBe(201);
+    expect(
+      (await w.api('POST', '/api/vaults/local/items', { name, kind: 'api_key', fields: { value: 'a' } })).status,
+    ).toBe(201);
 
-    expectError(await w.api('POST', '/api/vaults/local/items', { name, kind: 'api_key', fields: { value: 'b' } }), 409, 'conflict');
+    expectError(
+      await w.api('POST', '/api/vaults/local/items', { name, kind: 'api_key', fields: { value: 'b' } }),
+      409,
+      'conflict',
+    );
   });
 
   it('answers 404 for an unknown vault', async () => {
@@ -358,10 +427,24 @@ describe('update validation of the channel workflow', () => {
     const badInbound = await refusal(handle.executeUpdate(patchChannel, { args: [{ inbound: 'shout' as never }] }));
     const plainSecret = await refusal(
       handle.executeUpdate(saveConfig, {
-        args: [{ config: { phone_number_id: '123456789', business_account_id: '987654321', access_token: 'plain-token', verify_token: 'plain', app_secret: 'plain' } }],
+        args: [
+          {
+            config: {
+              phone_number_id: '123456789',
+              business_account_id: '987654321',
+              access_token: 'plain-token',
+              verify_token: 'plain',
+              app_secret: 'plain',
+            },
+          },
+        ],
       }),
     );
-    const notConnected = await refusal(handle.executeUpdate(startPairingUpdate, { args: [{ code: 'ABC-123', expiresAt: new Date(Date.now() + 60_000).toISOString() }] }));
+    const notConnected = await refusal(
+      handle.executeUpdate(startPairingUpdate, {
+        args: [{ code: 'ABC-123', expiresAt: new Date(Date.now() + 60_000).toISOString() }],
+      }),
+    );
 
     expect(badInbound.type).toBe('InvalidRequest');
     expect(plainSecret.type).toBe('InvalidRequest');
@@ -370,7 +453,11 @@ describe('update validation of the channel workflow', () => {
     const updateEvents = (events: unknown[]) =>
       events.filter((e) => {
         const ev = e as Record<string, unknown>;
-        return ev.workflowExecutionUpdateAcceptedEventAttributes || ev.workflowExecutionUpdateCompletedEventAttributes || ev.workflowExecutionUpdateAdmittedEventAttributes;
+        return (
+          ev.workflowExecutionUpdateAcceptedEventAttributes ||
+          ev.workflowExecutionUpdateCompletedEventAttributes ||
+          ev.workflowExecutionUpdateAdmittedEventAttributes
+        );
       });
     const refusedHistory = await handle.fetchHistory();
     expect(updateEvents(refusedHistory.events ?? [])).toEqual([]);
@@ -380,7 +467,10 @@ describe('update validation of the channel workflow', () => {
     // Positive control: an accepted update does show up, so the check above can see update events.
     await handle.executeUpdate(patchChannel, { args: [{ inbound: 'signal' }] });
     const history = await handle.fetchHistory();
-    const events = updateEvents(history.events ?? []) as Record<string, { acceptedRequest?: { input?: { name?: string } } }>[];
+    const events = updateEvents(history.events ?? []) as Record<
+      string,
+      { acceptedRequest?: { input?: { name?: string } } }
+    >[];
     expect(events.length).toBe(2);
     expect(events[0].workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name).toBe('patchChannel');
   });
@@ -414,8 +504,12 @@ describe('continue-as-new', () => {
     const handle = w.client.workflow.getHandle(`channel-${id}`);
     const [a, b, c] = [phone(), phone(), phone()];
     const pair = async (code: string, address: string): Promise<void> => {
-      await handle.executeUpdate(startPairingUpdate, { args: [{ code, expiresAt: new Date(Date.now() + 600_000).toISOString() }] });
-      expect(await handle.executeUpdate(pairSender, { args: [{ code: code.toLowerCase().replace('-', ''), address }] })).toEqual({ paired: true });
+      await handle.executeUpdate(startPairingUpdate, {
+        args: [{ code, expiresAt: new Date(Date.now() + 600_000).toISOString() }],
+      });
+      expect(
+        await handle.executeUpdate(pairSender, { args: [{ code: code.toLowerCase().replace('-', ''), address }] }),
+      ).toEqual({ paired: true });
     };
 
     await handle.executeUpdate(patchChannel, { args: [{ agent }] });
@@ -462,7 +556,10 @@ describe('search attributes and memo', () => {
 
     expect(off.status).toBe(200);
     expect(off.data.status).toBe('disconnected');
-    await waitFor('WharfChannelStatus = disconnected', async () => (await handle.describe()).typedSearchAttributes.get(WharfChannelStatus) === 'disconnected');
+    await waitFor(
+      'WharfChannelStatus = disconnected',
+      async () => (await handle.describe()).typedSearchAttributes.get(WharfChannelStatus) === 'disconnected',
+    );
   });
 });
 
@@ -480,7 +577,13 @@ describe('system routes', () => {
     expect(r.status).toBe(200);
     expect(r.data).toMatchObject({
       version: expect.any(String),
-      temporal: { address: w.config.temporal.address, namespace: 'default', taskQueue: w.taskQueue, uiUrl: null, embedded: false },
+      temporal: {
+        address: w.config.temporal.address,
+        namespace: 'default',
+        taskQueue: w.taskQueue,
+        uiUrl: null,
+        embedded: false,
+      },
       store: { kind: inject('storeKind') },
     });
     expect(Object.keys(r.data.temporal).sort()).toEqual(['address', 'embedded', 'namespace', 'taskQueue', 'uiUrl']);
@@ -494,7 +597,9 @@ describe('system routes', () => {
     const personal = (r.data as { id: string }[]).find((p) => p.id === 'whatsapp_user') as Record<string, unknown>;
     expect(cloud).toMatchObject({ label: CLOUD_LABEL, publicUrlRequired: true });
     expect(personal).toMatchObject({ label: PERSONAL_LABEL, publicUrlRequired: false, fields: expect.any(Array) });
-    const fields = (cloud.fields as { name: string; required: boolean; secret: boolean }[]).map(({ name, required, secret }) => ({ name, required, secret }));
+    const fields = (cloud.fields as { name: string; required: boolean; secret: boolean }[]).map(
+      ({ name, required, secret }) => ({ name, required, secret }),
+    );
     expect(fields).toEqual([
       { name: 'phone_number_id', required: true, secret: false },
       { name: 'business_account_id', required: true, secret: false },
@@ -525,12 +630,23 @@ describe('secret hygiene', () => {
     await pairPhone(w, fake, ch, sender);
     await echoRoundTrip(w, fake, ch, sender, 'hello from the hygiene test');
     keep(await w.api('POST', `/api/channels/${ch.id}/pair`));
-    for (const path of [`/api/channels/${ch.id}`, '/api/channels', `/api/channels/${ch.id}/messages?limit=500`, '/api/vaults', '/api/vaults/local/items', '/api/agents', '/api/spaces', '/api/system']) {
+    for (const path of [
+      `/api/channels/${ch.id}`,
+      '/api/channels',
+      `/api/channels/${ch.id}/messages?limit=500`,
+      '/api/vaults',
+      '/api/vaults/local/items',
+      '/api/agents',
+      '/api/spaces',
+      '/api/system',
+    ]) {
       keep(await w.api('GET', path));
     }
     const channelHistory = historyText(await w.client.workflow.getHandle(`channel-${ch.id}`).fetchHistory());
     const chatIds = await chatWorkflowIds(w, ch.id, 1);
-    const chatHistories = await Promise.all(chatIds.map(async (id) => historyText(await w.client.workflow.getHandle(id).fetchHistory())));
+    const chatHistories = await Promise.all(
+      chatIds.map(async (id) => historyText(await w.client.workflow.getHandle(id).fetchHistory())),
+    );
 
     expect(chatIds).toContain(`chat-${ch.id}-${sender}`);
     // Positive controls: payloads are decoded, so a secret would be visible if it were there.
@@ -551,7 +667,8 @@ describe('restart durability', () => {
     const cloud = await cloudChannel(w, fake, { stage: 'connected' });
     const paired = phone();
     await pairPhone(w, fake, cloud, paired);
-    const personal = (await createChannel({ provider: 'whatsapp_user', agent: 'echo', space: `restart-${uid()}` })).data;
+    const personal = (await createChannel({ provider: 'whatsapp_user', agent: 'echo', space: `restart-${uid()}` }))
+      .data;
     const agent = `restart-agent-${uid()}`;
     expect((await w.api('POST', '/api/agents', { id: agent, kind: 'echo' })).status).toBe(201);
     const itemName = `restart-item-${uid()}`;
@@ -566,12 +683,22 @@ describe('restart durability', () => {
     w = await startWharf({ graphUrl: fake.url, dataDir, taskQueue });
 
     const after = { cloud: await getChannel(w, cloud.id), personal: await getChannel(w, personal.id) };
-    const pick = (c: Record<string, unknown>) => ({ id: c.id, status: c.status, space: c.space, agent: c.agent, inbound: c.inbound, config: c.config, pairedAddresses: c.pairedAddresses });
+    const pick = (c: Record<string, unknown>) => ({
+      id: c.id,
+      status: c.status,
+      space: c.space,
+      agent: c.agent,
+      inbound: c.inbound,
+      config: c.config,
+      pairedAddresses: c.pairedAddresses,
+    });
     expect(pick(after.cloud)).toEqual(pick(before.cloud));
     expect(pick(after.personal)).toEqual(pick(before.personal));
     expect(after.cloud.pairedAddresses.map((p: { address: string }) => p.address)).toEqual([paired]);
     expect(((await w.api('GET', '/api/agents')).data as { id: string }[]).map((a) => a.id)).toContain(agent);
-    expect(((await w.api('GET', '/api/vaults/local/items')).data as { name: string }[]).map((i) => i.name)).toContain(itemName);
+    expect(((await w.api('GET', '/api/vaults/local/items')).data as { name: string }[]).map((i) => i.name)).toContain(
+      itemName,
+    );
     expect((await w.api('GET', '/api/policies')).data.policies).toBe(policies);
     const spaces = (await w.api('GET', '/api/spaces')).data as { name: string; channelId: string | null }[];
     expect(spaces.find((s) => s.name === cloud.space)?.channelId).toBe(cloud.id);

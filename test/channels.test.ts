@@ -14,7 +14,13 @@ describe('channels', () => {
   it('creates a Cloud API channel with the default space and inbound mode', async () => {
     const r = await w.api('POST', '/api/channels', { provider: 'whatsapp_cloud', agent: 'echo' });
     expect(r.status).toBe(201);
-    expect(r.data).toMatchObject({ provider: 'whatsapp_cloud', status: 'setup', space: 'WhatsApp (Meta Cloud API)', inbound: 'message', webhookUrl: null });
+    expect(r.data).toMatchObject({
+      provider: 'whatsapp_cloud',
+      status: 'setup',
+      space: 'WhatsApp (Meta Cloud API)',
+      inbound: 'message',
+      webhookUrl: null,
+    });
     const desc = await w.client.workflow.getHandle(`channel-${r.data.id}`).describe();
     expect(desc.status.name).toBe('RUNNING');
   });

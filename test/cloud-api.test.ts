@@ -53,7 +53,8 @@ afterAll(async () => {
 
 const putConfig = (id: string, body: unknown) => w.api('PUT', `/api/channels/${id}/config`, body);
 /** POST calls the fake saw on a phone number's messages edge (sends, and read receipts if any), as HTTP statuses in order. */
-const messageCalls = (phoneNumberId: string): number[] => fake.calls.filter((c) => c.method === 'POST' && c.path.endsWith(`/${phoneNumberId}/messages`)).map((c) => c.status);
+const messageCalls = (phoneNumberId: string): number[] =>
+  fake.calls.filter((c) => c.method === 'POST' && c.path.endsWith(`/${phoneNumberId}/messages`)).map((c) => c.status);
 
 describe('saving the Cloud API config', () => {
   it('accepts a good config: 200, a webhook URL built from the public URL, status still setup', async () => {
@@ -122,7 +123,10 @@ describe('saving the Cloud API config', () => {
   it('refuses a dangling credential ref with 400 and keeps the channel as it was', async () => {
     const ch = await cloudChannel(w, fake, { stage: 'created' });
 
-    const r = await putConfig(ch.id, { ...ch.config, app_secret: { vault: 'local', item: `missing-${uid()}`, field: 'value' } });
+    const r = await putConfig(ch.id, {
+      ...ch.config,
+      app_secret: { vault: 'local', item: `missing-${uid()}`, field: 'value' },
+    });
 
     expectError(r, 400, 'validation_failed');
     expect(r.data.error.details).toEqual([expect.objectContaining({ path: ['app_secret'] })]);
@@ -142,7 +146,11 @@ describe('saving the Cloud API config', () => {
 
   it('refuses config on a personal-account channel with 400', async () => {
     const ch = await cloudChannel(w, fake, { stage: 'created' });
-    const personal = await w.api('POST', '/api/channels', { provider: 'whatsapp_user', agent: 'echo', space: `personal-${uid()}` });
+    const personal = await w.api('POST', '/api/channels', {
+      provider: 'whatsapp_user',
+      agent: 'echo',
+      space: `personal-${uid()}`,
+    });
 
     expectError(await putConfig(personal.data.id, ch.config), 400, 'validation_failed');
   });
@@ -225,7 +233,12 @@ describe('webhook events', () => {
   });
 
   it('answers 404 for an unknown channel', async () => {
-    const r = await postWebhook(w, `ch_${uid()}`, inboundPayload({ phoneNumberId: '123456789' }, [{ from: phone(), text: 'x' }]), { secret: 'whatever' });
+    const r = await postWebhook(
+      w,
+      `ch_${uid()}`,
+      inboundPayload({ phoneNumberId: '123456789' }, [{ from: phone(), text: 'x' }]),
+      { secret: 'whatever' },
+    );
 
     expectError(r, 404, 'not_found');
   });
@@ -241,8 +254,12 @@ describe('webhook events', () => {
       { from: stranger, text: `batch two ${uid()}`, id: m2 },
       { from: paired, text: `batch three ${uid()}`, id: m3 },
     ]) as { entry: { changes: unknown[] }[] };
-    const texts = (payload.entry[0].changes[0] as { value: { messages: { text: { body: string } }[] } }).value.messages.map((m) => m.text.body);
-    const status = statusPayload(ch.target, [{ id: confirmation.wamid, status: 'delivered', recipient: paired }]) as { entry: { changes: unknown[] }[] };
+    const texts = (
+      payload.entry[0].changes[0] as { value: { messages: { text: { body: string } }[] } }
+    ).value.messages.map((m) => m.text.body);
+    const status = statusPayload(ch.target, [{ id: confirmation.wamid, status: 'delivered', recipient: paired }]) as {
+      entry: { changes: unknown[] }[];
+    };
     payload.entry[0].changes.push(status.entry[0].changes[0]);
 
     const r = await postWebhook(w, ch.id, payload, { secret: ch.appSecret });
@@ -251,7 +268,10 @@ describe('webhook events', () => {
     expect(r.data).toMatchObject({ messages: 3, statuses: 1 });
     // Durable before the answer: the paired sender's chat exists the moment the 200 arrives, and the
     // stranger's message is already on the log, denied at the webhook, without a chat workflow.
-    const [pairedChat, strangerChat] = await Promise.all([describeOrNull(w, `chat-${ch.id}-${paired}`), describeOrNull(w, `chat-${ch.id}-${stranger}`)]);
+    const [pairedChat, strangerChat] = await Promise.all([
+      describeOrNull(w, `chat-${ch.id}-${paired}`),
+      describeOrNull(w, `chat-${ch.id}-${stranger}`),
+    ]);
     expect(pairedChat).not.toBeNull();
     expect(pairedChat?.typedSearchAttributes.get(WharfChannelId)).toBe(ch.id);
     expect(strangerChat).toBeNull();
@@ -261,7 +281,11 @@ describe('webhook events', () => {
     const replies = fake.sent.filter((s) => s.to === bare(paired) && s.text !== PAIRED_TEXT).map((s) => s.text);
     expect(replies).toEqual([texts[0], texts[2]]);
     expect(fake.sent.filter((s) => s.to === bare(stranger))).toEqual([]);
-    const delivered = await waitFor('the status on the confirmation', async () => (await messageLog(w, ch.id)).find((e) => e.direction === 'out' && e.providerId === confirmation.wamid && e.status === 'delivered'));
+    const delivered = await waitFor('the status on the confirmation', async () =>
+      (await messageLog(w, ch.id)).find(
+        (e) => e.direction === 'out' && e.providerId === confirmation.wamid && e.status === 'delivered',
+      ),
+    );
     expect(delivered.text).toBe(PAIRED_TEXT);
   });
 });
@@ -362,7 +386,11 @@ describe('pairing', () => {
     expect((await waitForOutcome(w, ch.id, id)).status).toBe('denied');
     expect(countSent(fake, p, text)).toBe(0);
     expectError(await w.api('DELETE', `/api/channels/${ch.id}/paired/${encodeURIComponent(p)}`), 404, 'not_found');
-    expectError(await w.api('DELETE', `/api/channels/${ch.id}/paired/${encodeURIComponent(phone())}`), 404, 'not_found');
+    expectError(
+      await w.api('DELETE', `/api/channels/${ch.id}/paired/${encodeURIComponent(phone())}`),
+      404,
+      'not_found',
+    );
   });
 });
 
@@ -385,40 +413,76 @@ describe('echo replies', () => {
     const ids = [wamid(), wamid(), wamid()];
     const texts = ids.map((_, i) => `one activity ${i} ${uid()}`);
 
-    const r = await postWebhook(w, ch.id, inboundPayload(ch.target, ids.map((id, i) => ({ from: p, text: texts[i], id }))), { secret: ch.appSecret });
+    const r = await postWebhook(
+      w,
+      ch.id,
+      inboundPayload(
+        ch.target,
+        ids.map((id, i) => ({ from: p, text: texts[i], id })),
+      ),
+      { secret: ch.appSecret },
+    );
 
     expect(r.status).toBe(200);
     for (const id of ids) expect((await waitForOutcome(w, ch.id, id)).status).toBe('answered');
     expect(fake.sent.filter((s) => s.to === bare(p) && s.text !== PAIRED_TEXT).map((s) => s.text)).toEqual(texts);
     // The pairing message's task, then the batch's: each completes with all of its markers at once.
     const chat = `chat-${ch.id}-${p}`;
-    const ran = await waitFor('both tasks in the history', async () => ((await localActivities(w, chat)).length >= 2 ? localActivities(w, chat) : undefined));
+    const ran = await waitFor('both tasks in the history', async () =>
+      (await localActivities(w, chat)).length >= 2 ? localActivities(w, chat) : undefined,
+    );
     expect(ran).toEqual(['admitInbound', 'admitInbound']);
   });
 
   it('splits a 9,000-character reply into ordered parts of at most 4096 characters, keeping the code block whole', async () => {
     const p = phone();
     const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });
-    const para = (i: number): string => `P${String(i).padStart(2, '0')} ` + Array.from({ length: 110 }, (_, k) => `word${k % 10}`).join(' ');
-    const codeLines = ['// CODE-START', ...Array.from({ length: 40 }, (_, i) => `let value${String(i).padStart(2, '0')} = ${i} + ${i} + ${i} + ${i};`), '// CODE-END'];
-    const markdown = [1, 2, 3, 4, 5].map(para).join('\n\n') + '\n\n```\n' + codeLines.join('\n') + '\n```\n\n' + [6, 7, 8, 9, 10, 11, 12].map(para).join('\n\n');
+    const para = (i: number): string =>
+      `P${String(i).padStart(2, '0')} ` + Array.from({ length: 110 }, (_, k) => `word${k % 10}`).join(' ');
+    const codeLines = [
+      '// CODE-START',
+      ...Array.from({ length: 40 }, (_, i) => `let value${String(i).padStart(2, '0')} = ${i} + ${i} + ${i} + ${i};`),
+      '// CODE-END',
+    ];
+    const markdown =
+      [1, 2, 3, 4, 5].map(para).join('\n\n') +
+      '\n\n```\n' +
+      codeLines.join('\n') +
+      '\n```\n\n' +
+      [6, 7, 8, 9, 10, 11, 12].map(para).join('\n\n');
     expect(markdown.length).toBeGreaterThan(9000);
     const before = fake.sent.length;
 
     const id = await sendText(w, ch, p, markdown);
 
     expect((await waitForOutcome(w, ch.id, id)).status).toBe('answered');
-    const parts = fake.sent.slice(before).filter((s) => s.to === bare(p)).map((s) => s.text);
+    const parts = fake.sent
+      .slice(before)
+      .filter((s) => s.to === bare(p))
+      .map((s) => s.text);
     expect(parts.length).toBeGreaterThanOrEqual(3);
     for (const part of parts) expect(part.length).toBeLessThanOrEqual(4096);
-    for (let i = 1; i <= 12; i++) expect(parts.filter((part) => part.includes(para(i))), `paragraph ${i} whole in one part`).toHaveLength(1);
+    for (let i = 1; i <= 12; i++)
+      expect(
+        parts.filter((part) => part.includes(para(i))),
+        `paragraph ${i} whole in one part`,
+      ).toHaveLength(1);
     const all = parts.join('\n\n');
-    const positions = [1, 2, 3, 4, 5].map((i) => all.indexOf(para(i))).concat(all.indexOf('```\n// CODE-START'), [6, 7, 8, 9, 10, 11, 12].map((i) => all.indexOf(para(i))));
+    const positions = [1, 2, 3, 4, 5]
+      .map((i) => all.indexOf(para(i)))
+      .concat(
+        all.indexOf('```\n// CODE-START'),
+        [6, 7, 8, 9, 10, 11, 12].map((i) => all.indexOf(para(i))),
+      );
     expect(positions).toEqual([...positions].sort((a, b) => a - b));
-    const withCode = parts.filter((part) => part.includes('CODE-START') || part.includes('CODE-END') || part.includes('let value'));
+    const withCode = parts.filter(
+      (part) => part.includes('CODE-START') || part.includes('CODE-END') || part.includes('let value'),
+    );
     expect(withCode).toHaveLength(1);
     expect(withCode[0]).toContain(['```', ...codeLines, '```'].join('\n'));
-    const outKeys = (await messageLog(w, ch.id)).filter((e) => e.direction === 'out' && e.key.startsWith(`reply:${id}#`));
+    const outKeys = (await messageLog(w, ch.id)).filter(
+      (e) => e.direction === 'out' && e.key.startsWith(`reply:${id}#`),
+    );
     expect(outKeys.map((e) => e.key).sort()).toEqual(parts.map((_, i) => `reply:${id}#${i + 1}`).sort());
   });
 });
@@ -432,7 +496,15 @@ describe('dedupe of redelivered messages', () => {
 
     await sendText(w, ch, p, text, id);
     await sendText(w, ch, p, text, id);
-    const both = await postWebhook(w, ch.id, inboundPayload(ch.target, [{ from: p, text, id }, { from: p, text, id }]), { secret: ch.appSecret });
+    const both = await postWebhook(
+      w,
+      ch.id,
+      inboundPayload(ch.target, [
+        { from: p, text, id },
+        { from: p, text, id },
+      ]),
+      { secret: ch.appSecret },
+    );
     expect(both.status).toBe(200);
     await echoRoundTrip(w, fake, ch, p, `barrier ${uid()}`); // the chat handles messages in order: all copies are done
 
@@ -487,7 +559,9 @@ describe('idle chats', () => {
     const last = Date.now();
     expect((await handle.describe()).status.name).toBe('RUNNING');
 
-    await expect.poll(async () => (await handle.describe()).status.name, { timeout: 20_000, interval: 250 }).toBe('COMPLETED');
+    await expect
+      .poll(async () => (await handle.describe()).status.name, { timeout: 20_000, interval: 250 })
+      .toBe('COMPLETED');
     expect(Date.now() - last).toBeGreaterThanOrEqual(idleTimeoutMs - 1_500);
     const events = (await handle.fetchHistory()).events ?? [];
     const timers = events.filter((e) => e.timerStartedEventAttributes).length;
@@ -509,10 +583,20 @@ describe('delivery statuses', () => {
     const key = `reply:${id}#1`;
     await waitForLogEntry(w, ch.id, 'out', key, (e) => e.status === 'accepted');
 
-    const delivered = await postWebhook(w, ch.id, statusPayload(ch.target, [{ id: reply.wamid, status: 'delivered', recipient: p }]), { secret: ch.appSecret });
+    const delivered = await postWebhook(
+      w,
+      ch.id,
+      statusPayload(ch.target, [{ id: reply.wamid, status: 'delivered', recipient: p }]),
+      { secret: ch.appSecret },
+    );
     expect(delivered.status).toBe(200);
     await waitForLogEntry(w, ch.id, 'out', key, (e) => e.status === 'delivered', 'delivered');
-    const read = await postWebhook(w, ch.id, statusPayload(ch.target, [{ id: reply.wamid, status: 'read', recipient: p }]), { secret: ch.appSecret });
+    const read = await postWebhook(
+      w,
+      ch.id,
+      statusPayload(ch.target, [{ id: reply.wamid, status: 'read', recipient: p }]),
+      { secret: ch.appSecret },
+    );
 
     expect(read.status).toBe(200);
     const entry = await waitForLogEntry(w, ch.id, 'out', key, (e) => e.status === 'read', 'read');
@@ -526,7 +610,14 @@ describe('delivery statuses', () => {
     const key = `reply:${id}#1`;
     await waitForLogEntry(w, ch.id, 'out', key, (e) => e.status === 'accepted');
 
-    const r = await postWebhook(w, ch.id, statusPayload(ch.target, [{ id: reply.wamid, status: 'failed', recipient: p, error: { code: 131047, title: 'Re-engagement message' } }]), { secret: ch.appSecret });
+    const r = await postWebhook(
+      w,
+      ch.id,
+      statusPayload(ch.target, [
+        { id: reply.wamid, status: 'failed', recipient: p, error: { code: 131047, title: 'Re-engagement message' } },
+      ]),
+      { secret: ch.appSecret },
+    );
 
     expect(r.status).toBe(200);
     const entry = await waitForLogEntry(w, ch.id, 'out', key, (e) => e.status === 'failed', 'failed');
@@ -552,7 +643,11 @@ describe('send errors', () => {
     const out = await waitForLogEntry(w, ch.id, 'out', `reply:${id}#1`, (e) => e.status === 'failed');
     expect(out.detail).toMatchObject({ code: 131047 });
     await echoRoundTrip(w, fake, ch, p, `barrier ${uid()}`); // in order: any retry of the refused send would come first
-    expect(messageCalls(ch.phoneNumberId).slice(callsBefore).filter((status) => status !== 200)).toEqual([400]);
+    expect(
+      messageCalls(ch.phoneNumberId)
+        .slice(callsBefore)
+        .filter((status) => status !== 200),
+    ).toEqual([400]);
     expect(countSent(fake, p, text)).toBe(0);
     const after = await getChannel(w, ch.id);
     expect(after.diagnostics.lastSendError).toMatchObject({ code: 131047 });
@@ -567,14 +662,27 @@ describe('send errors', () => {
     fake.failNext(1, { code: 131047 });
 
     // One webhook, three messages of one chat: one signal, admitted and answered as one batch.
-    const r = await postWebhook(w, ch.id, inboundPayload(ch.target, ids.map((id, i) => ({ from: p, text: texts[i], id }))), { secret: ch.appSecret });
+    const r = await postWebhook(
+      w,
+      ch.id,
+      inboundPayload(
+        ch.target,
+        ids.map((id, i) => ({ from: p, text: texts[i], id })),
+      ),
+      { secret: ch.appSecret },
+    );
 
     expect(r.status).toBe(200);
     expect((await waitForOutcome(w, ch.id, ids[0])).status).toBe('failed');
     expect((await waitForOutcome(w, ch.id, ids[1])).status).toBe('answered');
     expect((await waitForOutcome(w, ch.id, ids[2])).status).toBe('answered');
-    expect(fake.sent.filter((s) => s.to === bare(p) && s.text !== PAIRED_TEXT).map((s) => s.text)).toEqual([texts[1], texts[2]]);
-    expect((await waitForLogEntry(w, ch.id, 'out', `reply:${ids[0]}#1`, (e) => e.status === 'failed')).detail).toMatchObject({ code: 131047 });
+    expect(fake.sent.filter((s) => s.to === bare(p) && s.text !== PAIRED_TEXT).map((s) => s.text)).toEqual([
+      texts[1],
+      texts[2],
+    ]);
+    expect(
+      (await waitForLogEntry(w, ch.id, 'out', `reply:${ids[0]}#1`, (e) => e.status === 'failed')).detail,
+    ).toMatchObject({ code: 131047 });
   });
 
   it('retries a send Meta could not take (HTTP 500) and delivers it', async () => {
@@ -586,13 +694,19 @@ describe('send errors', () => {
 
     const { id } = await echoRoundTrip(w, fake, ch, p, text);
 
-    expect(messageCalls(ch.phoneNumberId).slice(callsBefore).filter((status) => status !== 200)).toEqual([500]);
+    expect(
+      messageCalls(ch.phoneNumberId)
+        .slice(callsBefore)
+        .filter((status) => status !== 200),
+    ).toEqual([500]);
     expect((await waitForOutcome(w, ch.id, id)).status).toBe('answered');
     expect((await waitForLogEntry(w, ch.id, 'out', `reply:${id}#1`, (e) => e.status === 'accepted')).text).toBe(text);
     expect(countSent(fake, p, text)).toBe(1);
     // Admission's own send met the 500 and left the reply to the workflow's send activity, which retries.
     const chat = `chat-${ch.id}-${p}`;
-    const ran = await waitFor('the task in the history', async () => ((await localActivities(w, chat)).length >= 3 ? localActivities(w, chat) : undefined));
+    const ran = await waitFor('the task in the history', async () =>
+      (await localActivities(w, chat)).length >= 3 ? localActivities(w, chat) : undefined,
+    );
     expect(ran).toEqual(['admitInbound', 'admitInbound', 'deliverReplies']);
   });
 
@@ -640,7 +754,16 @@ describe('new chats', () => {
     const elsewhere = new InboundDelivery(w.client, w.taskQueue);
     const text = `from elsewhere ${uid()}`;
 
-    await elsewhere.deliver(ch.id, [{ id: wamid(), channelId: ch.id, chat: { kind: 'direct', id: p }, sender: { address: p }, text, timestamp: Date.now() }]);
+    await elsewhere.deliver(ch.id, [
+      {
+        id: wamid(),
+        channelId: ch.id,
+        chat: { kind: 'direct', id: p },
+        sender: { address: p },
+        text,
+        timestamp: Date.now(),
+      },
+    ]);
 
     // The start is refused (the chat runs), and signal-with-start finds the running chat.
     expect(elsewhere.counts).toEqual({ signals: 0, starts: 0, eagerStarts: 0, signalsWithStart: 1 });

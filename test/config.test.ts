@@ -5,7 +5,12 @@ import { ConfigError, parseEnv } from '../lib/config.js';
 describe('configuration from the environment', () => {
   it('fills in the defaults, treating an empty value as unset', () => {
     const env = parseEnv({ WHARF_PORT: '', WHARF_WORKFLOW_CACHE_SIZE: '' });
-    expect(env).toMatchObject({ WHARF_PORT: 8080, WHARF_TASK_QUEUE: 'wharf', WHARF_WORKFLOW_CACHE_SIZE: 250, LOG_LEVEL: 'info' });
+    expect(env).toMatchObject({
+      WHARF_PORT: 8080,
+      WHARF_TASK_QUEUE: 'wharf',
+      WHARF_WORKFLOW_CACHE_SIZE: 250,
+      LOG_LEVEL: 'info',
+    });
   });
 
   it('takes a workflow cache size as a whole number', () => {
@@ -14,7 +19,10 @@ describe('configuration from the environment', () => {
 
   it('takes metrics addresses as host:port and ports, and leaves metrics off by default', () => {
     expect(parseEnv({})).not.toHaveProperty('WHARF_METRICS_ADDRESS');
-    expect(parseEnv({ WHARF_METRICS_ADDRESS: '127.0.0.1:9464', WHARF_TEMPORAL_METRICS_PORT: '9465' })).toMatchObject({ WHARF_METRICS_ADDRESS: '127.0.0.1:9464', WHARF_TEMPORAL_METRICS_PORT: 9465 });
+    expect(parseEnv({ WHARF_METRICS_ADDRESS: '127.0.0.1:9464', WHARF_TEMPORAL_METRICS_PORT: '9465' })).toMatchObject({
+      WHARF_METRICS_ADDRESS: '127.0.0.1:9464',
+      WHARF_TEMPORAL_METRICS_PORT: 9465,
+    });
     expect(parseEnv({ WHARF_METRICS_ADDRESS: '[::1]:9464' }).WHARF_METRICS_ADDRESS).toBe('[::1]:9464');
     expect(() => parseEnv({ WHARF_METRICS_ADDRESS: '9464' })).toThrow(/WHARF_METRICS_ADDRESS[\s\S]*host:port/);
   });

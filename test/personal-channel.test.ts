@@ -18,7 +18,11 @@ afterAll(async () => {
   await w?.close({ purge: true });
 });
 
-async function waitFor<T>(fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, what: string, timeoutMs = 20_000): Promise<T> {
+async function waitFor<T>(
+  fn: () => Promise<T | null | undefined | false> | T | null | undefined | false,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<T> {
   const t0 = Date.now();
   for (;;) {
     const v = await fn();
@@ -31,7 +35,11 @@ async function waitFor<T>(fn: () => Promise<T | null | undefined | false> | T | 
 describe('personal-account channel through the product', () => {
   it('shows a QR, connects on scan, answers the owner’s own chat formatted, ignores strangers, and disconnects cleanly on logout', async () => {
     // Arrange: a new personal channel starts its session and shows a QR.
-    const created = await w.api('POST', '/api/channels', { provider: 'whatsapp_user', agent: 'echo', space: 'Personal e2e' });
+    const created = await w.api('POST', '/api/channels', {
+      provider: 'whatsapp_user',
+      agent: 'echo',
+      space: 'Personal e2e',
+    });
     expect(created.status).toBe(201);
     const id: string = created.data.id;
     const socket = await fake.waitForSocket(0);
@@ -41,9 +49,15 @@ describe('personal-account channel through the product', () => {
     }, 'a QR through the API');
     expect(qr.qr).toBe(socket.qrs.at(-1));
     expect(qr.dataUrl).toMatch(/^data:image\/png;base64,/);
-    const png = await fetch(`${w.url}/api/channels/${id}/qr?format=png`, { headers: { authorization: `Bearer ${w.token}` } });
+    const png = await fetch(`${w.url}/api/channels/${id}/qr?format=png`, {
+      headers: { authorization: `Bearer ${w.token}` },
+    });
     expect(png.headers.get('content-type')).toBe('image/png');
-    expect(Buffer.from(await png.arrayBuffer()).subarray(1, 4).toString()).toBe('PNG');
+    expect(
+      Buffer.from(await png.arrayBuffer())
+        .subarray(1, 4)
+        .toString(),
+    ).toBe('PNG');
 
     // Act: the phone scans.
     socket.scan('15550001111');
@@ -55,17 +69,24 @@ describe('personal-account channel through the product', () => {
     expect((await w.api('GET', `/api/channels/${id}/qr`)).status).toBe(404);
 
     // The owner's "Message yourself" chat reaches the echo agent; the reply is WhatsApp-formatted.
-    socket.receive([waMessage({ remoteJid: '15550001111@s.whatsapp.net', fromMe: true, text: 'hi **there** and ~~gone~~' })]);
+    socket.receive([
+      waMessage({ remoteJid: '15550001111@s.whatsapp.net', fromMe: true, text: 'hi **there** and ~~gone~~' }),
+    ]);
     const reply = await waitFor(() => socket.sent.find((m) => m.content.text.includes('there')), 'the echo reply');
     expect(reply.content.text).toBe('hi *there* and ~gone~');
     expect(reply.jid).toBe('15550001111@s.whatsapp.net');
 
     // Our own reply coming back through the socket is not taken as a new message.
-    socket.receive([waMessage({ remoteJid: '15550001111@s.whatsapp.net', fromMe: true, id: reply.id, text: reply.content.text })]);
+    socket.receive([
+      waMessage({ remoteJid: '15550001111@s.whatsapp.net', fromMe: true, id: reply.id, text: reply.content.text }),
+    ]);
     // A stranger gets nothing (default policy: paired senders only).
     socket.receive([waMessage({ remoteJid: '15559990000@s.whatsapp.net', text: 'hello?' })]);
     await waitFor(async () => {
-      const log = (await w.api('GET', `/api/channels/${id}/messages?limit=20`)).data as Array<{ address: string; status: string }>;
+      const log = (await w.api('GET', `/api/channels/${id}/messages?limit=20`)).data as Array<{
+        address: string;
+        status: string;
+      }>;
       return log.some((m) => m.address === '+15559990000' && m.status === 'denied');
     }, 'the stranger denied on the message log');
     expect(socket.sent.filter((m) => m.content.text.includes('there'))).toHaveLength(1);

@@ -219,8 +219,13 @@ async function startHarness(
   return handle;
 }
 const updatesOf = (h: WorkflowHandle): Promise<SessionUpdate[]> => h.query(sessionUpdatesQuery);
-const waitForUpdate = (h: WorkflowHandle, pred: (u: SessionUpdate) => boolean, what: string, from = 0, timeoutMs = 20_000) =>
-  waitFor(async () => (await updatesOf(h)).slice(from).find(pred), what, timeoutMs);
+const waitForUpdate = (
+  h: WorkflowHandle,
+  pred: (u: SessionUpdate) => boolean,
+  what: string,
+  from = 0,
+  timeoutMs = 20_000,
+) => waitFor(async () => (await updatesOf(h)).slice(from).find(pred), what, timeoutMs);
 const linkRow = async (channelId: string) =>
   (
     await db.query<{
@@ -855,7 +860,9 @@ describe('the session activity (real worker, fake WhatsApp)', () => {
     expect(stray).toMatchObject({ type: 'WharfSendRejected', nonRetryable: true });
     expect(socket.sent).toEqual([]);
     // A chat the message log knows (it wrote before a restart) may be answered.
-    await store.messages.recordInbound(channelId, 'c', [{ id: 'EARLIER', chatId: '+4915100000001', address: '+4915100000001', text: 'hi' }]);
+    await store.messages.recordInbound(channelId, 'c', [
+      { id: 'EARLIER', chatId: '+4915100000001', address: '+4915100000001', text: 'hi' },
+    ]);
     const ok = await proc.acts.sendText({ channelId, to: '+4915100000001', text: 'hello again' });
     expect(socket.sent[0]).toMatchObject({ jid: '4915100000001@s.whatsapp.net', id: ok.messageId });
   });
@@ -870,7 +877,10 @@ describe('link API: QR (JSON and PNG), refresh, phone-number pairing code', () =
 
   const project = async (id: string, provider: Provider) => {
     const now = new Date().toISOString();
-    const state: ChannelState = { ...newChannelState({ id, provider, space: `space-${id}`, agent: 'echo', now }), version: 1 };
+    const state: ChannelState = {
+      ...newChannelState({ id, provider, space: `space-${id}`, agent: 'echo', now }),
+      version: 1,
+    };
     await store.channels.project(state);
     channels.set(id, provider);
   };

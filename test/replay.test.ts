@@ -23,7 +23,11 @@ describe('chat histories of earlier versions', () => {
     it(`replays ${file} without a determinism error`, async () => {
       const history = JSON.parse(readFileSync(join(dir, file), 'utf8'));
       await expect(
-        Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') } as unknown as { code: string } }, history, `replay-${file}`),
+        Worker.runReplayHistory(
+          { workflowBundle: { codePath: inject('workflowBundlePath') } as unknown as { code: string } },
+          history,
+          `replay-${file}`,
+        ),
       ).resolves.toBeUndefined();
     });
   }

@@ -79,10 +79,17 @@ function httpWait(space: string, timeoutSeconds: number, signal?: AbortSignal): 
  * Starts a long-poll and resolves once the channel has registered it, with the pending answer in `result`
  * (wrapped: an async function returning a promise would wait for it).
  */
-async function registeredHttpWait(ch: CloudChannel, timeoutSeconds: number, signal?: AbortSignal): Promise<{ result: Promise<WaitResult> }> {
+async function registeredHttpWait(
+  ch: CloudChannel,
+  timeoutSeconds: number,
+  signal?: AbortSignal,
+): Promise<{ result: Promise<WaitResult> }> {
   const before = await acceptedUpdates(w.client, `channel-${ch.id}`, 'waitForMessage');
   const result = httpWait(ch.space, timeoutSeconds, signal);
-  await until(async () => (await acceptedUpdates(w.client, `channel-${ch.id}`, 'waitForMessage')) > before, `long-poll registered on ${ch.id}`);
+  await until(
+    async () => (await acceptedUpdates(w.client, `channel-${ch.id}`, 'waitForMessage')) > before,
+    `long-poll registered on ${ch.id}`,
+  );
   return { result };
 }
 
@@ -94,7 +101,10 @@ async function sendToHold(ch: CloudChannel, phone: string, text: string): Promis
   const before = await receivedSignals(w.client, `channel-${ch.id}`, 'handOff');
   const [id] = await ch.send(phone, text);
   expect((await ch.logEntry(id, (e) => e.status !== 'received')).status).toMatch(/^(held|handed_off)$/);
-  await until(async () => (await receivedSignals(w.client, `channel-${ch.id}`, 'handOff')) > before, `hand-off of ${id} to channel-${ch.id}`);
+  await until(
+    async () => (await receivedSignals(w.client, `channel-${ch.id}`, 'handOff')) > before,
+    `hand-off of ${id} to channel-${ch.id}`,
+  );
   return id;
 }
 
@@ -113,7 +123,10 @@ async function startLogin(space: string, timeoutMs: number) {
 async function registeredLogin(ch: CloudChannel, timeoutMs: number) {
   const before = await acceptedUpdates(w.client, `channel-${ch.id}`, 'addWaiter');
   const handle = await startLogin(ch.space, timeoutMs);
-  await until(async () => (await acceptedUpdates(w.client, `channel-${ch.id}`, 'addWaiter')) > before, `workflow waiter registered on ${ch.id}`);
+  await until(
+    async () => (await acceptedUpdates(w.client, `channel-${ch.id}`, 'addWaiter')) > before,
+    `workflow waiter registered on ${ch.id}`,
+  );
   return handle;
 }
 
@@ -124,7 +137,14 @@ describe('HTTP long-poll waiters', () => {
     const [id] = await ch.send(phone, 'approve order 42', { name: 'Ada' });
     const r = await waiting.result;
     expect(r.status).toBe(200);
-    expect(r.message).toMatchObject({ id, channelId: ch.id, space: ch.space, text: 'approve order 42', sender: { address: phone, name: 'Ada' }, chat: { kind: 'direct', id: phone } });
+    expect(r.message).toMatchObject({
+      id,
+      channelId: ch.id,
+      space: ch.space,
+      text: 'approve order 42',
+      sender: { address: phone, name: 'Ada' },
+      chat: { kind: 'direct', id: phone },
+    });
     expect((await ch.logEntry(id, (e) => e.status === 'handed_off')).status).toBe('handed_off');
     // The agent did not run: the only text the phone ever got is the pairing confirmation.
     expect(sentTo(graph, phone).map((s) => s.text)).toEqual([expect.stringMatching(/^Paired/)]);
@@ -173,7 +193,10 @@ describe('HTTP long-poll waiters', () => {
   });
 
   it('answers 404 for an unknown space and for a space whose channel was deleted; 400 for a bad body', async () => {
-    const unknown = await w.api('POST', '/api/signals/wait', { space: `nope-${randomBytes(4).toString('hex')}`, timeoutSeconds: 1 });
+    const unknown = await w.api('POST', '/api/signals/wait', {
+      space: `nope-${randomBytes(4).toString('hex')}`,
+      timeoutSeconds: 1,
+    });
     expect(unknown.status).toBe(404);
     expect(unknown.data.error.code).toBe('not_found');
 
@@ -185,7 +208,12 @@ describe('HTTP long-poll waiters', () => {
     expect(orphan.status).toBe(404);
     expect(orphan.data.error.code).toBe('not_found');
 
-    for (const body of [{}, { space: ch.space, timeoutSeconds: -1 }, { space: ch.space, timeoutSeconds: 3601 }, { space: ch.space, timeoutSeconds: 'soon' }]) {
+    for (const body of [
+      {},
+      { space: ch.space, timeoutSeconds: -1 },
+      { space: ch.space, timeoutSeconds: 3601 },
+      { space: ch.space, timeoutSeconds: 'soon' },
+    ]) {
       const r = await w.api('POST', '/api/signals/wait', body);
       expect(r.status, JSON.stringify(body)).toBe(400);
     }
@@ -214,7 +242,10 @@ describe('waiters that go away', () => {
     const cancels = await acceptedUpdates(w.client, `channel-${ch.id}`, 'cancelWaiter');
     abort.abort();
     expect((await gone.result).status).toBe(0);
-    await until(async () => (await acceptedUpdates(w.client, `channel-${ch.id}`, 'cancelWaiter')) > cancels, 'the withdrawn waiter');
+    await until(
+      async () => (await acceptedUpdates(w.client, `channel-${ch.id}`, 'cancelWaiter')) > cancels,
+      'the withdrawn waiter',
+    );
     const [id] = await ch.send(phone, 'for the one still here');
     const r = await next.result;
     expect(r.status).toBe(200);
@@ -228,7 +259,10 @@ describe('waiters that go away', () => {
     const cancels = await acceptedUpdates(w.client, `channel-${ch.id}`, 'cancelWaiter');
     abort.abort();
     await gone.result;
-    await until(async () => (await acceptedUpdates(w.client, `channel-${ch.id}`, 'cancelWaiter')) > cancels, 'the withdrawn waiter');
+    await until(
+      async () => (await acceptedUpdates(w.client, `channel-${ch.id}`, 'cancelWaiter')) > cancels,
+      'the withdrawn waiter',
+    );
     const id = await sendToHold(ch, phone, 'do not lose me');
     const r = await httpWait(ch.space, 20);
     expect(r.status).toBe(200);
@@ -258,7 +292,15 @@ describe('waiters whose side ends', () => {
     // sits in the hold.
     const { ch, phone } = await signalChannel();
     const waiting = await registeredHttpWait(ch, 5);
-    const message: HandedOffMessage = { id: `wamid.returned${randomBytes(6).toString('hex')}`, channelId: ch.id, space: ch.space, chat: { kind: 'direct', id: phone }, sender: { address: phone }, text: 'put back', timestamp: Date.now() };
+    const message: HandedOffMessage = {
+      id: `wamid.returned${randomBytes(6).toString('hex')}`,
+      channelId: ch.id,
+      space: ch.space,
+      chat: { kind: 'direct', id: phone },
+      sender: { address: phone },
+      text: 'put back',
+      timestamp: Date.now(),
+    };
     await w.client.workflow.getHandle(`channel-${ch.id}`).signal(returnMessage, { message });
     const r = await waiting.result;
     expect(r.status).toBe(200);
@@ -291,7 +333,10 @@ describe('waiters whose side ends', () => {
     const login = await registeredLogin(ch, 2000);
     expect((await w.api('DELETE', `/api/channels/${ch.id}`)).status).toBe(204);
     // Either outcome is clear; what must not happen is a long hang or a failed workflow.
-    const result = await Promise.race([login.result(), new Promise<'hung'>((r) => setTimeout(() => r('hung'), 12_000))]);
+    const result = await Promise.race([
+      login.result(),
+      new Promise<'hung'>((r) => setTimeout(() => r('hung'), 12_000)),
+    ]);
     if (result === 'hung') await login.terminate('test: still waiting 12 s after its 2 s timeout');
     expect(result).toMatchObject({ ok: false, reason: expect.stringMatching(/^(timeout|unknown_space)$/) });
   });

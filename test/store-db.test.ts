@@ -25,7 +25,10 @@ async function openScratch(): Promise<{ db: Db; url?: string; drop(): Promise<vo
     return { db: await openPostgres(url), url, drop: () => dropTestDatabase(admin, url) };
   }
   const storeDir = mkdtempSync(join(tmpdir(), 'wharf-db-'));
-  return { db: await openPglite(join(storeDir, 'store')), drop: async () => rmSync(storeDir, { recursive: true, force: true }) };
+  return {
+    db: await openPglite(join(storeDir, 'store')),
+    drop: async () => rmSync(storeDir, { recursive: true, force: true }),
+  };
 }
 
 let dir: string;
@@ -57,7 +60,17 @@ afterAll(async () => {
 describe(`store session on ${kind}`, () => {
   it.runIf(kind === 'pglite')('round-trips every type Wharf uses exactly as PGlite.query does', async () => {
     const at = new Date('2026-11-26T10:11:12.345Z');
-    const row = ['k1', 42, 9007199254740991, true, { a: [1, 'two', null], nested: { ok: false } }, ['x', 'y'], ['plain', 'with,comma', 'with "quote"', 'back\\slash'], at, new Uint8Array([0, 1, 254, 255])];
+    const row = [
+      'k1',
+      42,
+      9007199254740991,
+      true,
+      { a: [1, 'two', null], nested: { ok: false } },
+      ['x', 'y'],
+      ['plain', 'with,comma', 'with "quote"', 'back\\slash'],
+      at,
+      new Uint8Array([0, 1, 254, 255]),
+    ];
     await db.query('insert into kinds values ($1, $2, $3, $4, $5, $6, $7, $8, $9)', row);
     await db.query('insert into kinds (id) values ($1)', ['k2']);
     const ours = await db.query('select * from kinds order by id');
@@ -69,7 +82,16 @@ describe(`store session on ${kind}`, () => {
     db = await openPglite(join(dir, 'store'));
 
     expect(ours).toEqual(theirs);
-    expect(ours[0]).toMatchObject({ id: 'k1', n: 42, big: 9007199254740991, ok: true, doc: row[4], list: ['x', 'y'], tags: row[6], at });
+    expect(ours[0]).toMatchObject({
+      id: 'k1',
+      n: 42,
+      big: 9007199254740991,
+      ok: true,
+      doc: row[4],
+      list: ['x', 'y'],
+      tags: row[6],
+      at,
+    });
     expect(Array.from(ours[0].raw as Uint8Array)).toEqual([0, 1, 254, 255]);
     expect(ours[1]).toMatchObject({ id: 'k2', n: null, doc: null, tags: null });
   });
@@ -78,20 +100,42 @@ describe(`store session on ${kind}`, () => {
     const at = new Date('2026-11-26T10:11:12.345Z');
     // A jsonb array goes in as JSON text, as the store passes every jsonb value: node-postgres would send a
     // JavaScript array as a Postgres array literal.
-    const row = ['k1', 42, 9007199254740991, true, { a: [1, 'two', null], nested: { ok: false } }, JSON.stringify(['x', 'y']), ['plain', 'with,comma', 'with "quote"', 'back\\slash'], at, new Uint8Array([0, 1, 254, 255])];
+    const row = [
+      'k1',
+      42,
+      9007199254740991,
+      true,
+      { a: [1, 'two', null], nested: { ok: false } },
+      JSON.stringify(['x', 'y']),
+      ['plain', 'with,comma', 'with "quote"', 'back\\slash'],
+      at,
+      new Uint8Array([0, 1, 254, 255]),
+    ];
     await db.query('insert into kinds values ($1, $2, $3, $4, $5, $6, $7, $8, $9)', row);
     await db.query('insert into kinds (id) values ($1)', ['k2']);
     const ours = await db.query('select * from kinds order by id');
 
     // The same values as the PGlite test above expects (bigint as a number, as PGlite parses it).
-    expect(ours[0]).toMatchObject({ id: 'k1', n: 42, big: 9007199254740991, ok: true, doc: row[4], list: ['x', 'y'], tags: row[6], at });
+    expect(ours[0]).toMatchObject({
+      id: 'k1',
+      n: 42,
+      big: 9007199254740991,
+      ok: true,
+      doc: row[4],
+      list: ['x', 'y'],
+      tags: row[6],
+      at,
+    });
     expect(Array.from(ours[0].raw as Uint8Array)).toEqual([0, 1, 254, 255]);
     expect(ours[1]).toMatchObject({ id: 'k2', n: null, doc: null, tags: null });
     expect(await db.query('select count(*) as n, max(n) as top from kinds')).toEqual([{ n: 2, top: 42 }]);
   });
 
   it('binds arrays for unnest and returns rows of statements with and without parameters', async () => {
-    const rows = await db.query<{ v: string; i: number }>('select v, i::int as i from unnest($1::text[]) with ordinality as t(v, i)', [['a', 'b,c', '']]);
+    const rows = await db.query<{ v: string; i: number }>(
+      'select v, i::int as i from unnest($1::text[]) with ordinality as t(v, i)',
+      [['a', 'b,c', '']],
+    );
     expect(rows).toEqual([
       { v: 'a', i: 1 },
       { v: 'b,c', i: 2 },
@@ -143,7 +187,9 @@ describe(`store session on ${kind}`, () => {
       throw new Error('roll back');
     });
     // Issued while the transaction is open: they must see neither its write nor be rolled back with it.
-    const outside = Promise.all(Array.from({ length: 20 }, () => db.query('update counter set v = v + 1 where id = $1 returning v', [1])));
+    const outside = Promise.all(
+      Array.from({ length: 20 }, () => db.query('update counter set v = v + 1 where id = $1 returning v', [1])),
+    );
     await expect(tx).rejects.toThrow('roll back');
     await outside;
     expect((await db.query<{ v: number }>('select v from counter where id = $1', [1]))[0].v).toBe(before + 20);
@@ -160,7 +206,9 @@ describe(`store session on ${kind}`, () => {
 
 describe('outbound claims', () => {
   /** Runs `fn` against the message log of a fresh, migrated store of this project's kind. */
-  const withMessages = async (fn: (messages: ReturnType<typeof createStore>['messages']) => Promise<void>): Promise<void> => {
+  const withMessages = async (
+    fn: (messages: ReturnType<typeof createStore>['messages']) => Promise<void>,
+  ): Promise<void> => {
     const scratch = await openScratch();
     try {
       await migrate(scratch.db);
@@ -174,7 +222,8 @@ describe('outbound claims', () => {
   it('lets one sending attempt hold a part: another sees it busy until it is sent, given back, or its lease ran out', () =>
     withMessages(async (messages) => {
       const parts = [{ key: 'reply:m1#1', address: '+15550001', text: 'hi' }];
-      const claim = (owner: string, leaseMs?: number) => messages.claimOutbound('ch_1', '+15550001', parts, owner, leaseMs);
+      const claim = (owner: string, leaseMs?: number) =>
+        messages.claimOutbound('ch_1', '+15550001', parts, owner, leaseMs);
 
       expect(await claim('A')).toEqual({ done: new Map(), busy: new Set() });
       expect((await claim('B')).busy).toEqual(new Set(['reply:m1#1'])); // a retried task while A still sends
@@ -200,59 +249,71 @@ describe('outbound claims', () => {
 
       expect((await messages.claimOutbound('ch_1', '+15550001', part(1), 'new')).busy.size).toBe(0);
       expect((await messages.claimOutbound('ch_2', '+15550002', part(2), 'new')).busy.size).toBe(0);
-      expect((await messages.claimOutbound('ch_1', '+15550001', part(3), 'new')).done.get('reply:m3#1')).toBe('wamid.S');
+      expect((await messages.claimOutbound('ch_1', '+15550001', part(3), 'new')).done.get('reply:m3#1')).toBe(
+        'wamid.S',
+      );
     }));
 });
 
 describe('claims of a node that died (PostgreSQL, several nodes)', () => {
-  it.runIf(kind === 'postgres')('are taken over as soon as the node stopped noting that it is alive, not after the lease; a live node keeps its claims', async () => {
-    const scratch = await openScratch();
-    const other = await openPostgres(scratch.url!); // another node's own connection pool
-    try {
-      await migrate(scratch.db);
-      const nodeA = createStore(scratch.db, randomBytes(32));
-      const nodeB = createStore(other, randomBytes(32));
-      const part = (n: number) => [{ key: `reply:m${n}#1`, address: '+15550001', text: `hi ${n}` }];
+  it.runIf(kind === 'postgres')(
+    'are taken over as soon as the node stopped noting that it is alive, not after the lease; a live node keeps its claims',
+    async () => {
+      const scratch = await openScratch();
+      const other = await openPostgres(scratch.url!); // another node's own connection pool
+      try {
+        await migrate(scratch.db);
+        const nodeA = createStore(scratch.db, randomBytes(32));
+        const nodeB = createStore(other, randomBytes(32));
+        const part = (n: number) => [{ key: `reply:m${n}#1`, address: '+15550001', text: `hi ${n}` }];
 
-      expect((await nodeA.messages.claimOutbound('ch_1', '+15550001', part(1), 'a-attempt')).busy.size).toBe(0);
-      expect((await nodeB.messages.claimOutbound('ch_1', '+15550001', part(1), 'b-attempt')).busy.size).toBe(1); // A is alive
+        expect((await nodeA.messages.claimOutbound('ch_1', '+15550001', part(1), 'a-attempt')).busy.size).toBe(0);
+        expect((await nodeB.messages.claimOutbound('ch_1', '+15550001', part(1), 'b-attempt')).busy.size).toBe(1); // A is alive
 
-      // A dies: its last note ages past NODE_DEAD_MS (as if 7 s went by without one).
-      await other.query(`update wharf_nodes set seen_at = now() - interval '7 seconds' where id = $1`, [nodeA.node.id]);
-      expect((await nodeB.messages.claimOutbound('ch_1', '+15550001', part(1), 'b-attempt')).busy.size).toBe(0);
+        // A dies: its last note ages past NODE_DEAD_MS (as if 7 s went by without one).
+        await other.query(`update wharf_nodes set seen_at = now() - interval '7 seconds' where id = $1`, [
+          nodeA.node.id,
+        ]);
+        expect((await nodeB.messages.claimOutbound('ch_1', '+15550001', part(1), 'b-attempt')).busy.size).toBe(0);
 
-      // A node that left at a graceful stop frees its claims at once too.
-      expect((await nodeB.messages.claimOutbound('ch_1', '+15550001', part(2), 'b-2')).busy.size).toBe(0);
-      expect((await nodeA.messages.claimOutbound('ch_1', '+15550001', part(2), 'a-2')).busy.size).toBe(1);
-      await nodeB.node.leave();
-      expect((await nodeA.messages.claimOutbound('ch_1', '+15550001', part(2), 'a-2')).busy.size).toBe(0);
-    } finally {
-      await other.close();
-      await scratch.db.close();
-      await scratch.drop();
-    }
-  });
+        // A node that left at a graceful stop frees its claims at once too.
+        expect((await nodeB.messages.claimOutbound('ch_1', '+15550001', part(2), 'b-2')).busy.size).toBe(0);
+        expect((await nodeA.messages.claimOutbound('ch_1', '+15550001', part(2), 'a-2')).busy.size).toBe(1);
+        await nodeB.node.leave();
+        expect((await nodeA.messages.claimOutbound('ch_1', '+15550001', part(2), 'a-2')).busy.size).toBe(0);
+      } finally {
+        await other.close();
+        await scratch.db.close();
+        await scratch.drop();
+      }
+    },
+  );
 });
 
 describe('migrations', () => {
-  it.runIf(kind === 'postgres')('nodes starting at once on an empty database apply each migration exactly once, and all start', async () => {
-    // Several rounds: without the lock about half of the starts died on duplicate DDL.
-    for (let round = 0; round < 3; round++) {
-      const admin = inject('postgresAdminUrl');
-      const url = await createTestDatabase(admin);
-      const nodes = await Promise.all(Array.from({ length: 4 }, () => openPostgres(url)));
-      try {
-        const applied = await Promise.all(nodes.map((n) => migrate(n)));
+  it.runIf(kind === 'postgres')(
+    'nodes starting at once on an empty database apply each migration exactly once, and all start',
+    async () => {
+      // Several rounds: without the lock about half of the starts died on duplicate DDL.
+      for (let round = 0; round < 3; round++) {
+        const admin = inject('postgresAdminUrl');
+        const url = await createTestDatabase(admin);
+        const nodes = await Promise.all(Array.from({ length: 4 }, () => openPostgres(url)));
+        try {
+          const applied = await Promise.all(nodes.map((n) => migrate(n)));
 
-        expect(applied.flat().sort((a, b) => a - b)).toEqual(MIGRATIONS.map((m) => m.version));
-        expect(await nodes[0].query('select version from schema_migrations order by version')).toEqual(MIGRATIONS.map((m) => ({ version: m.version })));
-        expect(await migrate(nodes[1])).toEqual([]);
-      } finally {
-        await Promise.all(nodes.map((n) => n.close()));
-        await dropTestDatabase(admin, url);
+          expect(applied.flat().sort((a, b) => a - b)).toEqual(MIGRATIONS.map((m) => m.version));
+          expect(await nodes[0].query('select version from schema_migrations order by version')).toEqual(
+            MIGRATIONS.map((m) => ({ version: m.version })),
+          );
+          expect(await migrate(nodes[1])).toEqual([]);
+        } finally {
+          await Promise.all(nodes.map((n) => n.close()));
+          await dropTestDatabase(admin, url);
+        }
       }
-    }
-  });
+    },
+  );
 
   it('a second migration run on a migrated store applies nothing', async () => {
     expect(await migrate(db)).toEqual(MIGRATIONS.map((m) => m.version));

@@ -208,7 +208,7 @@ describe('parseWebhookPayload', () => {
     expect(status.statuses[0]).toMatchObject({ status: 'failed', recipient: '+16505551234', error: { code: 131026 } });
   });
 
-  it('uses the caption as text for media and keeps the media reference (with Meta\'s hash, file name, voice flag)', () => {
+  it("uses the caption as text for media and keeps the media reference (with Meta's hash, file name, voice flag)", () => {
     const res = parseOk(
       envelope({
         messages: [
@@ -238,7 +238,13 @@ describe('parseWebhookPayload', () => {
       sha256: 'abc',
     });
     expect(res.messages[1].text).toBe('');
-    expect(res.messages[1].media).toEqual({ kind: 'document', id: '222', mimeType: 'application/pdf', sha256: 'def', filename: 'a.pdf' });
+    expect(res.messages[1].media).toEqual({
+      kind: 'document',
+      id: '222',
+      mimeType: 'application/pdf',
+      sha256: 'def',
+      filename: 'a.pdf',
+    });
   });
 
   it('takes the title of interactive replies, the text of buttons and a readable location', () => {
@@ -358,7 +364,11 @@ describe('parseWebhookPayload', () => {
     expect(res.messages).toEqual([]);
     expect(res.phoneNumberIds).toEqual([PHONE_ID]);
     expect(res.unhandled).toEqual([
-      expect.objectContaining({ type: 'message_template_status_update', status: 'ignored', detail: { event: { event: 'APPROVED', message_template_id: 9 } } }),
+      expect.objectContaining({
+        type: 'message_template_status_update',
+        status: 'ignored',
+        detail: { event: { event: 'APPROVED', message_template_id: 9 } },
+      }),
     ]);
   });
 
@@ -391,13 +401,25 @@ describe('parseWebhookPayload', () => {
       { messages: [{ from: '1', timestamp: '1', type: 'text', text: { body: 'x' } }] },
       { statuses: [{ id: 'wamid.1', status: 'sent' }] },
     ];
-    const good = { from: '16505551234', id: 'wamid.GOOD', timestamp: '1700000000', type: 'text', text: { body: 'fine' } };
+    const good = {
+      from: '16505551234',
+      id: 'wamid.GOOD',
+      timestamp: '1700000000',
+      type: 'text',
+      text: { body: 'fine' },
+    };
     for (const value of cases) {
       const withGood = { ...value, messages: [...((value.messages as unknown[]) ?? []), good] };
       const res = parseOk(envelope(withGood));
-      expect(res.messages.map((m) => m.id), JSON.stringify(value)).toEqual(['wamid.GOOD']);
+      expect(
+        res.messages.map((m) => m.id),
+        JSON.stringify(value),
+      ).toEqual(['wamid.GOOD']);
       expect(res.unhandled, JSON.stringify(value)).toHaveLength(1);
-      expect(res.unhandled[0]).toMatchObject({ status: 'failed', reason: expect.stringMatching(/(cannot|could not) read/) });
+      expect(res.unhandled[0]).toMatchObject({
+        status: 'failed',
+        reason: expect.stringMatching(/(cannot|could not) read/),
+      });
     }
   });
 

@@ -5,7 +5,12 @@
  * Here no retry starts once closing has begun, and `close()` waits for retries already scheduled (at most
  * the SDK's longest back-off, about 6 s) before it closes the channel.
  */
-import { Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor , type ConnectionOptions } from '@temporalio/client';
+import {
+  Connection,
+  defaultGrpcRetryOptions,
+  makeGrpcRetryInterceptor,
+  type ConnectionOptions,
+} from '@temporalio/client';
 
 /** A connection and its safe close. */
 export interface ClosableConnection {

@@ -32,7 +32,13 @@ const version = (JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf
 /** Routes the SDK's own logs (worker lifecycle, workflow errors) into pino. */
 function installRuntimeLogger(log: Logger, metricsAddress?: string): void {
   const sdk = log.child({ component: 'temporal-sdk' });
-  const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' };
+  const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
+    TRACE: 'trace',
+    DEBUG: 'debug',
+    INFO: 'info',
+    WARN: 'warn',
+    ERROR: 'error',
+  };
   // shutdownSignals: [] — Wharf's own handler shuts down in order (API, worker, server, store).
   // The session queue's worker hosts activities only; its "no workflows registered" notice is expected.
   const expected = /^No workflows registered/;
@@ -76,14 +82,19 @@ async function main(): Promise<void> {
   } catch (err) {
     // The one way this fails in practice is a taken metrics port: name the setting to change.
     if (!config.metricsAddress) throw err;
-    console.error(`wharf: WHARF_METRICS_ADDRESS=${config.metricsAddress}: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(
+      `wharf: WHARF_METRICS_ADDRESS=${config.metricsAddress}: ${err instanceof Error ? err.message : String(err)}`,
+    );
     process.exit(2);
   }
   log.info({ version, dataDir: config.dataDir }, 'Wharf starting');
   if (config.whatsapp.webSocketUrl || config.whatsapp.certRoot) {
     // Either one means personal accounts may not be talking to WhatsApp: say so every start, loudly.
     log.warn(
-      { WHARF_WA_URL: config.whatsapp.webSocketUrl ?? null, WHARF_WA_CERT_ROOT: config.whatsapp.certRoot?.toString('base64') ?? null },
+      {
+        WHARF_WA_URL: config.whatsapp.webSocketUrl ?? null,
+        WHARF_WA_CERT_ROOT: config.whatsapp.certRoot?.toString('base64') ?? null,
+      },
       'WARNING: personal accounts connect to a WhatsApp Web server other than WhatsApp (WHARF_WA_URL) or trust another certificate root (WHARF_WA_CERT_ROOT); unset both for real WhatsApp',
     );
   }
@@ -153,18 +164,35 @@ async function main(): Promise<void> {
     let address = config.temporal.address;
     if (!address) {
       const cli = resolveTemporalCli();
-      log.info({ source: cli.source, path: cli.path }, `Temporal CLI: ${cli.source}${cli.path ? ` (${cli.path})` : ''}`);
-      embedded = await startEmbeddedTemporal({ cli, dataDir: config.dataDir, namespace: config.temporal.namespace, port: config.temporal.port, uiPort: config.temporal.uiPort, metricsPort: config.temporal.metricsPort, log }).catch(async (err: unknown) => {
+      log.info(
+        { source: cli.source, path: cli.path },
+        `Temporal CLI: ${cli.source}${cli.path ? ` (${cli.path})` : ''}`,
+      );
+      embedded = await startEmbeddedTemporal({
+        cli,
+        dataDir: config.dataDir,
+        namespace: config.temporal.namespace,
+        port: config.temporal.port,
+        uiPort: config.temporal.uiPort,
+        metricsPort: config.temporal.metricsPort,
+        log,
+      }).catch(async (err: unknown) => {
         await closeStoreOnFailure();
         throw err;
       });
       address = embedded.address;
       stops.push({ name: 'Temporal dev server', stop: () => embedded!.stop() });
-      log.info({ address, uiUrl: embedded.uiUrl }, `Temporal dev server ready at ${address}; Web UI at ${embedded.uiUrl}`);
+      log.info(
+        { address, uiUrl: embedded.uiUrl },
+        `Temporal dev server ready at ${address}; Web UI at ${embedded.uiUrl}`,
+      );
     } else {
       const { tls, apiKey } = config.temporal.security;
       const security = apiKey ? 'TLS + API key' : tls?.clientCertPair ? 'mTLS' : tls ? 'TLS' : 'plaintext';
-      log.info({ address, namespace: config.temporal.namespace, security }, `connecting to the Temporal cluster at TEMPORAL_ADDRESS (${security})`);
+      log.info(
+        { address, namespace: config.temporal.namespace, security },
+        `connecting to the Temporal cluster at TEMPORAL_ADDRESS (${security})`,
+      );
     }
 
     const db = await storeReady;
@@ -181,13 +209,28 @@ async function main(): Promise<void> {
     const policy = createPolicyService(store);
     const graph = createGraphClient({ baseUrl: config.graph.baseUrl, version: config.graph.version });
 
-    const { connection, close: closeConnection } = await connectClient(temporalConnectionOptions(address, config.temporal.security));
+    const { connection, close: closeConnection } = await connectClient(
+      temporalConnectionOptions(address, config.temporal.security),
+    );
     stops.push({ name: 'Temporal client', stop: closeConnection });
     const client = new Client({ connection, namespace: config.temporal.namespace });
     if (!embedded) await registerSearchAttributes(connection, config.temporal.namespace, log);
 
     startMediaRetention(store, config.mediaRetentionDays, log.child({ component: 'media' }));
-    const workers = await createWharfWorker({ address, security: config.temporal.security, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, workflowCacheSize: config.temporal.workflowCacheSize, store, secretKey: config.secretKey, whatsapp: config.whatsapp, graph, policy, client, log });
+    const workers = await createWharfWorker({
+      address,
+      security: config.temporal.security,
+      namespace: config.temporal.namespace,
+      taskQueue: config.temporal.taskQueue,
+      workflowCacheSize: config.temporal.workflowCacheSize,
+      store,
+      secretKey: config.secretKey,
+      whatsapp: config.whatsapp,
+      graph,
+      policy,
+      client,
+      log,
+    });
     const running = workers.run();
     stops.push({
       name: 'worker',
@@ -202,7 +245,15 @@ async function main(): Promise<void> {
       void shutdown('worker-failure', 1);
     });
 
-    const app = createApp({ config, store, client, policy, log, version, temporal: { address, uiUrl: embedded?.uiUrl ?? null, embedded: !!embedded } });
+    const app = createApp({
+      config,
+      store,
+      client,
+      policy,
+      log,
+      version,
+      temporal: { address, uiUrl: embedded?.uiUrl ?? null, embedded: !!embedded },
+    });
     const server: Server = await new Promise((resolve, reject) => {
       const s = app.listen(config.port, config.host, () => resolve(s)).once('error', reject);
     });
@@ -222,10 +273,15 @@ async function main(): Promise<void> {
     });
 
     const ms = Math.round(performance.now() - t0);
-    log.info({ url: `http://${config.host}:${config.port}`, publicUrl: config.publicUrl, startupMs: ms }, `Wharf is up in ${ms} ms: API on http://${config.host}:${config.port}`);
+    log.info(
+      { url: `http://${config.host}:${config.port}`, publicUrl: config.publicUrl, startupMs: ms },
+      `Wharf is up in ${ms} ms: API on http://${config.host}:${config.port}`,
+    );
     if (config.adminTokenGenerated) {
       // Printed once, on the first start; it stays in the data dir (admin-token) for later reference.
-      process.stdout.write(`\n  Admin token (shown once; also in ${join(config.dataDir, 'admin-token')}):\n\n    ${config.adminToken}\n\n`);
+      process.stdout.write(
+        `\n  Admin token (shown once; also in ${join(config.dataDir, 'admin-token')}):\n\n    ${config.adminToken}\n\n`,
+      );
     }
   } catch (err) {
     log.fatal({ err }, 'start-up failed');

@@ -12,7 +12,9 @@ export async function registerSearchAttributes(connection: Connection, namespace
   if (!missing.length) return;
   await connection.operatorService.addSearchAttributes({
     namespace,
-    searchAttributes: Object.fromEntries(missing.map((k) => [k.name, proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
+    searchAttributes: Object.fromEntries(
+      missing.map((k) => [k.name, proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD]),
+    ),
   });
   log.info({ added: missing.map((k) => k.name) }, 'search attributes registered');
   // A cluster takes a few seconds to serve new attributes everywhere; wait until a query accepts them so

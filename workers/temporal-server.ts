@@ -81,7 +81,8 @@ async function waitUntilServing(address: string, child: ChildProcess | undefined
   const t0 = Date.now();
   let lastErr: unknown;
   while (Date.now() - t0 < timeoutMs) {
-    if (child && child.exitCode !== null) throw new Error(`the Temporal dev server exited with code ${child.exitCode} during start-up`);
+    if (child && child.exitCode !== null)
+      throw new Error(`the Temporal dev server exited with code ${child.exitCode} during start-up`);
     try {
       const conn = await Connection.connect({ address, connectTimeout: 1000 });
       try {
@@ -106,7 +107,12 @@ async function waitUntilServing(address: string, child: ChildProcess | undefined
  *   time show at once), which costs two extra SQLite reads on every call that carries search attributes —
  *   each chat's signal-with-start. Wharf registers its attributes when the server starts and never later.
  */
-export const DEV_SERVER_TUNING = ['--sqlite-pragma', 'journal_mode=wal', '--dynamic-config-value', 'system.forceSearchAttributesCacheRefreshOnRead=false'];
+export const DEV_SERVER_TUNING = [
+  '--sqlite-pragma',
+  'journal_mode=wal',
+  '--dynamic-config-value',
+  'system.forceSearchAttributesCacheRefreshOnRead=false',
+];
 
 /** Starts the embedded dev server and waits until it serves. */
 export async function startEmbeddedTemporal(opts: EmbeddedTemporalOptions): Promise<EmbeddedTemporal> {
@@ -122,14 +128,41 @@ export async function startEmbeddedTemporal(opts: EmbeddedTemporalOptions): Prom
     // No binary here: the SDK downloads the dev server (needs internet) and runs it with the same options.
     log.info('starting the Temporal dev server downloaded by the SDK');
     const env = await TestWorkflowEnvironment.createLocal({
-      server: { dbFilename: dbFile, ip: '127.0.0.1', port, ui: true, uiPort, namespace, searchAttributes: WHARF_SEARCH_ATTRIBUTES, extraArgs: ['--log-level', 'warn', ...DEV_SERVER_TUNING] },
+      server: {
+        dbFilename: dbFile,
+        ip: '127.0.0.1',
+        port,
+        ui: true,
+        uiPort,
+        namespace,
+        searchAttributes: WHARF_SEARCH_ATTRIBUTES,
+        extraArgs: ['--log-level', 'warn', ...DEV_SERVER_TUNING],
+      },
     });
     return { address: env.address, uiUrl, stop: () => env.teardown() };
   }
 
   const pidFile = join(dataDir, 'temporal.pid');
   stopStaleServer(pidFile, log);
-  const args = ['server', 'start-dev', '--db-filename', dbFile, '--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(uiPort), '--namespace', namespace, '--log-level', 'warn', ...DEV_SERVER_TUNING, ...saArgs, ...(opts.metricsPort ? ['--metrics-port', String(opts.metricsPort)] : [])];
+  const args = [
+    'server',
+    'start-dev',
+    '--db-filename',
+    dbFile,
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--ui-port',
+    String(uiPort),
+    '--namespace',
+    namespace,
+    '--log-level',
+    'warn',
+    ...DEV_SERVER_TUNING,
+    ...saArgs,
+    ...(opts.metricsPort ? ['--metrics-port', String(opts.metricsPort)] : []),
+  ];
   log.info({ port, uiPort, dbFile }, 'starting the embedded Temporal dev server');
   // Same process group as Wharf: a kill of the group (or of the terminal) takes the server along.
   const child = spawn(cli.path, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -9,7 +9,11 @@ import { createMediaActivities } from '../activities/media-activities.js';
 import { createPersonalMediaSender } from '../activities/personal-media.js';
 import { recordSessionHolder, startSessionReaper } from '../activities/session-failover.js';
 import { createSignalActivities } from '../activities/signal-activities.js';
-import { createSessionActivities, type MakeSocket, type SessionActivityDeps } from '../activities/personal-session/index.js';
+import {
+  createSessionActivities,
+  type MakeSocket,
+  type SessionActivityDeps,
+} from '../activities/personal-session/index.js';
 import type { GraphClient } from '../lib/graph/graph-client.js';
 import { processDeliveries, type InboundDeliveries } from '../lib/inbound-delivery.js';
 import type { Logger } from '../lib/logger.js';
@@ -101,8 +105,14 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
   const connection = await NativeConnection.connect(temporalConnectionOptions(deps.address, deps.security));
   // New chats are started through a client on this connection: Temporal then hands their first workflow
   // task straight back to this worker (eager start; see lib/inbound-delivery.ts).
-  (deps.deliveries ?? processDeliveries).startNewChatsThrough(deps.client, deps.taskQueue, new Client({ connection, namespace: deps.namespace }));
-  const workflowBundle = deps.workflowBundle ?? (existsSync(prebuiltBundlePath) ? { codePath: prebuiltBundlePath } : await bundleWorkflows());
+  (deps.deliveries ?? processDeliveries).startNewChatsThrough(
+    deps.client,
+    deps.taskQueue,
+    new Client({ connection, namespace: deps.namespace }),
+  );
+  const workflowBundle =
+    deps.workflowBundle ??
+    (existsSync(prebuiltBundlePath) ? { codePath: prebuiltBundlePath } : await bundleWorkflows());
   // A queue of this process alone: a personal account's socket lives here, so its sends must come here.
   const sessionQueue = `${deps.taskQueue}-session-${randomUUID().slice(0, 8)}`;
   const sessions = createSessionActivities({
@@ -119,16 +129,28 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
     ...deps.sessionHooks,
   });
   const shared = {
-    ...createChannelActivities({ store: deps.store, graph: deps.graph, log: deps.log.child({ component: 'channel-activities' }) }),
+    ...createChannelActivities({
+      store: deps.store,
+      graph: deps.graph,
+      log: deps.log.child({ component: 'channel-activities' }),
+    }),
     ...createSignalActivities({ store: deps.store, client: deps.client }),
-    ...createMediaActivities({ store: deps.store, graph: deps.graph, log: deps.log.child({ component: 'media-activities' }) }),
+    ...createMediaActivities({
+      store: deps.store,
+      graph: deps.graph,
+      log: deps.log.child({ component: 'media-activities' }),
+    }),
     ...createChatActivities({
       store: deps.store,
       graph: deps.graph,
       policy: deps.policy,
       client: deps.client,
       log: deps.log.child({ component: 'chat-activities' }),
-      personal: { sendText: sessions.sendText, sendMedia: createPersonalMediaSender({ sessions: sessions.sessionRegistry, db: deps.store.db, sessionQueue }).sendMedia },
+      personal: {
+        sendText: sessions.sendText,
+        sendMedia: createPersonalMediaSender({ sessions: sessions.sessionRegistry, db: deps.store.db, sessionQueue })
+          .sendMedia,
+      },
     }),
   };
   // runSession on the shared queue (any worker may hold a session); sends for a session on this process's

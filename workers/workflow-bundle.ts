@@ -10,7 +10,12 @@ import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporali
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The workflows' entry point next to this file's tree (sources or dist). */
-export const workflowsEntry = join(here, '..', 'workflows', existsSync(join(here, '..', 'workflows', 'index.ts')) ? 'index.ts' : 'index.js');
+export const workflowsEntry = join(
+  here,
+  '..',
+  'workflows',
+  existsSync(join(here, '..', 'workflows', 'index.ts')) ? 'index.ts' : 'index.js',
+);
 /** Where `npm run build` writes the production bundle. */
 export const prebuiltBundlePath = join(here, '..', 'workflow-bundle.js');
 
@@ -18,7 +23,14 @@ export const prebuiltBundlePath = join(here, '..', 'workflow-bundle.js');
 export async function bundleWorkflows(workflowsPath = workflowsEntry): Promise<WorkflowBundleWithSourceMap> {
   return bundleWorkflowCode({
     workflowsPath,
-    logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: console.warn, error: console.error },
+    logger: {
+      log: () => undefined,
+      trace: () => undefined,
+      debug: () => undefined,
+      info: () => undefined,
+      warn: console.warn,
+      error: console.error,
+    },
     webpackConfigHook: (config) => {
       config.resolve = { ...config.resolve, extensionAlias: { '.js': ['.ts', '.js'] } };
       return config;

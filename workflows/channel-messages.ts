@@ -121,14 +121,22 @@ export interface WaitForMessageInput {
   timeoutMs: number;
 }
 /** Waits (inside the update) for the next handed-off message, oldest waiter first. */
-export const waitForMessage = defineUpdate<{ message: HandedOffMessage | null }, [WaitForMessageInput]>('waitForMessage');
+export const waitForMessage = defineUpdate<{ message: HandedOffMessage | null }, [WaitForMessageInput]>(
+  'waitForMessage',
+);
 
 /** Withdraws a waiter; returns the message it had already been given, if any, so nothing is lost. */
 export const cancelWaiter = defineUpdate<{ message: HandedOffMessage | null }, [{ waiterId: string }]>('cancelWaiter');
 
 /** What the signal queue of a channel holds: tasks waiting for a message and messages waiting for a task. */
 export interface SignalQueueView {
-  waiters: Array<{ waiterId: string; kind: 'workflow' | 'http'; workflowId?: string; from?: string; expiresAt: string }>;
+  waiters: Array<{
+    waiterId: string;
+    kind: 'workflow' | 'http';
+    workflowId?: string;
+    from?: string;
+    expiresAt: string;
+  }>;
   held: Array<{ id: string; sender: string; text: string; expiresAt: string }>;
 }
 /** Reads the waiting tasks and held messages (the console's Signals page). */

@@ -26,7 +26,14 @@ import type { SessionActivities } from '../activities/personal-session/index.js'
 import { normalizePairingCode } from '../lib/pairing.js';
 import { channelDetails } from '../lib/workflow-metadata.js';
 import { WharfChannelStatus, WharfProvider, WharfSpace } from '../lib/search-attributes.js';
-import { PROVIDER_INFO, type ChannelState, type ChannelStatus, type ConfigValue, type CredentialRef, INBOUND_MODES } from '../lib/types.js';
+import {
+  PROVIDER_INFO,
+  type ChannelState,
+  type ChannelStatus,
+  type ConfigValue,
+  type CredentialRef,
+  INBOUND_MODES,
+} from '../lib/types.js';
 import {
   addWaiter,
   cancelWaiter,
@@ -158,21 +165,46 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
 
   setHandler(state, () => s);
   setHandler(signalQueue, () => ({
-    waiters: waiters.map((w) => ({ waiterId: w.waiterId, kind: w.workflowId ? ('workflow' as const) : ('http' as const), workflowId: w.workflowId, from: w.from, expiresAt: w.expiresAt })),
-    held: held.map((h) => ({ id: h.message.id, sender: h.message.sender.address, text: h.message.text, expiresAt: h.expiresAt })),
+    waiters: waiters.map((w) => ({
+      waiterId: w.waiterId,
+      kind: w.workflowId ? ('workflow' as const) : ('http' as const),
+      workflowId: w.workflowId,
+      from: w.from,
+      expiresAt: w.expiresAt,
+    })),
+    held: held.map((h) => ({
+      id: h.message.id,
+      sender: h.message.sender.address,
+      text: h.message.text,
+      expiresAt: h.expiresAt,
+    })),
   }));
 
   // A config check; `vaultDown` when it failed only because a vault could not answer (then it is tried
   // again by recheckLoop, so the channel recovers without a re-save).
-  const checkConfig = async (config: ChannelState['config']): Promise<{ check: Awaited<ReturnType<ChannelActivities['checkProviderConfig']>>; vaultDown: boolean }> => {
+  const checkConfig = async (
+    config: ChannelState['config'],
+  ): Promise<{ check: Awaited<ReturnType<ChannelActivities['checkProviderConfig']>>; vaultDown: boolean }> => {
     try {
-      return { check: await provider.checkProviderConfig({ channelId: s.id, provider: s.provider, config }), vaultDown: false };
+      return {
+        check: await provider.checkProviderConfig({ channelId: s.id, provider: s.provider, config }),
+        vaultDown: false,
+      };
     } catch (err) {
       const cause = err instanceof ActivityFailure && err.cause ? err.cause : undefined;
       if (cause instanceof ApplicationFailure && cause.type === FAILURE.vaultUnavailable) {
-        return { check: { ok: false, reason: `${cause.message}. Wharf checks the config again until the vault answers.` }, vaultDown: true };
+        return {
+          check: { ok: false, reason: `${cause.message}. Wharf checks the config again until the vault answers.` },
+          vaultDown: true,
+        };
       }
-      return { check: { ok: false, reason: `Could not check the credentials with the provider (${cause?.message ?? String(err)}). Save the config again to retry.` }, vaultDown: false };
+      return {
+        check: {
+          ok: false,
+          reason: `Could not check the credentials with the provider (${cause?.message ?? String(err)}). Save the config again to retry.`,
+        },
+        vaultDown: false,
+      };
     }
   };
   let recheck: { save: number } | null = input.recheckConfig ? { save: 0 } : null;
@@ -191,7 +223,10 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
         s.configured = true;
         s.selfAddress = check.selfAddress ?? s.selfAddress;
         if (s.status === 'failed' || s.status === 'setup') {
-          setStatus('setup', 'Config saved and checked. Paste the webhook URL and verify token into Meta (WhatsApp → Configuration).');
+          setStatus(
+            'setup',
+            'Config saved and checked. Paste the webhook URL and verify token into Meta (WhatsApp → Configuration).',
+          );
         }
       } else {
         setStatus('failed', check.reason);
@@ -208,10 +243,12 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
           const v = config?.[f.name];
           if (v === undefined || v === '') {
             if (f.required) problems.push(`${f.name} is required`);
-          } else if (f.secret && !isRef(v)) problems.push(`${f.name} must be a credential ref {vault, item, field}, not a value`);
+          } else if (f.secret && !isRef(v))
+            problems.push(`${f.name} must be a credential ref {vault, item, field}, not a value`);
           else if (!f.secret && typeof v !== 'string') problems.push(`${f.name} must be a string`);
         }
-        for (const k of Object.keys(config ?? {})) if (!fields.some((f) => f.name === k)) problems.push(`${k} is not a field of ${s.provider}`);
+        for (const k of Object.keys(config ?? {}))
+          if (!fields.some((f) => f.name === k)) problems.push(`${k} is not a field of ${s.provider}`);
         if (problems.length) refuse(REFUSAL.invalid, `Config refused: ${problems.join('; ')}.`);
       },
     },
@@ -228,8 +265,10 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
     {
       validator: ({ inbound, agent }) => {
         assertLive();
-        if (inbound !== undefined && !INBOUND_MODES.includes(inbound)) refuse(REFUSAL.invalid, `inbound must be one of ${INBOUND_MODES.join(', ')}.`);
-        if (agent !== undefined && (typeof agent !== 'string' || !agent)) refuse(REFUSAL.invalid, 'agent must be a non-empty string.');
+        if (inbound !== undefined && !INBOUND_MODES.includes(inbound))
+          refuse(REFUSAL.invalid, `inbound must be one of ${INBOUND_MODES.join(', ')}.`);
+        if (agent !== undefined && (typeof agent !== 'string' || !agent))
+          refuse(REFUSAL.invalid, 'agent must be a non-empty string.');
       },
     },
   );
@@ -245,9 +284,13 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
       validator: ({ code, expiresAt }) => {
         assertLive();
         if (s.status !== 'connected') {
-          refuse(REFUSAL.notPossible, `Channel ${s.id} is ${s.status}, not connected: finish the setup (Meta must call the webhook, or scan the QR) before pairing.`);
+          refuse(
+            REFUSAL.notPossible,
+            `Channel ${s.id} is ${s.status}, not connected: finish the setup (Meta must call the webhook, or scan the QR) before pairing.`,
+          );
         }
-        if (!/^[A-Z]{3}-\d{3}$/.test(code) || Number.isNaN(Date.parse(expiresAt))) refuse(REFUSAL.invalid, 'Malformed pairing code.');
+        if (!/^[A-Z]{3}-\d{3}$/.test(code) || Number.isNaN(Date.parse(expiresAt)))
+          refuse(REFUSAL.invalid, 'Malformed pairing code.');
       },
     },
   );
@@ -261,11 +304,13 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
       // retry there now answers "not paired" (the code was cleared either way, so no command changes).
       const last = s.lastPairing;
       if (last && messageId && last.messageId === messageId && last.address === address) return { paired: true };
-      const live = s.pairing && Date.parse(s.pairing.expiresAt) > workflowNow() && wanted === normalizePairingCode(s.pairing.code);
+      const live =
+        s.pairing && Date.parse(s.pairing.expiresAt) > workflowNow() && wanted === normalizePairingCode(s.pairing.code);
       if (!live || !s.pairing) return { paired: false };
       s.lastPairing = { code: s.pairing.code, address, ...(messageId ? { messageId } : {}) };
       s.pairing = null; // one use
-      if (!s.pairedAddresses.some((p) => p.address === address)) s.pairedAddresses.push({ address, pairedAt: new Date(workflowNow()).toISOString() });
+      if (!s.pairedAddresses.some((p) => p.address === address))
+        s.pairedAddresses.push({ address, pairedAt: new Date(workflowNow()).toISOString() });
       await commit();
       return { paired: true };
     },
@@ -285,7 +330,8 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
     {
       validator: ({ from, to }) => {
         assertLive();
-        if (typeof from !== 'string' || typeof to !== 'string' || !from || !to) refuse(REFUSAL.invalid, 'from and to must be addresses.');
+        if (typeof from !== 'string' || typeof to !== 'string' || !from || !to)
+          refuse(REFUSAL.invalid, 'from and to must be addresses.');
       },
     },
   );
@@ -300,7 +346,8 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
     {
       validator: ({ address }) => {
         assertLive();
-        if (!s.pairedAddresses.some((p) => p.address === address)) refuse(REFUSAL.notFound, `${address} is not paired with channel ${s.id}.`);
+        if (!s.pairedAddresses.some((p) => p.address === address))
+          refuse(REFUSAL.notFound, `${address} is not paired with channel ${s.id}.`);
       },
     },
   );
@@ -400,7 +447,10 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
     async ({ phoneNumber }) => {
       linkPhone = phoneNumber;
       s.sessionStopped = false;
-      setStatus('setup', phoneNumber ? `Requesting a pairing code for ${phoneNumber}…` : 'Waiting for a fresh QR code…');
+      setStatus(
+        'setup',
+        phoneNumber ? `Requesting a pairing code for ${phoneNumber}…` : 'Waiting for a fresh QR code…',
+      );
       // A fresh link starts from empty auth state; the running attempt (if any) is cancelled first.
       cancelSession();
       await store.clearSession({ channelId: s.id });
@@ -410,9 +460,15 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
     {
       validator: ({ phoneNumber }) => {
         assertLive();
-        if (s.provider !== 'whatsapp_user') refuse(REFUSAL.invalid, 'Only personal-account channels are linked by QR or pairing code.');
-        if (s.status === 'connected') refuse(REFUSAL.notPossible, 'The channel is linked and connected; disconnect or delete it before linking again.');
-        if (phoneNumber !== undefined && !/^\+?\d{7,15}$/.test(phoneNumber)) refuse(REFUSAL.invalid, 'phoneNumber must be an E.164 number such as +15551234567.');
+        if (s.provider !== 'whatsapp_user')
+          refuse(REFUSAL.invalid, 'Only personal-account channels are linked by QR or pairing code.');
+        if (s.status === 'connected')
+          refuse(
+            REFUSAL.notPossible,
+            'The channel is linked and connected; disconnect or delete it before linking again.',
+          );
+        if (phoneNumber !== undefined && !/^\+?\d{7,15}$/.test(phoneNumber))
+          refuse(REFUSAL.invalid, 'phoneNumber must be an E.164 number such as +15551234567.');
       },
     },
   );
@@ -449,7 +505,11 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
         if (check.ok) {
           s.configured = true;
           s.selfAddress = check.selfAddress ?? s.selfAddress;
-          if (s.status === 'failed') setStatus('setup', 'The vault answers again: config checked. Paste the webhook URL and verify token into Meta (WhatsApp → Configuration).');
+          if (s.status === 'failed')
+            setStatus(
+              'setup',
+              'The vault answers again: config checked. Paste the webhook URL and verify token into Meta (WhatsApp → Configuration).',
+            );
         } else {
           setStatus('failed', check.reason);
         }
@@ -481,7 +541,13 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
       } else {
         given.set(w.waiterId, m);
       }
-      await handoffs.recordHandoff({ channelId: s.id, chatId: m.chat.id, messageId: m.id, status: 'handed_off', detail: { to: w.workflowId ?? 'http' } });
+      await handoffs.recordHandoff({
+        channelId: s.id,
+        chatId: m.chat.id,
+        messageId: m.id,
+        status: 'handed_off',
+        detail: { to: w.workflowId ?? 'http' },
+      });
       return true;
     }
   };
@@ -514,7 +580,13 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
       if (m) {
         try {
           await getExternalWorkflowHandle(w.workflowId).signal(channelSignal, { waiterId: w.waiterId, message: m });
-          await handoffs.recordHandoff({ channelId: s.id, chatId: m.chat.id, messageId: m.id, status: 'handed_off', detail: { to: w.workflowId } });
+          await handoffs.recordHandoff({
+            channelId: s.id,
+            chatId: m.chat.id,
+            messageId: m.id,
+            status: 'handed_off',
+            detail: { to: w.workflowId },
+          });
           return { queued: false };
         } catch {
           // The registering workflow is already gone: the message goes to the next waiter or back in line.
@@ -533,7 +605,13 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
     async ({ waiterId, from, timeoutMs }) => {
       const ready = takeHeld(from);
       if (ready) {
-        await handoffs.recordHandoff({ channelId: s.id, chatId: ready.chat.id, messageId: ready.id, status: 'handed_off', detail: { to: 'http' } });
+        await handoffs.recordHandoff({
+          channelId: s.id,
+          chatId: ready.chat.id,
+          messageId: ready.id,
+          status: 'handed_off',
+          detail: { to: 'http' },
+        });
         return { message: ready };
       }
       waiters.push({ waiterId, from, expiresAt: new Date(now() + timeoutMs).toISOString() });
@@ -546,7 +624,8 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
     {
       validator: ({ timeoutMs }) => {
         assertLive();
-        if (!(timeoutMs >= 0 && timeoutMs <= 3_600_000)) refuse(REFUSAL.invalid, 'timeout must be between 0 and 3600 seconds.');
+        if (!(timeoutMs >= 0 && timeoutMs <= 3_600_000))
+          refuse(REFUSAL.invalid, 'timeout must be between 0 and 3600 seconds.');
       },
     },
   );
@@ -565,14 +644,21 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
     if (!expired.length) return;
     held = held.filter((h) => Date.parse(h.expiresAt) > now());
     for (const h of expired) {
-      await handoffs.recordHandoff({ channelId: s.id, chatId: h.message.chat.id, messageId: h.message.id, status: 'dropped', detail: { reason: 'No task was waiting on the space within 5 minutes.' } });
+      await handoffs.recordHandoff({
+        channelId: s.id,
+        chatId: h.message.chat.id,
+        messageId: h.message.id,
+        status: 'dropped',
+        detail: { reason: 'No task was waiting on the space within 5 minutes.' },
+      });
     }
   };
 
   if (s.version === 0) await commit();
 
   const historyLimit = input.historyLimit ?? 2000;
-  const done = (): boolean => deleted || workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > historyLimit;
+  const done = (): boolean =>
+    deleted || workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > historyLimit;
   while (!done()) {
     const next = held.length ? Math.min(...held.map((h) => Date.parse(h.expiresAt))) - now() : undefined;
     if (next === undefined) await condition(() => done() || held.length > 0);

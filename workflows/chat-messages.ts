@@ -46,7 +46,11 @@ export interface ReplyInput {
 export const PAIRED_TEXT = 'Paired. This number now talks to the agent on this channel.';
 
 /** The confirmation to a sender that just paired with `m`. */
-export const pairedReply = (m: InboundMessage): ReplyInput => ({ to: m.sender.address, replyKey: `pair:${m.id}`, markdown: PAIRED_TEXT });
+export const pairedReply = (m: InboundMessage): ReplyInput => ({
+  to: m.sender.address,
+  replyKey: `pair:${m.id}`,
+  markdown: PAIRED_TEXT,
+});
 
 /** The agent's answer to `m`; sending it marks `m` answered. */
 export const answerReply = (m: InboundMessage, markdown: string, attachments?: ReplyAttachment[]): ReplyInput => ({

@@ -43,7 +43,12 @@ const local = proxyLocalActivities<ChatActivities>({
 /** Agents may think for a while; retried a few times (429/5xx), then the message is marked failed. */
 const agents = proxyActivities<ChatActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: [...FINAL_FAILURE_TYPES] },
+  retry: {
+    initialInterval: '1 second',
+    maximumInterval: '30 seconds',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: [...FINAL_FAILURE_TYPES],
+  },
 });
 /** Sends: retried with backoff while Meta is unavailable or rate limiting; refusals are final. */
 const sends = proxyLocalActivities<ChatActivities>({
@@ -84,7 +89,12 @@ const IDLE_TIMEOUT_MS = 60 * 60 * 1000;
 /** Most queued messages admitted and answered together. */
 const BATCH = 50;
 /** Send failures that mean the channel's credentials are wrong: the channel is marked failed. */
-const CREDENTIAL_FAILURES: string[] = [FAILURE.badToken, FAILURE.missingPermission, FAILURE.unknownPhoneNumber, FAILURE.missingSecret];
+const CREDENTIAL_FAILURES: string[] = [
+  FAILURE.badToken,
+  FAILURE.missingPermission,
+  FAILURE.unknownPhoneNumber,
+  FAILURE.missingSecret,
+];
 /** Recent message ids kept in memory as a fast path; the store's unique key is the real dedupe. */
 const RECENT_IDS = 256;
 
@@ -169,14 +179,20 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
    * one local activity per batch (per session queue for personal accounts), and a message's turns join the
    * window only once its reply went out: a failed turn leaves no dangling user message.
    */
-  let outbox: Array<{ m: InboundMessage; reply?: ReplyInput; sessionQueue: string | null; turns: Turn[]; sent?: ReplyResult }> = [];
+  let outbox: Array<{
+    m: InboundMessage;
+    reply?: ReplyInput;
+    sessionQueue: string | null;
+    turns: Turn[];
+    sent?: ReplyResult;
+  }> = [];
   /** Outcomes decided in the workflow (agent failed, no answer), written once per batch. */
   let outcomes: Array<{ id: string; status: string; detail?: Record<string, unknown> }> = [];
 
   /** Hands outbox items to the deliverReplies activity: one call per run of items sharing a send queue. */
   const deliverOutbox = async (items: typeof outbox): Promise<ReplyResult[]> => {
     const results: ReplyResult[] = [];
-    for (let i = 0; i < items.length; ) {
+    for (let i = 0; i < items.length;) {
       // Personal accounts send through the socket on the worker that holds the session: its own queue.
       const queue = items[i].sessionQueue;
       let j = i + 1;
@@ -241,11 +257,25 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
         media = await mediaFetch.fetchInboundMedia({ channelId, messageId: m.id, media: m.media });
       } catch (err) {
         const cause = err instanceof ActivityFailure ? (err.cause?.message ?? err.message) : String(err);
-        media = { kind: m.media.kind as MediaKind, ...(m.media.caption ? { caption: m.media.caption } : {}), ...(m.media.voice ? { voice: true } : {}), missing: `Meta could not be reached for the file (${cause})` };
+        media = {
+          kind: m.media.kind as MediaKind,
+          ...(m.media.caption ? { caption: m.media.caption } : {}),
+          ...(m.media.voice ? { voice: true } : {}),
+          missing: `Meta could not be reached for the file (${cause})`,
+        };
       }
     }
     if (admission.mode === 'signal') {
-      const message = { id: m.id, channelId, space: admission.space, chat: m.chat, sender: m.sender, text: media ? mediaText(media) : m.text, timestamp: m.timestamp, ...(media ? { media } : {}) };
+      const message = {
+        id: m.id,
+        channelId,
+        space: admission.space,
+        chat: m.chat,
+        sender: m.sender,
+        text: media ? mediaText(media) : m.text,
+        timestamp: m.timestamp,
+        ...(media ? { media } : {}),
+      };
       await getExternalWorkflowHandle(channelWorkflowId(channelId)).signal(handOff, { message });
       return;
     }
@@ -273,21 +303,46 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
             workflowId: `agent-${channelId}-${m.id}`,
             // A wrong workflow type or a queue nobody polls must fail the turn, not block the chat forever.
             workflowExecutionTimeout: '5 minutes',
-            args: [{ channel: channelId, chat: m.chat, sender: m.sender, text: said, ...(m.edit ? { edit: m.edit } : {}), ...(media ? { media } : {}), history }],
+            args: [
+              {
+                channel: channelId,
+                chat: m.chat,
+                sender: m.sender,
+                text: said,
+                ...(m.edit ? { edit: m.edit } : {}),
+                ...(media ? { media } : {}),
+                history,
+              },
+            ],
           });
           ({ reply: answer, attachments } = childReply(out));
         } else {
           // A vision model sees a stored image inline; the data URL is built in the activity, not carried here.
-          const image = media?.id && (media.kind === 'image' || media.kind === 'sticker') && (media.size ?? 0) <= VISION_MAX_BYTES ? media.id : undefined;
+          const image =
+            media?.id && (media.kind === 'image' || media.kind === 'sticker') && (media.size ?? 0) <= VISION_MAX_BYTES
+              ? media.id
+              : undefined;
           // Audio may be transcribed by the agent's transcription endpoint (read from the store in the activity).
           const audio = media?.id && media.kind === 'audio' ? media.id : undefined;
-          const out = await agents.runAgent({ agent: admission.agent, channelId, history, text: said, ...(image ? { imageMediaId: image } : {}), ...(audio ? { audioMediaId: audio } : {}) });
+          const out = await agents.runAgent({
+            agent: admission.agent,
+            channelId,
+            history,
+            text: said,
+            ...(image ? { imageMediaId: image } : {}),
+            ...(audio ? { audioMediaId: audio } : {}),
+          });
           answer = out.reply;
           attachments = out.attachments;
         }
       }
     } catch (err) {
-      const cause = err instanceof ActivityFailure || err instanceof ChildWorkflowFailure ? (err.cause?.message ?? err.message) : err instanceof Error ? err.message : String(err);
+      const cause =
+        err instanceof ActivityFailure || err instanceof ChildWorkflowFailure
+          ? (err.cause?.message ?? err.message)
+          : err instanceof Error
+            ? err.message
+            : String(err);
       outcomes.push({ id: m.id, status: 'failed', detail: { reason: `The agent could not answer: ${cause}` } });
       return;
     }
@@ -297,7 +352,11 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
       return;
     }
     if (admission.provider === 'whatsapp_user' && !admission.sessionQueue) {
-      outcomes.push({ id: m.id, status: 'failed', detail: { reason: 'The WhatsApp session is not connected; the reply was not sent.' } });
+      outcomes.push({
+        id: m.id,
+        status: 'failed',
+        detail: { reason: 'The WhatsApp session is not connected; the reply was not sent.' },
+      });
       return;
     }
     outbox.push({
@@ -326,13 +385,18 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
         return out;
       }
       const [m] = batch;
-      await local.recordUnprocessable({ channelId, message: { id: m.id, chatId: m.chat.id, address: m.sender.address, type: m.type ?? 'text' }, reason: cause.message });
+      await local.recordUnprocessable({
+        channelId,
+        message: { id: m.id, chatId: m.chat.id, address: m.sender.address, type: m.type ?? 'text' },
+        reason: cause.message,
+      });
       return [{ action: 'ignored', reason: cause.message }];
     }
   };
 
   const historyLimit = input.historyLimit ?? 5000;
-  const shouldContinueAsNew = (): boolean => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > historyLimit;
+  const shouldContinueAsNew = (): boolean =>
+    workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > historyLimit;
 
   // One idle timer per quiet period instead of one per message: a timer started and cancelled around every
   // wake-up costs two history events and a timer task in Temporal's database for each message. When it
@@ -380,7 +444,17 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
     }
     if (shouldContinueAsNew()) {
       await condition(allHandlersFinished);
-      await continueAsNew<typeof chatWorkflow>({ channelId, chatId, window, recentIds, queue, statusQueue, processed, historyLimit: input.historyLimit, idleTimeoutMs: input.idleTimeoutMs });
+      await continueAsNew<typeof chatWorkflow>({
+        channelId,
+        chatId,
+        window,
+        recentIds,
+        queue,
+        statusQueue,
+        processed,
+        historyLimit: input.historyLimit,
+        idleTimeoutMs: input.idleTimeoutMs,
+      });
     }
   }
 }

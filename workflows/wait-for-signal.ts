@@ -16,7 +16,15 @@
  * }
  * ```
  */
-import { ActivityFailure, ApplicationFailure, condition, proxyActivities, setHandler, uuid4, workflowInfo } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  condition,
+  proxyActivities,
+  setHandler,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
 import type { SignalActivities } from '../activities/signal-activities.js';
 import { FAILURE, FINAL_FAILURE_TYPES } from '../lib/errors.js';
@@ -38,7 +46,8 @@ export interface WaitForChannelSignalOptions {
 }
 
 /** The result: the message, or why there is none. */
-export type WaitForChannelSignalResult = { ok: true; message: HandedOffMessage } | { ok: false; reason: 'timeout' | 'unknown_space'; detail?: string };
+export type WaitForChannelSignalResult =
+  { ok: true; message: HandedOffMessage } | { ok: false; reason: 'timeout' | 'unknown_space'; detail?: string };
 
 // One signal handler per workflow serves every concurrent wait, keyed by waiter id. Kept on globalThis,
 // which the SDK isolates per workflow execution.
@@ -91,7 +100,11 @@ export async function waitForChannelSignal(opts: WaitForChannelSignalOptions): P
       expiresAt: new Date(workflowNow() + timeoutMs).toISOString(),
     }));
   } catch (err) {
-    if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === FAILURE.unknownSpace) {
+    if (
+      err instanceof ActivityFailure &&
+      err.cause instanceof ApplicationFailure &&
+      err.cause.type === FAILURE.unknownSpace
+    ) {
       return { ok: false, reason: 'unknown_space', detail: err.cause.message };
     }
     throw err;

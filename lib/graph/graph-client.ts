@@ -84,7 +84,11 @@ export interface GraphClient {
    * Downloads a media URL that `getMedia` returned, with the token (it goes to that URL and nowhere else).
    * A body larger than `maxBytes` is refused without being read to the end.
    */
-  downloadMedia(input: { url: string; accessToken: string; maxBytes: number }): Promise<{ bytes: Buffer; mimeType: string | null }>;
+  downloadMedia(input: {
+    url: string;
+    accessToken: string;
+    maxBytes: number;
+  }): Promise<{ bytes: Buffer; mimeType: string | null }>;
   /** `POST /{phone_number_id}/media` (multipart): uploads a file to send later; Meta keeps it 30 days. */
   uploadMedia(input: UploadMediaInput): Promise<{ id: string }>;
   /** Sends an image, document, audio or video message, by uploaded media id or by `link` (Meta fetches it). */
@@ -301,22 +305,42 @@ const HTTP_AGENT = new http.Agent({ keepAlive: true, maxSockets: 128 });
 const HTTPS_AGENT = new https.Agent({ keepAlive: true, maxSockets: 128 });
 
 /** One HTTP exchange: the status and body text, or a rejection on network failure or after `timeoutMs`. */
-function exchange(url: URL, method: string, headers: Record<string, string>, body: string | Buffer | undefined, timeoutMs: number): Promise<{ status: number; text: string }> {
+function exchange(
+  url: URL,
+  method: string,
+  headers: Record<string, string>,
+  body: string | Buffer | undefined,
+  timeoutMs: number,
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const secure = url.protocol === 'https:';
-    const req = (secure ? https.request : http.request)(url, { method, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) }, agent: secure ? HTTPS_AGENT : HTTP_AGENT }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        clearTimeout(timer);
-        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
-      });
-      res.on('error', fail);
-      res.on('close', () => {
-        if (!res.complete) fail(Object.assign(new Error('the connection closed before the answer was complete'), { code: 'ECONNRESET' }));
-      });
-    });
-    const timer = setTimeout(() => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { name: 'TimeoutError' })), timeoutMs);
+    const req = (secure ? https.request : http.request)(
+      url,
+      {
+        method,
+        headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+        agent: secure ? HTTPS_AGENT : HTTP_AGENT,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+        });
+        res.on('error', fail);
+        res.on('close', () => {
+          if (!res.complete)
+            fail(
+              Object.assign(new Error('the connection closed before the answer was complete'), { code: 'ECONNRESET' }),
+            );
+        });
+      },
+    );
+    const timer = setTimeout(
+      () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { name: 'TimeoutError' })),
+      timeoutMs,
+    );
     function fail(err: Error): void {
       clearTimeout(timer);
       reject(err);
@@ -336,7 +360,12 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
     method: 'GET' | 'POST',
     path: string,
     token: string,
-    init: { query?: Record<string, string>; body?: unknown; objectRead?: boolean; raw?: { body: Buffer; contentType: string } } = {},
+    init: {
+      query?: Record<string, string>;
+      body?: unknown;
+      objectRead?: boolean;
+      raw?: { body: Buffer; contentType: string };
+    } = {},
   ): Promise<unknown> {
     const url = new URL(`${root}/${path}`);
     for (const [k, v] of Object.entries(init.query ?? {})) url.searchParams.set(k, v);
@@ -347,7 +376,13 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
     let status: number;
     let text: string;
     try {
-      ({ status, text } = await exchange(url, method, headers, init.raw ? init.raw.body : init.body === undefined ? undefined : JSON.stringify(init.body), init.raw ? timeoutMs * 6 : timeoutMs));
+      ({ status, text } = await exchange(
+        url,
+        method,
+        headers,
+        init.raw ? init.raw.body : init.body === undefined ? undefined : JSON.stringify(init.body),
+        init.raw ? timeoutMs * 6 : timeoutMs,
+      ));
     } catch (err) {
       // Deliberately no `cause`: a request error can carry the request, and the URL of debug_token holds the token.
       const timedOut = err instanceof Error && err.name === 'TimeoutError';
@@ -496,62 +531,94 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
   async function getMedia({ mediaId, accessToken }: { mediaId: string; accessToken: string }): Promise<MediaInfo> {
     const res = await call('getMedia', 'GET', encodeURIComponent(mediaId), accessToken, { objectRead: true });
     const info = MediaInfoSchema.safeParse(res);
-    if (!info.success) throw new GraphError({ operation: 'getMedia', status: 200, code: 0, title: 'Meta returned no download URL for the media', retryable: true });
-    return { url: info.data.url, mimeType: info.data.mime_type, sha256: info.data.sha256, fileSize: info.data.file_size };
+    if (!info.success)
+      throw new GraphError({
+        operation: 'getMedia',
+        status: 200,
+        code: 0,
+        title: 'Meta returned no download URL for the media',
+        retryable: true,
+      });
+    return {
+      url: info.data.url,
+      mimeType: info.data.mime_type,
+      sha256: info.data.sha256,
+      fileSize: info.data.file_size,
+    };
   }
 
-  function downloadMedia({ url, accessToken, maxBytes }: { url: string; accessToken: string; maxBytes: number }): Promise<{ bytes: Buffer; mimeType: string | null }> {
+  function downloadMedia({
+    url,
+    accessToken,
+    maxBytes,
+  }: {
+    url: string;
+    accessToken: string;
+    maxBytes: number;
+  }): Promise<{ bytes: Buffer; mimeType: string | null }> {
     const target = new URL(url);
-    if (target.protocol !== 'https:' && target.protocol !== 'http:') return Promise.reject(new MediaDownloadError('unavailable', `refusing a ${target.protocol} media URL`));
+    if (target.protocol !== 'https:' && target.protocol !== 'http:')
+      return Promise.reject(new MediaDownloadError('unavailable', `refusing a ${target.protocol} media URL`));
     return new Promise((resolve, reject) => {
       const secure = target.protocol === 'https:';
       // No redirects are followed: the token goes to the URL Meta's lookup returned and nowhere else.
-      const req = (secure ? https.get : http.get)(target, { headers: { authorization: `Bearer ${accessToken}` }, agent: secure ? HTTPS_AGENT : HTTP_AGENT }, (res) => {
-        const status = res.statusCode ?? 0;
-        if (status === 401 || status === 403 || status === 404) {
-          res.resume();
-          clearTimeout(timer);
-          reject(new MediaDownloadError('expired', `the media URL answered ${status} (expired or not this token's)`));
-          return;
-        }
-        if (status < 200 || status >= 300) {
-          res.resume();
-          clearTimeout(timer);
-          reject(new MediaDownloadError('unavailable', `the media URL answered ${status}`));
-          return;
-        }
-        const declared = Number(res.headers['content-length']);
-        if (Number.isFinite(declared) && declared > maxBytes) {
-          res.destroy();
-          clearTimeout(timer);
-          reject(new MediaDownloadError('too_big', `the file is ${declared} bytes, over the ${maxBytes}-byte limit`));
-          return;
-        }
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > maxBytes) {
-            res.destroy();
+      const req = (secure ? https.get : http.get)(
+        target,
+        { headers: { authorization: `Bearer ${accessToken}` }, agent: secure ? HTTPS_AGENT : HTTP_AGENT },
+        (res) => {
+          const status = res.statusCode ?? 0;
+          if (status === 401 || status === 403 || status === 404) {
+            res.resume();
             clearTimeout(timer);
-            reject(new MediaDownloadError('too_big', `the file is over the ${maxBytes}-byte limit`));
+            reject(new MediaDownloadError('expired', `the media URL answered ${status} (expired or not this token's)`));
             return;
           }
-          chunks.push(c);
-        });
-        res.on('end', () => {
-          clearTimeout(timer);
-          resolve({ bytes: Buffer.concat(chunks), mimeType: (res.headers['content-type'] ?? '').split(';')[0].trim() || null });
-        });
-        res.on('error', (err) => {
-          clearTimeout(timer);
-          reject(new MediaDownloadError('unavailable', `the download broke off: ${networkReason(err)}`));
-        });
-      });
+          if (status < 200 || status >= 300) {
+            res.resume();
+            clearTimeout(timer);
+            reject(new MediaDownloadError('unavailable', `the media URL answered ${status}`));
+            return;
+          }
+          const declared = Number(res.headers['content-length']);
+          if (Number.isFinite(declared) && declared > maxBytes) {
+            res.destroy();
+            clearTimeout(timer);
+            reject(new MediaDownloadError('too_big', `the file is ${declared} bytes, over the ${maxBytes}-byte limit`));
+            return;
+          }
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > maxBytes) {
+              res.destroy();
+              clearTimeout(timer);
+              reject(new MediaDownloadError('too_big', `the file is over the ${maxBytes}-byte limit`));
+              return;
+            }
+            chunks.push(c);
+          });
+          res.on('end', () => {
+            clearTimeout(timer);
+            resolve({
+              bytes: Buffer.concat(chunks),
+              mimeType: (res.headers['content-type'] ?? '').split(';')[0].trim() || null,
+            });
+          });
+          res.on('error', (err) => {
+            clearTimeout(timer);
+            reject(new MediaDownloadError('unavailable', `the download broke off: ${networkReason(err)}`));
+          });
+        },
+      );
       const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs * 3} ms`)), timeoutMs * 3);
       req.on('error', (err) => {
         clearTimeout(timer);
-        reject(err instanceof MediaDownloadError ? err : new MediaDownloadError('unavailable', `could not download the media: ${networkReason(err)}`));
+        reject(
+          err instanceof MediaDownloadError
+            ? err
+            : new MediaDownloadError('unavailable', `could not download the media: ${networkReason(err)}`),
+        );
       });
     });
   }
@@ -559,20 +626,36 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
   async function uploadMedia(input: UploadMediaInput): Promise<{ id: string }> {
     // Meta's upload is multipart: messaging_product, the file with its type, and `type` (the MIME type again).
     const boundary = `wharf-${randomBytes(12).toString('hex')}`;
-    const field = (name: string, value: string): string => `--${boundary}\r\ncontent-disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+    const field = (name: string, value: string): string =>
+      `--${boundary}\r\ncontent-disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
     const safeName = input.filename.replace(/["\\\r\n]/g, '_');
     const body = Buffer.concat([
       Buffer.from(field('messaging_product', 'whatsapp') + field('type', input.mime)),
-      Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="${safeName}"\r\ncontent-type: ${input.mime}\r\n\r\n`),
+      Buffer.from(
+        `--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="${safeName}"\r\ncontent-type: ${input.mime}\r\n\r\n`,
+      ),
       input.bytes,
       Buffer.from(`\r\n--${boundary}--\r\n`),
     ]);
-    const res = await call('uploadMedia', 'POST', `${encodeURIComponent(input.phoneNumberId)}/media`, input.accessToken, {
-      raw: { body, contentType: `multipart/form-data; boundary=${boundary}` },
-    });
+    const res = await call(
+      'uploadMedia',
+      'POST',
+      `${encodeURIComponent(input.phoneNumberId)}/media`,
+      input.accessToken,
+      {
+        raw: { body, contentType: `multipart/form-data; boundary=${boundary}` },
+      },
+    );
     const id = isRecord(res) ? str(res.id) : undefined;
     // An upload that returned no id sent nothing: trying again is safe.
-    if (!id) throw new GraphError({ operation: 'uploadMedia', status: 200, code: 0, title: 'Meta returned no media id for the upload', retryable: true });
+    if (!id)
+      throw new GraphError({
+        operation: 'uploadMedia',
+        status: 200,
+        code: 0,
+        title: 'Meta returned no media id for the upload',
+        retryable: true,
+      });
     return { id };
   }
 
@@ -581,18 +664,43 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
     const media: Record<string, unknown> = input.mediaId ? { id: input.mediaId } : { link: input.link };
     if (input.caption && input.kind !== 'audio') media.caption = input.caption;
     if (input.filename && input.kind === 'document') media.filename = input.filename;
-    const res = await call('sendMedia', 'POST', `${encodeURIComponent(input.phoneNumberId)}/messages`, input.accessToken, {
-      body: { messaging_product: 'whatsapp', recipient_type: 'individual', ...(isBsuid(to) ? { recipient: to } : { to }), type: input.kind, [input.kind]: media },
-    });
+    const res = await call(
+      'sendMedia',
+      'POST',
+      `${encodeURIComponent(input.phoneNumberId)}/messages`,
+      input.accessToken,
+      {
+        body: {
+          messaging_product: 'whatsapp',
+          recipient_type: 'individual',
+          ...(isBsuid(to) ? { recipient: to } : { to }),
+          type: input.kind,
+          [input.kind]: media,
+        },
+      },
+    );
     const messages = isRecord(res) && Array.isArray(res.messages) ? res.messages : [];
     const messageId = isRecord(messages[0]) ? str(messages[0].id) : undefined;
     // As for texts: Meta answered 2xx, so the file may be out; retrying could send it twice.
-    if (!messageId) throw new GraphError({ operation: 'sendMedia', status: 200, code: 0, title: 'Meta accepted the message but returned no message id', retryable: false });
+    if (!messageId)
+      throw new GraphError({
+        operation: 'sendMedia',
+        status: 200,
+        code: 0,
+        title: 'Meta accepted the message but returned no message id',
+        retryable: false,
+      });
     return { messageId };
   }
 
   async function subscribedApps(input: BusinessAccountInput): Promise<SubscribedApp[]> {
-    const data = await call('subscribedApps', 'GET', `${encodeURIComponent(input.businessAccountId)}/subscribed_apps`, input.accessToken, { objectRead: true });
+    const data = await call(
+      'subscribedApps',
+      'GET',
+      `${encodeURIComponent(input.businessAccountId)}/subscribed_apps`,
+      input.accessToken,
+      { objectRead: true },
+    );
     const list = isRecord(data) && Array.isArray(data.data) ? data.data : [];
     // Meta wraps each app in `whatsapp_business_api_data`; older versions answered the fields flat.
     return list.filter(isRecord).map((entry) => {
@@ -602,13 +710,35 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
   }
 
   async function subscribeApp(input: BusinessAccountInput): Promise<void> {
-    const data = await call('subscribeApp', 'POST', `${encodeURIComponent(input.businessAccountId)}/subscribed_apps`, input.accessToken, { objectRead: true });
+    const data = await call(
+      'subscribeApp',
+      'POST',
+      `${encodeURIComponent(input.businessAccountId)}/subscribed_apps`,
+      input.accessToken,
+      { objectRead: true },
+    );
     if (!SubscribedSchema.safeParse(data).success) {
-      throw new GraphError({ operation: 'subscribeApp', status: 200, code: 0, title: 'Meta did not confirm the subscription (no "success": true).', retryable: false });
+      throw new GraphError({
+        operation: 'subscribeApp',
+        status: 200,
+        code: 0,
+        title: 'Meta did not confirm the subscription (no "success": true).',
+        retryable: false,
+      });
     }
   }
 
-  return { checkCredentials, sendText, markRead, getMedia, downloadMedia, uploadMedia, sendMedia, subscribedApps, subscribeApp };
+  return {
+    checkCredentials,
+    sendText,
+    markRead,
+    getMedia,
+    downloadMedia,
+    uploadMedia,
+    sendMedia,
+    subscribedApps,
+    subscribeApp,
+  };
 }
 
 function asGraphError(err: unknown): GraphError {

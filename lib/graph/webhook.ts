@@ -282,7 +282,16 @@ function readMessage(
   const sender = senderOf(m, contacts);
   const chatId = m.group_id ?? sender.address;
   const unhandled = (status: 'ignored' | 'failed', reason: string, detail?: Record<string, unknown>): void => {
-    out.unhandled.push({ id: m.id, chatId, address: sender.address, type: m.type, text: '', status, reason, ...(detail ? { detail } : {}) });
+    out.unhandled.push({
+      id: m.id,
+      chatId,
+      address: sender.address,
+      type: m.type,
+      text: '',
+      status,
+      reason,
+      ...(detail ? { detail } : {}),
+    });
   };
 
   // The content object named by the type; a type Wharf knows with a content object it cannot read is
@@ -293,7 +302,11 @@ function readMessage(
     if (!c.success) {
       const err = m.errors?.[0];
       const said = err ? ` Meta reported ${err.code}: ${err.title ?? err.message ?? ''}.` : '';
-      unhandled(err ? 'ignored' : 'failed', `A ${m.type} message Wharf cannot read (${issueText(c.error.issues, m.type)}).${said}`, err ? { error: errorFields(err) } : undefined);
+      unhandled(
+        err ? 'ignored' : 'failed',
+        `A ${m.type} message Wharf cannot read (${issueText(c.error.issues, m.type)}).${said}`,
+        err ? { error: errorFields(err) } : undefined,
+      );
       return;
     }
     content = c.data;
@@ -302,12 +315,20 @@ function readMessage(
   switch (m.type) {
     case 'reaction': {
       const r = content as z.infer<(typeof contentSchemas)['reaction']>;
-      unhandled('ignored', r.emoji ? `Reaction ${r.emoji} to ${r.message_id}; reactions are not sent to the agent.` : `Reaction to ${r.message_id} removed.`, { reactsTo: r.message_id });
+      unhandled(
+        'ignored',
+        r.emoji
+          ? `Reaction ${r.emoji} to ${r.message_id}; reactions are not sent to the agent.`
+          : `Reaction to ${r.message_id} removed.`,
+        { reactsTo: r.message_id },
+      );
       return;
     }
     case 'revoke': {
       const r = content as z.infer<(typeof contentSchemas)['revoke']>;
-      unhandled('ignored', `The sender deleted message ${r.original_message_id}; the agent is not told.`, { deletes: r.original_message_id });
+      unhandled('ignored', `The sender deleted message ${r.original_message_id}; the agent is not told.`, {
+        deletes: r.original_message_id,
+      });
       return;
     }
     case 'system': {
@@ -321,12 +342,17 @@ function readMessage(
     }
     case 'unsupported': {
       const err = m.errors?.[0];
-      unhandled('ignored', `Unsupported by the Cloud API${err ? ` (${err.code}: ${err.title ?? err.message ?? ''})` : ''}; nothing reached the agent.`, err ? { error: errorFields(err) } : undefined);
+      unhandled(
+        'ignored',
+        `Unsupported by the Cloud API${err ? ` (${err.code}: ${err.title ?? err.message ?? ''})` : ''}; nothing reached the agent.`,
+        err ? { error: errorFields(err) } : undefined,
+      );
       return;
     }
   }
 
-  const text = m.type === 'edit' ? editText(content as z.infer<(typeof contentSchemas)['edit']>) : contentText(m.type, content);
+  const text =
+    m.type === 'edit' ? editText(content as z.infer<(typeof contentSchemas)['edit']>) : contentText(m.type, content);
   if (text === undefined) {
     unhandled('ignored', `Message type ${m.type} is not handled by Wharf; nothing reached the agent.`);
     return;
@@ -335,7 +361,9 @@ function readMessage(
   const msg: InboundMessage = {
     id: m.id,
     channelId,
-    chat: m.group_id ? { kind: 'group', id: m.group_id } : { kind: 'direct', id: chatId, ...(sender.name ? { name: sender.name } : {}) },
+    chat: m.group_id
+      ? { kind: 'group', id: m.group_id }
+      : { kind: 'direct', id: chatId, ...(sender.name ? { name: sender.name } : {}) },
     sender,
     text: storable(text.text),
     timestamp: toMillis(m.timestamp),
@@ -350,7 +378,9 @@ function readMessage(
 /** Who sent `m`: the phone number when Meta shares it (E.164), else the business-scoped user id. */
 function senderOf(m: MetaMessage, contacts: Contact[]): InboundMessage['sender'] {
   const from = m.from || undefined;
-  const contact = contacts.find((c) => (from !== undefined && c.wa_id === from) || (m.from_user_id !== undefined && c.user_id === m.from_user_id));
+  const contact = contacts.find(
+    (c) => (from !== undefined && c.wa_id === from) || (m.from_user_id !== undefined && c.user_id === m.from_user_id),
+  );
   const name = contact?.profile?.name ? storable(contact.profile.name) : undefined;
   const userId = m.from_user_id ?? contact?.user_id;
   return {
@@ -375,7 +405,15 @@ function contentText(type: string, content: unknown): Content | undefined {
       const media = content as z.infer<typeof mediaSchema>;
       return {
         text: media.caption ?? '',
-        media: omitUndefined({ kind: type, id: media.id, mimeType: media.mime_type, caption: media.caption, sha256: media.sha256, filename: media.filename, voice: media.voice }),
+        media: omitUndefined({
+          kind: type,
+          id: media.id,
+          mimeType: media.mime_type,
+          caption: media.caption,
+          sha256: media.sha256,
+          filename: media.filename,
+          voice: media.voice,
+        }),
       };
     }
     case 'location': {
@@ -402,7 +440,10 @@ function contentText(type: string, content: unknown): Content | undefined {
       return { text: (content as { text: string }).text };
     case 'order': {
       const o = content as z.infer<(typeof contentSchemas)['order']>;
-      const items = (o.product_items ?? []).map((p) => `${p.quantity ?? 1} × ${p.product_retailer_id ?? 'item'}${p.item_price !== undefined ? ` (${p.item_price}${p.currency ? ` ${p.currency}` : ''})` : ''}`);
+      const items = (o.product_items ?? []).map(
+        (p) =>
+          `${p.quantity ?? 1} × ${p.product_retailer_id ?? 'item'}${p.item_price !== undefined ? ` (${p.item_price}${p.currency ? ` ${p.currency}` : ''})` : ''}`,
+      );
       const lines = [o.text, items.length ? `Order: ${items.join(', ')}` : 'Order'].filter(Boolean);
       return { text: lines.join('\n') };
     }
@@ -422,8 +463,18 @@ function editText(edit: z.infer<(typeof contentSchemas)['edit']>): Content | und
 /** The unhandled entry for an item of a change addressed to another phone number. */
 function notOurs(raw: unknown, kind: 'message' | 'status', theirs: string, ours: string): UnhandledInbound {
   const r = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
-  const id = typeof r.id === 'string' && r.id ? (kind === 'status' ? `status:${r.id}:${String(r.status)}` : r.id) : `${kind}:${digest(raw)}`;
-  const from = typeof r.from === 'string' && r.from ? toAddress(r.from) : typeof r.from_user_id === 'string' ? r.from_user_id : null;
+  const id =
+    typeof r.id === 'string' && r.id
+      ? kind === 'status'
+        ? `status:${r.id}:${String(r.status)}`
+        : r.id
+      : `${kind}:${digest(raw)}`;
+  const from =
+    typeof r.from === 'string' && r.from
+      ? toAddress(r.from)
+      : typeof r.from_user_id === 'string'
+        ? r.from_user_id
+        : null;
   return {
     id,
     chatId: from ?? '',
@@ -436,12 +487,20 @@ function notOurs(raw: unknown, kind: 'message' | 'status', theirs: string, ours:
 }
 
 /** The unhandled entry for an item Wharf cannot read, with the schema's complaint. */
-function unreadable(raw: unknown, kind: 'message' | 'status', zodIssues: readonly z.core.$ZodIssue[]): UnhandledInbound {
+function unreadable(
+  raw: unknown,
+  kind: 'message' | 'status',
+  zodIssues: readonly z.core.$ZodIssue[],
+): UnhandledInbound {
   const r = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
   const hasId = typeof r.id === 'string' && r.id.length > 0 && r.id.length <= 512;
   const from = typeof r.from === 'string' && r.from ? toAddress(r.from).slice(0, 64) : null;
   return {
-    id: hasId ? (kind === 'status' ? `status:${r.id as string}:${String(r.status)}` : (r.id as string)) : `${kind}:${digest(raw)}`,
+    id: hasId
+      ? kind === 'status'
+        ? `status:${r.id as string}:${String(r.status)}`
+        : (r.id as string)
+      : `${kind}:${digest(raw)}`,
     chatId: from ?? '',
     address: from,
     type: kind === 'status' ? 'status' : typeof r.type === 'string' && r.type.length <= 64 ? r.type : 'unknown',
@@ -491,7 +550,15 @@ function toAddress(id: string): string {
 
 const toMillis = (ts: string | number): number => Number(ts) * 1000;
 
-const DELIVERY_STATUSES: ReadonlySet<string> = new Set(['sent', 'delivered', 'read', 'played', 'failed', 'deleted', 'warning']);
+const DELIVERY_STATUSES: ReadonlySet<string> = new Set([
+  'sent',
+  'delivered',
+  'read',
+  'played',
+  'failed',
+  'deleted',
+  'warning',
+]);
 
 type MetaStatus = z.infer<typeof statusSchema>;
 

@@ -149,7 +149,11 @@ export class PolicyEngine {
       {
         uid: resource,
         attrs: {
-          sender: withOptional(withOptional({ address: sender.address, paired: sender.paired }, 'name', sender.name), 'userId', sender.userId),
+          sender: withOptional(
+            withOptional({ address: sender.address, paired: sender.paired }, 'name', sender.name),
+            'userId',
+            sender.userId,
+          ),
           chat: withOptional({ kind: chat.kind, id: chat.id }, 'name', chat.name),
         },
         parents: [channel],

@@ -35,7 +35,18 @@ const DECISION_CACHE_SIZE = 10_000;
  */
 function cacheKey(r: DecisionRequest): string {
   const { sender, chat } = r.message;
-  return JSON.stringify([r.agent, r.channelId, r.provider, sender.address, sender.paired, sender.name ?? null, sender.userId ?? null, chat.kind, chat.id, chat.name ?? null]);
+  return JSON.stringify([
+    r.agent,
+    r.channelId,
+    r.provider,
+    sender.address,
+    sender.paired,
+    sender.name ?? null,
+    sender.userId ?? null,
+    chat.kind,
+    chat.id,
+    chat.name ?? null,
+  ]);
 }
 
 /** Creates the service over the store. */

@@ -41,7 +41,13 @@ export function jsonParam(value: unknown): string {
  * of the store goes through here, so no field's content can make a write fail.
  */
 function storableParams(params: unknown[] | undefined): unknown[] | undefined {
-  return params?.map((v) => (typeof v === 'string' ? storable(v) : Array.isArray(v) ? v.map((x) => (typeof x === 'string' ? storable(x) : x)) : v));
+  return params?.map((v) =>
+    typeof v === 'string'
+      ? storable(v)
+      : Array.isArray(v)
+        ? v.map((x) => (typeof x === 'string' ? storable(x) : x))
+        : v,
+  );
 }
 
 /** The store's database handle. */
@@ -67,7 +73,14 @@ export interface Db extends Sql {
  * once (below) but planned for their values each time: the generic plan of the reply-completion statement
  * cost 3.9–5.9 ms against 1.7 ms for a custom one (measured in the product at 30 msgs/s).
  */
-const PGLITE_CONF = ['plan_cache_mode=force_custom_plan', 'shared_buffers=16MB', 'work_mem=2MB', 'maintenance_work_mem=16MB', 'wal_buffers=1MB', 'temp_buffers=2MB'];
+const PGLITE_CONF = [
+  'plan_cache_mode=force_custom_plan',
+  'shared_buffers=16MB',
+  'work_mem=2MB',
+  'maintenance_work_mem=16MB',
+  'wal_buffers=1MB',
+  'temp_buffers=2MB',
+];
 
 // PGlite's initdb grows the WASM heap to ~700 MB and a WASM heap never shrinks, so a brand-new store is
 // initialised in a short-lived child process; this process then opens the existing one.
@@ -77,8 +90,12 @@ function initPgliteInChild(dir: string, template?: string | null): void {
   if (template !== null && copyTemplate(dir, template)) return;
   const url = import.meta.resolve('@electric-sql/pglite');
   const script = `const { PGlite } = await import(${JSON.stringify(url)}); const db = await PGlite.create(${JSON.stringify(dir)}); await db.close();`;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`could not initialise the PGlite store in ${dir}: ${r.stderr?.trim() || `exit ${r.status}`}`);
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+  });
+  if (r.status !== 0)
+    throw new Error(`could not initialise the PGlite store in ${dir}: ${r.stderr?.trim() || `exit ${r.status}`}`);
 }
 
 /** A named statement of the PGlite session. */
@@ -111,7 +128,18 @@ class PgliteStatements {
   /** Runs one statement; `inTransaction` skips PGlite's file-system sync until the commit. */
   async run<T>(text: string, params: unknown[] | undefined, inTransaction: boolean): Promise<T[]> {
     if (!params?.length) {
-      return this.rows<T>(await this.call([serialize.parse({ text }), serialize.bind({}), serialize.describe({ type: 'P' }), serialize.execute({}), serialize.sync()], inTransaction));
+      return this.rows<T>(
+        await this.call(
+          [
+            serialize.parse({ text }),
+            serialize.bind({}),
+            serialize.describe({ type: 'P' }),
+            serialize.execute({}),
+            serialize.sync(),
+          ],
+          inTransaction,
+        ),
+      );
     }
     const st = this.prepared.get(text) ?? (await this.prepare(text, inTransaction));
     try {
@@ -131,7 +159,10 @@ class PgliteStatements {
       const toText = this.pg.serializers[st.paramTypes[i]];
       return toText ? toText(v) : String(v);
     });
-    const messages = await this.call([serialize.bind({ statement: st.name, values }), serialize.execute({}), serialize.sync()], inTransaction);
+    const messages = await this.call(
+      [serialize.bind({ statement: st.name, values }), serialize.execute({}), serialize.sync()],
+      inTransaction,
+    );
     return this.rows<T>(st.rows ? [st.rows, ...messages] : messages);
   }
 
@@ -148,8 +179,15 @@ class PgliteStatements {
       this.prepared.clear();
     }
     const name = `wharf_${++this.seq}`;
-    const messages = await this.call([serialize.parse({ name, text }), serialize.describe({ type: 'S', name }), serialize.sync()], inTransaction);
-    const st: Prepared = { name, paramTypes: parse.parseDescribeStatementResults(messages), rows: messages.find((m) => m.name === 'rowDescription') };
+    const messages = await this.call(
+      [serialize.parse({ name, text }), serialize.describe({ type: 'S', name }), serialize.sync()],
+      inTransaction,
+    );
+    const st: Prepared = {
+      name,
+      paramTypes: parse.parseDescribeStatementResults(messages),
+      rows: messages.find((m) => m.name === 'rowDescription'),
+    };
     this.prepared.set(text, st);
     return st;
   }
@@ -217,7 +255,9 @@ export async function openPglite(dir: string, opts: { template?: string | null }
           await statements.simple('begin', true);
           let result: T;
           try {
-            result = await fn({ query: <R>(t: string, p?: unknown[]) => statements.run<R>(t, storableParams(p), true) });
+            result = await fn({
+              query: <R>(t: string, p?: unknown[]) => statements.run<R>(t, storableParams(p), true),
+            });
           } catch (err) {
             await statements.simple('rollback', false).catch(() => undefined);
             throw err;
@@ -254,7 +294,10 @@ export async function openPglite(dir: string, opts: { template?: string | null }
  * number rather than a string. Values past 2^53 lose precision on both engines alike.
  */
 const PG_TYPES = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser,
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === 20
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
 
 /** Connects to PostgreSQL through a pool. */
@@ -285,7 +328,9 @@ export async function openPostgres(url: string): Promise<Db> {
       const client = await pool.connect();
       try {
         await client.query('begin');
-        const result = await fn({ query: async <R>(t: string, p?: unknown[]) => (await client.query(t, storableParams(p))).rows as R[] });
+        const result = await fn({
+          query: async <R>(t: string, p?: unknown[]) => (await client.query(t, storableParams(p))).rows as R[],
+        });
         // As on PGlite: a statement that failed inside the callback aborted the transaction even if the
         // callback caught the error; Postgres then answers COMMIT with ROLLBACK, and nothing was written.
         if ((await client.query('commit')).command === 'ROLLBACK') throw new TransactionAbortedError();

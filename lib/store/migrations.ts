@@ -232,7 +232,10 @@ export async function migrate(db: Db, migrations: Migration[] = MIGRATIONS): Pro
       await tx.query('select pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
       return fn(tx);
     });
-  const appliedVersions = async (tx: Sql): Promise<Set<number>> => new Set((await tx.query<{ version: number }>('select version from schema_migrations')).map((r) => Number(r.version)));
+  const appliedVersions = async (tx: Sql): Promise<Set<number>> =>
+    new Set(
+      (await tx.query<{ version: number }>('select version from schema_migrations')).map((r) => Number(r.version)),
+    );
   const done = await locked(async (tx) => {
     await tx.query(`create table if not exists schema_migrations (
       version integer primary key, name text not null, applied_at timestamptz not null default now())`);

@@ -64,7 +64,6 @@ export interface MessageLogEntry {
   updatedAt: string;
 }
 
-
 /**
  * How long a sending attempt's claim on an outbound part holds (ms) before another attempt may take it
  * over: well beyond the longest a send can take (the Graph client gives up after 10 s, a send activity
@@ -83,10 +82,13 @@ export const NODE_BEAT_MS = 2_000;
 export const NODE_DEAD_MS = 6_000;
 
 const iso = (v: unknown): string => (v instanceof Date ? v.toISOString() : String(v));
-const toDate = (v: unknown): Date | null => (v === null || v === undefined ? null : v instanceof Date ? v : new Date(String(v)));
+const toDate = (v: unknown): Date | null =>
+  v === null || v === undefined ? null : v instanceof Date ? v : new Date(String(v));
 
 /** Built-in agents that always exist. */
-export const BUILTIN_AGENTS: AgentRecord[] = [{ id: 'echo', kind: 'echo', config: {}, createdAt: new Date(0).toISOString() }];
+export const BUILTIN_AGENTS: AgentRecord[] = [
+  { id: 'echo', kind: 'echo', config: {}, createdAt: new Date(0).toISOString() },
+];
 
 /** Creates the store over an open, migrated database. */
 export function createStore(db: Db, secretKey: Buffer) {
@@ -139,7 +141,10 @@ export function createStore(db: Db, secretKey: Buffer) {
         [name, channelId],
       );
       if (rows.length === 0) {
-        throw new WharfError('conflict', `Space "${name}" already hosts a channel. Pick another space name, or delete that channel first.`);
+        throw new WharfError(
+          'conflict',
+          `Space "${name}" already hosts a channel. Pick another space name, or delete that channel first.`,
+        );
       }
     },
     /** Frees every space bound to `channelId`. */
@@ -151,29 +156,39 @@ export function createStore(db: Db, secretKey: Buffer) {
   const agents = {
     /** Built-in and operator agents. */
     async list(): Promise<AgentRecord[]> {
-      const rows = await db.query<{ id: string; kind: AgentRecord['kind']; config: Record<string, unknown>; created_at: unknown }>(
-        'select id, kind, config, created_at from agents order by id',
-      );
-      return [...BUILTIN_AGENTS, ...rows.map((r) => ({ id: r.id, kind: r.kind, config: r.config, createdAt: iso(r.created_at) }))];
+      const rows = await db.query<{
+        id: string;
+        kind: AgentRecord['kind'];
+        config: Record<string, unknown>;
+        created_at: unknown;
+      }>('select id, kind, config, created_at from agents order by id');
+      return [
+        ...BUILTIN_AGENTS,
+        ...rows.map((r) => ({ id: r.id, kind: r.kind, config: r.config, createdAt: iso(r.created_at) })),
+      ];
     },
     /** One agent, or null. */
     async get(id: string): Promise<AgentRecord | null> {
       const builtin = BUILTIN_AGENTS.find((a) => a.id === id);
       if (builtin) return builtin;
-      const [r] = await db.query<{ id: string; kind: AgentRecord['kind']; config: Record<string, unknown>; created_at: unknown }>(
-        'select id, kind, config, created_at from agents where id = $1',
-        [id],
-      );
+      const [r] = await db.query<{
+        id: string;
+        kind: AgentRecord['kind'];
+        config: Record<string, unknown>;
+        created_at: unknown;
+      }>('select id, kind, config, created_at from agents where id = $1', [id]);
       return r ? { id: r.id, kind: r.kind, config: r.config, createdAt: iso(r.created_at) } : null;
     },
     /** Adds an agent; 409 when the id exists. */
     async create(a: Omit<AgentRecord, 'createdAt'>): Promise<AgentRecord> {
-      if (BUILTIN_AGENTS.some((b) => b.id === a.id)) throw new WharfError('conflict', `Agent "${a.id}" is built in; choose another id.`);
+      if (BUILTIN_AGENTS.some((b) => b.id === a.id))
+        throw new WharfError('conflict', `Agent "${a.id}" is built in; choose another id.`);
       const rows = await db.query<{ created_at: unknown }>(
         'insert into agents (id, kind, config) values ($1, $2, $3) on conflict (id) do nothing returning created_at',
         [a.id, a.kind, jsonParam(a.config)],
       );
-      if (!rows[0]) throw new WharfError('conflict', `Agent "${a.id}" already exists; choose another id or delete it first.`);
+      if (!rows[0])
+        throw new WharfError('conflict', `Agent "${a.id}" already exists; choose another id or delete it first.`);
       return { ...a, createdAt: iso(rows[0].created_at) };
     },
     /** Removes an operator agent; returns whether it existed. */
@@ -194,31 +209,76 @@ export function createStore(db: Db, secretKey: Buffer) {
       const rows = await db.query<{ created_at: unknown }>(
         `insert into vault_items (vault, id, name, kind, field_names, ciphertext) values ('local', $1, $2, $3, $4, $5)
          on conflict (vault, name) do nothing returning created_at`,
-        [item, input.name, input.kind, jsonParam(fieldNames), seal(secretKey, JSON.stringify(input.fields), aad('local', item))],
+        [
+          item,
+          input.name,
+          input.kind,
+          jsonParam(fieldNames),
+          seal(secretKey, JSON.stringify(input.fields), aad('local', item)),
+        ],
       );
-      if (!rows[0]) throw new WharfError('conflict', `A local vault item named "${input.name}" already exists; choose another name.`);
-      return { vault: 'local', item, name: input.name, kind: input.kind, fields: fieldNames, createdAt: iso(rows[0].created_at) };
+      if (!rows[0])
+        throw new WharfError(
+          'conflict',
+          `A local vault item named "${input.name}" already exists; choose another name.`,
+        );
+      return {
+        vault: 'local',
+        item,
+        name: input.name,
+        kind: input.kind,
+        fields: fieldNames,
+        createdAt: iso(rows[0].created_at),
+      };
     },
     /** Items of a vault, names and field names only. */
     async list(vaultName: string): Promise<VaultItemInfo[]> {
-      const rows = await db.query<{ id: string; name: string; kind: string; field_names: string[]; created_at: unknown }>(
-        'select id, name, kind, field_names, created_at from vault_items where vault = $1 order by name',
-        [vaultName],
-      );
-      return rows.map((r) => ({ vault: vaultName, item: r.id, name: r.name, kind: r.kind, fields: r.field_names, createdAt: iso(r.created_at) }));
+      const rows = await db.query<{
+        id: string;
+        name: string;
+        kind: string;
+        field_names: string[];
+        created_at: unknown;
+      }>('select id, name, kind, field_names, created_at from vault_items where vault = $1 order by name', [vaultName]);
+      return rows.map((r) => ({
+        vault: vaultName,
+        item: r.id,
+        name: r.name,
+        kind: r.kind,
+        fields: r.field_names,
+        createdAt: iso(r.created_at),
+      }));
     },
     /** Whether a ref points at an existing item and field (for validation without reading the value). */
     async refExists(ref: CredentialRef): Promise<boolean> {
-      const [r] = await db.query<{ field_names: string[] }>('select field_names from vault_items where vault = $1 and (id = $2 or name = $2)', [ref.vault, ref.item]);
+      const [r] = await db.query<{ field_names: string[] }>(
+        'select field_names from vault_items where vault = $1 and (id = $2 or name = $2)',
+        [ref.vault, ref.item],
+      );
       return !!r && r.field_names.includes(ref.field);
     },
     /** One item's listing by id or name (no values), or null. */
     async get(vaultName: string, item: string): Promise<VaultItemInfo | null> {
-      const [r] = await db.query<{ id: string; name: string; kind: string; field_names: string[]; created_at: unknown }>(
+      const [r] = await db.query<{
+        id: string;
+        name: string;
+        kind: string;
+        field_names: string[];
+        created_at: unknown;
+      }>(
         'select id, name, kind, field_names, created_at from vault_items where vault = $1 and (id = $2 or name = $2)',
         [vaultName, item],
       );
-      return r ? { vault: vaultName, item: r.id, name: r.name, kind: r.kind, fields: r.field_names, createdAt: iso(r.created_at) } : null;
+      return r
+        ? {
+            vault: vaultName,
+            item: r.id,
+            name: r.name,
+            kind: r.kind,
+            fields: r.field_names,
+            createdAt: iso(r.created_at),
+          }
+        : null;
     },
     /**
      * Rotates a local item: the given fields replace (or join) its values, sealed anew. This process's
@@ -231,12 +291,14 @@ export function createStore(db: Db, secretKey: Buffer) {
           [item],
         );
         if (!r) return null;
-        const merged = { ...(JSON.parse(unseal(secretKey, r.ciphertext, aad('local', r.id))) as Record<string, string>), ...fields };
-        await tx.query("update vault_items set field_names = $2, ciphertext = $3, updated_at = now() where vault = 'local' and id = $1", [
-          r.id,
-          JSON.stringify(Object.keys(merged)),
-          seal(secretKey, JSON.stringify(merged), aad('local', r.id)),
-        ]);
+        const merged = {
+          ...(JSON.parse(unseal(secretKey, r.ciphertext, aad('local', r.id))) as Record<string, string>),
+          ...fields,
+        };
+        await tx.query(
+          "update vault_items set field_names = $2, ciphertext = $3, updated_at = now() where vault = 'local' and id = $1",
+          [r.id, JSON.stringify(Object.keys(merged)), seal(secretKey, JSON.stringify(merged), aad('local', r.id))],
+        );
         return r.id;
       });
       if (!id) return null;
@@ -245,7 +307,10 @@ export function createStore(db: Db, secretKey: Buffer) {
     },
     /** Deletes a local item; returns whether it existed. (Callers check references first.) */
     async removeLocal(item: string): Promise<boolean> {
-      const rows = await db.query<{ id: string }>("delete from vault_items where vault = 'local' and (id = $1 or name = $1) returning id", [item]);
+      const rows = await db.query<{ id: string }>(
+        "delete from vault_items where vault = 'local' and (id = $1 or name = $1) returning id",
+        [item],
+      );
       for (const r of rows) forgetSealed(r.id);
       return rows.length > 0;
     },
@@ -257,7 +322,10 @@ export function createStore(db: Db, secretKey: Buffer) {
       const key = `${ref.vault}\u0000${ref.item}`;
       let row = sealedCache.get(key);
       if (!row || Date.now() - row.at > SEALED_CACHE_MS) {
-        const [r] = await db.query<{ id: string; ciphertext: string }>('select id, ciphertext from vault_items where vault = $1 and (id = $2 or name = $2)', [ref.vault, ref.item]);
+        const [r] = await db.query<{ id: string; ciphertext: string }>(
+          'select id, ciphertext from vault_items where vault = $1 and (id = $2 or name = $2)',
+          [ref.vault, ref.item],
+        );
         if (!r) return null;
         row = { id: r.id, ciphertext: r.ciphertext, at: Date.now() };
         if (sealedCache.size > 10_000) sealedCache.clear();
@@ -291,13 +359,26 @@ export function createStore(db: Db, secretKey: Buffer) {
            status = excluded.status, state = excluded.state, version = excluded.version, deleted = excluded.deleted,
            updated_at = excluded.updated_at
          where channels.version <= excluded.version`,
-        [state.id, state.provider, state.space, state.agent, state.status, jsonParam(state), state.version, deleted, state.createdAt, state.updatedAt],
+        [
+          state.id,
+          state.provider,
+          state.space,
+          state.agent,
+          state.status,
+          jsonParam(state),
+          state.version,
+          deleted,
+          state.createdAt,
+          state.updatedAt,
+        ],
       );
       changes.emit({ channelId: state.id, what: 'channel' });
     },
     /** The read model of one channel (null if unknown or deleted). */
     async get(id: string): Promise<ChannelState | null> {
-      const [r] = await db.query<{ state: ChannelState }>('select state from channels where id = $1 and not deleted', [id]);
+      const [r] = await db.query<{ state: ChannelState }>('select state from channels where id = $1 and not deleted', [
+        id,
+      ]);
       return r?.state ?? null;
     },
     /**
@@ -328,11 +409,15 @@ export function createStore(db: Db, secretKey: Buffer) {
     },
     /** How many live channels there are of each provider and status (metrics). */
     async countByStatus(): Promise<Array<{ provider: string; status: string; count: number }>> {
-      return db.query('select provider, status, count(*)::int as count from channels where not deleted group by provider, status order by provider, status');
+      return db.query(
+        'select provider, status, count(*)::int as count from channels where not deleted group by provider, status order by provider, status',
+      );
     },
     /** Channels that use an agent (to refuse deleting it). */
     async usingAgent(agent: string): Promise<string[]> {
-      return (await db.query<{ id: string }>('select id from channels where agent = $1 and not deleted', [agent])).map((r) => r.id);
+      return (await db.query<{ id: string }>('select id from channels where agent = $1 and not deleted', [agent])).map(
+        (r) => r.id,
+      );
     },
     /** Removes a channel's read model (used to undo a failed creation). */
     async purge(id: string, tx: Sql = db): Promise<void> {
@@ -357,7 +442,16 @@ export function createStore(db: Db, secretKey: Buffer) {
           }>('select * from channel_diagnostics where channel_id = any($1::text[])', [ids])
         : [];
       const out = new Map<string, ChannelDiagnostics>(
-        ids.map((id) => [id, { lastWebhookAt: null, lastVerificationAt: null, verificationsRefused: 0, badSignatureEvents: 0, lastSendError: null }]),
+        ids.map((id) => [
+          id,
+          {
+            lastWebhookAt: null,
+            lastVerificationAt: null,
+            verificationsRefused: 0,
+            badSignatureEvents: 0,
+            lastSendError: null,
+          },
+        ]),
       );
       for (const r of rows) {
         out.set(r.channel_id, {
@@ -366,7 +460,10 @@ export function createStore(db: Db, secretKey: Buffer) {
           verificationsRefused: r.verifications_refused,
           badSignatureEvents: r.bad_signature_events,
           lastSendError: r.last_send_error ?? null,
-          subscribedApps: r.subscribed_apps === null || r.subscribed_apps === undefined ? null : { count: r.subscribed_apps, checkedAt: iso(r.subscribed_apps_checked_at) },
+          subscribedApps:
+            r.subscribed_apps === null || r.subscribed_apps === undefined
+              ? null
+              : { count: r.subscribed_apps, checkedAt: iso(r.subscribed_apps_checked_at) },
         });
       }
       return out;
@@ -376,10 +473,17 @@ export function createStore(db: Db, secretKey: Buffer) {
       return (await diagnostics.getMany([channelId])).get(channelId)!;
     },
     /** Records a diagnostic event; the two counters grow by `count` (a summary of several refusals). */
-    async record(channelId: string, event: 'webhook' | 'verified' | 'verification_refused' | 'bad_signature', count = 1): Promise<void> {
+    async record(
+      channelId: string,
+      event: 'webhook' | 'verified' | 'verification_refused' | 'bad_signature',
+      count = 1,
+    ): Promise<void> {
       if (event === 'webhook' || event === 'verified') {
         const col = event === 'webhook' ? 'last_webhook_at' : 'last_verification_at';
-        await db.query(`insert into channel_diagnostics (channel_id, ${col}) values ($1, now()) on conflict (channel_id) do update set ${col} = now()`, [channelId]);
+        await db.query(
+          `insert into channel_diagnostics (channel_id, ${col}) values ($1, now()) on conflict (channel_id) do update set ${col} = now()`,
+          [channelId],
+        );
         return;
       }
       const col = event === 'bad_signature' ? 'bad_signature_events' : 'verifications_refused';
@@ -451,7 +555,11 @@ export function createStore(db: Db, secretKey: Buffer) {
      * per delivery, so a retried activity of the same delivery still gets its ids back while a
      * redelivery (new token) does not.
      */
-    async recordInbound(channelId: string, claim: string, rows: Array<{ id: string; chatId: string; address: string; text: string; type?: string }>): Promise<Set<string>> {
+    async recordInbound(
+      channelId: string,
+      claim: string,
+      rows: Array<{ id: string; chatId: string; address: string; text: string; type?: string }>,
+    ): Promise<Set<string>> {
       if (!rows.length) return new Set();
       // One row per stored key: two ids that become the same key would make the upsert touch a row twice.
       const seen = new Set<string>();
@@ -462,7 +570,15 @@ export function createStore(db: Db, secretKey: Buffer) {
            from unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) as u(key, chat_id, address, text, type)
          on conflict (channel_id, direction, key) do update set claim = messages.claim where messages.claim = excluded.claim
          returning key`,
-        [channelId, claim, rows.map((r) => r.id), rows.map((r) => r.chatId), rows.map((r) => r.address), rows.map((r) => r.text), rows.map((r) => r.type ?? 'text')],
+        [
+          channelId,
+          claim,
+          rows.map((r) => r.id),
+          rows.map((r) => r.chatId),
+          rows.map((r) => r.address),
+          rows.map((r) => r.text),
+          rows.map((r) => r.type ?? 'text'),
+        ],
       );
       // The store may have made an odd id storable (see `storable`): report ids as the caller gave them.
       changes.emit({ channelId, what: 'messages' });
@@ -507,21 +623,34 @@ export function createStore(db: Db, secretKey: Buffer) {
       changes.emit({ channelId, what: 'messages' });
     },
     /** Sets the outcome of an inbound message (`answered`, `denied`, `paired`, `handed_off`, `failed`, …). */
-    async setInboundStatus(channelId: string, id: string, status: string, detail?: Record<string, unknown>): Promise<void> {
+    async setInboundStatus(
+      channelId: string,
+      id: string,
+      status: string,
+      detail?: Record<string, unknown>,
+    ): Promise<void> {
       await messages.setInboundStatuses(channelId, [{ id, status, detail }]);
     },
     /**
      * Sets the outcomes of several inbound messages of a channel in one statement. `failed` never replaces
      * `answered`: a message whose reply went out stays answered whatever happened to the rest of its batch.
      */
-    async setInboundStatuses(channelId: string, outcomes: Array<{ id: string; status: string; detail?: Record<string, unknown> }>): Promise<void> {
+    async setInboundStatuses(
+      channelId: string,
+      outcomes: Array<{ id: string; status: string; detail?: Record<string, unknown> }>,
+    ): Promise<void> {
       if (!outcomes.length) return;
       const updated = await db.query<{ status: string; type: string | null }>(
         `update messages m set status = u.status, detail = coalesce(m.detail, '{}'::jsonb) || coalesce(u.detail::jsonb, '{}'::jsonb), updated_at = now()
            from unnest($2::text[], $3::text[], $4::text[]) as u(key, status, detail)
          where m.channel_id = $1 and m.direction = 'in' and m.key = u.key and not (u.status = 'failed' and m.status = 'answered')
          returning m.status, m.type`,
-        [channelId, outcomes.map((o) => o.id), outcomes.map((o) => o.status), outcomes.map((o) => (o.detail ? jsonParam(o.detail) : null))],
+        [
+          channelId,
+          outcomes.map((o) => o.id),
+          outcomes.map((o) => o.status),
+          outcomes.map((o) => (o.detail ? jsonParam(o.detail) : null)),
+        ],
       );
       changes.emit({ channelId, what: 'messages' });
       countInbound(updated);
@@ -565,7 +694,17 @@ export function createStore(db: Db, secretKey: Buffer) {
            from want w
            left join messages m on m.channel_id = $1 and m.direction = 'out' and m.key = w.key
            left join took t on t.key = w.key`,
-        [channelId, chatId, parts.map((p) => p.key), parts.map((p) => p.address), parts.map((p) => p.text), owner, leaseMs, shared ? nodeId : null, NODE_DEAD_MS],
+        [
+          channelId,
+          chatId,
+          parts.map((p) => p.key),
+          parts.map((p) => p.address),
+          parts.map((p) => p.text),
+          owner,
+          leaseMs,
+          shared ? nodeId : null,
+          NODE_DEAD_MS,
+        ],
       );
       for (const r of rows) {
         if (r.provider_id && r.status !== 'sending' && r.status !== 'failed') done.set(r.key, r.provider_id);
@@ -575,7 +714,10 @@ export function createStore(db: Db, secretKey: Buffer) {
     },
     /** Gives up an attempt's claims on the parts it did not send, so the next attempt need not wait for the lease. */
     async releaseOutbound(channelId: string, owner: string): Promise<void> {
-      await db.query(`update messages set claim = null where channel_id = $1 and direction = 'out' and claim = $2 and provider_id is null`, [channelId, owner]);
+      await db.query(
+        `update messages set claim = null where channel_id = $1 and direction = 'out' and claim = $2 and provider_id is null`,
+        [channelId, owner],
+      );
     },
     /**
      * Gives up every claim on unsent parts; returns how many. Only for a process that knows it is the
@@ -583,11 +725,18 @@ export function createStore(db: Db, secretKey: Buffer) {
      * its replies need not wait for the lease to run out.
      */
     async releaseAllOutboundClaims(): Promise<number> {
-      const rows = await db.query(`update messages set claim = null where direction = 'out' and claim is not null and provider_id is null returning 1`);
+      const rows = await db.query(
+        `update messages set claim = null where direction = 'out' and claim is not null and provider_id is null returning 1`,
+      );
       return rows.length;
     },
     /** Records that a part was accepted by the provider and, with the last part, the inbound message's outcome. */
-    async completeOutbound(m: { channelId: string; key: string; providerId: string; inbound?: { id: string; status: string; detail: Record<string, unknown> } }): Promise<void> {
+    async completeOutbound(m: {
+      channelId: string;
+      key: string;
+      providerId: string;
+      inbound?: { id: string; status: string; detail: Record<string, unknown> };
+    }): Promise<void> {
       const inbound = await db.query<{ status: string; type: string | null }>(
         `with o as (
            update messages set provider_id = $3, status = 'accepted', updated_at = now()
@@ -595,26 +744,56 @@ export function createStore(db: Db, secretKey: Buffer) {
          update messages set status = $5, detail = coalesce(detail, '{}'::jsonb) || $6::jsonb, updated_at = now()
          where $4::text is not null and channel_id = $1 and direction = 'in' and key = $4
          returning status, type`,
-        [m.channelId, m.key, m.providerId, m.inbound?.id ?? null, m.inbound?.status ?? null, m.inbound ? jsonParam(m.inbound.detail) : null],
+        [
+          m.channelId,
+          m.key,
+          m.providerId,
+          m.inbound?.id ?? null,
+          m.inbound?.status ?? null,
+          m.inbound ? jsonParam(m.inbound.detail) : null,
+        ],
       );
       changes.emit({ channelId: m.channelId, what: 'messages' });
       replies.inc({ outcome: 'accepted' });
       countInbound(inbound);
     },
     /** Records an outbound part as it stands (sends the provider refused or that will be retried); releases its claim. */
-    async recordOutbound(m: { channelId: string; key: string; chatId: string; address: string; text: string; status: string; providerId?: string; detail?: Record<string, unknown> }): Promise<void> {
+    async recordOutbound(m: {
+      channelId: string;
+      key: string;
+      chatId: string;
+      address: string;
+      text: string;
+      status: string;
+      providerId?: string;
+      detail?: Record<string, unknown>;
+    }): Promise<void> {
       await db.query(
         `insert into messages (channel_id, direction, key, provider_id, chat_id, address, text, status, detail)
          values ($1, 'out', $2, $3, $4, $5, $6, $7, $8)
          on conflict (channel_id, direction, key) do update set provider_id = coalesce(excluded.provider_id, messages.provider_id),
            status = excluded.status, detail = coalesce(excluded.detail, messages.detail), claim = null, updated_at = now()`,
-        [m.channelId, m.key, m.providerId ?? null, m.chatId, m.address, m.text, m.status, m.detail ? jsonParam(m.detail) : null],
+        [
+          m.channelId,
+          m.key,
+          m.providerId ?? null,
+          m.chatId,
+          m.address,
+          m.text,
+          m.status,
+          m.detail ? jsonParam(m.detail) : null,
+        ],
       );
       changes.emit({ channelId: m.channelId, what: 'messages' });
       replies.inc({ outcome: m.status });
     },
     /** Applies a delivery status to the outbound message with that provider id; returns whether one matched. */
-    async applyStatus(channelId: string, providerId: string, status: string, detail?: Record<string, unknown>): Promise<boolean> {
+    async applyStatus(
+      channelId: string,
+      providerId: string,
+      status: string,
+      detail?: Record<string, unknown>,
+    ): Promise<boolean> {
       // Statuses can arrive out of order (read before delivered); never move backwards.
       const rank = `case status when 'sending' then 0 when 'accepted' then 1 when 'sent' then 2 when 'delivered' then 3 when 'read' then 4 when 'played' then 4 when 'failed' then 5 else 1 end`;
       const rows = await db.query(
@@ -629,7 +808,10 @@ export function createStore(db: Db, secretKey: Buffer) {
     },
     /** Recent messages of a channel, newest first. */
     async recent(channelId: string, limit: number): Promise<MessageLogEntry[]> {
-      const rows = await db.query<Row>('select * from messages where channel_id = $1 order by created_at desc, key desc limit $2', [channelId, limit]);
+      const rows = await db.query<Row>(
+        'select * from messages where channel_id = $1 order by created_at desc, key desc limit $2',
+        [channelId, limit],
+      );
       return rows.map(toEntry);
     },
     /**
@@ -646,7 +828,10 @@ export function createStore(db: Db, secretKey: Buffer) {
     },
     /** Whether a chat ever wrote to the channel (a personal account only writes to chats that wrote first). */
     async hasInbound(channelId: string, chatId: string): Promise<boolean> {
-      const rows = await db.query(`select 1 as one from messages where channel_id = $1 and direction = 'in' and chat_id = $2 limit 1`, [channelId, chatId]);
+      const rows = await db.query(
+        `select 1 as one from messages where channel_id = $1 and direction = 'in' and chat_id = $2 limit 1`,
+        [channelId, chatId],
+      );
       return rows.length > 0;
     },
     /** Which of these provider ids the channel sent (its own sends, echoed back by WhatsApp, are not inbound). */
@@ -662,12 +847,17 @@ export function createStore(db: Db, secretKey: Buffer) {
   const policies = {
     /** The operator's current policy text ('' when none). */
     async current(): Promise<{ text: string; updatedAt: string | null }> {
-      const [r] = await db.query<{ text: string; created_at: unknown }>('select text, created_at from policy_sets order by id desc limit 1');
+      const [r] = await db.query<{ text: string; created_at: unknown }>(
+        'select text, created_at from policy_sets order by id desc limit 1',
+      );
       return r ? { text: r.text, updatedAt: iso(r.created_at) } : { text: '', updatedAt: null };
     },
     /** Saves a new (already validated) policy text; earlier versions are kept for audit. */
     async save(text: string): Promise<{ id: number; updatedAt: string }> {
-      const [r] = await db.query<{ id: string; created_at: unknown }>('insert into policy_sets (text) values ($1) returning id, created_at', [text]);
+      const [r] = await db.query<{ id: string; created_at: unknown }>(
+        'insert into policy_sets (text) values ($1) returning id, created_at',
+        [text],
+      );
       return { id: Number(r.id), updatedAt: iso(r.created_at) };
     },
     /** The id of the newest policy set (0 when none); lets caches know when to reload. */
@@ -692,14 +882,21 @@ export function createStore(db: Db, secretKey: Buffer) {
   const sessionLinks = {
     /** The channel's pending link, or null. */
     async get(channelId: string): Promise<SessionLink | null> {
-      const [r] = await db.query<{ qr: string | null; pairing_code: string | null; expires_at: unknown; updated_at: unknown }>(
-        'select qr, pairing_code, expires_at, updated_at from session_link where channel_id = $1',
-        [channelId],
-      );
-      return r ? { qr: r.qr, pairingCode: r.pairing_code, expiresAt: toDate(r.expires_at), updatedAt: toDate(r.updated_at) } : null;
+      const [r] = await db.query<{
+        qr: string | null;
+        pairing_code: string | null;
+        expires_at: unknown;
+        updated_at: unknown;
+      }>('select qr, pairing_code, expires_at, updated_at from session_link where channel_id = $1', [channelId]);
+      return r
+        ? { qr: r.qr, pairingCode: r.pairing_code, expiresAt: toDate(r.expires_at), updatedAt: toDate(r.updated_at) }
+        : null;
     },
     /** Shows a QR or a pairing code until `expiresAt`; `updatedAt` becomes now (when it was issued). */
-    async set(channelId: string, link: { qr: string | null; pairingCode: string | null; expiresAt: Date }): Promise<void> {
+    async set(
+      channelId: string,
+      link: { qr: string | null; pairingCode: string | null; expiresAt: Date },
+    ): Promise<void> {
       await db.query(
         `insert into session_link (channel_id, qr, pairing_code, expires_at, updated_at) values ($1, $2, $3, $4, now())
            on conflict (channel_id) do update set qr = excluded.qr, pairing_code = excluded.pairing_code, expires_at = excluded.expires_at, updated_at = now()`,
@@ -709,10 +906,10 @@ export function createStore(db: Db, secretKey: Buffer) {
     },
     /** Keeps a pending pairing code valid until at least `expiresAt` (`updatedAt` stays: it marks the issue). */
     async extendCode(channelId: string, expiresAt: Date): Promise<void> {
-      await db.query('update session_link set expires_at = greatest(expires_at, $2) where channel_id = $1 and pairing_code is not null', [
-        channelId,
-        expiresAt.toISOString(),
-      ]);
+      await db.query(
+        'update session_link set expires_at = greatest(expires_at, $2) where channel_id = $1 and pairing_code is not null',
+        [channelId, expiresAt.toISOString()],
+      );
     },
     /** Removes the channel's pending link. */
     async clear(channelId: string): Promise<void> {
@@ -731,7 +928,11 @@ export function createStore(db: Db, secretKey: Buffer) {
      * Stores a file under the SHA-256 of its bytes (hex); storing the same bytes again only refreshes it.
      * A caller that has just checked the hash passes it, so a large file is not hashed twice.
      */
-    async put(bytes: Buffer, mime: string, sha256 = createHash('sha256').update(bytes).digest('hex')): Promise<{ id: string; sha256: string; size: number }> {
+    async put(
+      bytes: Buffer,
+      mime: string,
+      sha256 = createHash('sha256').update(bytes).digest('hex'),
+    ): Promise<{ id: string; sha256: string; size: number }> {
       await db.query(
         `insert into media (id, mime, size, bytes) values ($1, $2, $3, $4)
          on conflict (id) do update set seen_at = now()`,
@@ -742,24 +943,33 @@ export function createStore(db: Db, secretKey: Buffer) {
     /** A stored file with its type, or null. */
     async get(id: string): Promise<{ mime: string; bytes: Buffer } | null> {
       if (!/^[0-9a-f]{64}$/.test(id)) return null;
-      const [r] = await db.query<{ mime: string; bytes: Uint8Array }>('select mime, bytes from media where id = $1', [id]);
+      const [r] = await db.query<{ mime: string; bytes: Uint8Array }>('select mime, bytes from media where id = $1', [
+        id,
+      ]);
       return r ? { mime: r.mime, bytes: Buffer.from(r.bytes) } : null;
     },
     /** Deletes files not stored or seen for `days` days; returns how many. */
     async prune(days: number): Promise<number> {
-      return (await db.query(`delete from media where seen_at < now() - $1::int * interval '1 day' returning 1`, [days])).length;
+      return (
+        await db.query(`delete from media where seen_at < now() - $1::int * interval '1 day' returning 1`, [days])
+      ).length;
     },
   };
 
   const vaultConnections = {
     /** Every external vault connection (settings hold refs into `local`, never values). */
     async list(): Promise<VaultConnectionRecord[]> {
-      const rows = await db.query<ConnectionRow>('select id, kind, settings, created_at, updated_at from vault_connections order by id');
+      const rows = await db.query<ConnectionRow>(
+        'select id, kind, settings, created_at, updated_at from vault_connections order by id',
+      );
       return rows.map(toConnection);
     },
     /** One connection, or null. */
     async get(id: string): Promise<VaultConnectionRecord | null> {
-      const [r] = await db.query<ConnectionRow>('select id, kind, settings, created_at, updated_at from vault_connections where id = $1', [id]);
+      const [r] = await db.query<ConnectionRow>(
+        'select id, kind, settings, created_at, updated_at from vault_connections where id = $1',
+        [id],
+      );
       return r ? toConnection(r) : null;
     },
     /** Adds a connection; 409 when the id exists. */
@@ -768,7 +978,8 @@ export function createStore(db: Db, secretKey: Buffer) {
         'insert into vault_connections (id, kind, settings) values ($1, $2, $3) on conflict (id) do nothing returning id, kind, settings, created_at, updated_at',
         [c.id, c.kind, jsonParam(c.settings)],
       );
-      if (!r) throw new WharfError('conflict', `Vault connection "${c.id}" already exists; choose another id or PATCH it.`);
+      if (!r)
+        throw new WharfError('conflict', `Vault connection "${c.id}" already exists; choose another id or PATCH it.`);
       return toConnection(r);
     },
     /** Replaces a connection's settings; null when it does not exist. */
@@ -785,7 +996,24 @@ export function createStore(db: Db, secretKey: Buffer) {
     },
   };
 
-  return { db, shared, node, spaces, agents, vault, vaultConnections, channels, diagnostics, messages, policies, authState, sessionLinks, media, outboundMedia: createOutboundMediaStore(db), changes };
+  return {
+    db,
+    shared,
+    node,
+    spaces,
+    agents,
+    vault,
+    vaultConnections,
+    channels,
+    diagnostics,
+    messages,
+    policies,
+    authState,
+    sessionLinks,
+    media,
+    outboundMedia: createOutboundMediaStore(db),
+    changes,
+  };
 }
 
 /** A stored connection to an external vault (lib/vaults). */
@@ -796,8 +1024,20 @@ export interface VaultConnectionRecord {
   createdAt: string;
   updatedAt: string;
 }
-type ConnectionRow = { id: string; kind: string; settings: Record<string, unknown>; created_at: unknown; updated_at: unknown };
-const toConnection = (r: ConnectionRow): VaultConnectionRecord => ({ id: r.id, kind: r.kind, settings: r.settings, createdAt: iso(r.created_at), updatedAt: iso(r.updated_at) });
+type ConnectionRow = {
+  id: string;
+  kind: string;
+  settings: Record<string, unknown>;
+  created_at: unknown;
+  updated_at: unknown;
+};
+const toConnection = (r: ConnectionRow): VaultConnectionRecord => ({
+  id: r.id,
+  kind: r.kind,
+  settings: r.settings,
+  createdAt: iso(r.created_at),
+  updatedAt: iso(r.updated_at),
+});
 
 /** The store's API. */
 export type Store = ReturnType<typeof createStore>;

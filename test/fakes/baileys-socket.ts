@@ -62,7 +62,11 @@ export class FakeEventEmitter {
 /** One recorded `sendMessage` call: a text, or a file (`image`/`document`/`audio`/`video` bytes, `text` then absent). */
 export interface SentMessage {
   jid: string;
-  content: { text: string } & Partial<Record<'image' | 'document' | 'audio' | 'video', Buffer>> & { caption?: string; mimetype?: string; fileName?: string };
+  content: { text: string } & Partial<Record<'image' | 'document' | 'audio' | 'video', Buffer>> & {
+      caption?: string;
+      mimetype?: string;
+      fileName?: string;
+    };
   options?: { messageId?: string };
   id: string;
 }

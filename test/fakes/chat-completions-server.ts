@@ -16,7 +16,8 @@ export interface ChatMessage {
 }
 
 /** One part of a user message in OpenAI's content-part form. */
-export type ContentPart = { type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string; detail?: string } };
+export type ContentPart =
+  { type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string; detail?: string } };
 
 /** The text of a message's content (parts joined). */
 export const textOf = (content: ChatMessage['content']): string =>
@@ -86,7 +87,9 @@ export interface FakeCompletions {
 
 const ROLES = new Set(['system', 'user', 'assistant']);
 
-const errorBody = (message: string, type: string, code: string | null): unknown => ({ error: { message, type, param: null, code } });
+const errorBody = (message: string, type: string, code: string | null): unknown => ({
+  error: { message, type, param: null, code },
+});
 
 const DEFAULT_FAILURES: Record<number, unknown> = {
   401: errorBody('Incorrect API key provided.', 'invalid_request_error', 'invalid_api_key'),
@@ -104,15 +107,22 @@ function shapeProblem(body: unknown): string | null {
   for (const [i, m] of b.messages.entries()) {
     if (typeof m !== 'object' || m === null) return `messages[${i}] must be an object`;
     const msg = m as Record<string, unknown>;
-    if (typeof msg.role !== 'string' || !ROLES.has(msg.role)) return `messages[${i}].role must be one of system, user, assistant (got ${JSON.stringify(msg.role)})`;
+    if (typeof msg.role !== 'string' || !ROLES.has(msg.role))
+      return `messages[${i}].role must be one of system, user, assistant (got ${JSON.stringify(msg.role)})`;
     if (Array.isArray(msg.content) && msg.role === 'user') {
       for (const [j, p] of msg.content.entries()) {
         const part = p as Record<string, unknown>;
         const image = part.image_url as Record<string, unknown> | undefined;
-        const ok = (part.type === 'text' && typeof part.text === 'string') || (part.type === 'image_url' && typeof image?.url === 'string' && /^(https?:|data:image\/[a-z+.-]+;base64,)/.test(image.url));
-        if (!ok) return `messages[${i}].content[${j}] must be a text part or an image_url part with an http(s) or base64 data URL`;
+        const ok =
+          (part.type === 'text' && typeof part.text === 'string') ||
+          (part.type === 'image_url' &&
+            typeof image?.url === 'string' &&
+            /^(https?:|data:image\/[a-z+.-]+;base64,)/.test(image.url));
+        if (!ok)
+          return `messages[${i}].content[${j}] must be a text part or an image_url part with an http(s) or base64 data URL`;
       }
-    } else if (typeof msg.content !== 'string') return `messages[${i}].content must be a string (or, for a user message, an array of content parts)`;
+    } else if (typeof msg.content !== 'string')
+      return `messages[${i}].content must be a string (or, for a user message, an array of content parts)`;
     const extra = Object.keys(msg).filter((k) => k !== 'role' && k !== 'content' && k !== 'name');
     if (extra.length) return `messages[${i}] has unknown keys ${extra.join(', ')}`;
   }
@@ -144,7 +154,10 @@ export async function startFakeCompletions(opts: FakeCompletionsOptions): Promis
   };
   const send = (res: ServerResponse, status: number, body: unknown): void => {
     if (res.destroyed) return;
-    res.writeHead(status, { 'content-type': 'application/json', 'x-request-id': `req_${randomBytes(8).toString('hex')}` });
+    res.writeHead(status, {
+      'content-type': 'application/json',
+      'x-request-id': `req_${randomBytes(8).toString('hex')}`,
+    });
     res.end(JSON.stringify(body));
   };
   const sleep = (ms: number): Promise<void> =>
@@ -157,7 +170,12 @@ export async function startFakeCompletions(opts: FakeCompletionsOptions): Promis
     });
 
   /** OpenAI's `/audio/transcriptions`: multipart with `file` and `model`; answers `{text}`. */
-  async function transcription(req: IncomingMessage, res: ServerResponse, raw: Buffer, apiKey: string | undefined): Promise<void> {
+  async function transcription(
+    req: IncomingMessage,
+    res: ServerResponse,
+    raw: Buffer,
+    apiKey: string | undefined,
+  ): Promise<void> {
     const at = Date.now();
     const refuse = (status: number, message: string): void => {
       transcriptions.push({ apiKey, model: '', filename: '', mime: '', bytes: Buffer.alloc(0), status, at });
@@ -190,7 +208,8 @@ export async function startFakeCompletions(opts: FakeCompletionsOptions): Promis
     const apiKey = header && /^Bearer\s+/i.test(header) ? header.replace(/^Bearer\s+/i, '').trim() : undefined;
     const base = { method: req.method ?? 'GET', path, apiKey, at: Date.now() };
 
-    if (req.method === 'POST' && path === `${basePath}/audio/transcriptions`) return transcription(req, res, Buffer.concat(chunks), apiKey);
+    if (req.method === 'POST' && path === `${basePath}/audio/transcriptions`)
+      return transcription(req, res, Buffer.concat(chunks), apiKey);
     if (req.method !== 'POST' || path !== `${basePath}/chat/completions`) {
       const problem = `unknown route ${req.method} ${path} (expected POST ${basePath}/chat/completions)`;
       record({ ...base, body: undefined, status: 404, problem });
@@ -198,23 +217,47 @@ export async function startFakeCompletions(opts: FakeCompletionsOptions): Promis
     }
     if (!apiKey) {
       record({ ...base, body: undefined, status: 401, problem: 'no bearer key' });
-      return send(res, 401, errorBody("You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth.", 'invalid_request_error', null));
+      return send(
+        res,
+        401,
+        errorBody(
+          "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth.",
+          'invalid_request_error',
+          null,
+        ),
+      );
     }
     if (!keys.has(apiKey)) {
       // Unlike OpenAI (which masks it), some self-hosted gateways echo the key back: Wharf must redact it.
       record({ ...base, body: undefined, status: 401, problem: 'wrong key' });
-      return send(res, 401, errorBody(`Incorrect API key provided: ${apiKey}. You can find your API key at https://platform.openai.com/account/api-keys.`, 'invalid_request_error', 'invalid_api_key'));
+      return send(
+        res,
+        401,
+        errorBody(
+          `Incorrect API key provided: ${apiKey}. You can find your API key at https://platform.openai.com/account/api-keys.`,
+          'invalid_request_error',
+          'invalid_api_key',
+        ),
+      );
     }
     if (!/^application\/json\b/i.test(String(req.headers['content-type'] ?? ''))) {
       record({ ...base, body: undefined, status: 400, problem: `content-type ${String(req.headers['content-type'])}` });
-      return send(res, 400, errorBody('Expected a JSON body (content-type: application/json).', 'invalid_request_error', null));
+      return send(
+        res,
+        400,
+        errorBody('Expected a JSON body (content-type: application/json).', 'invalid_request_error', null),
+      );
     }
     let parsed: unknown;
     try {
       parsed = JSON.parse(raw);
     } catch {
       record({ ...base, body: undefined, status: 400, problem: 'body is not JSON' });
-      return send(res, 400, errorBody('We could not parse the JSON body of your request.', 'invalid_request_error', null));
+      return send(
+        res,
+        400,
+        errorBody('We could not parse the JSON body of your request.', 'invalid_request_error', null),
+      );
     }
     const problem = shapeProblem(parsed);
     if (problem) {
@@ -248,7 +291,11 @@ export async function startFakeCompletions(opts: FakeCompletionsOptions): Promis
       created: Math.floor(Date.now() / 1000),
       model: body.model,
       choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
-      usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+      usage: {
+        prompt_tokens: promptTokens,
+        completion_tokens: completionTokens,
+        total_tokens: promptTokens + completionTokens,
+      },
     });
   }
 
@@ -272,7 +319,12 @@ export async function startFakeCompletions(opts: FakeCompletionsOptions): Promis
       latency = ms;
     },
     failNext(n, status, body) {
-      if (n > 0) failures.push({ remaining: n, status, body: body ?? DEFAULT_FAILURES[status] ?? errorBody(`HTTP ${status}`, 'server_error', null) });
+      if (n > 0)
+        failures.push({
+          remaining: n,
+          status,
+          body: body ?? DEFAULT_FAILURES[status] ?? errorBody(`HTTP ${status}`, 'server_error', null),
+        });
     },
     requestsFor(text) {
       return requests.filter((r) => r.body && lastUser(r.body.messages) === text);

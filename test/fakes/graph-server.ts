@@ -462,10 +462,19 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
     }
     const apps = subscriptions.get(wabaId) ?? [{ id: appId, name: 'Wharf Fake App' }];
     if (method === 'GET') {
-      return new Reply(200, { data: apps.map((a) => ({ whatsapp_business_api_data: { id: a.id, name: a.name, link: `https://www.facebook.com/games/?app_id=${a.id}` } })) });
+      return new Reply(200, {
+        data: apps.map((a) => ({
+          whatsapp_business_api_data: {
+            id: a.id,
+            name: a.name,
+            link: `https://www.facebook.com/games/?app_id=${a.id}`,
+          },
+        })),
+      });
     }
     if (method === 'POST') {
-      if (!apps.some((a) => a.id === appId)) subscriptions.set(wabaId, [...apps, { id: appId, name: 'Wharf Fake App' }]);
+      if (!apps.some((a) => a.id === appId))
+        subscriptions.set(wabaId, [...apps, { id: appId, name: 'Wharf Fake App' }]);
       return new Reply(200, { success: true });
     }
     return unknownObject(method, wabaId);
@@ -591,7 +600,9 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
       media = checked;
       content = checked.caption ?? '';
     } else {
-      return invalidParam(`This fake sends text, image, document, audio, video and sticker; got type "${String(type)}".`);
+      return invalidParam(
+        `This fake sends text, image, document, audio, video and sticker; got type "${String(type)}".`,
+      );
     }
     if (!/^\d{6,15}$/.test(b.to) && b.to !== b.recipient) {
       return graphError(400, {
@@ -627,12 +638,23 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
    * A media message's object, as Meta documents it: exactly one of `id` (an upload of this phone number)
    * and `link` (http/https); `caption` on image, video and document only; `filename` on document only.
    */
-  function checkMediaObject(phoneNumberId: string, type: string, raw: unknown): NonNullable<SentRecord['media']> | Reply {
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return invalidParam(`The parameter ${type} is required.`);
+  function checkMediaObject(
+    phoneNumberId: string,
+    type: string,
+    raw: unknown,
+  ): NonNullable<SentRecord['media']> | Reply {
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+      return invalidParam(`The parameter ${type} is required.`);
     const o = raw as Record<string, unknown>;
     for (const k of Object.keys(o)) {
-      const allowed = ['id', 'link', ...(type === 'audio' || type === 'sticker' ? [] : ['caption']), ...(type === 'document' ? ['filename'] : [])];
-      if (!allowed.includes(k)) return invalidParam(`Param ${type}['${k}'] is not a valid parameter for ${type} messages.`);
+      const allowed = [
+        'id',
+        'link',
+        ...(type === 'audio' || type === 'sticker' ? [] : ['caption']),
+        ...(type === 'document' ? ['filename'] : []),
+      ];
+      if (!allowed.includes(k))
+        return invalidParam(`Param ${type}['${k}'] is not a valid parameter for ${type} messages.`);
     }
     const id = typeof o.id === 'string' ? o.id : undefined;
     const link = typeof o.link === 'string' ? o.link : undefined;
@@ -648,7 +670,8 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
     if (link && !/^https?:\/\/[^\s]+$/.test(link)) return invalidParam(`Param ${type}['link'] must be a valid URL.`);
     if (o.caption !== undefined && (typeof o.caption !== 'string' || o.caption.length > 1024))
       return invalidParam(`Param ${type}['caption'] must be a string of at most 1024 characters.`);
-    if (o.filename !== undefined && typeof o.filename !== 'string') return invalidParam(`Param ${type}['filename'] must be a string.`);
+    if (o.filename !== undefined && typeof o.filename !== 'string')
+      return invalidParam(`Param ${type}['filename'] must be a string.`);
     return {
       ...(id ? { id } : { link }),
       ...(typeof o.caption === 'string' ? { caption: o.caption } : {}),
@@ -657,7 +680,12 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
   }
 
   /** `POST /{phone-number-id}/media`: multipart with `messaging_product`, `type` and `file`; answers `{id}`. */
-  async function uploadEdge(req: IncomingMessage, raw: Buffer, segments: string[], token: string | undefined): Promise<Reply> {
+  async function uploadEdge(
+    req: IncomingMessage,
+    raw: Buffer,
+    segments: string[],
+    token: string | undefined,
+  ): Promise<Reply> {
     const spec = token ? tokens.get(token) : undefined;
     if (!token || !spec || spec.invalid || spec.expired) return badTokenReply(token, spec);
     const phoneNumberId = segments[0];
@@ -666,22 +694,33 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
     const injected = takeInjection('upload');
     if (injected) return injectedReply(injected);
     const contentType = req.headers['content-type'] ?? '';
-    if (!/^multipart\/form-data;\s*boundary=/i.test(contentType)) return invalidParam('Upload the file as multipart/form-data.');
+    if (!/^multipart\/form-data;\s*boundary=/i.test(contentType))
+      return invalidParam('Upload the file as multipart/form-data.');
     let form: FormData;
     try {
       form = await new Response(raw, { headers: { 'content-type': contentType } }).formData();
     } catch {
       return invalidParam('The multipart body could not be parsed.');
     }
-    if (form.get('messaging_product') !== 'whatsapp') return invalidParam('The parameter messaging_product is required.');
+    if (form.get('messaging_product') !== 'whatsapp')
+      return invalidParam('The parameter messaging_product is required.');
     const file = form.get('file');
     if (!file || typeof file === 'string') return invalidParam('The parameter file is required.');
     const type = form.get('type');
     const mime = file.type;
     if (typeof type !== 'string' || !type) return invalidParam('The parameter type is required.');
-    if (!UPLOAD_TYPES.includes(mime.split(';')[0].trim())) return invalidParam(`Param file must be a file of a supported type; got "${mime}".`);
+    if (!UPLOAD_TYPES.includes(mime.split(';')[0].trim()))
+      return invalidParam(`Param file must be a file of a supported type; got "${mime}".`);
     const bytes = Buffer.from(await file.arrayBuffer());
-    const record: UploadRecord = { id: String(4490709327384033n + BigInt(uploads.length + 1)), phoneNumberId, bytes, mime, type, filename: file.name, at: Date.now() };
+    const record: UploadRecord = {
+      id: String(4490709327384033n + BigInt(uploads.length + 1)),
+      phoneNumberId,
+      bytes,
+      mime,
+      type,
+      filename: file.name,
+      at: Date.now(),
+    };
     uploads.push(record);
     return new Reply(200, { id: record.id });
   }
@@ -711,7 +750,11 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
     if (req.method === 'POST' && unversioned.length === 2 && unversioned[1] === 'media') {
       const reply = await uploadEdge(req, Buffer.concat(chunks), unversioned, token);
       calls.push({ method: 'POST', path: url.pathname, query, auth: token, status: reply.status, at: Date.now() });
-      res.writeHead(reply.status, { 'content-type': 'application/json; charset=UTF-8', 'x-fb-trace-id': fbtrace(), ...reply.headers });
+      res.writeHead(reply.status, {
+        'content-type': 'application/json; charset=UTF-8',
+        'x-fb-trace-id': fbtrace(),
+        ...reply.headers,
+      });
       res.end(typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body));
       return;
     }
@@ -719,7 +762,14 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
     if (segments[0] === 'media-download') {
       const m = mediaFiles.get(decodeURIComponent(segments[1] ?? ''));
       const ok = m && token && tokens.has(token) && Number(query.exp) > Date.now();
-      calls.push({ method: req.method ?? 'GET', path: url.pathname, query, auth: token, status: ok ? 200 : m ? 404 : 404, at: Date.now() });
+      calls.push({
+        method: req.method ?? 'GET',
+        path: url.pathname,
+        query,
+        auth: token,
+        status: ok ? 200 : m ? 404 : 404,
+        at: Date.now(),
+      });
       if (!ok || !m) {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('Not Found');
         return;

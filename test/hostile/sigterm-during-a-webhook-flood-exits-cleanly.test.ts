@@ -93,7 +93,9 @@ describe('closing the Temporal connection while a call is being retried', () => 
     const onUncaught = (err: unknown): void => void uncaught.push(err);
     process.on('uncaughtException', onUncaught);
     try {
-      const { connection, close } = await connectClient({ address: `127.0.0.1:${(proxy.address() as AddressInfo).port}` });
+      const { connection, close } = await connectClient({
+        address: `127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+      });
       await connection.workflowService.getSystemInfo({});
       await new Promise<void>((r) => proxy.close(() => r()) && sockets.forEach((s) => s.destroy()));
       const call = connection.workflowService.getSystemInfo({}).then(

@@ -24,7 +24,12 @@ export interface Ref {
 }
 
 /** Polls `fn` until it returns something truthy (or throws after `timeoutMs`, with `what` in the message). */
-export async function until<T>(fn: () => Promise<T | undefined | null | false> | T | undefined | null | false, what: string, timeoutMs = 20_000, intervalMs = 100): Promise<T> {
+export async function until<T>(
+  fn: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  what: string,
+  timeoutMs = 20_000,
+  intervalMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -34,13 +39,20 @@ export async function until<T>(fn: () => Promise<T | undefined | null | false> |
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `Timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 
 /** Creates a local vault item holding `value`; returns its ref. */
-export async function vaultRef(w: TestWharf, value: string, name = 'item-' + randomBytes(6).toString('hex')): Promise<Ref> {
+export async function vaultRef(
+  w: TestWharf,
+  value: string,
+  name = 'item-' + randomBytes(6).toString('hex'),
+): Promise<Ref> {
   const r = await w.api('POST', '/api/vaults/local/items', { name, kind: 'api_key', fields: { value } });
   if (r.status !== 201) throw new Error(`vault item: ${r.status} ${JSON.stringify(r.data)}`);
   return { vault: 'local', item: r.data.item, field: 'value' };
@@ -64,7 +76,11 @@ export async function cloudSecrets(w: TestWharf, graph: FakeGraph): Promise<Clou
     accessToken,
     verifyToken,
     appSecret,
-    refs: { access_token: await vaultRef(w, accessToken), verify_token: await vaultRef(w, verifyToken), app_secret: await vaultRef(w, appSecret) },
+    refs: {
+      access_token: await vaultRef(w, accessToken),
+      verify_token: await vaultRef(w, verifyToken),
+      app_secret: await vaultRef(w, appSecret),
+    },
   };
 }
 
@@ -104,22 +120,39 @@ export async function connectedChannel(
   secrets: CloudSecrets,
   opts: { agent: string; space?: string; inbound?: 'message' | 'signal' },
 ): Promise<CloudChannel> {
-  const phoneNumberId = String(106540352240000 + (++phoneIdSeq) * 7 + Math.floor(Math.random() * 1000) * 100);
+  const phoneNumberId = String(106540352240000 + ++phoneIdSeq * 7 + Math.floor(Math.random() * 1000) * 100);
   const display = `1555${String(Math.floor(Math.random() * 1e7)).padStart(7, '0')}`;
   graph.setPhoneNumber(phoneNumberId, { displayPhoneNumber: display, verifiedName: 'Wharf Test' });
   const space = opts.space ?? `space-${randomBytes(5).toString('hex')}`;
-  const created = await w.api('POST', '/api/channels', { provider: 'whatsapp_cloud', agent: opts.agent, space, ...(opts.inbound ? { inbound: opts.inbound } : {}) });
+  const created = await w.api('POST', '/api/channels', {
+    provider: 'whatsapp_cloud',
+    agent: opts.agent,
+    space,
+    ...(opts.inbound ? { inbound: opts.inbound } : {}),
+  });
   if (created.status !== 201) throw new Error(`create channel: ${created.status} ${JSON.stringify(created.data)}`);
   const id: string = created.data.id;
-  const cfg = await w.api('PUT', `/api/channels/${id}/config`, { phone_number_id: phoneNumberId, business_account_id: '100000000000010', ...secrets.refs });
+  const cfg = await w.api('PUT', `/api/channels/${id}/config`, {
+    phone_number_id: phoneNumberId,
+    business_account_id: '100000000000010',
+    ...secrets.refs,
+  });
   if (cfg.status !== 200 || !cfg.data.webhookUrl) throw new Error(`config: ${cfg.status} ${JSON.stringify(cfg.data)}`);
   const webhookUrl: string = cfg.data.webhookUrl;
-  const q = new URLSearchParams({ 'hub.mode': 'subscribe', 'hub.verify_token': secrets.verifyToken, 'hub.challenge': '1158201444' });
+  const q = new URLSearchParams({
+    'hub.mode': 'subscribe',
+    'hub.verify_token': secrets.verifyToken,
+    'hub.challenge': '1158201444',
+  });
   const v = await fetch(`${webhookUrl}?${q}`);
   if (v.status !== 200) throw new Error(`verification: ${v.status} ${await v.text()}`);
-  await until(async () => (await w.api('GET', `/api/channels/${id}`)).data.status === 'connected', `channel ${id} connected`);
+  await until(
+    async () => (await w.api('GET', `/api/channels/${id}`)).data.status === 'connected',
+    `channel ${id} connected`,
+  );
 
-  const log = async (): Promise<LogEntry[]> => (await w.api('GET', `/api/channels/${id}/messages?limit=500`)).data as LogEntry[];
+  const log = async (): Promise<LogEntry[]> =>
+    (await w.api('GET', `/api/channels/${id}/messages?limit=500`)).data as LogEntry[];
   const ch: CloudChannel = {
     id,
     space,
@@ -127,9 +160,18 @@ export async function connectedChannel(
     webhookUrl,
     async send(from, texts, o = {}) {
       const list = Array.isArray(texts) ? texts : [texts];
-      const specs = list.map((text) => ({ from, text, name: o.name, id: `wamid.${randomBytes(18).toString('base64')}` }));
+      const specs = list.map((text) => ({
+        from,
+        text,
+        name: o.name,
+        id: `wamid.${randomBytes(18).toString('base64')}`,
+      }));
       const raw = JSON.stringify(inboundPayload({ phoneNumberId, displayPhoneNumber: display }, specs));
-      const r = await fetch(webhookUrl, { method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': signPayload(raw, secrets.appSecret) }, body: raw });
+      const r = await fetch(webhookUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-hub-signature-256': signPayload(raw, secrets.appSecret) },
+        body: raw,
+      });
       if (r.status !== 200) throw new Error(`webhook: ${r.status} ${await r.text()}`);
       return specs.map((s) => s.id);
     },
@@ -137,7 +179,13 @@ export async function connectedChannel(
       const p = await w.api('POST', `/api/channels/${id}/pair`);
       if (p.status !== 200) throw new Error(`pair: ${p.status} ${JSON.stringify(p.data)}`);
       await ch.send(phone, p.data.code, o);
-      await until(async () => (await w.api('GET', `/api/channels/${id}`)).data.pairedAddresses.some((a: { address: string }) => a.address === phone), `${phone} paired on ${id}`);
+      await until(
+        async () =>
+          (await w.api('GET', `/api/channels/${id}`)).data.pairedAddresses.some(
+            (a: { address: string }) => a.address === phone,
+          ),
+        `${phone} paired on ${id}`,
+      );
       await graph.waitForSent((s) => s.to === digits(phone) && s.text.startsWith('Paired'), 20_000);
     },
     async logEntry(key, ok = () => true, timeoutMs = 20_000) {
@@ -163,7 +211,8 @@ export const digits = (phone: string): string => phone.replace(/^\+/, '');
 export const newPhone = (): string => `+4915${String(Math.floor(Math.random() * 1e9)).padStart(9, '0')}`;
 
 /** Texts the fake Graph API accepted for `phone`, in send order. */
-export const sentTo = (graph: FakeGraph, phone: string): SentRecord[] => graph.sent.filter((s) => s.to === digits(phone));
+export const sentTo = (graph: FakeGraph, phone: string): SentRecord[] =>
+  graph.sent.filter((s) => s.to === digits(phone));
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -217,7 +266,8 @@ async function examplesBundle(): Promise<{ code: string }> {
         // Bundles of older source versions are of no further use.
         for (const name of readdirSync(tmpdir())) {
           const other = join(tmpdir(), name);
-          if (name.startsWith('wharf-examples-bundle-') && name.endsWith('.js') && other !== path) rmSync(other, { force: true });
+          if (name.startsWith('wharf-examples-bundle-') && name.endsWith('.js') && other !== path)
+            rmSync(other, { force: true });
         }
         return { code };
       } finally {
@@ -232,7 +282,10 @@ async function examplesBundle(): Promise<{ code: string }> {
 
 /** A worker of the operator's own, on a fresh task queue, running the example workflows (`examples/index.ts`). */
 export async function startExamplesWorker(): Promise<{ taskQueue: string; close(): Promise<void> }> {
-  const [connection, workflowBundle] = await Promise.all([NativeConnection.connect({ address: inject('temporalAddress') }), examplesBundle()]);
+  const [connection, workflowBundle] = await Promise.all([
+    NativeConnection.connect({ address: inject('temporalAddress') }),
+    examplesBundle(),
+  ]);
   const taskQueue = 'operator-' + randomBytes(6).toString('hex');
   const worker = await Worker.create({ connection, taskQueue, workflowBundle });
   const running = worker.run();
@@ -249,12 +302,22 @@ export async function startExamplesWorker(): Promise<{ taskQueue: string; close(
 /** How many updates named `name` the workflow has accepted so far (an accepted waiter is registered). */
 export async function acceptedUpdates(client: Client, workflowId: string, name: string): Promise<number> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
-  return (history.events ?? []).filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === name).length;
+  return (history.events ?? []).filter(
+    (e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === name,
+  ).length;
 }
 
 /** Waits until the channel workflow has accepted at least `n` updates named `name`. */
-export async function registeredWaiters(client: Client, channelId: string, name: 'waitForMessage' | 'addWaiter' | 'cancelWaiter', n: number): Promise<void> {
-  await until(async () => (await acceptedUpdates(client, `channel-${channelId}`, name)) >= n, `${n} ${name} update(s) accepted by channel-${channelId}`);
+export async function registeredWaiters(
+  client: Client,
+  channelId: string,
+  name: 'waitForMessage' | 'addWaiter' | 'cancelWaiter',
+  n: number,
+): Promise<void> {
+  await until(
+    async () => (await acceptedUpdates(client, `channel-${channelId}`, name)) >= n,
+    `${n} ${name} update(s) accepted by channel-${channelId}`,
+  );
 }
 
 /** How many signals named `name` the workflow has received so far. */

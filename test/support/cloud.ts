@@ -8,7 +8,13 @@ import { WorkflowNotFoundError, type WorkflowExecutionDescription } from '@tempo
 import { expect } from 'vitest';
 import type { CredentialRef } from '../../lib/types.js';
 import type { MessageLogEntry } from '../../lib/store/store.js';
-import { inboundPayload, signPayload, type FakeGraph, type FakeTokenSpec, type SentRecord } from '../fakes/graph-server.js';
+import {
+  inboundPayload,
+  signPayload,
+  type FakeGraph,
+  type FakeTokenSpec,
+  type SentRecord,
+} from '../fakes/graph-server.js';
 import type { TestWharf } from './wharf.js';
 
 /** Generous: other test files may be running on the same two cores. */
@@ -18,7 +24,8 @@ export const WAIT_MS = 20_000;
 export const uid = (prefix = ''): string => `${prefix}${randomBytes(5).toString('hex')}`;
 
 /** `n` random digits, never starting with 0. */
-export const digits = (n: number): string => String(randomInt(1, 10)) + Array.from({ length: n - 1 }, () => String(randomInt(10))).join('');
+export const digits = (n: number): string =>
+  String(randomInt(1, 10)) + Array.from({ length: n - 1 }, () => String(randomInt(10))).join('');
 
 /** A fresh E.164 sender address (`+1555` and 7 digits). */
 export const phone = (): string => `+1555${digits(7)}`;
@@ -33,7 +40,12 @@ export const wamid = (): string => `wamid.test${randomBytes(12).toString('hex')}
  * Polls `fn` until it returns something other than undefined/null/false, or throws after `timeoutMs` with the
  * last value (or error) seen, named by `what`.
  */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = WAIT_MS, intervalMs = 100): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  timeoutMs = WAIT_MS,
+  intervalMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -44,7 +56,10 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `Timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`,
+      );
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
@@ -71,7 +86,8 @@ export async function getChannel(w: TestWharf, id: string) {
 }
 
 /** Polls the channel until `pred` holds; returns the channel. */
-export async function waitForChannel(w: TestWharf, id: string, what: string, pred: (ch: any) => boolean) { // eslint-disable-line @typescript-eslint/no-explicit-any -- API JSON
+export async function waitForChannel(w: TestWharf, id: string, what: string, pred: (ch: any) => boolean) {
+  // eslint-disable-line @typescript-eslint/no-explicit-any -- API JSON
   return waitFor(`channel ${id}: ${what}`, async () => {
     const ch = await getChannel(w, id);
     return pred(ch) ? ch : undefined;
@@ -86,8 +102,17 @@ export async function messageLog(w: TestWharf, id: string): Promise<MessageLogEn
 }
 
 /** Polls the message log until an entry with `direction`/`key` satisfies `pred`; returns it. */
-export async function waitForLogEntry(w: TestWharf, channelId: string, direction: 'in' | 'out', key: string, pred: (e: MessageLogEntry) => boolean, what = 'a matching entry'): Promise<MessageLogEntry> {
-  return waitFor(`message log ${direction} ${key}: ${what}`, async () => (await messageLog(w, channelId)).find((e) => e.direction === direction && e.key === key && pred(e)));
+export async function waitForLogEntry(
+  w: TestWharf,
+  channelId: string,
+  direction: 'in' | 'out',
+  key: string,
+  pred: (e: MessageLogEntry) => boolean,
+  what = 'a matching entry',
+): Promise<MessageLogEntry> {
+  return waitFor(`message log ${direction} ${key}: ${what}`, async () =>
+    (await messageLog(w, channelId)).find((e) => e.direction === direction && e.key === key && pred(e)),
+  );
 }
 
 /** Polls until the inbound message `id` has an outcome other than `received`. */
@@ -119,7 +144,13 @@ export interface CloudSetup {
   appSecret: string;
   refs: { access_token: CredentialRef; verify_token: CredentialRef; app_secret: CredentialRef };
   /** The body for PUT /api/channels/:id/config. */
-  config: { phone_number_id: string; business_account_id: string; access_token: CredentialRef; verify_token: CredentialRef; app_secret: CredentialRef };
+  config: {
+    phone_number_id: string;
+    business_account_id: string;
+    access_token: CredentialRef;
+    verify_token: CredentialRef;
+    app_secret: CredentialRef;
+  };
   /** For `inboundPayload` / `statusPayload`. */
   target: { phoneNumberId: string; displayPhoneNumber: string; wabaId: string };
 }
@@ -159,7 +190,12 @@ export async function cloudChannel(w: TestWharf, fake: FakeGraph, opts: CloudCha
   };
   const config = { phone_number_id: phoneNumberId, business_account_id: wabaId, ...refs };
   const space = opts.space ?? `space-${tag}`;
-  const created = await w.api('POST', '/api/channels', { provider: 'whatsapp_cloud', agent: opts.agent ?? 'echo', space, ...(opts.inbound ? { inbound: opts.inbound } : {}) });
+  const created = await w.api('POST', '/api/channels', {
+    provider: 'whatsapp_cloud',
+    agent: opts.agent ?? 'echo',
+    space,
+    ...(opts.inbound ? { inbound: opts.inbound } : {}),
+  });
   expect(created.status, JSON.stringify(created.data)).toBe(201);
   const setup: CloudSetup = {
     id: created.data.id,
@@ -197,7 +233,12 @@ export async function verify(w: TestWharf, channelId: string, token: string, cha
  * Posts a webhook body to a channel. Signed with `secret` unless `signature` is given (pass `null` for no
  * header at all). The body is sent byte for byte as signed.
  */
-export async function postWebhook(w: TestWharf, channelId: string, payload: unknown, sig: { secret: string } | { signature: string | null }) {
+export async function postWebhook(
+  w: TestWharf,
+  channelId: string,
+  payload: unknown,
+  sig: { secret: string } | { signature: string | null },
+) {
   const raw = typeof payload === 'string' ? payload : JSON.stringify(payload);
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if ('secret' in sig) headers['x-hub-signature-256'] = signPayload(raw, sig.secret);
@@ -206,7 +247,13 @@ export async function postWebhook(w: TestWharf, channelId: string, payload: unkn
 }
 
 /** Sends one text from `from` to the channel as a signed Meta webhook (expects 200); returns the message id. */
-export async function sendText(w: TestWharf, ch: CloudSetup, from: string, text: string, id = wamid()): Promise<string> {
+export async function sendText(
+  w: TestWharf,
+  ch: CloudSetup,
+  from: string,
+  text: string,
+  id = wamid(),
+): Promise<string> {
   const r = await postWebhook(w, ch.id, inboundPayload(ch.target, [{ from, text, id }]), { secret: ch.appSecret });
   expect(r.status, JSON.stringify(r.data)).toBe(200);
   return id;
@@ -223,23 +270,40 @@ export async function startPairing(w: TestWharf, channelId: string): Promise<{ c
 }
 
 /** Pairs `address`: starts pairing, sends the code from it, waits for the confirmation and the read model. */
-export async function pairPhone(w: TestWharf, fake: FakeGraph, ch: CloudSetup, address: string, send: (code: string) => string = (c) => c): Promise<SentRecord> {
+export async function pairPhone(
+  w: TestWharf,
+  fake: FakeGraph,
+  ch: CloudSetup,
+  address: string,
+  send: (code: string) => string = (c) => c,
+): Promise<SentRecord> {
   const { code } = await startPairing(w, ch.id);
   await sendText(w, ch, address, send(code));
   const confirmation = await fake.waitForSent((s) => s.to === bare(address) && s.text === PAIRED_TEXT, WAIT_MS);
-  await waitForChannel(w, ch.id, `${address} paired`, (c) => c.pairedAddresses.some((p: { address: string }) => p.address === address));
+  await waitForChannel(w, ch.id, `${address} paired`, (c) =>
+    c.pairedAddresses.some((p: { address: string }) => p.address === address),
+  );
   return confirmation;
 }
 
 /** Sends a text from a paired phone and waits for the echo agent's reply (the exact `expected` text). */
-export async function echoRoundTrip(w: TestWharf, fake: FakeGraph, ch: CloudSetup, from: string, text: string, expected = text, id = wamid()): Promise<{ id: string; reply: SentRecord }> {
+export async function echoRoundTrip(
+  w: TestWharf,
+  fake: FakeGraph,
+  ch: CloudSetup,
+  from: string,
+  text: string,
+  expected = text,
+  id = wamid(),
+): Promise<{ id: string; reply: SentRecord }> {
   await sendText(w, ch, from, text, id);
   const reply = await fake.waitForSent((s) => s.to === bare(from) && s.text === expected, WAIT_MS);
   return { id, reply };
 }
 
 /** How many texts the fake accepted for `to` with exactly `text`. */
-export const countSent = (fake: FakeGraph, to: string, text: string): number => fake.sent.filter((s) => s.to === bare(to) && s.text === text).length;
+export const countSent = (fake: FakeGraph, to: string, text: string): number =>
+  fake.sent.filter((s) => s.to === bare(to) && s.text === text).length;
 
 /**
  * A workflow history as text with every payload decoded. Payload data is bytes, which the history's JSON form
@@ -261,7 +325,10 @@ export function historyText(history: unknown): string {
     const out: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(o)) {
       if (isPayload && k === 'data') out[k] = bytes(x) ?? walk(x);
-      else if (isPayload && k === 'metadata') out[k] = Object.fromEntries(Object.entries(x as Record<string, unknown>).map(([mk, mv]) => [mk, bytes(mv) ?? mv]));
+      else if (isPayload && k === 'metadata')
+        out[k] = Object.fromEntries(
+          Object.entries(x as Record<string, unknown>).map(([mk, mv]) => [mk, bytes(mv) ?? mv]),
+        );
       else out[k] = walk(x);
     }
     return out;

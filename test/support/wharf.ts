@@ -43,8 +43,13 @@ export type StoreKind = 'pglite' | 'postgres';
  * Opens the instance's store. On PostgreSQL the database's URL is kept in the data dir, so a restart on
  * the same data dir finds the same database, as a restarted node finds its DATABASE_URL.
  */
-async function openTestStore(dataDir: string, kind: StoreKind, databaseUrl?: string): Promise<{ db: Db; drop(): Promise<void> }> {
-  if (kind === 'pglite' && !databaseUrl) return { db: await openPglite(join(dataDir, 'store')), drop: async () => undefined };
+async function openTestStore(
+  dataDir: string,
+  kind: StoreKind,
+  databaseUrl?: string,
+): Promise<{ db: Db; drop(): Promise<void> }> {
+  if (kind === 'pglite' && !databaseUrl)
+    return { db: await openPglite(join(dataDir, 'store')), drop: async () => undefined };
   const marker = join(dataDir, 'database-url');
   // A database handed in belongs to the caller (several nodes share it); one made here is this instance's.
   if (databaseUrl) {
@@ -76,7 +81,12 @@ export interface TestWharf {
   /** This instance's own session queue (personal-account sends). */
   sessionQueue: string;
   /** Calls the API with the admin token; parses JSON answers. */
-  api(method: string, path: string, body?: unknown, opts?: { auth?: boolean; raw?: boolean; headers?: Record<string, string> }): // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read loosely typed JSON answers
+  api(
+    method: string,
+    path: string,
+    body?: unknown,
+    opts?: { auth?: boolean; raw?: boolean; headers?: Record<string, string> },
+  ): // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read loosely typed JSON answers
   Promise<{ status: number; data: any; headers: Headers }>;
   /** Stops the API and worker; keeps the data dir unless `purge`. */
   close(opts?: { purge?: boolean }): Promise<void>;
@@ -118,13 +128,19 @@ export async function startWharf(
     ...opts.env,
   });
   const log = opts.log ?? createLogger(config.logLevel);
-  const opened = await openTestStore(dataDir, opts.databaseUrl ? 'postgres' : (opts.store ?? inject('storeKind') ?? 'pglite'), opts.databaseUrl);
+  const opened = await openTestStore(
+    dataDir,
+    opts.databaseUrl ? 'postgres' : (opts.store ?? inject('storeKind') ?? 'pglite'),
+    opts.databaseUrl,
+  );
   const { db } = opened;
   await migrate(db);
   const store = createStore(db, config.secretKey);
   const policy = createPolicyService(store);
   const graph = createGraphClient({ baseUrl: config.graph.baseUrl, version: config.graph.version, timeoutMs: 3000 });
-  const connection = await Connection.connect(temporalConnectionOptions(config.temporal.address!, config.temporal.security));
+  const connection = await Connection.connect(
+    temporalConnectionOptions(config.temporal.address!, config.temporal.security),
+  );
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const workers = await createWharfWorker({
     address: config.temporal.address!,
@@ -141,7 +157,9 @@ export async function startWharf(
     client,
     log,
     stickyQueueTimeoutMs: opts.stickyQueueTimeoutMs,
-    workflowBundle: { codePath: opts.outside?.workflowBundlePath ?? inject('workflowBundlePath') } as unknown as { code: string },
+    workflowBundle: { codePath: opts.outside?.workflowBundlePath ?? inject('workflowBundlePath') } as unknown as {
+      code: string;
+    },
   });
   const running = workers.run();
   // Listen first so the public URL (webhook URLs are built from it) can be the real one.
@@ -150,7 +168,15 @@ export async function startWharf(
   const addr = server.address();
   const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
   if (!opts.publicUrl) (config as { publicUrl: string }).publicUrl = url;
-  const app = createApp({ config, store, client, policy, log, version: 'test', temporal: { address: config.temporal.address!, uiUrl: null, embedded: false } });
+  const app = createApp({
+    config,
+    store,
+    client,
+    policy,
+    log,
+    version: 'test',
+    temporal: { address: config.temporal.address!, uiUrl: null, embedded: false },
+  });
   server.on('request', app);
   answerClientErrors(server);
 
@@ -167,7 +193,11 @@ export async function startWharf(
       const headers: Record<string, string> = { ...(o.headers ?? {}) };
       if (o.auth !== false) headers.authorization = `Bearer ${token}`;
       if (body !== undefined) headers['content-type'] ??= 'application/json';
-      const r = await fetch(url + path, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
+      const r = await fetch(url + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
       const text = await r.text();
       let data: unknown = text;
       try {

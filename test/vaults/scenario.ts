@@ -171,7 +171,9 @@ export async function runEndToEnd(
   seen.push(JSON.stringify(await api('GET', `/api/channels/${ch.id}`)));
 
   // nothing from the vault was written to Wharf's store: every table, every row
-  const tables = await w.store.db.query<{ table_name: string }>("select table_name from information_schema.tables where table_schema = 'public'");
+  const tables = await w.store.db.query<{ table_name: string }>(
+    "select table_name from information_schema.tables where table_schema = 'public'",
+  );
   for (const t of tables) seen.push(JSON.stringify(await w.store.db.query(`select * from "${t.table_name}"`)));
 
   // the histories of the channel and its chats
