@@ -171,14 +171,12 @@ export function webhookRouter({
       noteWebhook(ch.id),
       ch.status === 'setup' ? gateway.verified(ch).then(() => eventContexts.delete(ch.id)) : undefined,
     ]);
-    res
-      .status(200)
-      .json({
-        ok: true,
-        messages: parsed.messages.length,
-        statuses: parsed.statuses.length,
-        recorded: unhandled.length,
-      });
+    res.status(200).json({
+      ok: true,
+      messages: parsed.messages.length,
+      statuses: parsed.statuses.length,
+      recorded: unhandled.length,
+    });
   });
 
   return r;

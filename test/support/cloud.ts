@@ -86,8 +86,8 @@ export async function getChannel(w: TestWharf, id: string) {
 }
 
 /** Polls the channel until `pred` holds; returns the channel. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- API JSON
 export async function waitForChannel(w: TestWharf, id: string, what: string, pred: (ch: any) => boolean) {
-  // eslint-disable-line @typescript-eslint/no-explicit-any -- API JSON
   return waitFor(`channel ${id}: ${what}`, async () => {
     const ch = await getChannel(w, id);
     return pred(ch) ? ch : undefined;
