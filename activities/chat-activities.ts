@@ -609,6 +609,15 @@ export function createChatActivities({ store, graph, policy, client, log, person
       }
     },
 
+    /**
+     * Where a personal channel's sends go now: the queue of the worker holding its session (a fresh read,
+     * not the process copy), or null while no session is connected.
+     */
+    async currentSessionQueue({ channelId }: { channelId: string }): Promise<string | null> {
+      const ch = await store.channels.get(channelId);
+      return ch?.provider === 'whatsapp_user' && ch.status === 'connected' ? (ch.sessionQueue ?? null) : null;
+    },
+
     /** The recent conversation of a chat from the message log (rebuilds the window of a restarted chat). */
     async loadWindow({
       channelId,

@@ -13,25 +13,20 @@
  * `{audio}`, `{video}`), on the worker that holds the socket, with the same first-contact guard as texts.
  */
 import { createHash } from 'node:crypto';
-import { ApplicationFailure } from '@temporalio/activity';
 import {
-  DisconnectReason,
   downloadMediaMessage,
   extractMessageContent,
-  generateMessageIDV2,
   getContentType,
   type WAMessage,
   type proto,
 } from '@whiskeysockets/baileys';
-import { addressToJid } from '../lib/baileys/normalize.js';
-import { FAILURE } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { MEDIA_LIMITS, type MediaKind } from '../lib/media.js';
-import type { Db } from '../lib/store/db.js';
 import type { Store } from '../lib/store/store.js';
 import type { InboundMessage } from '../lib/types.js';
 import type { PersonalMediaSend } from './outbound-media.js';
-import { SESSION_UNAVAILABLE, type LiveSession, type SessionSocket } from './personal-session/session-registry.js';
+import type { LiveSession, SessionSocket } from './personal-session/session-registry.js';
+import { sendOverSession } from './personal-session/send-text.js';
 
 /** How long one inbound download may take before the message goes on without its file. */
 const DOWNLOAD_TIMEOUT_MS = 60_000;
@@ -168,27 +163,19 @@ export function createPersonalMediaInbound({
   };
 }
 
-/** The part of a Baileys socket that sends files (Baileys' `sendMessage` takes far more than the session's type says). */
-type MediaSocket = {
-  sendMessage(
-    jid: string,
-    content: Record<string, unknown>,
-    options?: { messageId?: string },
-  ): Promise<WAMessage | undefined>;
-};
-
 /** Builds the outbound side: `sendMedia` sends a file over this process's live socket for the channel. */
 export function createPersonalMediaSender({
   sessions,
-  db,
+  store,
   sessionQueue,
   firstContactGuard = true,
 }: {
   sessions: Map<string, LiveSession>;
-  db: Db;
+  store: Store;
   sessionQueue: string;
   firstContactGuard?: boolean;
 }) {
+  const target = { registry: sessions, store, sessionQueue, firstContactGuard };
   return {
     /** Sends one file; its id is recorded so its echo is never taken as inbound. */
     async sendMedia({
@@ -200,57 +187,13 @@ export function createPersonalMediaSender({
       caption,
       filename,
     }: PersonalMediaSend): Promise<{ messageId: string }> {
-      const live = sessions.get(channelId);
-      if (!live)
-        throw ApplicationFailure.retryable(
-          `No open WhatsApp session for channel ${channelId} on this worker (${sessionQueue}); the send is retried.`,
-          SESSION_UNAVAILABLE,
-        );
-      if (firstContactGuard && !live.chats.has(to)) {
-        const [row] = await db.query(
-          `select 1 as one from messages where channel_id = $1 and direction = 'in' and chat_id = $2 limit 1`,
-          [channelId, to],
-        );
-        if (!row)
-          throw ApplicationFailure.nonRetryable(
-            `Chat ${to} never wrote to channel ${channelId}; Wharf only writes to chats that wrote first.`,
-            FAILURE.sendRejected,
-          );
-        live.chats.add(to);
-      }
-      let jid: string;
-      try {
-        jid = addressToJid(to);
-      } catch (err) {
-        throw ApplicationFailure.nonRetryable((err as Error).message, FAILURE.sendRejected);
-      }
       const content: Record<string, unknown> =
         kind === 'document'
           ? { document: bytes, mimetype: mime, fileName: filename ?? 'file', ...(caption ? { caption } : {}) }
           : kind === 'audio'
             ? { audio: bytes, mimetype: mime }
             : { [kind]: bytes, mimetype: mime, ...(caption ? { caption } : {}) };
-      const id = generateMessageIDV2(live.selfJid);
-      live.sentIds.add(id, caption ?? '');
-      try {
-        const sent = await (live.socket as unknown as MediaSocket).sendMessage(jid, content, { messageId: id });
-        const messageId = sent?.key?.id ?? id;
-        if (messageId !== id) live.sentIds.add(messageId, caption ?? '');
-        return { messageId };
-      } catch (err) {
-        const code = (err as { output?: { statusCode?: number } })?.output?.statusCode;
-        if (
-          code === DisconnectReason.connectionClosed ||
-          code === DisconnectReason.connectionLost ||
-          sessions.get(channelId) !== live
-        ) {
-          throw ApplicationFailure.retryable(
-            `The WhatsApp session of channel ${channelId} closed during the send (${(err as Error).message}); the send is retried.`,
-            SESSION_UNAVAILABLE,
-          );
-        }
-        throw err;
-      }
+      return sendOverSession(target, channelId, to, content, caption ?? '');
     },
   };
 }

@@ -148,7 +148,7 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
       log: deps.log.child({ component: 'chat-activities' }),
       personal: {
         sendText: sessions.sendText,
-        sendMedia: createPersonalMediaSender({ sessions: sessions.sessionRegistry, db: deps.store.db, sessionQueue })
+        sendMedia: createPersonalMediaSender({ sessions: sessions.sessionRegistry, store: deps.store, sessionQueue })
           .sendMedia,
       },
     }),

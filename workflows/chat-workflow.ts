@@ -18,6 +18,7 @@ import {
   proxyLocalActivities,
   setHandler,
   sleep,
+  TimeoutFailure,
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -78,9 +79,25 @@ const sessionSends = (taskQueue: string) =>
   proxyActivities<ChatActivities>({
     taskQueue,
     startToCloseTimeout: '30 seconds',
-    scheduleToStartTimeout: '1 minute',
+    // Short: a queue nobody polls means the session's node is gone; the send is then rerouted (below).
+    scheduleToStartTimeout: '20 seconds',
     retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
   });
+
+/**
+ * A session send that found no worker (its session's node died: the schedule-to-start timeout) or no session
+ * is sent again on the queue the channel's session has now: up to this many times, a pause apart while the
+ * session reconnects. Parts already sent are known by their claims, so a re-sent reply never doubles.
+ */
+const SESSION_REROUTES = 12;
+const SESSION_REROUTE_PAUSE = '5 seconds';
+
+/** True for a session send that failed because its queue or session is gone (worth sending elsewhere). */
+function sessionGone(err: unknown): boolean {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (cause instanceof TimeoutFailure) return true;
+  return cause instanceof ApplicationFailure && cause.type === FAILURE.sessionUnavailable;
+}
 
 /** How many turns of the conversation an agent sees. */
 export const WINDOW_TURNS = 20;
@@ -189,6 +206,28 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
   /** Outcomes decided in the workflow (agent failed, no answer), written once per batch. */
   let outcomes: Array<{ id: string; status: string; detail?: Record<string, unknown> }> = [];
 
+  /** Sends a session group again on the session's current queue; null when it could not (`onError` has why). */
+  const reroute = async (
+    input: { channelId: string; chatId: string; replies: ReplyInput[] },
+    onError: (err: unknown) => void,
+  ): Promise<ReplyResult[] | null> => {
+    for (let n = 0; n < SESSION_REROUTES; n++) {
+      const now = await local.currentSessionQueue({ channelId });
+      if (!now) {
+        await sleep(SESSION_REROUTE_PAUSE);
+        continue;
+      }
+      try {
+        return await sessionSends(now).deliverReplies(input);
+      } catch (err) {
+        onError(err);
+        if (!sessionGone(err)) return null;
+        await sleep(SESSION_REROUTE_PAUSE);
+      }
+    }
+    return null;
+  };
+
   /** Hands outbox items to the deliverReplies activity: one call per run of items sharing a send queue. */
   const deliverOutbox = async (items: typeof outbox): Promise<ReplyResult[]> => {
     const results: ReplyResult[] = [];
@@ -201,7 +240,17 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
       const input = { channelId, chatId, replies: group.map((x) => x.reply as ReplyInput) };
       try {
         results.push(...(queue ? await sessionSends(queue).deliverReplies(input) : await sends.deliverReplies(input)));
-      } catch (err) {
+      } catch (first) {
+        let err: unknown = first;
+        // The session moved (its node died and another took it over): send on the queue it has now.
+        if (queue && sessionGone(err) && patched('session-reroute')) {
+          const sentElsewhere = await reroute(input, (e) => (err = e));
+          if (sentElsewhere) {
+            results.push(...sentElsewhere);
+            i = j;
+            continue;
+          }
+        }
         // A failed local activity surfaces as the bare ApplicationFailure; a regular one wraps it.
         const cause = err instanceof ActivityFailure ? err.cause : err instanceof Error ? err : undefined;
         const type = cause instanceof ApplicationFailure ? (cause.type ?? 'Error') : 'Error';
