@@ -7,7 +7,7 @@
  * attempt so Temporal starts the next one at once on a live node — with the same auth state from the store.
  *
  * The old attempt cannot come back to life alongside the new one: its process is gone, and a holder that
- * was only stalled is fenced by the auth state's ownership token (lib/baileys/auth-state.ts) and by its own
+ * was only stalled is fenced by the auth state's ownership token (lib/store/auth-state.ts) and by its own
  * heartbeat, which Temporal answers with a cancellation once the attempt was failed.
  */
 import { FAILURE } from '../lib/errors.js';
@@ -16,6 +16,7 @@ import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import type { Logger } from '../lib/logger.js';
+import type { SessionHolder } from '../lib/store/session-holders.js';
 import { NODE_BEAT_MS, NODE_DEAD_MS, type Store } from '../lib/store/store.js';
 import { sessionUpdate } from '../workflows/channel-messages.js';
 
@@ -23,14 +24,6 @@ import { sessionUpdate } from '../workflows/channel-messages.js';
 export const SESSION_HOLDER_DEAD = FAILURE.sessionHolderDead;
 
 /** One attempt's record: which node runs it, and how Temporal names it. */
-interface HolderRow {
-  channel_id: string;
-  node_id: string;
-  workflow_id: string;
-  run_id: string;
-  activity_id: string;
-  attempt: number;
-}
 
 const STARTED = proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED;
 
@@ -47,29 +40,25 @@ export function recordSessionHolder<I extends { channelId: string }, R>(
   return async (input: I): Promise<R> => {
     const { workflowExecution, activityId, attempt } = Context.current().info;
     if (!workflowExecution) return run(input); // (not started by a workflow: nothing to fail over)
-    const key = [input.channelId, store.node.id, workflowExecution.runId, attempt];
+    const holder = {
+      channelId: input.channelId,
+      nodeId: store.node.id,
+      workflowId: workflowExecution.workflowId,
+      runId: workflowExecution.runId,
+      activityId,
+      attempt,
+    };
     try {
       // A node that has not beaten yet would look dead to the others.
       await store.node.beat();
-      await store.db.query(
-        `insert into session_holders (channel_id, node_id, workflow_id, run_id, activity_id, attempt)
-         values ($1, $2, $3, $4, $5, $6)
-         on conflict (channel_id) do update set node_id = excluded.node_id, workflow_id = excluded.workflow_id,
-           run_id = excluded.run_id, activity_id = excluded.activity_id, attempt = excluded.attempt, updated_at = now()`,
-        [input.channelId, store.node.id, workflowExecution.workflowId, workflowExecution.runId, activityId, attempt],
-      );
+      await store.sessionHolders.record(holder);
     } catch (err) {
       log.warn({ err, channelId: input.channelId }, 'could not record the node holding the session');
     }
     try {
       return await run(input);
     } finally {
-      await store.db
-        .query(
-          'delete from session_holders where channel_id = $1 and node_id = $2 and run_id = $3 and attempt = $4',
-          key,
-        )
-        .catch(() => undefined);
+      await store.sessionHolders.release(holder).catch(() => undefined);
     }
   };
 }
@@ -95,9 +84,9 @@ export function startSessionReaper(deps: {
   const { store, client } = deps;
   const log = deps.log.child({ component: 'session-failover' });
 
-  const failOver = async (h: HolderRow): Promise<boolean> => {
-    const handle = client.workflow.getHandle(h.workflow_id, h.run_id);
-    const pending = (await handle.describe()).raw.pendingActivities?.find((a) => a.activityId === h.activity_id);
+  const failOver = async (h: SessionHolder): Promise<boolean> => {
+    const handle = client.workflow.getHandle(h.workflowId, h.runId);
+    const pending = (await handle.describe()).raw.pendingActivities?.find((a) => a.activityId === h.activityId);
     // Already retried (a newer attempt runs or waits for its retry), finished, or never started: leave it.
     if (!pending || pending.attempt !== h.attempt || pending.state !== STARTED) return false;
     // Sends stop going to the dead node's queue; the next attempt reports `connected` with its own.
@@ -106,10 +95,10 @@ export function startSessionReaper(deps: {
       reason: 'The node holding the WhatsApp session stopped responding; the session restarts on another node.',
     });
     await client.activity.fail(
-      { workflowId: h.workflow_id, runId: h.run_id, activityId: h.activity_id },
+      { workflowId: h.workflowId, runId: h.runId, activityId: h.activityId },
       ApplicationFailure.create({
         type: SESSION_HOLDER_DEAD,
-        message: `node ${h.node_id} holding the session of channel ${h.channel_id} stopped noting that it is alive`,
+        message: `node ${h.nodeId} holding the session of channel ${h.channelId} stopped noting that it is alive`,
         // The retry policy's backoff is for a session that keeps failing; this one only needs a live node.
         nextRetryDelay: '100 milliseconds',
       }),
@@ -119,19 +108,13 @@ export function startSessionReaper(deps: {
 
   const reapOnce = async (): Promise<string[]> => {
     if (!store.shared) return [];
-    const dead = await store.db.query<HolderRow>(
-      `delete from session_holders h
-        where h.node_id <> $1
-          and not exists (select 1 from wharf_nodes n where n.id = h.node_id and n.seen_at > now() - $2::int * interval '1 millisecond')
-        returning channel_id, node_id, workflow_id, run_id, activity_id, attempt`,
-      [store.node.id, NODE_DEAD_MS],
-    );
+    const dead = await store.sessionHolders.takeDead(store.node.id, NODE_DEAD_MS);
     const moved: string[] = [];
     for (const h of dead) {
-      const ids = { channelId: h.channel_id, workflowId: h.workflow_id, deadNode: h.node_id, attempt: h.attempt };
+      const ids = { channelId: h.channelId, workflowId: h.workflowId, deadNode: h.nodeId, attempt: h.attempt };
       try {
         if (await failOver(h)) {
-          moved.push(h.channel_id);
+          moved.push(h.channelId);
           log.warn(ids, 'the node holding a WhatsApp session is dead; the session restarts on a live node');
         }
       } catch (err) {

@@ -36,7 +36,7 @@ import {
 } from '../activities/personal-session/index.js';
 import { errorHandler } from '../api/errors.js';
 import { personalRouter, type PersonalGateway } from '../api/personal.router.js';
-import { AuthStateFencedError, createStoreAuthState, OWNER_KEY } from '../lib/baileys/auth-state.js';
+import { AuthStateFencedError, createStoreAuthState, OWNER_KEY } from '../lib/store/auth-state.js';
 import { addressToJid, jidToAddress, normalizeWaMessage } from '../lib/baileys/normalize.js';
 import { notFound } from '../lib/errors.js';
 import { formatReply } from '../lib/format/index.js';

@@ -32,7 +32,7 @@
 import { randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import makeWASocket, { type WAMessage } from '@whiskeysockets/baileys';
-import { createStoreAuthState, type StoreAuthState } from '../../lib/baileys/auth-state.js';
+import { createStoreAuthState, type StoreAuthState } from '../../lib/store/auth-state.js';
 import { installSignalLogGuard } from '../../lib/baileys/signal-log-guard.js';
 import { installSignatureCheck, setCertRoot } from '../../lib/baileys/signature-check.js';
 import type { Logger } from '../../lib/logger.js';

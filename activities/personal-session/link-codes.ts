@@ -3,7 +3,7 @@
  * WhatsApp's pairing code instead) is written where the API reads it, with how long it lives, and the
  * channel workflow is told what the operator should do.
  */
-import type { StoreAuthState } from '../../lib/baileys/auth-state.js';
+import type { StoreAuthState } from '../../lib/store/auth-state.js';
 import type { Logger } from '../../lib/logger.js';
 import type { SessionReporter } from './session-reporter.js';
 import type { SessionSocket } from './session-registry.js';

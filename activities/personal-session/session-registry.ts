@@ -74,7 +74,7 @@ export type SessionRegistry = Map<string, LiveSession>;
 /** What the session activities need. */
 export interface SessionActivityDeps {
   store: Store;
-  /** The store's database: the auth state (lib/baileys/auth-state.ts) reads and fences through it. */
+  /** The store's database: the auth state (lib/store/auth-state.ts) reads and fences through it. */
   db: Db;
   secretKey: Buffer;
   client: Client;

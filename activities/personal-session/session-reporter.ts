@@ -5,7 +5,7 @@
  * never overwrite the current session's QR or reported state, and stops when it finds it does not.
  */
 import { WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
-import { ownsAuthState } from '../../lib/baileys/auth-state.js';
+import { ownsAuthState } from '../../lib/store/auth-state.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Db } from '../../lib/store/db.js';
 import type { Store } from '../../lib/store/store.js';

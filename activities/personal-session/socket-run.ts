@@ -12,7 +12,7 @@ import {
   type proto,
 } from '@whiskeysockets/baileys';
 import { AckGate } from '../../lib/baileys/ack-gate.js';
-import type { StoreAuthState } from '../../lib/baileys/auth-state.js';
+import type { StoreAuthState } from '../../lib/store/auth-state.js';
 import type { Logger } from '../../lib/logger.js';
 import type { CloseError } from './close-policy.js';
 import type { InboundPump } from './inbound-pump.js';

@@ -8,6 +8,7 @@ import { WharfError } from '../errors.js';
 import { countInbound, replies } from '../metrics.js';
 import { createChangeFeed } from './change-feed.js';
 import { createOutboundMediaStore } from './outbound-media.js';
+import { createSessionHolders } from './session-holders.js';
 import { createSharedChangeFeed } from './shared-change-feed.js';
 import { seal, unseal } from './crypto.js';
 import { storable } from '../storable-text.js';
@@ -349,6 +350,13 @@ export function createStore(db: Db, secretKey: Buffer) {
   const channelCache = new Map<string, { state: ChannelState | null; at: number }>();
 
   const channels = {
+    /** Every live channel's config (plain values and credential refs), for finding what refers to a secret. */
+    async configs(): Promise<Array<{ id: string; config: Record<string, unknown> | null }>> {
+      return db.query<{ id: string; config: Record<string, unknown> | null }>(
+        "select id, state->'config' as config from channels where not deleted",
+      );
+    },
+
     /** Writes the read model of a channel unless a newer version is already there. */
     async project(state: ChannelState, deleted = false, tx: Sql = db): Promise<void> {
       channelCache.delete(state.id);
@@ -1012,6 +1020,7 @@ export function createStore(db: Db, secretKey: Buffer) {
     sessionLinks,
     media,
     outboundMedia: createOutboundMediaStore(db),
+    sessionHolders: createSessionHolders(db),
     changes,
   };
 }

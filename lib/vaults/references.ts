@@ -19,9 +19,7 @@ const isRef = (v: unknown): v is CredentialRef =>
 export async function findReferences(store: Store, vault: string, items?: string[]): Promise<string[]> {
   const hits = (ref: unknown): boolean => isRef(ref) && ref.vault === vault && (!items || items.includes(ref.item));
   const out: string[] = [];
-  const channels = await store.db.query<{ id: string; config: Record<string, unknown> | null }>(
-    "select id, state->'config' as config from channels where not deleted",
-  );
+  const channels = await store.channels.configs();
   for (const c of channels)
     for (const [field, v] of Object.entries(c.config ?? {})) if (hits(v)) out.push(`channel ${c.id} (${field})`);
   for (const a of await store.agents.list())

@@ -22,8 +22,8 @@ import {
   type SignalDataSet,
   type SignalDataTypeMap,
 } from '@whiskeysockets/baileys';
-import { seal, unseal } from '../store/crypto.js';
-import type { Db, Sql } from '../store/db.js';
+import { seal, unseal } from './crypto.js';
+import type { Db, Sql } from './db.js';
 
 /** The row key of the creds. Signal keys are stored as `<type>-<id>`. */
 const CREDS_KEY = 'creds';
