@@ -9,7 +9,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { FAILURE, type FailureType } from '../errors.js';
 import { graphCalls } from '../metrics.js';
-import { MediaInfoSchema, SentMessageSchema, SubscribedSchema } from './graph-responses.js';
+import { MediaInfoSchema, SentMessageSchema, SubscribedAppsSchema, SubscribedSchema } from './graph-responses.js';
 
 /** The scope a token needs to send WhatsApp messages. */
 export const MESSAGING_SCOPE = 'whatsapp_business_messaging';
@@ -701,12 +701,7 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
       input.accessToken,
       { objectRead: true },
     );
-    const list = isRecord(data) && Array.isArray(data.data) ? data.data : [];
-    // Meta wraps each app in `whatsapp_business_api_data`; older versions answered the fields flat.
-    return list.filter(isRecord).map((entry) => {
-      const app = isRecord(entry.whatsapp_business_api_data) ? entry.whatsapp_business_api_data : entry;
-      return { id: String(app.id ?? ''), name: String(app.name ?? '') };
-    });
+    return SubscribedAppsSchema.parse(data).data;
   }
 
   async function subscribeApp(input: BusinessAccountInput): Promise<void> {

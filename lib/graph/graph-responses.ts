@@ -25,3 +25,30 @@ export const MediaInfoSchema = z.object({
 
 /** `POST /{waba-id}/subscribed_apps`: Meta confirms with `success: true`. */
 export const SubscribedSchema = z.object({ success: z.literal(true) });
+
+/** One app's id and name (missing fields read as ''). */
+const AppFields = z.object({
+  id: z.union([z.string(), z.number()]).transform(String).catch(''),
+  name: z.string().catch(''),
+});
+
+/**
+ * `GET /{waba-id}/subscribed_apps`: the apps receiving the account's webhooks. Meta wraps each app in
+ * `whatsapp_business_api_data`; older versions answered the fields flat. An entry that is not an object is
+ * left out; an answer without a `data` list reads as no apps.
+ */
+export const SubscribedAppsSchema = z
+  .object({
+    data: z
+      .array(z.unknown())
+      .catch([])
+      .transform((entries) =>
+        entries.flatMap((entry) => {
+          const wrapped = z.object({ whatsapp_business_api_data: AppFields }).safeParse(entry);
+          if (wrapped.success) return [wrapped.data.whatsapp_business_api_data];
+          const flat = z.object({}).passthrough().safeParse(entry);
+          return flat.success ? [AppFields.parse(flat.data)] : [];
+        }),
+      ),
+  })
+  .catch({ data: [] });
