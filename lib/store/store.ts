@@ -202,6 +202,20 @@ export function createStore(db: Db, secretKey: Buffer) {
   /** How long a sealed local row is served from memory (ms): the longest a rotation elsewhere goes unseen. */
   const SEALED_CACHE_MS = 5000;
   const sealedCache = new Map<string, { id: string; ciphertext: string; at: number }>();
+
+  /** A vault item's listing (names and field names, never a value). */
+  const itemInfo = (
+    vaultName: string,
+    r: { id: string; name: string; kind: string; field_names: string[]; created_at: unknown },
+  ): VaultItemInfo => ({
+    vault: vaultName,
+    item: r.id,
+    name: r.name,
+    kind: r.kind,
+    fields: r.field_names,
+    createdAt: iso(r.created_at),
+  });
+
   const vault = {
     /** Stores a new local item, encrypting its fields; returns its listing (no values). */
     async createLocal(input: { name: string; kind: string; fields: Record<string, string> }): Promise<VaultItemInfo> {
@@ -241,14 +255,7 @@ export function createStore(db: Db, secretKey: Buffer) {
         field_names: string[];
         created_at: unknown;
       }>('select id, name, kind, field_names, created_at from vault_items where vault = $1 order by name', [vaultName]);
-      return rows.map((r) => ({
-        vault: vaultName,
-        item: r.id,
-        name: r.name,
-        kind: r.kind,
-        fields: r.field_names,
-        createdAt: iso(r.created_at),
-      }));
+      return rows.map((r) => itemInfo(vaultName, r));
     },
     /** Whether a ref points at an existing item and field (for validation without reading the value). */
     async refExists(ref: CredentialRef): Promise<boolean> {
@@ -270,16 +277,7 @@ export function createStore(db: Db, secretKey: Buffer) {
         'select id, name, kind, field_names, created_at from vault_items where vault = $1 and (id = $2 or name = $2)',
         [vaultName, item],
       );
-      return r
-        ? {
-            vault: vaultName,
-            item: r.id,
-            name: r.name,
-            kind: r.kind,
-            fields: r.field_names,
-            createdAt: iso(r.created_at),
-          }
-        : null;
+      return r ? itemInfo(vaultName, r) : null;
     },
     /**
      * Rotates a local item: the given fields replace (or join) its values, sealed anew. This process's
