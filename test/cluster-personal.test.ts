@@ -13,6 +13,7 @@ import { createCertAuthority } from './fakes/wa-simulator/noise.js';
 import { startWaSimulator, type SimUser, type WaSimulator } from './fakes/wa-simulator/server.js';
 import { clusterSettings, startNode, type ClusterNode, type NodeApi } from './support/cluster.js';
 import { createTestDatabase, dropTestDatabase } from './support/postgres.js';
+import { waitFor as poll } from './support/cloud.js';
 
 let sim: WaSimulator;
 let databaseUrl: string;
@@ -43,19 +44,12 @@ afterAll(async () => {
   if (databaseUrl) await dropTestDatabase(inject('postgresAdminUrl'), databaseUrl);
 });
 
-async function waitFor<T>(
-  fn: () => Promise<T | null | undefined | false>,
+/** Polls until `fn` gives a value (test/support/cloud.ts), with this file's default patience. */
+const waitFor = <T>(
+  fn: () => Promise<T | null | undefined | false> | T | null | undefined | false,
   what: string,
   timeoutMs = 60_000,
-): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v as T;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+): Promise<T> => poll(what, fn, timeoutMs);
 
 const channel = async (w: NodeApi, id: string) => (await w.api('GET', `/api/channels/${id}`)).data;
 

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFakeBaileys, waMessage, type FakeBaileys } from './fakes/baileys-socket.js';
 import { startWharf, type TestWharf } from './support/wharf.js';
+import { waitFor as poll } from './support/cloud.js';
 
 let w: TestWharf;
 let fake: FakeBaileys;
@@ -18,19 +19,12 @@ afterAll(async () => {
   await w?.close({ purge: true });
 });
 
-async function waitFor<T>(
+/** Polls until `fn` gives a value (test/support/cloud.ts), with this file's default patience. */
+const waitFor = <T>(
   fn: () => Promise<T | null | undefined | false> | T | null | undefined | false,
   what: string,
   timeoutMs = 20_000,
-): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v as T;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+): Promise<T> => poll(what, fn, timeoutMs);
 
 describe('personal-account channel through the product', () => {
   it('shows a QR, connects on scan, answers the owner’s own chat formatted, ignores strangers, and disconnects cleanly on logout', async () => {

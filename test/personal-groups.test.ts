@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCertAuthority } from './fakes/wa-simulator/noise.js';
 import { startWaSimulator, type SimGroup, type SimUser, type WaSimulator } from './fakes/wa-simulator/server.js';
 import { startWharf, type TestWharf } from './support/wharf.js';
+import { waitFor as poll } from './support/cloud.js';
 
 // Baileys reads one certificate root per process: the simulator of this file is issued by this authority.
 const ca = createCertAuthority();
@@ -27,19 +28,12 @@ afterAll(async () => {
 const GROUP_POLICY =
   'permit(principal, action == Policy::Action::"receive_message", resource) when { resource.chat.kind == "group" };\n';
 
-async function waitFor<T>(
+/** Polls until `fn` gives a value (test/support/cloud.ts), with this file's default patience. */
+const waitFor = <T>(
   fn: () => Promise<T | null | undefined | false> | T | null | undefined | false,
   what: string,
   timeoutMs = 30_000,
-): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v as T;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+): Promise<T> => poll(what, fn, timeoutMs);
 
 interface LogEntry {
   direction: 'in' | 'out';

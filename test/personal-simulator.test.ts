@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCertAuthority } from './fakes/wa-simulator/noise.js';
 import { startWaSimulator, type SimUser, type WaSimulator } from './fakes/wa-simulator/server.js';
 import { startWharf, type TestWharf } from './support/wharf.js';
+import { waitFor as poll } from './support/cloud.js';
 
 // Baileys reads one certificate root per process: every simulator of this file is issued by this authority.
 const ca = createCertAuthority();
@@ -22,19 +23,12 @@ afterAll(async () => {
   await sim?.stop();
 });
 
-async function waitFor<T>(
+/** Polls until `fn` gives a value (test/support/cloud.ts), with this file's default patience. */
+const waitFor = <T>(
   fn: () => Promise<T | null | undefined | false> | T | null | undefined | false,
   what: string,
   timeoutMs = 30_000,
-): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v as T;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+): Promise<T> => poll(what, fn, timeoutMs);
 
 const channel = async (id: string, on = w) => (await on.api('GET', `/api/channels/${id}`)).data;
 const inbound = async (id: string, on = w): Promise<Array<{ chatId: string; address: string; text: string }>> =>
