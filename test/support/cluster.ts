@@ -2,7 +2,6 @@
  * Several Wharf nodes as child processes (test/support/cluster-node.ts) on one PostgreSQL database, one task
  * queue and the run's Temporal dev server: what an operator runs when one machine is not enough.
  */
-import { apiClient } from './api-client.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -71,7 +70,24 @@ export function clusterSettings(
 
 /** Calls a node's API the way TestWharf.api does. */
 function apiOf(url: string, token: string): NodeApi['api'] {
-  return apiClient(url, token);
+  return async (method, path, body, o = {}) => {
+    const headers: Record<string, string> = { ...(o.headers ?? {}) };
+    if (o.auth !== false) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['content-type'] ??= 'application/json';
+    const r = await fetch(url + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await r.text();
+    let data: unknown = text;
+    try {
+      data = JSON.parse(text);
+    } catch {
+      // not JSON
+    }
+    return { status: r.status, data, headers: r.headers };
+  };
 }
 
 /**

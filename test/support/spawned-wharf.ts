@@ -3,7 +3,6 @@
  * the SPEC §3 environment variables, on a data dir of its own. For tests about the process itself (file
  * permissions, signals); everything else uses the faster in-process harness (./wharf.ts).
  */
-import { apiClient } from './api-client.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -110,7 +109,24 @@ export async function spawnWharf(
     await new Promise((r) => setTimeout(r, 100));
   }
 
-  const api: TestWharf['api'] = apiClient(url, token);
+  const api: TestWharf['api'] = async (method, path, body, o = {}) => {
+    const headers: Record<string, string> = { ...(o.headers ?? {}) };
+    if (o.auth !== false) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['content-type'] ??= 'application/json';
+    const r = await fetch(url + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await r.text();
+    let data: unknown = text;
+    try {
+      data = JSON.parse(text);
+    } catch {
+      // not JSON
+    }
+    return { status: r.status, data, headers: r.headers };
+  };
 
   const self: SpawnedWharf = {
     url,

@@ -3,7 +3,6 @@
  * run's PostgreSQL cluster), the real worker on its own task queue against the run's shared Temporal dev
  * server, and the real API on a random port.
  */
-import { apiClient } from './api-client.js';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -190,7 +189,24 @@ export async function startWharf(
     client,
     taskQueue,
     sessionQueue: workers.sessionQueue,
-    api: apiClient(url, token),
+    async api(method, path, body, o = {}) {
+      const headers: Record<string, string> = { ...(o.headers ?? {}) };
+      if (o.auth !== false) headers.authorization = `Bearer ${token}`;
+      if (body !== undefined) headers['content-type'] ??= 'application/json';
+      const r = await fetch(url + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      const text = await r.text();
+      let data: unknown = text;
+      try {
+        data = JSON.parse(text);
+      } catch {
+        // not JSON
+      }
+      return { status: r.status, data, headers: r.headers };
+    },
     async close({ purge = false } = {}) {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
