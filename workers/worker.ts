@@ -6,14 +6,10 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { createChannelActivities } from '../activities/channel-activities.js';
 import { createChatActivities } from '../activities/chat-activities.js';
 import { createMediaActivities } from '../activities/media-activities.js';
-import { createPersonalMediaSender } from '../activities/personal-media.js';
 import { recordSessionHolder, startSessionReaper } from '../activities/session-failover.js';
 import { createSignalActivities } from '../activities/signal-activities.js';
-import {
-  createSessionActivities,
-  type MakeSocket,
-  type SessionActivityDeps,
-} from '../activities/personal-session/index.js';
+import { lazyPersonalActivities } from '../activities/personal-session/lazy.js';
+import type { MakeSocket, SessionActivityDeps } from '../activities/personal-session/session-registry.js';
 import type { GraphClient } from '../lib/graph/graph-client.js';
 import { processDeliveries, type InboundDeliveries } from '../lib/inbound-delivery.js';
 import type { Logger } from '../lib/logger.js';
@@ -115,7 +111,7 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
     (existsSync(prebuiltBundlePath) ? { codePath: prebuiltBundlePath } : await bundleWorkflows());
   // A queue of this process alone: a personal account's socket lives here, so its sends must come here.
   const sessionQueue = `${deps.taskQueue}-session-${randomUUID().slice(0, 8)}`;
-  const sessions = createSessionActivities({
+  const personal = lazyPersonalActivities({
     store: deps.store,
     db: deps.store.db,
     secretKey: deps.secretKey,
@@ -146,37 +142,36 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
       policy: deps.policy,
       client: deps.client,
       log: deps.log.child({ component: 'chat-activities' }),
-      personal: {
-        sendText: sessions.sendText,
-        sendMedia: createPersonalMediaSender({ sessions: sessions.sessionRegistry, store: deps.store, sessionQueue })
-          .sendMedia,
-      },
+      personal: { sendText: personal.sendText, sendMedia: personal.sendMedia },
     }),
   };
   // runSession on the shared queue (any worker may hold a session); sends for a session on this process's
-  // own queue, where its socket lives: `deliverReplies` there calls `sessions.sendText` in process (no
-  // workflow schedules `sendText` itself, so it is not registered as an activity).
+  // own queue, where its socket lives: `deliverReplies` there calls `personal.sendText` in process (no
+  // workflow schedules `sendText` itself, so it is not registered as an activity). Baileys loads with the
+  // first session (activities/personal-session/lazy.ts).
   // (On a shared store each attempt records its node, so a live node can move it off a dead one at once.)
-  const activities = { ...shared, runSession: recordSessionHolder(sessions.runSession, deps.store, deps.log) };
+  const activities = { ...shared, runSession: recordSessionHolder(personal.runSession, deps.store, deps.log) };
   const sessionActivities = shared;
-  const worker = await Worker.create({
-    connection,
-    namespace: deps.namespace,
-    taskQueue: deps.taskQueue,
-    workflowBundle,
-    activities,
-    ...WORKER_TUNING,
-    maxCachedWorkflows: deps.workflowCacheSize ?? WORKER_TUNING.maxCachedWorkflows,
-    stickyQueueScheduleToStartTimeout: deps.stickyQueueTimeoutMs ?? STICKY_QUEUE_TIMEOUT_MS,
-  });
-  const sessionWorker = await Worker.create({
-    connection,
-    namespace: deps.namespace,
-    taskQueue: sessionQueue,
-    activities: sessionActivities,
-    maxConcurrentActivityTaskExecutions: 50,
-    shutdownGraceTime: '10 seconds',
-  });
+  const [worker, sessionWorker] = await Promise.all([
+    Worker.create({
+      connection,
+      namespace: deps.namespace,
+      taskQueue: deps.taskQueue,
+      workflowBundle,
+      activities,
+      ...WORKER_TUNING,
+      maxCachedWorkflows: deps.workflowCacheSize ?? WORKER_TUNING.maxCachedWorkflows,
+      stickyQueueScheduleToStartTimeout: deps.stickyQueueTimeoutMs ?? STICKY_QUEUE_TIMEOUT_MS,
+    }),
+    Worker.create({
+      connection,
+      namespace: deps.namespace,
+      taskQueue: sessionQueue,
+      activities: sessionActivities,
+      maxConcurrentActivityTaskExecutions: 50,
+      shutdownGraceTime: '10 seconds',
+    }),
+  ]);
   return {
     worker,
     sessionWorker,
