@@ -51,7 +51,9 @@ function cacheKey(r: DecisionRequest): string {
 
 /** Creates the service over the store. */
 export function createPolicyService(store: Store): PolicyService {
-  let engine = new PolicyEngine('');
+  // Made by the first decision, not here: installing even the default set costs cedar-wasm a few hundred ms,
+  // which a start need not wait for (issue #22).
+  let engine: PolicyEngine | undefined;
   let loaded = -1;
   let loading: Promise<void> | null = null;
   let cache = new Map<string, Decision>();
@@ -83,22 +85,25 @@ export function createPolicyService(store: Store): PolicyService {
   // store shared by several nodes (PostgreSQL) it is checked for every decision: one tiny query.
   const VERSION_CHECK_MS = store.shared ? 0 : 250;
   let checkedAt = 0;
-  const ensure = async (): Promise<void> => {
-    if (loaded >= 0 && Date.now() - checkedAt < VERSION_CHECK_MS) return;
-    // Concurrent decisions share one reload.
-    loading ??= refresh()
-      .then(() => void (checkedAt = Date.now()))
-      .finally(() => (loading = null));
-    await loading;
+  const ensure = async (): Promise<PolicyEngine> => {
+    if (!engine || Date.now() - checkedAt >= VERSION_CHECK_MS) {
+      // Concurrent decisions share one reload.
+      loading ??= refresh()
+        .then(() => void (checkedAt = Date.now()))
+        .finally(() => (loading = null));
+      await loading;
+    }
+    if (!engine) throw new Error('the policy set could not be loaded'); // refresh installs one or throws
+    return engine;
   };
 
   return {
     async decide(req) {
-      await ensure();
+      const current = await ensure();
       const key = cacheKey(req);
       const hit = cache.get(key);
       if (hit) return hit;
-      const d = engine.decide(req);
+      const d = current.decide(req);
       if (cache.size >= DECISION_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
       cache.set(key, d);
       return d;
