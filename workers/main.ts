@@ -7,30 +7,57 @@ import './v8-flags.js'; // first: V8 settings that must precede any optimised co
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
-import { Client } from '@temporalio/client';
-import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
-import { answerClientErrors, createApp } from '../api/app.js';
+import type { LogLevel } from '@temporalio/worker';
 import { ConfigError, loadConfig, type Config } from '../lib/config.js';
-import { createGraphClient } from '../lib/graph/graph-client.js';
 import { createLogger, type Logger } from '../lib/logger.js';
 import { projectRoot } from '../lib/paths.js';
-import { createPolicyService } from '../lib/policy/service.js';
 import { openPglite, openPostgres, type Db } from '../lib/store/db.js';
 import { restrictToOwner } from '../lib/owner-only.js';
 import { migrate } from '../lib/store/migrations.js';
-import { createStore } from '../lib/store/store.js';
 import { resolveTemporalCli } from '../lib/temporal-cli.js';
-import { connectClient } from './client-connection.js';
-import { temporalConnectionOptions } from '../lib/temporal-connection.js';
-import { registerSearchAttributes } from './search-attributes.js';
-import { startEmbeddedTemporal, type EmbeddedTemporal } from './temporal-server.js';
-import { startMediaRetention } from './media-retention.js';
-import { createWharfWorker } from './worker.js';
+import { launchEmbeddedTemporal, type EmbeddedTemporal, type LaunchedTemporal } from './temporal-server.js';
 
 const version = (JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
+/**
+ * The rest of Wharf (Temporal's SDK, the API, the workers, Cedar), about 1.5 s of module loading: imported
+ * once the dev server's process is started and the store is opening, so the three overlap (issue #22).
+ */
+async function loadRuntime() {
+  const [client, worker, app, graph, policy, store, connection, tls, searchAttributes, retention, wharfWorker] =
+    await Promise.all([
+      import('@temporalio/client'),
+      import('@temporalio/worker'),
+      import('../api/app.js'),
+      import('../lib/graph/graph-client.js'),
+      import('../lib/policy/service.js'),
+      import('../lib/store/store.js'),
+      import('./client-connection.js'),
+      import('../lib/temporal-connection.js'),
+      import('./search-attributes.js'),
+      import('./media-retention.js'),
+      import('./worker.js'),
+    ]);
+  return {
+    Client: client.Client,
+    Runtime: worker.Runtime,
+    DefaultLogger: worker.DefaultLogger,
+    ...app,
+    ...graph,
+    ...policy,
+    ...store,
+    ...connection,
+    ...tls,
+    ...searchAttributes,
+    ...retention,
+    ...wharfWorker,
+  };
+}
+type Loaded = Awaited<ReturnType<typeof loadRuntime>>;
+
 /** Routes the SDK's own logs (worker lifecycle, workflow errors) into pino. */
-function installRuntimeLogger(log: Logger, metricsAddress?: string): void {
+function installRuntimeLogger(rt: Loaded, log: Logger, metricsAddress?: string): void {
+  const { Runtime, DefaultLogger } = rt;
   const sdk = log.child({ component: 'temporal-sdk' });
   const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
     TRACE: 'trace',
@@ -64,6 +91,9 @@ async function openStore(config: Config, log: Logger): Promise<Db> {
 
 async function main(): Promise<void> {
   const t0 = performance.now();
+  // When each part of the start was done, in ms since the process started (logged with "Wharf is up").
+  const phasesMs: Record<string, number> = { modules: Math.round(t0) };
+  const mark = (phase: string): void => void (phasesMs[phase] = Math.round(performance.now()));
   // Owner-only files (lib/owner-only.ts): everything this process and the dev server it starts create.
   process.umask(0o077);
   let config: Config;
@@ -77,16 +107,6 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel);
-  try {
-    installRuntimeLogger(log, config.metricsAddress);
-  } catch (err) {
-    // The one way this fails in practice is a taken metrics port: name the setting to change.
-    if (!config.metricsAddress) throw err;
-    console.error(
-      `wharf: WHARF_METRICS_ADDRESS=${config.metricsAddress}: ${err instanceof Error ? err.message : String(err)}`,
-    );
-    process.exit(2);
-  }
   log.info({ version, dataDir: config.dataDir }, 'Wharf starting');
   if (config.whatsapp.webSocketUrl || config.whatsapp.certRoot) {
     // Either one means personal accounts may not be talking to WhatsApp: say so every start, loudly.
@@ -141,12 +161,32 @@ async function main(): Promise<void> {
     // Files left by earlier versions (or another umask) are tightened too; cheap (about 1,000 entries).
     const swept = restrictToOwner(config.dataDir);
     if (swept.tightened) log.info(swept, 'data dir: group/other permissions removed (owner-only)');
-    // The store opens and migrates while the dev server starts (issue #22: the two are independent until the
-    // worker connects, and each took seconds of a start). A failure of either is reported once both settled.
+    // Three things of seconds each overlap (issue #22): the dev server's process starts first, then the store
+    // opens and migrates, and the rest of Wharf loads meanwhile. A failure of any is reported once all settled.
+    let launched: LaunchedTemporal | undefined;
+    if (!config.temporal.address) {
+      const cli = resolveTemporalCli();
+      log.info(
+        { source: cli.source, path: cli.path },
+        `Temporal CLI: ${cli.source}${cli.path ? ` (${cli.path})` : ''}`,
+      );
+      launched = await launchEmbeddedTemporal({
+        cli,
+        dataDir: config.dataDir,
+        namespace: config.temporal.namespace,
+        port: config.temporal.port,
+        uiPort: config.temporal.uiPort,
+        metricsPort: config.temporal.metricsPort,
+        log,
+      });
+      launched.ready.catch(() => undefined); // awaited below
+      stops.push({ name: 'Temporal dev server', stop: launched.stop });
+    }
     const storeReady = openStore(config, log).then(async (db) => {
       try {
         const applied = await migrate(db);
         if (applied.length) log.info({ applied }, 'store migrations applied');
+        mark('store');
         return db;
       } catch (err) {
         await db.close().catch(() => undefined);
@@ -160,28 +200,32 @@ async function main(): Promise<void> {
         () => undefined,
       );
     };
+    const rt = await loadRuntime().catch(async (err: unknown) => {
+      await closeStoreOnFailure();
+      throw err;
+    });
+    mark('runtime');
+    try {
+      installRuntimeLogger(rt, log, config.metricsAddress);
+    } catch (err) {
+      await closeStoreOnFailure();
+      // The one way this fails in practice is a taken metrics port: name the setting to change.
+      if (!config.metricsAddress) throw err;
+      console.error(
+        `wharf: WHARF_METRICS_ADDRESS=${config.metricsAddress}: ${err instanceof Error ? err.message : String(err)}`,
+      );
+      return shutdown('startup-failure', 2);
+    }
+
     let embedded: EmbeddedTemporal | undefined;
     let address = config.temporal.address;
-    if (!address) {
-      const cli = resolveTemporalCli();
-      log.info(
-        { source: cli.source, path: cli.path },
-        `Temporal CLI: ${cli.source}${cli.path ? ` (${cli.path})` : ''}`,
-      );
-      embedded = await startEmbeddedTemporal({
-        cli,
-        dataDir: config.dataDir,
-        namespace: config.temporal.namespace,
-        port: config.temporal.port,
-        uiPort: config.temporal.uiPort,
-        metricsPort: config.temporal.metricsPort,
-        log,
-      }).catch(async (err: unknown) => {
+    if (launched) {
+      embedded = await launched.ready.catch(async (err: unknown) => {
         await closeStoreOnFailure();
         throw err;
       });
       address = embedded.address;
-      stops.push({ name: 'Temporal dev server', stop: () => embedded!.stop() });
+      mark('temporal');
       log.info(
         { address, uiUrl: embedded.uiUrl },
         `Temporal dev server ready at ${address}; Web UI at ${embedded.uiUrl}`,
@@ -194,10 +238,16 @@ async function main(): Promise<void> {
         `connecting to the Temporal cluster at TEMPORAL_ADDRESS (${security})`,
       );
     }
+    if (!address) throw new Error('no Temporal address'); // unreachable: set above when not configured
 
-    const db = await storeReady;
+    // The client connects while the store finishes opening.
+    const [db, { connection, close: closeConnection }] = await Promise.all([
+      storeReady,
+      rt.connectClient(rt.temporalConnectionOptions(address, config.temporal.security)),
+    ]);
+    stops.push({ name: 'Temporal client', stop: closeConnection });
     stops.push({ name: 'store', stop: () => db.close() });
-    const store = createStore(db, config.secretKey);
+    const store = rt.createStore(db, config.secretKey);
     // After the worker has drained: this node's remaining claims on unsent parts are free for the others.
     stops.push({ name: 'node registration', stop: () => store.node.leave() });
     if (db.kind === 'pglite') {
@@ -206,18 +256,15 @@ async function main(): Promise<void> {
       const released = await store.messages.releaseAllOutboundClaims();
       if (released) log.info({ released }, 'claims on unsent reply parts left by the previous run given back');
     }
-    const policy = createPolicyService(store);
-    const graph = createGraphClient({ baseUrl: config.graph.baseUrl, version: config.graph.version });
+    const policy = rt.createPolicyService(store);
+    const graph = rt.createGraphClient({ baseUrl: config.graph.baseUrl, version: config.graph.version });
 
-    const { connection, close: closeConnection } = await connectClient(
-      temporalConnectionOptions(address, config.temporal.security),
-    );
-    stops.push({ name: 'Temporal client', stop: closeConnection });
-    const client = new Client({ connection, namespace: config.temporal.namespace });
-    if (!embedded) await registerSearchAttributes(connection, config.temporal.namespace, log);
+    const client = new rt.Client({ connection, namespace: config.temporal.namespace });
+    if (!embedded) await rt.registerSearchAttributes(connection, config.temporal.namespace, log);
 
-    startMediaRetention(store, config.mediaRetentionDays, log.child({ component: 'media' }));
-    const workers = await createWharfWorker({
+    rt.startMediaRetention(store, config.mediaRetentionDays, log.child({ component: 'media' }));
+    mark('client');
+    const workers = await rt.createWharfWorker({
       address,
       security: config.temporal.security,
       namespace: config.temporal.namespace,
@@ -231,6 +278,7 @@ async function main(): Promise<void> {
       client,
       log,
     });
+    mark('workers');
     const running = workers.run();
     stops.push({
       name: 'worker',
@@ -245,7 +293,7 @@ async function main(): Promise<void> {
       void shutdown('worker-failure', 1);
     });
 
-    const app = createApp({
+    const app = rt.createApp({
       config,
       store,
       client,
@@ -257,7 +305,7 @@ async function main(): Promise<void> {
     const server: Server = await new Promise((resolve, reject) => {
       const s = app.listen(config.port, config.host, () => resolve(s)).once('error', reject);
     });
-    answerClientErrors(server);
+    rt.answerClientErrors(server);
     stops.push({
       name: 'API',
       // Before the worker and the Temporal connection stop: no new connections, requests on kept-alive ones
@@ -274,7 +322,7 @@ async function main(): Promise<void> {
 
     const ms = Math.round(performance.now() - t0);
     log.info(
-      { url: `http://${config.host}:${config.port}`, publicUrl: config.publicUrl, startupMs: ms },
+      { url: `http://${config.host}:${config.port}`, publicUrl: config.publicUrl, startupMs: ms, phasesMs },
       `Wharf is up in ${ms} ms: API on http://${config.host}:${config.port}`,
     );
     if (config.adminTokenGenerated) {

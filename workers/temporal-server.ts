@@ -6,8 +6,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { Connection } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Logger } from '../lib/logger.js';
 import { WHARF_SEARCH_ATTRIBUTES } from '../lib/search-attributes.js';
 import type { ResolvedTemporalCli } from '../lib/temporal-cli.js';
@@ -78,6 +76,8 @@ function stopStaleServer(pidFile: string, log: Logger): void {
 }
 
 async function waitUntilServing(address: string, child: ChildProcess | undefined, timeoutMs: number): Promise<void> {
+  // Imported here, after the server was spawned: loading the client overlaps the server's own start.
+  const { Connection } = await import('@temporalio/client');
   const t0 = Date.now();
   let lastErr: unknown;
   while (Date.now() - t0 < timeoutMs) {
@@ -93,7 +93,7 @@ async function waitUntilServing(address: string, child: ChildProcess | undefined
       }
     } catch (err) {
       lastErr = err;
-      await new Promise((r) => setTimeout(r, 250));
+      await new Promise((r) => setTimeout(r, 100));
     }
   }
   throw new Error(`the Temporal dev server did not answer on ${address} within ${timeoutMs} ms: ${String(lastErr)}`);
@@ -116,6 +116,22 @@ export const DEV_SERVER_TUNING = [
 
 /** Starts the embedded dev server and waits until it serves. */
 export async function startEmbeddedTemporal(opts: EmbeddedTemporalOptions): Promise<EmbeddedTemporal> {
+  return (await launchEmbeddedTemporal(opts)).ready;
+}
+
+/** An embedded server whose process has been started and may not serve yet. */
+export interface LaunchedTemporal {
+  /** Resolves once the server answers (rejects, with the process killed, if it does not). */
+  ready: Promise<EmbeddedTemporal>;
+  /** Stops the process whether or not it got ready. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the embedded dev server's process and returns at once, before it serves: `workers/main.ts` loads
+ * the rest of Wharf and opens the store while the server starts (issue #22: each took seconds of a start).
+ */
+export async function launchEmbeddedTemporal(opts: EmbeddedTemporalOptions): Promise<LaunchedTemporal> {
   const { cli, dataDir, namespace, log } = opts;
   const dbFile = join(dataDir, 'temporal.db');
   const port = await pickPort(7233, opts.port);
@@ -127,7 +143,8 @@ export async function startEmbeddedTemporal(opts: EmbeddedTemporalOptions): Prom
   if (!cli.path) {
     // No binary here: the SDK downloads the dev server (needs internet) and runs it with the same options.
     log.info('starting the Temporal dev server downloaded by the SDK');
-    const env = await TestWorkflowEnvironment.createLocal({
+    const { TestWorkflowEnvironment } = await import('@temporalio/testing');
+    const env = TestWorkflowEnvironment.createLocal({
       server: {
         dbFilename: dbFile,
         ip: '127.0.0.1',
@@ -139,7 +156,8 @@ export async function startEmbeddedTemporal(opts: EmbeddedTemporalOptions): Prom
         extraArgs: ['--log-level', 'warn', ...DEV_SERVER_TUNING],
       },
     });
-    return { address: env.address, uiUrl, stop: () => env.teardown() };
+    const ready = env.then((e) => ({ address: e.address, uiUrl, stop: () => e.teardown() }));
+    return { ready, stop: () => ready.then((e) => e.stop()).catch(() => undefined) };
   }
 
   const pidFile = join(dataDir, 'temporal.pid');
@@ -176,23 +194,21 @@ export async function startEmbeddedTemporal(opts: EmbeddedTemporalOptions): Prom
   let exited = false;
   const exit = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
 
-  try {
-    await waitUntilServing(address, child, 60_000);
-  } catch (err) {
-    child.kill('SIGKILL');
-    throw err;
-  }
-  return {
-    address,
-    uiUrl,
-    async stop() {
-      if (!exited) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        await exit;
-        clearTimeout(timer);
-      }
-      rmSync(pidFile, { force: true });
-    },
+  const stop = async (): Promise<void> => {
+    if (!exited) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exit;
+      clearTimeout(timer);
+    }
+    rmSync(pidFile, { force: true });
   };
+  const ready = waitUntilServing(address, child, 60_000).then(
+    () => ({ address, uiUrl, stop }),
+    (err: unknown) => {
+      child.kill('SIGKILL');
+      throw err;
+    },
+  );
+  return { ready, stop };
 }
