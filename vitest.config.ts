@@ -15,6 +15,12 @@ const ON_BOTH_STORES = [
   'test/channel-lifecycle.test.ts',
 ];
 
+/**
+ * The store-level files, run a third time on SQLite (lib/store/sqlite.ts, groundwork for issue #22): the
+ * same assertions as on PGlite and PostgreSQL.
+ */
+const ON_SQLITE = ['test/store-db.test.ts', 'test/session-links.test.ts'];
+
 export default defineConfig({
   test: {
     // One Temporal dev server and one PostgreSQL cluster per run, shared by both projects.
@@ -24,6 +30,7 @@ export default defineConfig({
     projects: [
       { test: { ...shared, name: 'pglite', include: ['test/**/*.test.ts'], provide: { storeKind: 'pglite' } } },
       { test: { ...shared, name: 'postgres', include: ON_BOTH_STORES, provide: { storeKind: 'postgres' } } },
+      { test: { ...shared, name: 'sqlite', include: ON_SQLITE, provide: { storeKind: 'sqlite' } } },
     ],
   },
 });
