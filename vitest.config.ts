@@ -9,6 +9,7 @@ const shared = { testTimeout: 60_000, hookTimeout: 120_000, pool: 'forks' as con
  */
 const ON_BOTH_STORES = [
   'test/store-db.test.ts',
+  'test/store-repositories.test.ts',
   'test/session-links.test.ts',
   'test/channels.test.ts',
   'test/cloud-api.test.ts',
@@ -19,7 +20,7 @@ const ON_BOTH_STORES = [
  * The store-level files, run a third time on SQLite (lib/store/sqlite.ts, groundwork for issue #22): the
  * same assertions as on PGlite and PostgreSQL.
  */
-const ON_SQLITE = ['test/store-db.test.ts', 'test/session-links.test.ts'];
+const ON_SQLITE = ['test/store-db.test.ts', 'test/store-repositories.test.ts', 'test/session-links.test.ts'];
 
 export default defineConfig({
   test: {
