@@ -9,11 +9,18 @@ const shared = { testTimeout: 60_000, hookTimeout: 120_000, pool: 'forks' as con
  */
 const ON_BOTH_STORES = [
   'test/store-db.test.ts',
+  'test/store-repositories.test.ts',
   'test/session-links.test.ts',
   'test/channels.test.ts',
   'test/cloud-api.test.ts',
   'test/channel-lifecycle.test.ts',
 ];
+
+/**
+ * The store-level files, run a third time on SQLite (lib/store/sqlite.ts, groundwork for issue #22): the
+ * same assertions as on PGlite and PostgreSQL.
+ */
+const ON_SQLITE = ['test/store-db.test.ts', 'test/store-repositories.test.ts', 'test/session-links.test.ts'];
 
 export default defineConfig({
   test: {
@@ -24,6 +31,7 @@ export default defineConfig({
     projects: [
       { test: { ...shared, name: 'pglite', include: ['test/**/*.test.ts'], provide: { storeKind: 'pglite' } } },
       { test: { ...shared, name: 'postgres', include: ON_BOTH_STORES, provide: { storeKind: 'postgres' } } },
+      { test: { ...shared, name: 'sqlite', include: ON_SQLITE, provide: { storeKind: 'sqlite' } } },
     ],
   },
 });

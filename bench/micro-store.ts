@@ -4,10 +4,11 @@
  *   - PGlite through Wharf's own session (lib/store/db.ts) and store (lib/store/store.ts): `select 1`, and the
  *     statements of one echo message on the hot path — the webhook's diagnostics upsert and channel read, the
  *     inbound insert, the outcome update, the reply's claim and its completion;
- *   - the same statements on SQLite through better-sqlite3 (12.x), in WAL mode with `synchronous=NORMAL` (a
- *     commit survives a process crash; a power cut can lose the last commits — what PGlite's `fsync=off` gives,
- *     at least) and with `synchronous=FULL`, when better-sqlite3 can be imported (it is not a dependency of
- *     Wharf: install it next to the project to include it, `npm install --no-save better-sqlite3@12`);
+ *   - Wharf's own store on SQLite (lib/store/sqlite.ts, `WHARF_STORE=sqlite`);
+ *   - the same statements hand-written for SQLite through better-sqlite3 (12.x), in WAL mode with
+ *     `synchronous=NORMAL` (a commit survives a process crash; a power cut can lose the last commits — what
+ *     PGlite's `fsync=off` gives, at least) and with `synchronous=FULL`: the engine's floor, without Wharf's
+ *     session (parameter translation, value conversion, the queue);
  *
  * Run: `node dist/bench/micro-store.js [--messages=2000]` (or from `npm run bench -- --only=micro`).
  */
@@ -16,7 +17,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openPglite } from '../lib/store/db.js';
+import { openPglite, type Db } from '../lib/store/db.js';
+import { openSqlite } from '../lib/store/sqlite.js';
 import { migrate } from '../lib/store/migrations.js';
 import { createStore } from '../lib/store/store.js';
 import { percentile, round } from './load.js';
@@ -86,14 +88,14 @@ async function timeMessages(
   };
 }
 
-async function benchPglite(dir: string, n: number): Promise<StoreMicroResult> {
-  const db = await openPglite(join(dir, 'pglite'));
+/** Wharf's own store (lib/store/store.ts) on `db`: the statements exactly as the product runs them. */
+async function benchWharfStore(engine: string, db: Db, n: number): Promise<StoreMicroResult> {
   await migrate(db);
   const store = createStore(db, randomBytes(32));
   const ch = 'ch-micro';
   try {
     return await timeMessages(
-      'PGlite (Wharf session)',
+      engine,
       n,
       () => db.query('select 1'),
       async (name, i) => {
@@ -132,7 +134,7 @@ async function benchPglite(dir: string, n: number): Promise<StoreMicroResult> {
   }
 }
 
-/** The same statements on SQLite (same tables, SQLite's dialect), one commit each. */
+/** The same statements hand-written for SQLite (same tables, SQLite's dialect), one commit each: the floor of the engine. */
 async function benchSqlite(dir: string, n: number, synchronous: 'NORMAL' | 'FULL'): Promise<StoreMicroResult | string> {
   let Database: new (file: string) => {
     pragma(s: string): unknown;
@@ -145,7 +147,7 @@ async function benchSqlite(dir: string, n: number, synchronous: 'NORMAL' | 'FULL
     close(): void;
   };
   try {
-    // Not a dependency (a native module built from source here): measured when it is installed.
+    // A native module: reported as skipped where it could not be built.
     const name = 'better-sqlite3';
     Database = ((await import(name)) as { default: typeof Database }).default;
   } catch (err) {
@@ -231,7 +233,14 @@ export async function benchStore(opts: {
   const results: StoreMicroResult[] = [];
   const skipped: string[] = [];
   try {
-    results.push(await benchPglite(dir, opts.messages));
+    results.push(await benchWharfStore('PGlite (Wharf session)', await openPglite(join(dir, 'pglite')), opts.messages));
+    results.push(
+      await benchWharfStore(
+        'SQLite (Wharf session, WHARF_STORE=sqlite)',
+        await openSqlite(join(dir, 'wharf-sqlite')),
+        opts.messages,
+      ),
+    );
     for (const sync of ['NORMAL', 'FULL'] as const) {
       const r = await benchSqlite(dir, opts.messages, sync);
       if (typeof r === 'string') {

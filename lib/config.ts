@@ -103,6 +103,8 @@ export const EnvSchema = z
     WHARF_TEMPORAL_METRICS_PORT: port.optional(),
     /** Days a stored media file is kept after it was last received (SPEC §5 media). */
     WHARF_MEDIA_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+    // Experimental, not in SPEC (issue #22): the embedded store's engine when DATABASE_URL is unset.
+    WHARF_STORE: z.enum(['pglite', 'sqlite']).default('pglite'),
     /** The WhatsApp Web websocket the personal adapter connects to (tests and demos point it at a simulator). */
     WHARF_WA_URL: z
       .url({ protocol: /^wss?$/, message: 'must be a ws:// or wss:// URL such as ws://127.0.0.1:7999/ws/chat' })
@@ -178,6 +180,8 @@ export interface Config {
   /** Bearer token for `GET /metrics` besides the admin token. */
   metricsToken?: string;
   databaseUrl?: string;
+  /** The embedded store's engine when `databaseUrl` is unset (experimental: SQLite is not the default yet). */
+  embeddedStore: 'pglite' | 'sqlite';
   graph: { baseUrl: string; version: string };
   /** Days stored media is kept after it was last received. */
   mediaRetentionDays: number;
@@ -288,6 +292,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsAddress: e.WHARF_METRICS_ADDRESS,
     metricsToken: e.WHARF_METRICS_TOKEN,
     databaseUrl: e.DATABASE_URL,
+    embeddedStore: e.WHARF_STORE,
     graph: { baseUrl: e.META_GRAPH_URL, version: e.META_GRAPH_VERSION },
     mediaRetentionDays: e.WHARF_MEDIA_RETENTION_DAYS,
     whatsapp: {

@@ -21,7 +21,7 @@ declare module 'vitest' {
     /** The run's PostgreSQL cluster (superuser URL of its `postgres` database); test files create their own databases. */
     postgresAdminUrl: string;
     /** The store the project's Wharf instances run on (vitest.config.ts runs the store and API files on both). */
-    storeKind: 'pglite' | 'postgres';
+    storeKind: 'pglite' | 'postgres' | 'sqlite';
   }
 }
 

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openPglite, openPostgres, type Db } from '../lib/store/db.js';
 import type { ChannelChange } from '../lib/store/change-feed.js';
 import { migrate } from '../lib/store/migrations.js';
+import { openSqlite } from '../lib/store/sqlite.js';
 import { createStore, type Store } from '../lib/store/store.js';
 import { createTestDatabase, dropTestDatabase } from './support/postgres.js';
 
@@ -29,7 +30,7 @@ beforeAll(async () => {
     drop = () => dropTestDatabase(admin, url);
   } else {
     const dir = mkdtempSync(join(tmpdir(), 'wharf-links-'));
-    db = await openPglite(join(dir, 'store'));
+    db = kind === 'sqlite' ? await openSqlite(join(dir, 'store')) : await openPglite(join(dir, 'store'));
     drop = async () => rmSync(dir, { recursive: true, force: true });
   }
   await migrate(db);

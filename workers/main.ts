@@ -84,6 +84,13 @@ async function openStore(config: Config, log: Logger): Promise<Db> {
     log.info('store: PostgreSQL (DATABASE_URL)');
     return openPostgres(config.databaseUrl);
   }
+  if (config.embeddedStore === 'sqlite') {
+    const dir = join(config.dataDir, 'store-sqlite');
+    log.warn({ dir }, 'store: SQLite (WHARF_STORE=sqlite, experimental)');
+    // Loaded only when chosen: better-sqlite3 is a native module.
+    const { openSqlite } = await import('../lib/store/sqlite.js');
+    return openSqlite(dir);
+  }
   const dir = join(config.dataDir, 'store');
   log.info({ dir }, 'store: PGlite');
   return openPglite(dir);
@@ -250,8 +257,8 @@ async function main(): Promise<void> {
     const store = rt.createStore(db, config.secretKey);
     // After the worker has drained: this node's remaining claims on unsent parts are free for the others.
     stops.push({ name: 'node registration', stop: () => store.node.leave() });
-    if (db.kind === 'pglite') {
-      // PGlite's data dir has one user, this process: a claim on an unsent reply part belongs to a process
+    if (db.kind === 'pglite' || db.kind === 'sqlite') {
+      // An embedded store's data dir (PGlite, SQLite) has one user, this process: a claim on an unsent reply part belongs to a process
       // that died mid-send, and that reply need not wait for the claim's lease (a minute) to run out.
       const released = await store.messages.releaseAllOutboundClaims();
       if (released) log.info({ released }, 'claims on unsent reply parts left by the previous run given back');

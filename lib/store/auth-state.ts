@@ -142,8 +142,11 @@ export async function createStoreAuthState({
 
   const checkOwner = async (tx: Sql): Promise<void> => {
     if (!fence) return;
+    // SQLite: the write transaction already holds the database's only write lock.
     const [row] = await tx.query<{ ciphertext: string }>(
-      'select ciphertext from auth_state where channel_id = $1 and key = $2 for update',
+      db.dialect === 'sqlite'
+        ? 'select ciphertext from auth_state where channel_id = $1 and key = $2'
+        : 'select ciphertext from auth_state where channel_id = $1 and key = $2 for update',
       [channelId, OWNER_KEY],
     );
     let owner: unknown = null;
@@ -174,7 +177,11 @@ export async function createStoreAuthState({
   const upsert = async (tx: Sql, keys: string[], ciphertexts: string[]): Promise<void> => {
     if (!keys.length) return;
     await tx.query(
-      `insert into auth_state (channel_id, key, ciphertext, updated_at)
+      db.dialect === 'sqlite'
+        ? `insert into auth_state (channel_id, key, ciphertext, updated_at)
+       select $1, k.value, c.value, now() from json_each($2) k join json_each($3) c on c.key = k.key where true
+       on conflict (channel_id, key) do update set ciphertext = excluded.ciphertext, updated_at = now()`
+        : `insert into auth_state (channel_id, key, ciphertext, updated_at)
        select $1, t.k, t.c, now() from unnest($2::text[], $3::text[]) as t(k, c)
        on conflict (channel_id, key) do update set ciphertext = excluded.ciphertext, updated_at = now()`,
       [channelId, keys, ciphertexts],
@@ -205,7 +212,9 @@ export async function createStoreAuthState({
         if (!ids.length) return out;
         await settled(channelId);
         const rows = await db.query<{ key: string; ciphertext: string }>(
-          'select key, ciphertext from auth_state where channel_id = $1 and key = any($2::text[])',
+          db.dialect === 'sqlite'
+            ? 'select key, ciphertext from auth_state where channel_id = $1 and key in (select value from json_each($2))'
+            : 'select key, ciphertext from auth_state where channel_id = $1 and key = any($2::text[])',
           [channelId, ids.map((id) => `${type}-${id}`)],
         );
         const prefix = `${type}-`;
@@ -238,10 +247,12 @@ export async function createStoreAuthState({
         await write(async (tx) => {
           await upsert(tx, keys, ciphertexts);
           if (removed.length)
-            await tx.query('delete from auth_state where channel_id = $1 and key = any($2::text[])', [
-              channelId,
-              removed,
-            ]);
+            await tx.query(
+              db.dialect === 'sqlite'
+                ? 'delete from auth_state where channel_id = $1 and key in (select value from json_each($2))'
+                : 'delete from auth_state where channel_id = $1 and key = any($2::text[])',
+              [channelId, removed],
+            );
         });
       },
     },

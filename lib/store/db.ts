@@ -52,7 +52,9 @@ function storableParams(params: unknown[] | undefined): unknown[] | undefined {
 
 /** The store's database handle. */
 export interface Db extends Sql {
-  readonly kind: 'pglite' | 'postgres';
+  readonly kind: 'pglite' | 'postgres' | 'sqlite';
+  /** The SQL the engine speaks: PGlite is PostgreSQL; SQLite runs PostgreSQL's text where it is portable. */
+  readonly dialect: 'postgres' | 'sqlite';
   /** Runs `fn` in one transaction; rolls back if it throws. */
   transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T>;
   /** Runs several statements separated by `;` (migrations). */
@@ -245,6 +247,7 @@ export async function openPglite(dir: string, opts: { template?: string | null }
   };
   return {
     kind: 'pglite',
+    dialect: 'postgres',
     query<T>(text: string, params?: unknown[]) {
       maybeAnalyze();
       return exclusive((inTx) => statements.run<T>(text, storableParams(params), inTx));
@@ -312,6 +315,7 @@ export async function openPostgres(url: string): Promise<Db> {
   const listeners = new Set<() => Promise<void>>();
   return {
     kind: 'postgres',
+    dialect: 'postgres',
     async listen(channel, fn) {
       const stop = await listenOn(url, channel, fn);
       const unlisten = async () => {

@@ -3,12 +3,15 @@
  * PGlite and PostgreSQL. Never edit a shipped migration: add the next one.
  */
 import type { Db, Sql } from './db.js';
+import { SQLITE_BASELINE, SQLITE_BASELINE_VERSION, SQLITE_NOW } from './sqlite-schema.js';
 
 /** One migration step. */
 export interface Migration {
   version: number;
   name: string;
   sql: string;
+  /** The same step in SQLite's dialect; required for every migration after the SQLite baseline (14). */
+  sqlite?: string;
 }
 
 /** All migrations, oldest first. */
@@ -226,10 +229,11 @@ export const MIGRATION_LOCK = 0x7768617266;
  * processes starting together exactly one applies each migration and the others wait for it, then skip it.
  * `migrations` is for the store template's tests (a template made with older migrations).
  */
-export async function migrate(db: Db, migrations: Migration[] = MIGRATIONS): Promise<number[]> {
+export async function migrate(db: Db, migrations: Migration[] = migrationsFor(db)): Promise<number[]> {
+  // SQLite has one process per data dir, and its write transaction holds the only write lock.
   const locked = async <T>(fn: (tx: Sql) => Promise<T>): Promise<T> =>
     db.transaction(async (tx) => {
-      await tx.query('select pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      if (db.dialect === 'postgres') await tx.query('select pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
       return fn(tx);
     });
   const appliedVersions = async (tx: Sql): Promise<Set<number>> =>
@@ -237,8 +241,13 @@ export async function migrate(db: Db, migrations: Migration[] = MIGRATIONS): Pro
       (await tx.query<{ version: number }>('select version from schema_migrations')).map((r) => Number(r.version)),
     );
   const done = await locked(async (tx) => {
-    await tx.query(`create table if not exists schema_migrations (
-      version integer primary key, name text not null, applied_at timestamptz not null default now())`);
+    await tx.query(
+      db.dialect === 'sqlite'
+        ? `create table if not exists schema_migrations (
+      version integer primary key, name text not null, applied_at timestamp_text not null default ${SQLITE_NOW})`
+        : `create table if not exists schema_migrations (
+      version integer primary key, name text not null, applied_at timestamptz not null default now())`,
+    );
     return appliedVersions(tx);
   });
   const applied: number[] = [];
@@ -253,6 +262,23 @@ export async function migrate(db: Db, migrations: Migration[] = MIGRATIONS): Pro
     if (ran) applied.push(m.version);
   }
   return applied;
+}
+
+/**
+ * The migrations of `db`'s dialect: PostgreSQL's as they are; on SQLite the baseline (PostgreSQL 1–14 as one
+ * schema), then each later migration's `sqlite` text.
+ */
+export function migrationsFor(db: Pick<Db, 'dialect'>, all: Migration[] = MIGRATIONS): Migration[] {
+  if (db.dialect === 'postgres') return all;
+  return [
+    SQLITE_BASELINE,
+    ...all
+      .filter((m) => m.version > SQLITE_BASELINE_VERSION)
+      .map((m) => {
+        if (m.sqlite === undefined) throw new Error(`migration ${m.version} (${m.name}) has no SQLite text`);
+        return { ...m, sql: m.sqlite };
+      }),
+  ];
 }
 
 // Extended-protocol queries take one statement each; migrations hold no semicolons inside literals.

@@ -13,7 +13,10 @@ export function createOutboundMediaStore(db: Db) {
     /** Meta's id of `mediaId` uploaded for `phoneNumberId` within {@link UPLOAD_REUSE_DAYS}, or null. */
     async findUpload(phoneNumberId: string, mediaId: string): Promise<string | null> {
       const [r] = await db.query<{ meta_id: string }>(
-        `select meta_id from media_uploads
+        db.dialect === 'sqlite'
+          ? `select meta_id from media_uploads
+          where phone_number_id = $1 and media_id = $2 and uploaded_at > now_minus_ms($3 * 86400000)`
+          : `select meta_id from media_uploads
           where phone_number_id = $1 and media_id = $2 and uploaded_at > now() - $3::int * interval '1 day'`,
         [phoneNumberId, mediaId, UPLOAD_REUSE_DAYS],
       );
@@ -42,7 +45,10 @@ export function createOutboundMediaStore(db: Db) {
       detail: Record<string, unknown>,
     ): Promise<void> {
       await db.query(
-        `update messages set type = $3, detail = coalesce(detail, '{}'::jsonb) || $4::jsonb
+        db.dialect === 'sqlite'
+          ? `update messages set type = $3, detail = jsonb_merge(coalesce(detail, '{}'), $4)
+          where channel_id = $1 and direction = 'out' and key = $2`
+          : `update messages set type = $3, detail = coalesce(detail, '{}'::jsonb) || $4::jsonb
           where channel_id = $1 and direction = 'out' and key = $2`,
         [channelId, key, type, jsonParam(detail)],
       );

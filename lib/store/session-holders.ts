@@ -52,7 +52,12 @@ export function createSessionHolders(db: Db) {
      */
     async takeDead(selfNodeId: string, deadMs: number): Promise<SessionHolder[]> {
       const rows = await db.query<HolderRow>(
-        `delete from session_holders h
+        db.dialect === 'sqlite'
+          ? `delete from session_holders as h
+          where h.node_id <> $1
+            and not exists (select 1 from wharf_nodes n where n.id = h.node_id and n.seen_at > now_minus_ms($2))
+          returning channel_id, node_id, workflow_id, run_id, activity_id, attempt`
+          : `delete from session_holders h
           where h.node_id <> $1
             and not exists (select 1 from wharf_nodes n where n.id = h.node_id and n.seen_at > now() - $2::int * interval '1 millisecond')
           returning channel_id, node_id, workflow_id, run_id, activity_id, attempt`,

@@ -19,6 +19,7 @@ import { createLogger, type Logger } from '../../lib/logger.js';
 import { createPolicyService } from '../../lib/policy/service.js';
 import { temporalConnectionOptions } from '../../lib/temporal-connection.js';
 import { openPglite, openPostgres, type Db } from '../../lib/store/db.js';
+import { openSqlite } from '../../lib/store/sqlite.js';
 import { migrate } from '../../lib/store/migrations.js';
 import { createStore, type Store } from '../../lib/store/store.js';
 import { createWharfWorker } from '../../workers/worker.js';
@@ -37,7 +38,7 @@ try {
 }
 
 /** Which store a test instance runs on: the project's (vitest.config.ts), unless a test says. */
-export type StoreKind = 'pglite' | 'postgres';
+export type StoreKind = 'pglite' | 'postgres' | 'sqlite';
 
 /**
  * Opens the instance's store. On PostgreSQL the database's URL is kept in the data dir, so a restart on
@@ -50,6 +51,8 @@ async function openTestStore(
 ): Promise<{ db: Db; drop(): Promise<void> }> {
   if (kind === 'pglite' && !databaseUrl)
     return { db: await openPglite(join(dataDir, 'store')), drop: async () => undefined };
+  if (kind === 'sqlite' && !databaseUrl)
+    return { db: await openSqlite(join(dataDir, 'store')), drop: async () => undefined };
   const marker = join(dataDir, 'database-url');
   // A database handed in belongs to the caller (several nodes share it); one made here is this instance's.
   if (databaseUrl) {
