@@ -24,7 +24,7 @@ import {
   waitFor,
   type CloudSetup,
 } from './support/cloud.js';
-import { addFileAgent, addOpenAiAgent, pngBytes, sendMedia, sha256Hex } from './support/media.js';
+import { addFileAgent, openAiChannel, pngBytes, sendMedia, sha256Hex } from './support/media.js';
 import { startWharf, type TestWharf } from './support/wharf.js';
 
 let w: TestWharf;
@@ -238,15 +238,12 @@ describe('POST /api/media', () => {
 
 describe('an OpenAI-compatible agent answers with an image', () => {
   it('a Markdown image with an https URL becomes an image message (link, alt text as caption); the text goes without it', async () => {
-    const keyRef = await vaultItem(w, `llm-key-${Date.now()}`, 'sk-outbound-test');
-    const agentId = await addOpenAiAgent(w, {
+    const { ch: painter, from: asker } = await openAiChannel(w, fake, {
       id: `painter-${Date.now()}`,
       baseUrl: llm.baseUrl,
       model: 'gpt-test',
-      apiKey: keyRef,
+      apiKey: await vaultItem(w, `llm-key-${Date.now()}`, 'sk-outbound-test'),
     });
-    const asker = phone();
-    const painter = await cloudChannel(w, fake, { agent: agentId, pair: [asker] });
     await sendText(w, painter, asker, 'show me a cat');
     const image = await fake.waitForSent((s) => s.to === bare(asker) && s.type === 'image', 20_000);
     expect(image.media).toEqual({ link: 'https://cdn.example.com/cat.png', caption: 'a cat' });
@@ -259,13 +256,6 @@ describe('an OpenAI-compatible agent hears voice notes', () => {
   it('with a transcription model the audio is transcribed first (OpenAI multipart shape) and the agent gets the text; without, it is described', async () => {
     const keyRef = await vaultItem(w, `llm-key-t-${Date.now()}`, 'sk-outbound-test');
     const listener = `listener-${Date.now()}`;
-    await addOpenAiAgent(w, {
-      id: listener,
-      baseUrl: llm.baseUrl,
-      model: 'gpt-test',
-      apiKey: keyRef,
-      transcription: { model: 'whisper-1' },
-    });
     const bad = await w.api('POST', '/api/agents', {
       id: `${listener}-bad`,
       kind: 'openai',
@@ -275,8 +265,13 @@ describe('an OpenAI-compatible agent hears voice notes', () => {
       transcription: { model: '', url: 'x' },
     });
     expect(bad.status).toBe(400);
-    const speaker = phone();
-    const heard = await cloudChannel(w, fake, { agent: listener, pair: [speaker] });
+    const { ch: heard, from: speaker } = await openAiChannel(w, fake, {
+      id: listener,
+      baseUrl: llm.baseUrl,
+      model: 'gpt-test',
+      apiKey: keyRef,
+      transcription: { model: 'whisper-1' },
+    });
     const voice = Buffer.concat([Buffer.from('OggS'), randomBytes(1200)]);
     fake.addMedia('voice-t-1', { bytes: voice, mime: 'audio/ogg; codecs=opus' });
     await sendMedia(w, heard, speaker, 'audio', { id: 'voice-t-1', mime_type: 'audio/ogg; codecs=opus', voice: true });
@@ -297,14 +292,12 @@ describe('an OpenAI-compatible agent hears voice notes', () => {
     });
 
     // The same voice note to an agent without transcription: described, not sent anywhere.
-    const plain = await addOpenAiAgent(w, {
+    const { ch: described, from: other } = await openAiChannel(w, fake, {
       id: `plain-${Date.now()}`,
       baseUrl: llm.baseUrl,
       model: 'gpt-test',
       apiKey: keyRef,
     });
-    const other = phone();
-    const described = await cloudChannel(w, fake, { agent: plain, pair: [other] });
     const count = llm.transcriptions.length;
     const before = llm.requests.length;
     await sendMedia(w, described, other, 'audio', {

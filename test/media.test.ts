@@ -18,7 +18,7 @@ import {
   waitFor,
   type CloudSetup,
 } from './support/cloud.js';
-import { addOpenAiAgent, pngBytes, sendMedia, sha256Hex, storedMedia } from './support/media.js';
+import { openAiChannel, pngBytes, sendMedia, sha256Hex, storedMedia } from './support/media.js';
 import { startWharf, type TestWharf } from './support/wharf.js';
 
 let w: TestWharf;
@@ -137,15 +137,12 @@ describe('inbound media to the echo agent', () => {
 
 describe('inbound media to an OpenAI-compatible agent', () => {
   it('an image reaches the model as an image content part (data URL), with the caption as text', async () => {
-    const keyRef = await vaultItem(w, `llm-key-${Date.now()}`, 'sk-media-test');
-    const agentId = await addOpenAiAgent(w, {
+    const { ch: vision, from: seer } = await openAiChannel(w, fake, {
       id: `vision-${Date.now()}`,
       baseUrl: llm.baseUrl,
       model: 'gpt-vision',
-      apiKey: keyRef,
+      apiKey: await vaultItem(w, `llm-key-${Date.now()}`, 'sk-media-test'),
     });
-    const seer = phone();
-    const vision = await cloudChannel(w, fake, { agent: agentId, pair: [seer] });
     const bytes = pngBytes();
     fake.addMedia('vision-1', { bytes, mime: 'image/jpeg' });
     await sendMedia(w, vision, seer, 'image', { id: 'vision-1', mime_type: 'image/jpeg', caption: 'what is this?' });

@@ -5,7 +5,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { expect } from 'vitest';
 import { inboundPayload } from '../fakes/graph-server.js';
-import { postWebhook, wamid, type CloudSetup } from './cloud.js';
+import type { FakeGraph } from '../fakes/graph-server.js';
+import { cloudChannel, phone, postWebhook, wamid, type CloudSetup } from './cloud.js';
 import type { TestWharf } from './wharf.js';
 
 /** Bytes that start like a PNG (the type and hash are what is checked, not whether they decode). */
@@ -46,11 +47,22 @@ export async function addFileAgent(w: TestWharf, taskQueue: string): Promise<voi
 }
 
 /** Registers an OpenAI-compatible agent (expects 201); returns its id. */
-export async function addOpenAiAgent(
+async function addOpenAiAgent(
   w: TestWharf,
   agent: { id: string; baseUrl: string; model: string; apiKey: unknown } & Record<string, unknown>,
 ): Promise<string> {
   const r = await w.api('POST', '/api/agents', { ...agent, kind: 'openai' });
   expect(r.status, JSON.stringify(r.data)).toBe(201);
   return agent.id;
+}
+
+/** Registers an OpenAI-compatible agent (expects 201) and binds a new Cloud channel with one paired sender to it. */
+export async function openAiChannel(
+  w: TestWharf,
+  fake: FakeGraph,
+  agent: Parameters<typeof addOpenAiAgent>[1],
+): Promise<{ ch: CloudSetup; from: string }> {
+  const id = await addOpenAiAgent(w, agent);
+  const from = phone();
+  return { ch: await cloudChannel(w, fake, { agent: id, pair: [from] }), from };
 }
