@@ -12,22 +12,13 @@
  * Reported: the gaps, messages lost and answered twice on both channels, logins of the device that found
  * its previous connection still open (two live sockets: must be 0), and the machine's load.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import { Client, Connection } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { WHARF_SEARCH_ATTRIBUTES } from '../lib/search-attributes.js';
-import { resolveTemporalCli } from '../lib/temporal-cli.js';
-import { inboundPayload, signPayload, startFakeGraph } from '../test/fakes/graph-server.js';
 import { createCertAuthority } from '../test/fakes/wa-simulator/noise.js';
 import { startWaSimulator } from '../test/fakes/wa-simulator/server.js';
-import { clusterSettings, startNode, type ClusterNode } from '../test/support/cluster.js';
-import { createTestDatabase, startTestPostgres } from '../test/support/postgres.js';
-import { DEV_SERVER_TUNING } from '../workers/temporal-server.js';
-import { bundleWorkflows, prebuiltBundlePath } from '../workers/workflow-bundle.js';
+import type { ClusterNode } from '../test/support/cluster.js';
+import { apiOk, connectCloudChannel, postInbound, startClusterRig, until } from './cluster-rig.js';
 import { percentile, round, sleep } from './load.js';
-import { DISPLAY_PHONE, GRAPH_TOKEN, PHONE_NUMBER_ID, WABA_ID } from './product.js';
 
 /** Options of the failover section. */
 export interface FailoverOptions {
@@ -39,104 +30,27 @@ export interface FailoverOptions {
 
 type Json = Record<string, unknown>;
 
-/** Polls `fn` until it returns a truthy value (or throws after `timeoutMs`). */
-async function until<T>(what: string, fn: () => Promise<T | null | false> | T | null | false, timeoutMs = 90_000) {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v as T;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
 /** Runs the section; returns its figures. */
 export async function runClusterFailover(o: FailoverOptions): Promise<Json> {
-  const dir = mkdtempSync(join(tmpdir(), 'wharf-failover-bench-'));
-  const postgres = await startTestPostgres();
-  const cli = resolveTemporalCli();
-  const temporal = await TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: cli.path ? { type: 'existing-path', path: cli.path } : { type: 'cached-download' },
-      searchAttributes: WHARF_SEARCH_ATTRIBUTES,
-      extraArgs: ['--log-level', 'error', ...DEV_SERVER_TUNING],
-    },
-  });
-  const fake = await startFakeGraph({
-    tokens: { [GRAPH_TOKEN]: {} },
-    phoneNumbers: { [PHONE_NUMBER_ID]: { displayPhoneNumber: DISPLAY_PHONE } },
-  });
   const sim = await startWaSimulator({ ca: createCertAuthority() });
-  const connection = await Connection.connect({ address: temporal.address });
+  const rig = await startClusterRig('failover', { waUrl: sim.url, waCertRoot: sim.certRoot });
+  const { fake } = rig;
+  const connection = await Connection.connect({ address: rig.temporalAddress });
   const client = new Client({ connection });
-  const nodes: ClusterNode[] = [];
   const load0 = loadavg()[0];
   let stopLoad = false;
   let loadDone: Promise<void> = Promise.resolve();
   try {
-    let workflowBundlePath = prebuiltBundlePath;
-    if (!existsSync(workflowBundlePath)) {
-      workflowBundlePath = join(dir, 'workflows.js');
-      writeFileSync(workflowBundlePath, (await bundleWorkflows()).code);
-    }
-    const settings = clusterSettings({
-      databaseUrl: await createTestDatabase(postgres.adminUrl),
-      temporalAddress: temporal.address,
-      workflowBundlePath,
-      graphUrl: fake.url,
-    });
-    settings.waUrl = sim.url;
-    settings.waCertRoot = sim.certRoot;
     o.progress('failover: starting three nodes at once on an empty database');
     let generation = 0;
-    const start = async (name: string): Promise<ClusterNode> => {
-      const n = await startNode(`${name}${generation++}`, settings);
-      nodes.push(n);
-      return n;
-    };
+    const start = (name: string): Promise<ClusterNode> => rig.startNode(`${name}${generation++}`);
     // The nodes a load balancer sends to (a node leaves it before it is stopped or right after it is killed).
     const live: ClusterNode[] = await Promise.all(['a', 'b', 'c'].map((n) => start(n)));
     const startMs = live.map((n) => n.startMs);
-    const api = async (method: string, path: string, body?: unknown, want = 200) => {
-      const r = await live[0].w.api(method, path, body);
-      if (r.status !== want) throw new Error(`${method} ${path}: HTTP ${r.status} ${JSON.stringify(r.data)}`);
-      return r.data;
-    };
+    const api = (method: string, path: string, body?: unknown, want = 200) => apiOk(live[0], method, path, body, want);
 
     // ---- a Cloud API channel admitting every sender --------------------------------------------------------
-    const item = async (name: string, value: string) => ({
-      vault: 'local',
-      item: (await api('POST', '/api/vaults/local/items', { name, fields: { value } }, 201)).item,
-      field: 'value',
-    });
-    const appSecret = 'failover-app-secret-0123456789';
-    const verifyToken = 'failover-verify';
-    const cloud = await api(
-      'POST',
-      '/api/channels',
-      { provider: 'whatsapp_cloud', agent: 'echo', space: 'cloud' },
-      201,
-    );
-    await api('PUT', `/api/channels/${cloud.id}/config`, {
-      phone_number_id: PHONE_NUMBER_ID,
-      business_account_id: WABA_ID,
-      access_token: await item('token', GRAPH_TOKEN),
-      verify_token: await item('verify', verifyToken),
-      app_secret: await item('secret', appSecret),
-    });
-    await live[1].w.api(
-      'GET',
-      `/webhooks/whatsapp/${cloud.id}?hub.mode=subscribe&hub.verify_token=${verifyToken}&hub.challenge=1`,
-      undefined,
-      { auth: false },
-    );
-    await until(
-      'the Cloud channel connected',
-      async () => (await api('GET', `/api/channels/${cloud.id}`)).status === 'connected',
-    );
-    await api('PUT', '/api/policies', {
-      policies: `permit(principal, action == Policy::Action::"receive_message", resource in Policy::Channel::"${cloud.id}");`,
-    });
+    const cloud = await connectCloudChannel(live[0], live[1], { space: 'cloud', secretPrefix: 'failover' });
 
     // ---- a personal account linked by QR, a contact paired -----------------------------------------------
     const owner = sim.addUser('15550007001', 'Owner');
@@ -174,22 +88,8 @@ export async function runClusterFailover(o: FailoverOptions): Promise<Json> {
     const acked = new Map<string, { to: string; ackedAt: number }>();
     const personalSent = new Map<string, number>();
     const sendCloud = async (n: ClusterNode, to: string, text: string): Promise<void> => {
-      const body = JSON.stringify(
-        inboundPayload({ phoneNumberId: PHONE_NUMBER_ID, wabaId: WABA_ID }, [
-          { from: to.slice(1), text, id: `wamid.failover${text.replace(/\W/g, '')}` },
-        ]),
-      );
-      try {
-        const r = await fetch(`${n.w.url}/webhooks/whatsapp/${cloud.id}`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'x-hub-signature-256': signPayload(body, appSecret) },
-          body,
-        });
-        if (r.status === 200) acked.set(text, { to: to.slice(1), ackedAt: Date.now() });
-        await r.arrayBuffer();
-      } catch {
-        // the node went away mid-request: not acknowledged, so Meta would send it again
-      }
+      const ackedAt = await postInbound(n, cloud, { to, text, id: `wamid.failover${text.replace(/\W/g, '')}` });
+      if (ackedAt !== null) acked.set(text, { to: to.slice(1), ackedAt });
     };
     loadDone = (async () => {
       const pending: Array<Promise<void>> = [];
@@ -312,12 +212,9 @@ export async function runClusterFailover(o: FailoverOptions): Promise<Json> {
   } finally {
     stopLoad = true;
     await loadDone.catch(() => undefined);
-    await Promise.all(nodes.map((n) => n.stop()));
+    await rig.stopNodes();
     await connection.close();
     await sim.stop();
-    await fake.close();
-    await temporal.teardown();
-    await postgres.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await rig.close();
   }
 }

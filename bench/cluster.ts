@@ -7,20 +7,11 @@
  * reply after the kill, the end-to-end latency of messages acknowledged after it, and PostgreSQL commits
  * and row writes per message.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
 import pg from 'pg';
-import { WHARF_SEARCH_ATTRIBUTES } from '../lib/search-attributes.js';
-import { inboundPayload, signPayload, startFakeGraph } from '../test/fakes/graph-server.js';
-import { clusterSettings, startNode, type ClusterNode } from '../test/support/cluster.js';
-import { createTestDatabase, startTestPostgres } from '../test/support/postgres.js';
-import { resolveTemporalCli } from '../lib/temporal-cli.js';
-import { DEV_SERVER_TUNING } from '../workers/temporal-server.js';
-import { bundleWorkflows, prebuiltBundlePath } from '../workers/workflow-bundle.js';
-import { cpuTicks, DISPLAY_PHONE, GRAPH_TOKEN, PHONE_NUMBER_ID, WABA_ID } from './product.js';
+import type { ClusterNode } from '../test/support/cluster.js';
+import { connectCloudChannel, postInbound, startClusterRig } from './cluster-rig.js';
 import { percentile, round, sleep } from './load.js';
+import { cpuTicks } from './product.js';
 
 /** Options of the cluster section. */
 export interface ClusterOptions {
@@ -37,100 +28,19 @@ type Json = Record<string, unknown>;
 
 /** Runs the section; returns its figures. */
 export async function runCluster(o: ClusterOptions): Promise<Json> {
-  const dir = mkdtempSync(join(tmpdir(), 'wharf-cluster-bench-'));
-  const postgres = await startTestPostgres();
-  const cli = resolveTemporalCli();
-  const temporal = await TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: cli.path ? { type: 'existing-path', path: cli.path } : { type: 'cached-download' },
-      searchAttributes: WHARF_SEARCH_ATTRIBUTES,
-      extraArgs: ['--log-level', 'error', ...DEV_SERVER_TUNING],
-    },
-  });
-  const fake = await startFakeGraph({
-    tokens: { [GRAPH_TOKEN]: {} },
-    phoneNumbers: { [PHONE_NUMBER_ID]: { displayPhoneNumber: DISPLAY_PHONE } },
-  });
-  const nodes: ClusterNode[] = [];
+  const rig = await startClusterRig('cluster');
+  const { settings, fake } = rig;
   try {
-    // `npm run bench` builds the production bundle first; bundle here only when run some other way.
-    let workflowBundlePath = prebuiltBundlePath;
-    if (!existsSync(workflowBundlePath)) {
-      workflowBundlePath = join(dir, 'workflows.js');
-      writeFileSync(workflowBundlePath, (await bundleWorkflows()).code);
-    }
-    const settings = clusterSettings({
-      databaseUrl: await createTestDatabase(postgres.adminUrl),
-      temporalAddress: temporal.address,
-      workflowBundlePath,
-      graphUrl: fake.url,
-    });
     o.progress('cluster: starting two nodes at once on an empty database');
-    const [a, b] = await Promise.all([startNode('a', settings), startNode('b', settings)]);
-    nodes.push(a, b);
+    const [a, b] = await Promise.all([rig.startNode('a'), rig.startNode('b')]);
     const startMs = [a.startMs, b.startMs];
-
-    // A connected channel whose policy admits every sender.
-    const api = async (n: ClusterNode, method: string, path: string, body?: unknown, want = 200) => {
-      const r = await n.w.api(method, path, body);
-      if (r.status !== want) throw new Error(`${method} ${path}: HTTP ${r.status} ${JSON.stringify(r.data)}`);
-      return r.data;
-    };
-    const item = async (name: string, value: string) => ({
-      vault: 'local',
-      item: (await api(a, 'POST', '/api/vaults/local/items', { name, fields: { value } }, 201)).item,
-      field: 'value',
-    });
-    const appSecret = 'cluster-app-secret-0123456789';
-    const verifyToken = 'cluster-verify';
-    const ch = await api(
-      a,
-      'POST',
-      '/api/channels',
-      { provider: 'whatsapp_cloud', agent: 'echo', space: 'cluster' },
-      201,
-    );
-    await api(b, 'PUT', `/api/channels/${ch.id}/config`, {
-      phone_number_id: PHONE_NUMBER_ID,
-      business_account_id: WABA_ID,
-      access_token: await item('token', GRAPH_TOKEN),
-      verify_token: await item('verify', verifyToken),
-      app_secret: await item('secret', appSecret),
-    });
-    const v = await b.w.api(
-      'GET',
-      `/webhooks/whatsapp/${ch.id}?hub.mode=subscribe&hub.verify_token=${verifyToken}&hub.challenge=1`,
-      undefined,
-      { auth: false },
-    );
-    if (v.status !== 200) throw new Error(`verification: HTTP ${v.status}`);
-    for (let i = 0; (await api(a, 'GET', `/api/channels/${ch.id}`)).status !== 'connected'; i++) {
-      if (i > 100) throw new Error('the channel did not connect');
-      await sleep(100);
-    }
-    await api(a, 'PUT', '/api/policies', {
-      policies: `permit(principal, action == Policy::Action::"receive_message", resource in Policy::Channel::"${ch.id}");`,
-    });
+    const ch = await connectCloudChannel(a, b, { space: 'cluster', secretPrefix: 'cluster' });
 
     const chats = Array.from({ length: o.chats }, (_, i) => `+1557${String(1_000_000 + i)}`);
     const acked = new Map<string, { to: string; ackedAt: number }>();
     const send = async (n: ClusterNode, to: string, text: string): Promise<void> => {
-      const body = JSON.stringify(
-        inboundPayload({ phoneNumberId: PHONE_NUMBER_ID, wabaId: WABA_ID }, [
-          { from: to.slice(1), text, id: `wamid.cluster${text.replace(/\W/g, '')}` },
-        ]),
-      );
-      try {
-        const r = await fetch(`${n.w.url}/webhooks/whatsapp/${ch.id}`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'x-hub-signature-256': signPayload(body, appSecret) },
-          body,
-        });
-        if (r.status === 200) acked.set(text, { to: to.slice(1), ackedAt: Date.now() });
-        await r.arrayBuffer();
-      } catch {
-        // the node died mid-request: not acknowledged, so Meta would send it again
-      }
+      const ackedAt = await postInbound(n, ch, { to, text, id: `wamid.cluster${text.replace(/\W/g, '')}` });
+      if (ackedAt !== null) acked.set(text, { to: to.slice(1), ackedAt });
     };
     const stats = async () => {
       const c = new pg.Client({ connectionString: settings.databaseUrl });
@@ -194,8 +104,7 @@ export async function runCluster(o: ClusterOptions): Promise<Json> {
 
     // Rolling restart: start A again, then stop B gracefully and start it again; nothing may be left unanswered.
     o.progress('cluster: rolling restart (a back, then b stopped and started)');
-    const a2 = await startNode('a2', settings);
-    nodes.push(a2);
+    const a2 = await rig.startNode('a2');
     const rolling: string[] = [];
     for (let i = 0; i < 40; i++) {
       if (i === 15) await b.stop();
@@ -204,8 +113,7 @@ export async function runCluster(o: ClusterOptions): Promise<Json> {
       if (acked.has(text)) rolling.push(text);
       await sleep(50);
     }
-    const b2 = await startNode('b2', settings);
-    nodes.push(b2);
+    await rig.startNode('b2');
     const rollStart = Date.now();
     while (rolling.some((t) => !answered(t)) && Date.now() - rollStart < 60_000) await sleep(200);
     const rollingLost = rolling.filter((t) => !answered(t)).length;
@@ -235,10 +143,6 @@ export async function runCluster(o: ClusterOptions): Promise<Json> {
     o.progress(`cluster: ${JSON.stringify(result)}`);
     return result;
   } finally {
-    await Promise.all(nodes.map((n) => n.stop()));
-    await fake.close();
-    await temporal.teardown();
-    await postgres.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await rig.close();
   }
 }

@@ -8,6 +8,7 @@ import { sameSecret } from './constant-time.js';
 import type { RequestHandler } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { WharfError } from './errors.js';
+import { CLOUD_MESSAGE_TYPES } from './graph/webhook.js';
 import { normalizePairingCode } from './pairing.js';
 
 /** The process's registry (Node process metrics included, prefixed `wharf_process_`/`wharf_nodejs_`). */
@@ -46,31 +47,11 @@ export const inboundMessages = new Counter({
 });
 
 /**
- * Message types that get a label of their own (WhatsApp's and Wharf's names); anything else is `other`, so
- * whatever a provider puts in `type` cannot grow the label set without bound.
+ * Message types that get a label of their own (the Cloud API's, and the personal account's and Wharf's
+ * names); anything else is `other`, so whatever a provider puts in `type` cannot grow the label set without
+ * bound.
  */
-const KNOWN_TYPES = new Set([
-  'text',
-  'image',
-  'audio',
-  'video',
-  'document',
-  'sticker',
-  'location',
-  'contacts',
-  'interactive',
-  'button',
-  'reaction',
-  'order',
-  'system',
-  'edit',
-  'revoke',
-  'deleted',
-  'poll',
-  'unsupported',
-  'unknown',
-  'request_welcome',
-]);
+const KNOWN_TYPES = new Set([...CLOUD_MESSAGE_TYPES, 'deleted', 'poll', 'unknown', 'request_welcome']);
 
 /** The `type` label of a message type. */
 export const typeLabel = (type: string | null | undefined): string =>

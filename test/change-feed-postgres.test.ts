@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { newChannelState } from '../api/channel-gateway.js';
 import { eventsRouter } from '../api/events.router.js';
 import type { ChannelChange } from '../lib/store/change-feed.js';
 import { openPostgres, type Db } from '../lib/store/db.js';
@@ -44,23 +45,11 @@ afterAll(async () => {
 
 /** A channel read model as a channel workflow's activity writes it. */
 function channelState(id: string, status: ChannelState['status'], version: number): ChannelState {
-  const now = new Date().toISOString();
   return {
-    id,
-    provider: 'whatsapp_cloud',
-    space: `space-${id}`,
-    agent: 'echo',
-    inbound: 'message',
+    ...newChannelState({ id, provider: 'whatsapp_cloud', agent: 'echo', space: `space-${id}` }),
     status,
     statusReason: status === 'connected' ? 'Meta verified the webhook' : 'waiting for config',
-    config: {},
     configured: status === 'connected',
-    selfAddress: null,
-    pairedAddresses: [],
-    pairing: null,
-    lastPairing: null,
-    createdAt: now,
-    updatedAt: now,
     version,
   };
 }

@@ -25,6 +25,7 @@ import {
   pairPhone,
   phone,
   postWebhook,
+  sendBatch,
   sendText,
   startPairing,
   uid,
@@ -410,20 +411,10 @@ describe('echo replies', () => {
   it('admits and answers a batch of echo messages in one local activity, as it does a pairing confirmation', async () => {
     const p = phone();
     const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });
-    const ids = [wamid(), wamid(), wamid()];
-    const texts = ids.map((_, i) => `one activity ${i} ${uid()}`);
+    const texts = [0, 1, 2].map((i) => `one activity ${i} ${uid()}`);
 
-    const r = await postWebhook(
-      w,
-      ch.id,
-      inboundPayload(
-        ch.target,
-        ids.map((id, i) => ({ from: p, text: texts[i], id })),
-      ),
-      { secret: ch.appSecret },
-    );
+    const ids = await sendBatch(w, ch, p, texts);
 
-    expect(r.status).toBe(200);
     for (const id of ids) expect((await waitForOutcome(w, ch.id, id)).status).toBe('answered');
     expect(fake.sent.filter((s) => s.to === bare(p) && s.text !== PAIRED_TEXT).map((s) => s.text)).toEqual(texts);
     // The pairing message's task, then the batch's: each completes with all of its markers at once.
@@ -657,22 +648,12 @@ describe('send errors', () => {
   it('answers a batch of one chat in order, and a reply Meta refuses for good fails alone', async () => {
     const p = phone();
     const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });
-    const ids = [wamid(), wamid(), wamid()];
-    const texts = ids.map((_, i) => `batched ${i} ${uid()}`);
+    const texts = [0, 1, 2].map((i) => `batched ${i} ${uid()}`);
     fake.failNext(1, { code: 131047 });
 
     // One webhook, three messages of one chat: one signal, admitted and answered as one batch.
-    const r = await postWebhook(
-      w,
-      ch.id,
-      inboundPayload(
-        ch.target,
-        ids.map((id, i) => ({ from: p, text: texts[i], id })),
-      ),
-      { secret: ch.appSecret },
-    );
+    const ids = await sendBatch(w, ch, p, texts);
 
-    expect(r.status).toBe(200);
     expect((await waitForOutcome(w, ch.id, ids[0])).status).toBe('failed');
     expect((await waitForOutcome(w, ch.id, ids[1])).status).toBe('answered');
     expect((await waitForOutcome(w, ch.id, ids[2])).status).toBe('answered');

@@ -10,10 +10,10 @@
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createCertAuthority } from './fakes/wa-simulator/noise.js';
-import { startWaSimulator, type SimUser, type WaSimulator } from './fakes/wa-simulator/server.js';
-import { clusterSettings, startNode, type ClusterNode, type NodeApi } from './support/cluster.js';
+import { startWaSimulator, type WaSimulator } from './fakes/wa-simulator/server.js';
+import { clusterSettings, startNode, type ClusterNode } from './support/cluster.js';
 import { createTestDatabase, dropTestDatabase } from './support/postgres.js';
-import { waitFor as poll } from './support/cloud.js';
+import { channelOf, linkChannel, pairContact, pollWith } from './support/simulator.js';
 
 let sim: WaSimulator;
 let databaseUrl: string;
@@ -44,14 +44,8 @@ afterAll(async () => {
   if (databaseUrl) await dropTestDatabase(inject('postgresAdminUrl'), databaseUrl);
 });
 
-/** Polls until `fn` gives a value (test/support/cloud.ts), with this file's default patience. */
-const waitFor = <T>(
-  fn: () => Promise<T | null | undefined | false> | T | null | undefined | false,
-  what: string,
-  timeoutMs = 60_000,
-): Promise<T> => poll(what, fn, timeoutMs);
-
-const channel = async (w: NodeApi, id: string) => (await w.api('GET', `/api/channels/${id}`)).data;
+/** Polls until `fn` gives a value, with this file's default patience (a node's start takes its share). */
+const waitFor = pollWith(60_000);
 
 /** The process id of the worker running the channel's session attempt (Temporal's identity is `pid@host`). */
 async function sessionHolderPid(channelId: string): Promise<number | null> {
@@ -61,36 +55,15 @@ async function sessionHolderPid(channelId: string): Promise<number | null> {
   return Number.isInteger(pid) && pid > 0 ? pid : null;
 }
 
-async function linkChannel(w: NodeApi, owner: SimUser): Promise<string> {
-  const created = await w.api('POST', '/api/channels', { provider: 'whatsapp_user', agent: 'echo', space: 'Failover' });
-  expect(created.status).toBe(201);
-  const id: string = created.data.id;
-  const qr = await waitFor(async () => {
-    const r = await w.api('GET', `/api/channels/${id}/qr`);
-    return r.status === 200 ? r.data : null;
-  }, 'a QR through the API');
-  await sim.scan(qr.qr, owner);
-  await waitFor(async () => (await channel(w, id)).status === 'connected', 'connected');
-  return id;
-}
-
 describe('a personal session on two nodes', () => {
   it('kill -9 of the node holding it: the session resumes on the other node with the same creds, and the contact is answered', async () => {
     const [a, b] = nodes;
     const owner = sim.addUser('15550009001', 'Owner');
     const contact = sim.addUser('15557779001', 'Dana');
-    const id = await linkChannel(a.w, owner);
+    const id = await linkChannel(sim, a.w, owner, 'Failover', 60_000);
 
     // The contact pairs through the other node's API, then gets an echo: the session works before the kill.
-    const { code } = (await b.w.api('POST', `/api/channels/${id}/pair`)).data;
-    sim.sendText(contact, owner, code);
-    await waitFor(
-      async () =>
-        ((await channel(b.w, id)).pairedAddresses as Array<{ address: string }>).some(
-          (p) => p.address === `+${contact.pn}`,
-        ),
-      'the contact paired',
-    );
+    await pairContact(sim, b.w, id, owner, contact, 60_000);
     sim.sendText(contact, owner, 'before the **kill**');
     expect((await sim.waitForInbox(contact, (m) => m.text.includes('kill'))).text).toBe('before the *kill*');
 
@@ -115,7 +88,7 @@ describe('a personal session on two nodes', () => {
       90_000,
     );
     const connectedAt = await waitFor(
-      async () => (await channel(survivor.w, id)).status === 'connected' && Date.now(),
+      async () => (await channelOf(survivor.w, id)).status === 'connected' && Date.now(),
       'connected again',
       90_000,
     );
@@ -126,7 +99,7 @@ describe('a personal session on two nodes', () => {
     // Same auth state: the same linked device logged in again, no QR was issued, the same number.
     expect(sim.linkedDevices(owner)).toEqual([device]);
     expect(sim.stats.refsIssued).toBe(refsBefore);
-    expect((await channel(survivor.w, id)).selfAddress).toBe(`+${owner.pn}`);
+    expect((await channelOf(survivor.w, id)).selfAddress).toBe(`+${owner.pn}`);
     // Never two live sockets: the new login found no open connection of the device.
     expect(sim.stats.replaced).toBe(replacedBefore);
     expect(await sessionHolderPid(id)).toBe(survivor.child.pid);

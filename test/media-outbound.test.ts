@@ -4,14 +4,14 @@
  * with its caption and file name; retries and a crashed attempt's successor never send a file twice, and a
  * retried send reuses the upload. Bytes never enter workflow history.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChatActivities } from '../activities/chat-activities.js';
 import { createGraphClient } from '../lib/graph/graph-client.js';
 import { createLogger } from '../lib/logger.js';
 import { createPolicyService } from '../lib/policy/service.js';
 import { startFakeCompletions, type FakeCompletions } from './fakes/chat-completions-server.js';
-import { inboundPayload, startFakeGraph, type FakeGraph } from './fakes/graph-server.js';
+import { startFakeGraph, type FakeGraph } from './fakes/graph-server.js';
 import { startExamplesWorker } from './support/agent-helpers.js';
 import {
   bare,
@@ -19,12 +19,12 @@ import {
   historyText,
   messageLog,
   phone,
-  postWebhook,
+  sendText,
   vaultItem,
   waitFor,
-  wamid,
   type CloudSetup,
 } from './support/cloud.js';
+import { addFileAgent, openAiChannel, pngBytes, sendMedia, sha256Hex } from './support/media.js';
 import { startWharf, type TestWharf } from './support/wharf.js';
 
 let w: TestWharf;
@@ -42,16 +42,7 @@ beforeAll(async () => {
   });
   examples = await startExamplesWorker();
   w = await startWharf({ graphUrl: fake.url });
-  expect(
-    (
-      await w.api('POST', '/api/agents', {
-        id: 'files',
-        kind: 'temporal',
-        workflowType: 'fileAgent',
-        taskQueue: examples.taskQueue,
-      })
-    ).status,
-  ).toBe(201);
+  await addFileAgent(w, examples.taskQueue);
   friend = phone();
   ch = await cloudChannel(w, fake, { agent: 'files', pair: [friend] });
 });
@@ -62,43 +53,11 @@ afterAll(async () => {
   await llm?.close();
 });
 
-/** Bytes that start like a PNG (the type is what is checked, not whether it decodes). */
-const pngBytes = (n = 2048): Buffer => Buffer.concat([Buffer.from('89504e470d0a1a0a', 'hex'), randomBytes(n)]);
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-
-/** Posts one media message from `from` (the fake serves its file under `mediaId`); returns its message id. */
-async function sendMedia(
-  target: CloudSetup,
-  from: string,
-  type: string,
-  body: Record<string, unknown>,
-): Promise<string> {
-  const id = wamid();
-  const r = await postWebhook(
-    w,
-    target.id,
-    inboundPayload(target.target, [{ from, id, message: { type, [type]: body, text: undefined } }]),
-    { secret: target.appSecret },
-  );
-  expect(r.status, JSON.stringify(r.data)).toBe(200);
-  return id;
-}
-
-/** Posts one text from `from`; returns its message id. */
-async function sendText(target: CloudSetup, from: string, text: string): Promise<string> {
-  const id = wamid();
-  const r = await postWebhook(w, target.id, inboundPayload(target.target, [{ from, id, text }]), {
-    secret: target.appSecret,
-  });
-  expect(r.status, JSON.stringify(r.data)).toBe(200);
-  return id;
-}
-
 describe('a Temporal agent answers with files (Cloud API)', () => {
   it('a stored image is uploaded (multipart) and sent as an image message with its caption, after the text; no bytes in history', async () => {
     const bytes = pngBytes();
     fake.addMedia('out-img-1', { bytes, mime: 'image/png' });
-    const id = await sendMedia(ch, friend, 'image', {
+    const id = await sendMedia(w, ch, friend, 'image', {
       id: 'out-img-1',
       mime_type: 'image/png',
       caption: 'mirror this',
@@ -128,8 +87,8 @@ describe('a Temporal agent answers with files (Cloud API)', () => {
     expect(out.type).toBe('image');
     expect((out.detail as { attachment?: unknown }).attachment).toMatchObject({
       kind: 'image',
-      mediaId: sha(bytes),
-      url: `/api/media/${sha(bytes)}`,
+      mediaId: sha256Hex(bytes),
+      url: `/api/media/${sha256Hex(bytes)}`,
       caption: 'back to you',
     });
     expect(out.providerId).toBe(image.wamid);
@@ -140,14 +99,14 @@ describe('a Temporal agent answers with files (Cloud API)', () => {
     const { events } = await w.client.workflow.getHandle(`chat-${ch.id}-${friend}`).fetchHistory();
     const history = historyText(events);
     expect(history).not.toContain(bytes.toString('base64').slice(0, 40));
-    expect(history).toContain(sha(bytes));
+    expect(history).toContain(sha256Hex(bytes));
     expect(JSON.stringify(events).length).toBeLessThan(200_000);
   });
 
   it('a stored document goes as a document message with caption and file name', async () => {
     const pdf = Buffer.concat([Buffer.from('%PDF-1.4\n'), randomBytes(4096)]);
     fake.addMedia('out-doc-1', { bytes: pdf, mime: 'application/pdf' });
-    await sendMedia(ch, friend, 'document', {
+    await sendMedia(w, ch, friend, 'document', {
       id: 'out-doc-1',
       mime_type: 'application/pdf',
       filename: 'invoice.pdf',
@@ -164,7 +123,7 @@ describe('a Temporal agent answers with files (Cloud API)', () => {
   it('a URL goes to Meta as `link` (nothing uploaded, nothing fetched by Wharf)', async () => {
     const url = `https://files.example.com/${randomBytes(4).toString('hex')}/report.pdf`;
     const before = fake.uploads.length;
-    await sendText(ch, friend, `link document ${url}`);
+    await sendText(w, ch, friend, `link document ${url}`);
     const doc = await fake.waitForSent((s) => s.to === bare(friend) && s.media?.link === url, 20_000);
     expect(doc.type).toBe('document');
     expect(doc.media).toEqual({ link: url, caption: 'linked' });
@@ -176,7 +135,7 @@ describe('a Temporal agent answers with files (Cloud API)', () => {
     fake.addMedia('out-retry-1', { bytes, mime: 'image/png' });
     fake.failNext(2, { status: 503, code: 131000, title: 'Something went wrong' });
     const t0 = Date.now();
-    const id = await sendMedia(ch, friend, 'image', { id: 'out-retry-1', mime_type: 'image/png', caption: 'flaky' });
+    const id = await sendMedia(w, ch, friend, 'image', { id: 'out-retry-1', mime_type: 'image/png', caption: 'flaky' });
     const image = await fake.waitForSent(
       (s) =>
         s.to === bare(friend) &&
@@ -258,13 +217,15 @@ describe('POST /api/media', () => {
     const r = await post(pdf, 'application/pdf');
     expect(r.status).toBe(201);
     expect(await r.json()).toEqual({
-      id: sha(pdf),
+      id: sha256Hex(pdf),
       mime: 'application/pdf',
       size: pdf.length,
-      sha256: sha(pdf),
-      url: `/api/media/${sha(pdf)}`,
+      sha256: sha256Hex(pdf),
+      url: `/api/media/${sha256Hex(pdf)}`,
     });
-    const back = await fetch(`${w.url}/api/media/${sha(pdf)}`, { headers: { authorization: `Bearer ${w.token}` } });
+    const back = await fetch(`${w.url}/api/media/${sha256Hex(pdf)}`, {
+      headers: { authorization: `Bearer ${w.token}` },
+    });
     expect(Buffer.from(await back.arrayBuffer()).equals(pdf)).toBe(true);
 
     const html = await post(Buffer.from('<script>alert(1)</script>'), 'text/html');
@@ -277,22 +238,13 @@ describe('POST /api/media', () => {
 
 describe('an OpenAI-compatible agent answers with an image', () => {
   it('a Markdown image with an https URL becomes an image message (link, alt text as caption); the text goes without it', async () => {
-    const keyRef = await vaultItem(w, `llm-key-${Date.now()}`, 'sk-outbound-test');
-    const agentId = `painter-${Date.now()}`;
-    expect(
-      (
-        await w.api('POST', '/api/agents', {
-          id: agentId,
-          kind: 'openai',
-          baseUrl: llm.baseUrl,
-          model: 'gpt-test',
-          apiKey: keyRef,
-        })
-      ).status,
-    ).toBe(201);
-    const asker = phone();
-    const painter = await cloudChannel(w, fake, { agent: agentId, pair: [asker] });
-    await sendText(painter, asker, 'show me a cat');
+    const { ch: painter, from: asker } = await openAiChannel(w, fake, {
+      id: `painter-${Date.now()}`,
+      baseUrl: llm.baseUrl,
+      model: 'gpt-test',
+      apiKey: await vaultItem(w, `llm-key-${Date.now()}`, 'sk-outbound-test'),
+    });
+    await sendText(w, painter, asker, 'show me a cat');
     const image = await fake.waitForSent((s) => s.to === bare(asker) && s.type === 'image', 20_000);
     expect(image.media).toEqual({ link: 'https://cdn.example.com/cat.png', caption: 'a cat' });
     const text = await fake.waitForSent((s) => s.to === bare(asker) && s.text.startsWith('Here is'), 20_000);
@@ -304,15 +256,6 @@ describe('an OpenAI-compatible agent hears voice notes', () => {
   it('with a transcription model the audio is transcribed first (OpenAI multipart shape) and the agent gets the text; without, it is described', async () => {
     const keyRef = await vaultItem(w, `llm-key-t-${Date.now()}`, 'sk-outbound-test');
     const listener = `listener-${Date.now()}`;
-    const created = await w.api('POST', '/api/agents', {
-      id: listener,
-      kind: 'openai',
-      baseUrl: llm.baseUrl,
-      model: 'gpt-test',
-      apiKey: keyRef,
-      transcription: { model: 'whisper-1' },
-    });
-    expect(created.status, JSON.stringify(created.data)).toBe(201);
     const bad = await w.api('POST', '/api/agents', {
       id: `${listener}-bad`,
       kind: 'openai',
@@ -322,11 +265,16 @@ describe('an OpenAI-compatible agent hears voice notes', () => {
       transcription: { model: '', url: 'x' },
     });
     expect(bad.status).toBe(400);
-    const speaker = phone();
-    const heard = await cloudChannel(w, fake, { agent: listener, pair: [speaker] });
+    const { ch: heard, from: speaker } = await openAiChannel(w, fake, {
+      id: listener,
+      baseUrl: llm.baseUrl,
+      model: 'gpt-test',
+      apiKey: keyRef,
+      transcription: { model: 'whisper-1' },
+    });
     const voice = Buffer.concat([Buffer.from('OggS'), randomBytes(1200)]);
     fake.addMedia('voice-t-1', { bytes: voice, mime: 'audio/ogg; codecs=opus' });
-    await sendMedia(heard, speaker, 'audio', { id: 'voice-t-1', mime_type: 'audio/ogg; codecs=opus', voice: true });
+    await sendMedia(w, heard, speaker, 'audio', { id: 'voice-t-1', mime_type: 'audio/ogg; codecs=opus', voice: true });
     const req = await llm.waitForRequest(
       (r) => JSON.stringify(r.body?.messages.at(-1) ?? '').includes('Transcript'),
       20_000,
@@ -344,23 +292,19 @@ describe('an OpenAI-compatible agent hears voice notes', () => {
     });
 
     // The same voice note to an agent without transcription: described, not sent anywhere.
-    const plain = `plain-${Date.now()}`;
-    expect(
-      (
-        await w.api('POST', '/api/agents', {
-          id: plain,
-          kind: 'openai',
-          baseUrl: llm.baseUrl,
-          model: 'gpt-test',
-          apiKey: keyRef,
-        })
-      ).status,
-    ).toBe(201);
-    const other = phone();
-    const described = await cloudChannel(w, fake, { agent: plain, pair: [other] });
+    const { ch: described, from: other } = await openAiChannel(w, fake, {
+      id: `plain-${Date.now()}`,
+      baseUrl: llm.baseUrl,
+      model: 'gpt-test',
+      apiKey: keyRef,
+    });
     const count = llm.transcriptions.length;
     const before = llm.requests.length;
-    await sendMedia(described, other, 'audio', { id: 'voice-t-1', mime_type: 'audio/ogg; codecs=opus', voice: true });
+    await sendMedia(w, described, other, 'audio', {
+      id: 'voice-t-1',
+      mime_type: 'audio/ogg; codecs=opus',
+      voice: true,
+    });
     await llm.waitForRequest(
       (r) =>
         llm.requests.indexOf(r) >= before && r.body?.messages.at(-1)?.content === '(The sender sent a voice note.)',

@@ -5,15 +5,16 @@
  * file from a host that is not WhatsApp's is never fetched; an agent's file goes out through `sendMessage` as
  * bytes.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { encryptedStream } from '@whiskeysockets/baileys';
+import { encryptedStream, type WAMessage } from '@whiskeysockets/baileys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFakeBaileys, waMessage, type FakeBaileys, type FakeSocket } from './fakes/baileys-socket.js';
 import { startExamplesWorker } from './support/agent-helpers.js';
 import { historyText, messageLog, waitFor } from './support/cloud.js';
+import { addFileAgent, sha256Hex, storedMedia } from './support/media.js';
 import { startWharf, type TestWharf } from './support/wharf.js';
 
 let w: TestWharf;
@@ -40,16 +41,7 @@ beforeAll(async () => {
     makeSocket: (config) => fake.makeSocket(config),
     sessionHooks: { mediaHostAllowed: (host) => host === cdnHost },
   });
-  expect(
-    (
-      await w.api('POST', '/api/agents', {
-        id: 'files',
-        kind: 'temporal',
-        workflowType: 'fileAgent',
-        taskQueue: examples.taskQueue,
-      })
-    ).status,
-  ).toBe(201);
+  await addFileAgent(w, examples.taskQueue);
 });
 afterAll(async () => {
   await w?.close({ purge: true });
@@ -57,8 +49,18 @@ afterAll(async () => {
   await new Promise<void>((resolve) => (cdn ? cdn.close(() => resolve()) : resolve()));
 });
 
-/** A connected personal channel bound to `agent`; returns its id, socket and the owner's own chat jid. */
-async function personalChannel(agent: string): Promise<{ id: string; socket: FakeSocket; self: string }> {
+/** A connected personal channel: its id, its socket, and the owner's own chat (where the agent answers). */
+interface PersonalChannel {
+  id: string;
+  socket: FakeSocket;
+  /** The owner's own chat jid. */
+  self: string;
+  /** The owner writes `message` in that chat from the phone; returns its id. */
+  ownerSends(message: WAMessage['message']): string;
+}
+
+/** A connected personal channel bound to `agent`. */
+async function personalChannel(agent: string): Promise<PersonalChannel> {
   const index = fake.sockets.length;
   const created = await w.api('POST', '/api/channels', {
     provider: 'whatsapp_user',
@@ -74,7 +76,13 @@ async function personalChannel(agent: string): Promise<{ id: string; socket: Fak
     'connected',
     async () => (await w.api('GET', `/api/channels/${created.data.id}`)).data.status === 'connected',
   );
-  return { id: created.data.id, socket, self: `${number}@s.whatsapp.net` };
+  const self = `${number}@s.whatsapp.net`;
+  const ownerSends = (message: WAMessage['message']): string => {
+    const id = `WA${randomBytes(8).toString('hex').toUpperCase()}`;
+    socket.receive([waMessage({ remoteJid: self, fromMe: true, id, message })]);
+    return id;
+  };
+  return { id: created.data.id, socket, self, ownerSends };
 }
 
 /** Encrypts `bytes` as WhatsApp does for `type`, puts the ciphertext on the CDN; returns the message fields. */
@@ -104,33 +112,18 @@ async function mediaEntry(channelId: string, id: string) {
 
 describe('personal account: inbound media', () => {
   it('an image is downloaded (decrypted by Baileys), checked and stored; echo answers "[image] <caption>"; bytes never in history', async () => {
-    const { id: channelId, socket, self } = await personalChannel('echo');
+    const { id: channelId, socket, self, ownerSends } = await personalChannel('echo');
     const bytes = Buffer.concat([Buffer.from('ffd8ffe0', 'hex'), randomBytes(3000)]);
     const media = await upload(bytes, 'image');
-    const msgId = `WA${randomBytes(8).toString('hex').toUpperCase()}`;
-    socket.receive([
-      waMessage({
-        remoteJid: self,
-        fromMe: true,
-        id: msgId,
-        message: { imageMessage: { ...media, mimetype: 'image/jpeg', caption: 'from my phone' } },
-      }),
-    ]);
+    const msgId = ownerSends({ imageMessage: { ...media, mimetype: 'image/jpeg', caption: 'from my phone' } });
     const reply = await waitFor('the echo line', () =>
       socket.sent.find((m) => m.content.text === '[image] from my phone'),
     );
     expect(reply.jid).toBe(self);
 
-    const sha = createHash('sha256').update(bytes).digest('hex');
+    const sha = sha256Hex(bytes);
     const entry = await mediaEntry(channelId, msgId);
-    expect(entry.detail.media).toMatchObject({
-      id: sha,
-      kind: 'image',
-      mime: 'image/jpeg',
-      size: bytes.length,
-      sha256: sha,
-      url: `/api/media/${sha}`,
-    });
+    expect(entry.detail.media).toMatchObject(storedMedia(bytes, 'image', 'image/jpeg'));
     const got = await fetch(`${w.url}/api/media/${sha}`, { headers: { authorization: `Bearer ${w.token}` } });
     expect(Buffer.from(await got.arrayBuffer()).equals(bytes)).toBe(true);
 
@@ -143,50 +136,30 @@ describe('personal account: inbound media', () => {
   });
 
   it('a voice note answers "[voice note 0:07]"; a file from a host that is not WhatsApp\'s is never fetched; a hash mismatch is reported', async () => {
-    const { id: channelId, socket, self } = await personalChannel('echo');
+    const { id: channelId, socket, ownerSends } = await personalChannel('echo');
     const voice = await upload(randomBytes(900), 'audio');
-    socket.receive([
-      waMessage({
-        remoteJid: self,
-        fromMe: true,
-        message: { audioMessage: { ...voice, mimetype: 'audio/ogg; codecs=opus', ptt: true, seconds: 7 } },
-      }),
-    ]);
+    ownerSends({ audioMessage: { ...voice, mimetype: 'audio/ogg; codecs=opus', ptt: true, seconds: 7 } });
     await waitFor('the voice line', () => socket.sent.find((m) => m.content.text === '[voice note 0:07]'));
 
     const before = downloads;
-    const evilId = `WA${randomBytes(8).toString('hex').toUpperCase()}`;
     const doc = await upload(randomBytes(500), 'document');
-    socket.receive([
-      waMessage({
-        remoteJid: self,
-        fromMe: true,
-        id: evilId,
-        message: {
-          documentMessage: {
-            ...doc,
-            url: 'http://169.254.169.254/latest/meta-data',
-            mimetype: 'application/pdf',
-            fileName: 'x.pdf',
-            caption: 'internal',
-          },
-        },
-      }),
-    ]);
+    const evilId = ownerSends({
+      documentMessage: {
+        ...doc,
+        url: 'http://169.254.169.254/latest/meta-data',
+        mimetype: 'application/pdf',
+        fileName: 'x.pdf',
+        caption: 'internal',
+      },
+    });
     await waitFor('the document line', () => socket.sent.find((m) => m.content.text === '[document x.pdf] internal'));
     expect(downloads).toBe(before);
     expect((await mediaEntry(channelId, evilId)).detail.media.missing).toMatch(/169\.254\.169\.254.* not WhatsApp's/);
 
-    const badId = `WA${randomBytes(8).toString('hex').toUpperCase()}`;
     const img = await upload(randomBytes(700), 'image');
-    socket.receive([
-      waMessage({
-        remoteJid: self,
-        fromMe: true,
-        id: badId,
-        message: { imageMessage: { ...img, fileSha256: randomBytes(32), mimetype: 'image/jpeg', caption: 'tampered' } },
-      }),
-    ]);
+    const badId = ownerSends({
+      imageMessage: { ...img, fileSha256: randomBytes(32), mimetype: 'image/jpeg', caption: 'tampered' },
+    });
     await waitFor('the tampered line', () => socket.sent.find((m) => m.content.text === '[image] tampered'));
     expect((await mediaEntry(channelId, badId)).detail.media.missing).toMatch(/SHA-256/);
   });
@@ -194,15 +167,9 @@ describe('personal account: inbound media', () => {
 
 describe('personal account: an agent answers with files', () => {
   it('a stored image and a document go out through sendMessage as bytes with caption, type and file name', async () => {
-    const { socket, self } = await personalChannel('files');
+    const { socket, self, ownerSends } = await personalChannel('files');
     const jpeg = Buffer.concat([Buffer.from('ffd8ffe0', 'hex'), randomBytes(2000)]);
-    socket.receive([
-      waMessage({
-        remoteJid: self,
-        fromMe: true,
-        message: { imageMessage: { ...(await upload(jpeg, 'image')), mimetype: 'image/jpeg', caption: 'mirror' } },
-      }),
-    ]);
+    ownerSends({ imageMessage: { ...(await upload(jpeg, 'image')), mimetype: 'image/jpeg', caption: 'mirror' } });
     const image = await waitFor('the image back', () => socket.sent.find((m) => m.content.image));
     expect(image.jid).toBe(self);
     expect(image.content.image!.equals(jpeg)).toBe(true);
@@ -212,20 +179,14 @@ describe('personal account: an agent answers with files', () => {
     expect(socket.sent.indexOf(text!)).toBeLessThan(socket.sent.indexOf(image));
 
     const pdf = Buffer.concat([Buffer.from('%PDF-1.4\n'), randomBytes(1500)]);
-    socket.receive([
-      waMessage({
-        remoteJid: self,
-        fromMe: true,
-        message: {
-          documentMessage: {
-            ...(await upload(pdf, 'document')),
-            mimetype: 'application/pdf',
-            fileName: 'invoice.pdf',
-            caption: 'Invoice',
-          },
-        },
-      }),
-    ]);
+    ownerSends({
+      documentMessage: {
+        ...(await upload(pdf, 'document')),
+        mimetype: 'application/pdf',
+        fileName: 'invoice.pdf',
+        caption: 'Invoice',
+      },
+    });
     const doc = await waitFor('the document back', () => socket.sent.find((m) => m.content.document));
     expect(doc.content.document!.equals(pdf)).toBe(true);
     expect(doc.content).toMatchObject({ mimetype: 'application/pdf', fileName: 'invoice.pdf', caption: 'back to you' });

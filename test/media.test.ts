@@ -4,22 +4,21 @@
  * agent answers with its one line, an OpenAI-compatible agent gets an image as a content part, and
  * `GET /api/media/:id` serves the file. A file that cannot be had leaves the message handled, with why.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeCompletions, type ContentPart, type FakeCompletions } from './fakes/chat-completions-server.js';
-import { inboundPayload, startFakeGraph, type FakeGraph } from './fakes/graph-server.js';
+import { startFakeGraph, type FakeGraph } from './fakes/graph-server.js';
 import {
   bare,
   cloudChannel,
   historyText,
   messageLog,
   phone,
-  postWebhook,
   vaultItem,
   waitFor,
-  wamid,
   type CloudSetup,
 } from './support/cloud.js';
+import { openAiChannel, pngBytes, sendMedia, sha256Hex, storedMedia } from './support/media.js';
 import { startWharf, type TestWharf } from './support/wharf.js';
 
 let w: TestWharf;
@@ -41,27 +40,6 @@ afterAll(async () => {
   await llm?.close();
 });
 
-/** A tiny PNG-looking file (the bytes need not decode; their hash and type are what is checked). */
-const fileBytes = (n = 2048): Buffer => Buffer.concat([Buffer.from('89504e470d0a1a0a', 'hex'), randomBytes(n)]);
-
-/** Posts one media message from `from` on `target`; returns its message id. */
-async function sendMedia(
-  target: CloudSetup,
-  from: string,
-  type: string,
-  body: Record<string, unknown>,
-): Promise<string> {
-  const id = wamid();
-  const r = await postWebhook(
-    w,
-    target.id,
-    inboundPayload(target.target, [{ from, id, message: { type, [type]: body, text: undefined } }]),
-    { secret: target.appSecret },
-  );
-  expect(r.status, JSON.stringify(r.data)).toBe(200);
-  return id;
-}
-
 /** The log entry of an inbound message once its outcome is in, with its media detail. */
 async function mediaEntry(target: CloudSetup, id: string) {
   return waitFor('the media on the log', async () => {
@@ -74,10 +52,10 @@ async function mediaEntry(target: CloudSetup, id: string) {
 
 describe('inbound media to the echo agent', () => {
   it('an image: stored by its SHA-256, served by GET /api/media/:id, answered "[image] <caption>", bytes never in history', async () => {
-    const bytes = fileBytes();
+    const bytes = pngBytes();
     const mediaId = String(Date.now());
     fake.addMedia(mediaId, { bytes, mime: 'image/png' });
-    const id = await sendMedia(ch, friend, 'image', {
+    const id = await sendMedia(w, ch, friend, 'image', {
       id: mediaId,
       mime_type: 'image/png',
       caption: 'look at this',
@@ -86,16 +64,9 @@ describe('inbound media to the echo agent', () => {
     await fake.waitForSent((s) => s.to === bare(friend) && s.text === '[image] look at this', 20_000);
 
     const entry = await mediaEntry(ch, id);
-    const sha = createHash('sha256').update(bytes).digest('hex');
+    const sha = sha256Hex(bytes);
     expect(entry.type).toBe('image');
-    expect(entry.detail.media).toMatchObject({
-      id: sha,
-      kind: 'image',
-      mime: 'image/png',
-      size: bytes.length,
-      sha256: sha,
-      url: `/api/media/${sha}`,
-    });
+    expect(entry.detail.media).toMatchObject(storedMedia(bytes, 'image', 'image/png'));
 
     const got = await fetch(`${w.url}/api/media/${sha}`, { headers: { authorization: `Bearer ${w.token}` } });
     expect(got.status).toBe(200);
@@ -116,13 +87,13 @@ describe('inbound media to the echo agent', () => {
   });
 
   it('a voice note answers "[voice note]", a document "[document <name>] <caption>", a sticker "[sticker]"', async () => {
-    const voice = fileBytes(512);
+    const voice = pngBytes(512);
     fake.addMedia('voice-1', { bytes: voice, mime: 'audio/ogg; codecs=opus' });
-    await sendMedia(ch, friend, 'audio', { id: 'voice-1', mime_type: 'audio/ogg; codecs=opus', voice: true });
+    await sendMedia(w, ch, friend, 'audio', { id: 'voice-1', mime_type: 'audio/ogg; codecs=opus', voice: true });
     await fake.waitForSent((s) => s.to === bare(friend) && s.text === '[voice note]', 20_000);
 
-    fake.addMedia('doc-1', { bytes: fileBytes(), mime: 'application/pdf' });
-    await sendMedia(ch, friend, 'document', {
+    fake.addMedia('doc-1', { bytes: pngBytes(), mime: 'application/pdf' });
+    await sendMedia(w, ch, friend, 'document', {
       id: 'doc-1',
       mime_type: 'application/pdf',
       filename: 'invoice.pdf',
@@ -130,18 +101,18 @@ describe('inbound media to the echo agent', () => {
     });
     await fake.waitForSent((s) => s.to === bare(friend) && s.text === '[document invoice.pdf] Invoice', 20_000);
 
-    fake.addMedia('stk-1', { bytes: fileBytes(300), mime: 'image/webp' });
-    await sendMedia(ch, friend, 'sticker', { id: 'stk-1', mime_type: 'image/webp', animated: false });
+    fake.addMedia('stk-1', { bytes: pngBytes(300), mime: 'image/webp' });
+    await sendMedia(w, ch, friend, 'sticker', { id: 'stk-1', mime_type: 'image/webp', animated: false });
     await fake.waitForSent((s) => s.to === bare(friend) && s.text === '[sticker]', 20_000);
   });
 
   it('an expired download URL is looked up again and the file still arrives', async () => {
-    const bytes = fileBytes();
+    const bytes = pngBytes();
     fake.addMedia('late-1', { bytes, mime: 'image/jpeg', expiredUrls: 2 });
-    const id = await sendMedia(ch, friend, 'image', { id: 'late-1', mime_type: 'image/jpeg', caption: 'late' });
+    const id = await sendMedia(w, ch, friend, 'image', { id: 'late-1', mime_type: 'image/jpeg', caption: 'late' });
     await fake.waitForSent((s) => s.to === bare(friend) && s.text === '[image] late', 20_000);
     const entry = await mediaEntry(ch, id);
-    expect(entry.detail.media).toMatchObject({ sha256: createHash('sha256').update(bytes).digest('hex') });
+    expect(entry.detail.media).toMatchObject({ sha256: sha256Hex(bytes) });
     // Three lookups (two URLs had expired), three downloads.
     expect(fake.calls.filter((c) => c.path.endsWith('/late-1') && !c.path.startsWith('/media-download')).length).toBe(
       3,
@@ -149,12 +120,12 @@ describe('inbound media to the echo agent', () => {
   });
 
   it('a hash mismatch, a file over the limit and a wrong type: the message is still answered, the log says why', async () => {
-    fake.addMedia('bad-hash', { bytes: fileBytes(), mime: 'image/png', sha256: 'f'.repeat(64) });
-    const a = await sendMedia(ch, friend, 'image', { id: 'bad-hash', mime_type: 'image/png', caption: 'tampered' });
-    fake.addMedia('too-big', { bytes: fileBytes(), mime: 'image/png', fileSize: 6 * 1024 * 1024 });
-    const b = await sendMedia(ch, friend, 'image', { id: 'too-big', mime_type: 'image/png', caption: 'huge' });
-    fake.addMedia('wrong-type', { bytes: fileBytes(), mime: 'text/html' });
-    const c = await sendMedia(ch, friend, 'image', { id: 'wrong-type', mime_type: 'text/html', caption: 'sneaky' });
+    fake.addMedia('bad-hash', { bytes: pngBytes(), mime: 'image/png', sha256: 'f'.repeat(64) });
+    const a = await sendMedia(w, ch, friend, 'image', { id: 'bad-hash', mime_type: 'image/png', caption: 'tampered' });
+    fake.addMedia('too-big', { bytes: pngBytes(), mime: 'image/png', fileSize: 6 * 1024 * 1024 });
+    const b = await sendMedia(w, ch, friend, 'image', { id: 'too-big', mime_type: 'image/png', caption: 'huge' });
+    fake.addMedia('wrong-type', { bytes: pngBytes(), mime: 'text/html' });
+    const c = await sendMedia(w, ch, friend, 'image', { id: 'wrong-type', mime_type: 'text/html', caption: 'sneaky' });
     for (const text of ['[image] tampered', '[image] huge', '[image] sneaky'])
       await fake.waitForSent((s) => s.to === bare(friend) && s.text === text, 20_000);
     expect((await mediaEntry(ch, a)).detail.media.missing).toMatch(/SHA-256/);
@@ -166,24 +137,15 @@ describe('inbound media to the echo agent', () => {
 
 describe('inbound media to an OpenAI-compatible agent', () => {
   it('an image reaches the model as an image content part (data URL), with the caption as text', async () => {
-    const keyRef = await vaultItem(w, `llm-key-${Date.now()}`, 'sk-media-test');
-    const agentId = `vision-${Date.now()}`;
-    expect(
-      (
-        await w.api('POST', '/api/agents', {
-          id: agentId,
-          kind: 'openai',
-          baseUrl: llm.baseUrl,
-          model: 'gpt-vision',
-          apiKey: keyRef,
-        })
-      ).status,
-    ).toBe(201);
-    const seer = phone();
-    const vision = await cloudChannel(w, fake, { agent: agentId, pair: [seer] });
-    const bytes = fileBytes();
+    const { ch: vision, from: seer } = await openAiChannel(w, fake, {
+      id: `vision-${Date.now()}`,
+      baseUrl: llm.baseUrl,
+      model: 'gpt-vision',
+      apiKey: await vaultItem(w, `llm-key-${Date.now()}`, 'sk-media-test'),
+    });
+    const bytes = pngBytes();
     fake.addMedia('vision-1', { bytes, mime: 'image/jpeg' });
-    await sendMedia(vision, seer, 'image', { id: 'vision-1', mime_type: 'image/jpeg', caption: 'what is this?' });
+    await sendMedia(w, vision, seer, 'image', { id: 'vision-1', mime_type: 'image/jpeg', caption: 'what is this?' });
     const req = await llm.waitForRequest((r) => Array.isArray(r.body?.messages.at(-1)?.content), 20_000);
     const parts = req.body!.messages.at(-1)!.content as ContentPart[];
     expect(parts[0]).toEqual({ type: 'text', text: 'what is this?' });

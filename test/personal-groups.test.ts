@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCertAuthority } from './fakes/wa-simulator/noise.js';
 import { startWaSimulator, type SimGroup, type SimUser, type WaSimulator } from './fakes/wa-simulator/server.js';
 import { startWharf, type TestWharf } from './support/wharf.js';
-import { waitFor as poll } from './support/cloud.js';
+import { linkChannel, pairContact, pollWith, SIM_WAIT_MS } from './support/simulator.js';
 
 // Baileys reads one certificate root per process: the simulator of this file is issued by this authority.
 const ca = createCertAuthority();
@@ -28,12 +28,8 @@ afterAll(async () => {
 const GROUP_POLICY =
   'permit(principal, action == Policy::Action::"receive_message", resource) when { resource.chat.kind == "group" };\n';
 
-/** Polls until `fn` gives a value (test/support/cloud.ts), with this file's default patience. */
-const waitFor = <T>(
-  fn: () => Promise<T | null | undefined | false> | T | null | undefined | false,
-  what: string,
-  timeoutMs = 30_000,
-): Promise<T> => poll(what, fn, timeoutMs);
+/** Polls until `fn` gives a value, with this file's default patience. */
+const waitFor = pollWith(SIM_WAIT_MS);
 
 interface LogEntry {
   direction: 'in' | 'out';
@@ -45,31 +41,6 @@ interface LogEntry {
 }
 const log = async (id: string): Promise<LogEntry[]> =>
   (await w.api('GET', `/api/channels/${id}/messages?limit=100`)).data as LogEntry[];
-const channel = async (id: string) => (await w.api('GET', `/api/channels/${id}`)).data;
-
-async function linkChannel(space: string, owner: SimUser): Promise<string> {
-  const created = await w.api('POST', '/api/channels', { provider: 'whatsapp_user', agent: 'echo', space });
-  expect(created.status).toBe(201);
-  const id: string = created.data.id;
-  const qr = await waitFor(async () => {
-    const r = await w.api('GET', `/api/channels/${id}/qr`);
-    return r.status === 200 ? r.data : null;
-  }, 'a QR through the API');
-  await sim.scan(qr.qr, owner);
-  await waitFor(async () => ((await channel(id)).status === 'connected' ? true : null), 'connected');
-  return id;
-}
-
-async function pairContact(id: string, owner: SimUser, contact: SimUser): Promise<void> {
-  const pairing = await w.api('POST', `/api/channels/${id}/pair`);
-  expect(pairing.status).toBe(200);
-  sim.sendText(contact, owner, pairing.data.code);
-  await waitFor(
-    async () =>
-      ((await channel(id)).pairedAddresses as Array<{ address: string }>).some((p) => p.address === `+${contact.pn}`),
-    'the contact paired',
-  );
-}
 
 /** The reply the account's linked device sent to the group, as `member`'s phone decrypted it. */
 const groupReply = (member: SimUser, owner: SimUser, group: SimGroup, text: string, timeoutMs = 30_000) =>
@@ -80,8 +51,8 @@ describe('group messages on a personal account (sender keys) against the WhatsAp
     const owner = sim.addUser('15550101111', 'Owner');
     const alice = sim.addUser('15557771001', 'Alice');
     const bob = sim.addUser('15557771002', 'Bob');
-    const id = await linkChannel('Sim groups', owner);
-    await pairContact(id, owner, alice);
+    const id = await linkChannel(sim, w, owner, 'Sim groups');
+    await pairContact(sim, w, id, owner, alice);
     const [device] = sim.linkedDevices(owner);
     const group = sim.createGroup('Hiking', alice, [owner, bob]);
 
@@ -151,7 +122,7 @@ describe('group messages on a personal account (sender keys) against the WhatsAp
     const owner = sim.addUser('15550102222', 'Owner Two');
     const carol = sim.addUser('15557771003', 'Carol');
     const dan = sim.addUser('15557771004', 'Dan');
-    const id = await linkChannel('Sim lid groups', owner);
+    const id = await linkChannel(sim, w, owner, 'Sim lid groups');
     expect((await w.api('PUT', '/api/policies', { policies: GROUP_POLICY })).status).toBe(200);
     const group = sim.createGroup('Book club', owner, [carol, dan], { addressing: 'lid' });
 

@@ -5,9 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCertAuthority } from './fakes/wa-simulator/noise.js';
-import { startWaSimulator, type SimUser, type WaSimulator } from './fakes/wa-simulator/server.js';
+import { startWaSimulator, type WaSimulator } from './fakes/wa-simulator/server.js';
 import { startWharf, type TestWharf } from './support/wharf.js';
-import { waitFor as poll } from './support/cloud.js';
+import { channelOf, linkChannel, pairContact, pollWith, SIM_WAIT_MS } from './support/simulator.js';
 
 // Baileys reads one certificate root per process: every simulator of this file is issued by this authority.
 const ca = createCertAuthority();
@@ -23,14 +23,10 @@ afterAll(async () => {
   await sim?.stop();
 });
 
-/** Polls until `fn` gives a value (test/support/cloud.ts), with this file's default patience. */
-const waitFor = <T>(
-  fn: () => Promise<T | null | undefined | false> | T | null | undefined | false,
-  what: string,
-  timeoutMs = 30_000,
-): Promise<T> => poll(what, fn, timeoutMs);
+/** Polls until `fn` gives a value, with this file's default patience. */
+const waitFor = pollWith(SIM_WAIT_MS);
 
-const channel = async (id: string, on = w) => (await on.api('GET', `/api/channels/${id}`)).data;
+const channel = (id: string) => channelOf(w, id);
 const inbound = async (id: string, on = w): Promise<Array<{ chatId: string; address: string; text: string }>> =>
   (
     (await on.api('GET', `/api/channels/${id}/messages?limit=50`)).data as Array<{
@@ -40,33 +36,6 @@ const inbound = async (id: string, on = w): Promise<Array<{ chatId: string; addr
       text: string;
     }>
   ).filter((m) => m.direction === 'in');
-
-/** The contact sends the channel's pairing code from its phone and becomes a paired address. */
-async function pairContact(id: string, owner: SimUser, contact: SimUser, on = w): Promise<void> {
-  const pairing = await on.api('POST', `/api/channels/${id}/pair`);
-  expect(pairing.status).toBe(200);
-  sim.sendText(contact, owner, pairing.data.code);
-  await waitFor(
-    async () =>
-      ((await channel(id, on)).pairedAddresses as Array<{ address: string }>).some(
-        (p) => p.address === `+${contact.pn}`,
-      ),
-    'the contact paired',
-  );
-}
-
-async function linkChannel(space: string, owner: SimUser, on = w): Promise<string> {
-  const created = await on.api('POST', '/api/channels', { provider: 'whatsapp_user', agent: 'echo', space });
-  expect(created.status).toBe(201);
-  const id: string = created.data.id;
-  const qr = await waitFor(async () => {
-    const r = await on.api('GET', `/api/channels/${id}/qr`);
-    return r.status === 200 ? r.data : null;
-  }, 'a QR through the API');
-  await sim.scan(qr.qr, owner);
-  await waitFor(async () => ((await channel(id, on)).status === 'connected' ? true : null), 'connected');
-  return id;
-}
 
 describe('personal account against the WhatsApp Web simulator', () => {
   it('links by QR (JSON and PNG through the API) and connects as the phone’s number', async () => {
@@ -110,9 +79,9 @@ describe('personal account against the WhatsApp Web simulator', () => {
   it('pairs a contact by code from the contact’s own phone; the echo reply reaches the contact decrypted and formatted', async () => {
     const owner = sim.addUser('15550002222', 'Owner Two');
     const contact = sim.addUser('15557770001', 'Alice');
-    const id = await linkChannel('Sim echo', owner);
+    const id = await linkChannel(sim, w, owner, 'Sim echo');
 
-    await pairContact(id, owner, contact);
+    await pairContact(sim, w, id, owner, contact);
 
     sim.sendText(contact, owner, 'hello **world** and ~~gone~~');
     const reply = await sim.waitForInbox(contact, (m) => m.text.includes('world'));
@@ -123,8 +92,8 @@ describe('personal account against the WhatsApp Web simulator', () => {
   it('restarts without a new QR, delivers what was sent while it was down, and a logout from the phone ends the session for good', async () => {
     const owner = sim.addUser('15550003333', 'Owner Three');
     const contact = sim.addUser('15557770002', 'Bob');
-    const id = await linkChannel('Sim restart', owner);
-    await pairContact(id, owner, contact);
+    const id = await linkChannel(sim, w, owner, 'Sim restart');
+    await pairContact(sim, w, id, owner, contact);
     const [device] = sim.linkedDevices(owner);
     const refsBefore = sim.stats.refsIssued;
 
@@ -164,8 +133,8 @@ describe('personal account against the WhatsApp Web simulator', () => {
   it('a contact writing by phone number and by LID lands in one chat; a login elsewhere replaces the session', async () => {
     const owner = sim.addUser('15550004444', 'Owner Four');
     const contact = sim.addUser('15557770003', 'Carol');
-    const id = await linkChannel('Sim lid', owner);
-    await pairContact(id, owner, contact);
+    const id = await linkChannel(sim, w, owner, 'Sim lid');
+    await pairContact(sim, w, id, owner, contact);
     sim.sendText(contact, owner, 'by lid with its number', { addressing: 'lid' });
     sim.sendText(contact, owner, 'by lid alone', { addressing: 'lid-only' });
     sim.sendText(contact, owner, 'as plaintext', { addressing: 'lid-only', plaintext: true });
@@ -220,8 +189,8 @@ describe('personal account against the WhatsApp Web simulator', () => {
     try {
       const owner = sim.addUser('15550005555', 'Owner Five');
       const contact = sim.addUser('15557770005', 'Dan');
-      const id = await linkChannel('Sim durable', owner, w3);
-      await pairContact(id, owner, contact, w3);
+      const id = await linkChannel(sim, w3, owner, 'Sim durable');
+      await pairContact(sim, w3, id, owner, contact);
       const [device] = sim.linkedDevices(owner);
 
       hold.on = true;

@@ -93,6 +93,9 @@ const contentSchemas = {
 type ContentType = keyof typeof contentSchemas;
 const isContentType = (t: string): t is ContentType => Object.hasOwn(contentSchemas, t);
 
+/** The message types Meta's webhooks carry that Wharf tells apart; `unsupported` is Meta's own, for one it cannot show. */
+export const CLOUD_MESSAGE_TYPES: readonly string[] = [...Object.keys(contentSchemas), 'unsupported'];
+
 /** The fields every message shares; its content object is parsed by type (`contentSchemas`). */
 const messageSchema = z
   .looseObject({

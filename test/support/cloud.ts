@@ -85,6 +85,17 @@ export async function getChannel(w: TestWharf, id: string) {
   return r.data;
 }
 
+/** The parts of a channel's view that a restart must keep and every node must agree on. */
+export const lastingView = (c: Record<string, unknown>) => ({
+  id: c.id,
+  status: c.status,
+  space: c.space,
+  agent: c.agent,
+  inbound: c.inbound,
+  config: c.config,
+  pairedAddresses: c.pairedAddresses,
+});
+
 /** Polls the channel until `pred` holds; returns the channel. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- API JSON
 export async function waitForChannel(w: TestWharf, id: string, what: string, pred: (ch: any) => boolean) {
@@ -257,6 +268,15 @@ export async function sendText(
   const r = await postWebhook(w, ch.id, inboundPayload(ch.target, [{ from, text, id }]), { secret: ch.appSecret });
   expect(r.status, JSON.stringify(r.data)).toBe(200);
   return id;
+}
+
+/** Sends `texts` from `from` in one signed Meta webhook (expects 200); returns their message ids, in order. */
+export async function sendBatch(w: TestWharf, ch: CloudSetup, from: string, texts: string[]): Promise<string[]> {
+  const ids = texts.map(() => wamid());
+  const messages = texts.map((text, i) => ({ from, text, id: ids[i] }));
+  const r = await postWebhook(w, ch.id, inboundPayload(ch.target, messages), { secret: ch.appSecret });
+  expect(r.status, JSON.stringify(r.data)).toBe(200);
+  return ids;
 }
 
 /** The confirmation text a paired sender gets. */

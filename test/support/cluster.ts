@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { projectRoot } from '../../lib/paths.js';
+import { apiClient, type ApiCall } from './api-client.js';
 
 /** What every node of one cluster shares. */
 export interface ClusterSettings {
@@ -32,13 +33,7 @@ export interface ClusterSettings {
 export interface NodeApi {
   url: string;
   token: string;
-  api(
-    method: string,
-    path: string,
-    body?: unknown,
-    opts?: { auth?: boolean; headers?: Record<string, string> },
-  ): // eslint-disable-next-line @typescript-eslint/no-explicit-any -- loosely typed JSON answers, as in TestWharf
-  Promise<{ status: number; data: any; headers: Headers }>;
+  api: ApiCall;
 }
 
 /** A node: its API and its process. */
@@ -65,28 +60,6 @@ export function clusterSettings(
     taskQueue: 'wharf-cluster-' + randomBytes(6).toString('hex'),
     adminToken: 'cluster-' + randomBytes(12).toString('hex'),
     secretKey: randomBytes(32).toString('base64'),
-  };
-}
-
-/** Calls a node's API the way TestWharf.api does. */
-function apiOf(url: string, token: string): NodeApi['api'] {
-  return async (method, path, body, o = {}) => {
-    const headers: Record<string, string> = { ...(o.headers ?? {}) };
-    if (o.auth !== false) headers.authorization = `Bearer ${token}`;
-    if (body !== undefined) headers['content-type'] ??= 'application/json';
-    const r = await fetch(url + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    const text = await r.text();
-    let data: unknown = text;
-    try {
-      data = JSON.parse(text);
-    } catch {
-      // not JSON
-    }
-    return { status: r.status, data, headers: r.headers };
   };
 }
 
@@ -149,7 +122,7 @@ export async function startNode(name: string, s: ClusterSettings, timeoutMs = 24
     void exited.then(() => reject(new Error(`node ${name} exited during start-up:\n${stderr}`)));
   });
   const startMs = Math.round(performance.now() - t0);
-  const w: NodeApi = { url: ready.url, token: ready.token, api: apiOf(ready.url, ready.token) };
+  const w: NodeApi = { url: ready.url, token: ready.token, api: apiClient(() => w) };
   return {
     name,
     w,

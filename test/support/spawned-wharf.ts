@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot } from '../../lib/paths.js';
 import { freePort } from '../../workers/temporal-server.js';
+import { apiClient } from './api-client.js';
 import type { TestWharf } from './wharf.js';
 
 /** A running child process of the built product. */
@@ -109,24 +110,7 @@ export async function spawnWharf(
     await new Promise((r) => setTimeout(r, 100));
   }
 
-  const api: TestWharf['api'] = async (method, path, body, o = {}) => {
-    const headers: Record<string, string> = { ...(o.headers ?? {}) };
-    if (o.auth !== false) headers.authorization = `Bearer ${token}`;
-    if (body !== undefined) headers['content-type'] ??= 'application/json';
-    const r = await fetch(url + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    const text = await r.text();
-    let data: unknown = text;
-    try {
-      data = JSON.parse(text);
-    } catch {
-      // not JSON
-    }
-    return { status: r.status, data, headers: r.headers };
-  };
+  const api = apiClient(() => ({ url, token }));
 
   const self: SpawnedWharf = {
     url,

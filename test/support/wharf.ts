@@ -23,6 +23,7 @@ import { openSqlite } from '../../lib/store/sqlite.js';
 import { migrate } from '../../lib/store/migrations.js';
 import { createStore, type Store } from '../../lib/store/store.js';
 import { createWharfWorker } from '../../workers/worker.js';
+import { apiClient, type ApiCall } from './api-client.js';
 import { createTestDatabase, dropTestDatabase } from './postgres.js';
 
 // Keep the SDK's worker lifecycle chatter out of test output; warnings and errors still show.
@@ -84,13 +85,7 @@ export interface TestWharf {
   /** This instance's own session queue (personal-account sends). */
   sessionQueue: string;
   /** Calls the API with the admin token; parses JSON answers. */
-  api(
-    method: string,
-    path: string,
-    body?: unknown,
-    opts?: { auth?: boolean; raw?: boolean; headers?: Record<string, string> },
-  ): // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read loosely typed JSON answers
-  Promise<{ status: number; data: any; headers: Headers }>;
+  api: ApiCall;
   /** Stops the API and worker; keeps the data dir unless `purge`. */
   close(opts?: { purge?: boolean }): Promise<void>;
 }
@@ -192,24 +187,7 @@ export async function startWharf(
     client,
     taskQueue,
     sessionQueue: workers.sessionQueue,
-    async api(method, path, body, o = {}) {
-      const headers: Record<string, string> = { ...(o.headers ?? {}) };
-      if (o.auth !== false) headers.authorization = `Bearer ${token}`;
-      if (body !== undefined) headers['content-type'] ??= 'application/json';
-      const r = await fetch(url + path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-      });
-      const text = await r.text();
-      let data: unknown = text;
-      try {
-        data = JSON.parse(text);
-      } catch {
-        // not JSON
-      }
-      return { status: r.status, data, headers: r.headers };
-    },
+    api: apiClient(() => ({ url, token })),
     async close({ purge = false } = {}) {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
