@@ -1214,10 +1214,12 @@ async function main(): Promise<number> {
       date: new Date().toISOString(),
     },
     options: { ...o, only: [...o.only] },
+    // The product's embedded store (WHARF_STORE, passed through to every product process the bench starts).
+    store: process.env.WHARF_STORE ?? 'default',
     runDir,
   };
   progress(
-    `sections: ${[...o.only].join(', ')}${o.quick ? ' (quick)' : ''}; budget ${o.budgetSec} s; product log and data dir in ${runDir}`,
+    `sections: ${[...o.only].join(', ')}${o.quick ? ' (quick)' : ''}; store ${results.store as string}; budget ${o.budgetSec} s; product log and data dir in ${runDir}`,
   );
 
   // Absolute deadlines: each section ends at its cumulative share of the budget, so time one section
