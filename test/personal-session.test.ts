@@ -27,13 +27,9 @@ import {
 import express from 'express';
 import QRCode from 'qrcode';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import {
-  backoffDelay,
-  createSessionActivities,
-  RecentSends,
-  SESSION_UNAVAILABLE,
-  type MakeSocket,
-} from '../activities/personal-session/index.js';
+import { backoffDelay } from '../activities/personal-session/close-policy.js';
+import { createSessionActivities } from '../activities/personal-session/index.js';
+import { RecentSends, SESSION_UNAVAILABLE, type MakeSocket } from '../activities/personal-session/session-registry.js';
 import { errorHandler } from '../api/errors.js';
 import { personalRouter, type PersonalGateway } from '../api/personal.router.js';
 import { AuthStateFencedError, createStoreAuthState, OWNER_KEY } from '../lib/store/auth-state.js';

@@ -21,13 +21,8 @@
  * - `link-codes.ts` — QR and pairing codes while a socket is unlinked (added: keeps socket-run small);
  * - `socket-run.ts` — one socket from connect to close;
  * - `send-text.ts` — a send over an open session (first-contact guard, echo ids);
- * - `index.ts` — the activities and the reconnect loop that carries out the close policy.
- *
- * @example
- * ```ts
- * const sessions = createSessionActivities({ store, db: store.db, secretKey, client, taskQueue, sessionQueue, log });
- * await Worker.create({ taskQueue, activities: { runSession: sessions.runSession }, ... });
- * ```
+ * - `index.ts` — the activities and the reconnect loop that carries out the close policy;
+ * - `lazy.ts` — what the worker registers: these activities, loaded (with Baileys) by the first session.
  */
 import { randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
@@ -52,20 +47,6 @@ import {
 } from './session-registry.js';
 import { createSessionReporter } from './session-reporter.js';
 import { createSocketRun } from './socket-run.js';
-
-export { backoffDelay, type BackoffOptions } from './close-policy.js';
-export {
-  RecentSends,
-  SESSION_UNAVAILABLE,
-  type LiveSession,
-  type MakeSocket,
-  type RunSessionInput,
-  type RunSessionResult,
-  type SendTextInput,
-  type SessionActivityDeps,
-  type SessionSocket,
-  type SessionSocketEvents,
-} from './session-registry.js';
 
 /** Builds the session activities: `runSession` (any worker) and `sendText` (over this process's sockets). */
 export function createSessionActivities(deps: SessionActivityDeps) {

@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { BaileysEventMap, UserFacingSocketConfig, WAMessage } from '@whiskeysockets/baileys';
-import type { MakeSocket, SessionSocket } from '../../activities/personal-session/index.js';
+import type { MakeSocket, SessionSocket } from '../../activities/personal-session/session-registry.js';
 
 /** An error shaped like Baileys' Boom: `output.statusCode`, optional `data`. */
 export type BoomLike = Error & {

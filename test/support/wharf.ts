@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import type { MakeSocket, SessionActivityDeps } from '../../activities/personal-session/index.js';
+import type { MakeSocket, SessionActivityDeps } from '../../activities/personal-session/session-registry.js';
 import { inject } from 'vitest';
 import { answerClientErrors, createApp } from '../../api/app.js';
 import { loadConfig, type Config } from '../../lib/config.js';
