@@ -5,34 +5,19 @@
  * these ids did the channel send (its own echoes are not inbound).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { openPglite, openPostgres, type Db } from '../lib/store/db.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from '../lib/store/db.js';
 import type { ChannelChange } from '../lib/store/change-feed.js';
 import { migrate } from '../lib/store/migrations.js';
-import { openSqlite } from '../lib/store/sqlite.js';
 import { createStore, type Store } from '../lib/store/store.js';
-import { createTestDatabase, dropTestDatabase } from './support/postgres.js';
-
-const kind = inject('storeKind');
+import { openScratchStore } from './support/scratch-store.js';
 
 let db: Db;
 let store: Store;
 let drop: () => Promise<void>;
 
 beforeAll(async () => {
-  if (kind === 'postgres') {
-    const admin = inject('postgresAdminUrl');
-    const url = await createTestDatabase(admin);
-    db = await openPostgres(url);
-    drop = () => dropTestDatabase(admin, url);
-  } else {
-    const dir = mkdtempSync(join(tmpdir(), 'wharf-links-'));
-    db = kind === 'sqlite' ? await openSqlite(join(dir, 'store')) : await openPglite(join(dir, 'store'));
-    drop = async () => rmSync(dir, { recursive: true, force: true });
-  }
+  ({ db, drop } = await openScratchStore('wharf-links-'));
   await migrate(db);
   store = createStore(db, randomBytes(32));
 });

@@ -15,22 +15,11 @@ import { MIGRATIONS, migrate, migrationsFor } from '../lib/store/migrations.js';
 import { openSqlite } from '../lib/store/sqlite.js';
 import { createStore } from '../lib/store/store.js';
 import { createTestDatabase, dropTestDatabase } from './support/postgres.js';
+import { openScratchStore, type ScratchStore } from './support/scratch-store.js';
 
 const kind = inject('storeKind');
 
-/** Opens a fresh, empty store of this project's kind (`url` on PostgreSQL); `drop` removes it. */
-async function openScratch(): Promise<{ db: Db; url?: string; drop(): Promise<void> }> {
-  if (kind === 'postgres') {
-    const admin = inject('postgresAdminUrl');
-    const url = await createTestDatabase(admin);
-    return { db: await openPostgres(url), url, drop: () => dropTestDatabase(admin, url) };
-  }
-  const storeDir = mkdtempSync(join(tmpdir(), 'wharf-db-'));
-  return {
-    db: kind === 'sqlite' ? await openSqlite(join(storeDir, 'store')) : await openPglite(join(storeDir, 'store')),
-    drop: async () => rmSync(storeDir, { recursive: true, force: true }),
-  };
-}
+const openScratch = (): Promise<ScratchStore> => openScratchStore();
 
 let dir: string;
 let db: Db;

@@ -5,17 +5,13 @@
  * meaning, fails on that engine.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createStoreAuthState, ownsAuthState } from '../lib/store/auth-state.js';
-import { openPglite, openPostgres, type Db } from '../lib/store/db.js';
+import type { Db } from '../lib/store/db.js';
 import { migrate } from '../lib/store/migrations.js';
-import { openSqlite } from '../lib/store/sqlite.js';
 import { createStore, type Store } from '../lib/store/store.js';
 import type { ChannelState } from '../lib/types.js';
-import { createTestDatabase, dropTestDatabase } from './support/postgres.js';
+import { openScratchStore } from './support/scratch-store.js';
 
 const kind = inject('storeKind');
 const secretKey = randomBytes(32);
@@ -25,16 +21,7 @@ let store: Store;
 let drop: () => Promise<void>;
 
 beforeAll(async () => {
-  if (kind === 'postgres') {
-    const admin = inject('postgresAdminUrl');
-    const url = await createTestDatabase(admin);
-    db = await openPostgres(url);
-    drop = () => dropTestDatabase(admin, url);
-  } else {
-    const dir = mkdtempSync(join(tmpdir(), 'wharf-repos-'));
-    db = kind === 'sqlite' ? await openSqlite(join(dir, 'store')) : await openPglite(join(dir, 'store'));
-    drop = async () => rmSync(dir, { recursive: true, force: true });
-  }
+  ({ db, drop } = await openScratchStore('wharf-repos-'));
   await migrate(db);
   store = createStore(db, secretKey);
 }, 120_000);
