@@ -130,11 +130,12 @@ function jsonbMerge(a: unknown, b: unknown): string | null {
  * Opens (creating it if needed) the SQLite store in `dir`: WAL mode with `synchronous=NORMAL` — a commit
  * survives a crash of the process, a power cut can lose the last commits (measured: ≈ 0.18 ms of CPU per
  * message for the store's statements, against 0.77 ms with `FULL`, which waits for an fsync on every commit;
- * docs/performance.md). One connection, one process, as with PGlite.
+ * docs/performance.md). One connection, one process, as with PGlite. `file` is for the PGlite migration
+ * (lib/store/pglite-to-sqlite.ts), which writes under a temporary name.
  */
-export async function openSqlite(dir: string): Promise<Db> {
+export async function openSqlite(dir: string, file: string = SQLITE_FILE): Promise<Db> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const sqlite = new Database(join(dir, SQLITE_FILE));
+  const sqlite = new Database(join(dir, file));
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
