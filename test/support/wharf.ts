@@ -78,6 +78,8 @@ export interface TestWharf {
   token: string;
   config: Config;
   store: Store;
+  /** The store's database session (a test that changes the database itself, e.g. adds a constraint). */
+  db: Db;
   /** The PostgreSQL database this instance runs on (absent on PGlite); other nodes may share it. */
   databaseUrl?: string;
   client: Client;
@@ -183,6 +185,7 @@ export async function startWharf(
     token,
     config,
     store,
+    db,
     databaseUrl: db.kind === 'postgres' ? readFileSync(join(dataDir, 'database-url'), 'utf8') : undefined,
     client,
     taskQueue,
