@@ -9,6 +9,9 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeF
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeGraph } from './fakes/graph-server.js';
+import { cloudChannel, echoRoundTrip, phone } from './support/cloud.js';
+import { spawnWharf, type SpawnedWharf } from './support/spawned-wharf.js';
 import { createStoreAuthState } from '../lib/store/auth-state.js';
 import { openPglite, type Db } from '../lib/store/db.js';
 import { migrate } from '../lib/store/migrations.js';
@@ -312,4 +315,56 @@ describe('an existing PGlite store moves to SQLite on the first start', () => {
     expect(await migratePgliteToSqlite(both)).toBeNull();
     expect(existsSync(join(both, 'store', 'PG_VERSION'))).toBe(true);
   });
+});
+
+describe('the built product on a data dir an earlier Wharf ran on PGlite', () => {
+  it('moves the store at its first start and goes on with the same channel; the next start does not move it again', async () => {
+    const fake = await startFakeGraph();
+    const started: SpawnedWharf[] = [];
+    const start = async (env: Record<string, string>): Promise<SpawnedWharf> => {
+      const w = await spawnWharf({ META_GRAPH_URL: fake.url, ...env }, { startTimeoutMs: 110_000 });
+      started.push(w);
+      return w;
+    };
+    try {
+      // One task queue for all three starts: the channel's workflows run on, as they do for an operator.
+      const queue = { WHARF_TASK_QUEUE: `wharf-moved-${randomBytes(6).toString('hex')}` };
+      const old = await start({ WHARF_STORE: 'pglite', ...queue });
+      const sender = phone();
+      const ch = await cloudChannel(old.asTestWharf(), fake, { pair: [sender] });
+      await echoRoundTrip(old.asTestWharf(), fake, ch, sender, 'before the move');
+      const agent = await old.api('POST', '/api/agents', { id: 'kept-agent', kind: 'echo' });
+      expect(agent.status).toBe(201);
+      const read = async (w: SpawnedWharf) => ({
+        // Without its webhook URL, which names this start's port.
+        channel: { ...(await w.api('GET', `/api/channels/${ch.id}`)).data, webhookUrl: undefined },
+        messages: (await w.api('GET', `/api/channels/${ch.id}/messages?limit=50`)).data,
+        agents: (await w.api('GET', '/api/agents')).data,
+        vault: (await w.api('GET', '/api/vaults/local/items')).data,
+      });
+      const before = await read(old);
+      expect((await old.stop('SIGTERM')).code).toBe(0);
+
+      const same = { WHARF_DATA_DIR: old.dataDir, WHARF_ADMIN_TOKEN: old.token, ...queue };
+      const moved = await start(same); // WHARF_STORE unset: SQLite, the default
+      expect(moved.stdout()).toContain('PGlite store migrated to SQLite');
+      expect(
+        readdirSync(old.dataDir)
+          .filter((n) => n.startsWith('store'))
+          .sort(),
+      ).toEqual(['store-sqlite', expect.stringMatching(/^store\.pglite-migrated-\d{8}T\d{6}Z$/)]);
+      expect(await read(moved)).toEqual(before);
+      await echoRoundTrip(moved.asTestWharf(), fake, ch, sender, 'after the move');
+      expect((await moved.stop('SIGTERM')).code).toBe(0);
+
+      const again = await start(same);
+      expect(again.stdout()).not.toContain('migrated to SQLite');
+      const log = (await again.api('GET', `/api/channels/${ch.id}/messages?limit=50`)).data as Array<{ text: string }>;
+      expect(log.map((m) => m.text)).toEqual(expect.arrayContaining(['before the move', 'after the move']));
+    } finally {
+      for (const w of started) await w.stop('SIGKILL').catch(() => undefined);
+      started[0]?.purge();
+      await fake.close();
+    }
+  }, 300_000);
 });
