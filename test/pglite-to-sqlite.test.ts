@@ -107,6 +107,18 @@ async function fill(db: Db): Promise<{ vaultItem: string; mediaId: string }> {
   await store.policies.save('permit(principal, action, resource);');
   await store.policies.save('forbid(principal, action, resource) when { false };');
   const media = await store.media.put(Buffer.from([0, 1, 2, 255, 0x89, 0x50]), 'image/png');
+  // More rows than one page of the copy holds (keyset paging on a composite key, and on a table with bytes).
+  await store.messages.recordInbound(
+    'ch_bulk',
+    'tok-bulk',
+    Array.from({ length: 1_100 }, (_, i) => ({
+      id: `wamid.bulk.${i}`,
+      chatId: `c${i % 7}`,
+      address: '+1',
+      text: `${i}`,
+    })),
+  );
+  for (let i = 0; i < 10; i++) await store.media.put(randomBytes(1_000 + i), 'application/octet-stream');
   await store.sessionLinks.set('ch_user', { qr: '2@abc,def', pairingCode: 'ABCD-1234', expiresAt: new Date() });
   await store.sessionHolders.record({
     channelId: 'ch_user',
@@ -234,7 +246,14 @@ describe('an existing PGlite store moves to SQLite on the first start', () => {
     expect(existsSync(join(done!.movedTo, 'PG_VERSION'))).toBe(true);
     expect(existsSync(dirs.pglite)).toBe(false);
     expect(readdirSync(dirs.sqlite)).toEqual([SQLITE_FILE]); // no temp file, no -wal/-shm left beside it
-    expect(done?.rows).toMatchObject({ messages: 8, channels: 3, vault_items: 2, auth_state: 4, policy_sets: 2 });
+    expect(done?.rows).toMatchObject({
+      messages: 1_108,
+      media: 11,
+      channels: 3,
+      vault_items: 2,
+      auth_state: 4,
+      policy_sets: 2,
+    });
     expect(logged).toHaveLength(1);
     expect(JSON.stringify(logged)).not.toContain('EAAG-1');
 
@@ -292,7 +311,7 @@ describe('an existing PGlite store moves to SQLite on the first start', () => {
     writeFileSync(join(dirs.sqlite, `${SQLITE_FILE}.migrating-wal`), 'half a log');
     expect(needsPgliteMigration(dataDir)).toBe(true);
 
-    expect((await migratePgliteToSqlite(dataDir))?.rows.messages).toBe(8);
+    expect((await migratePgliteToSqlite(dataDir))?.rows.messages).toBe(1_108);
     expect(readdirSync(dirs.sqlite)).toEqual([SQLITE_FILE]);
     const sqlite = await openSqlite(dirs.sqlite);
     try {

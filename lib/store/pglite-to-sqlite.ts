@@ -17,8 +17,11 @@ import { openSqlite, SQLITE_FILE } from './sqlite.js';
 /** The SQLite file's name while the copy is under way. */
 const TEMP_FILE = `${SQLITE_FILE}.migrating`;
 
-/** Rows read from PGlite per statement: bounded memory for large message logs and media. */
+/** Rows read from PGlite per statement: bounded memory for large message logs. */
 const PAGE_ROWS = 500;
+
+/** Rows per statement for a table with bytes (stored media files, up to the media limit each). */
+const PAGE_ROWS_WITH_BYTES = 8;
 
 /** Where the embedded stores of a data dir live. */
 export interface EmbeddedStoreDirs {
@@ -144,12 +147,13 @@ async function copyTable(pg: Db, tx: Sql, table: string, columns: Column[]): Pro
   const list = columns.map((c) => ident(c.name)).join(', ');
   const keyList = key.map((c) => ident(c.name)).join(', ');
   const insert = `insert into ${ident(table)} (${list}) values (${columns.map((_, i) => `$${i + 1}`).join(', ')})`;
+  const pageRows = columns.some((c) => c.type.toLowerCase() === 'blob') ? PAGE_ROWS_WITH_BYTES : PAGE_ROWS;
   let copied = 0;
   let after: unknown[] | null = null;
   for (;;) {
     const where: string = after ? `where (${keyList}) > (${key.map((_, i) => `$${i + 1}`).join(', ')})` : '';
     const page: Array<Record<string, unknown>> = await pg.query<Record<string, unknown>>(
-      `select ${list} from ${ident(table)} ${where} order by ${keyList} limit ${PAGE_ROWS}`,
+      `select ${list} from ${ident(table)} ${where} order by ${keyList} limit ${pageRows}`,
       after ?? [],
     );
     for (const row of page)
@@ -158,7 +162,7 @@ async function copyTable(pg: Db, tx: Sql, table: string, columns: Column[]): Pro
         columns.map((c) => toSqlite(row[c.name], c.type)),
       );
     copied += page.length;
-    if (page.length < PAGE_ROWS) return copied;
+    if (page.length < pageRows) return copied;
     const last = page[page.length - 1]!;
     after = key.map((c) => last[c.name]);
   }
