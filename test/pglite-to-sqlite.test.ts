@@ -381,7 +381,8 @@ describe('the built product on a data dir an earlier Wharf ran on PGlite', () =>
       const log = (await again.api('GET', `/api/channels/${ch.id}/messages?limit=50`)).data as Array<{ text: string }>;
       expect(log.map((m) => m.text)).toEqual(expect.arrayContaining(['before the move', 'after the move']));
     } finally {
-      for (const w of started) await w.stop('SIGKILL').catch(() => undefined);
+      // SIGTERM (SIGKILL only after its timeout): a SIGKILLed Wharf leaves its dev server behind.
+      for (const w of started) await w.stop('SIGTERM').catch(() => undefined);
       started[0]?.purge();
       await fake.close();
     }

@@ -50,7 +50,7 @@ describe.each(EMBEDDED)('the built product on a fresh data dir (WHARF_STORE=$sto
   }, 120_000);
   afterAll(async () => {
     process.umask(previousUmask);
-    await wharf?.stop('SIGKILL');
+    await wharf?.stop('SIGTERM'); // a SIGKILLed Wharf leaves its dev server behind
     wharf?.purge();
     await fake?.close();
   });
