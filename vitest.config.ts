@@ -1,4 +1,4 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 /** Options both projects share. */
 const shared = { testTimeout: 60_000, hookTimeout: 120_000, pool: 'forks' as const };
@@ -17,10 +17,12 @@ const ON_BOTH_STORES = [
 ];
 
 /**
- * The store-level files, run a third time on SQLite (lib/store/sqlite.ts, groundwork for issue #22): the
- * same assertions as on PGlite and PostgreSQL.
+ * The store-level files, run a third time on PGlite (the previous embedded engine, kept for one release with
+ * WHARF_STORE=pglite): the same assertions as on SQLite and PostgreSQL. The move of a PGlite data dir to
+ * SQLite runs here only.
  */
-const ON_SQLITE = ['test/store-db.test.ts', 'test/store-repositories.test.ts', 'test/session-links.test.ts'];
+const ON_PGLITE = ['test/store-db.test.ts', 'test/store-repositories.test.ts', 'test/session-links.test.ts'];
+const PGLITE_ONLY = ['test/pglite-to-sqlite.test.ts'];
 
 export default defineConfig({
   test: {
@@ -29,9 +31,20 @@ export default defineConfig({
     fileParallelism: true,
     maxWorkers: 2,
     projects: [
-      { test: { ...shared, name: 'pglite', include: ['test/**/*.test.ts'], provide: { storeKind: 'pglite' } } },
+      // Every file on the embedded default, SQLite.
+      {
+        test: {
+          ...shared,
+          name: 'sqlite',
+          include: ['test/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, ...PGLITE_ONLY],
+          provide: { storeKind: 'sqlite' },
+        },
+      },
       { test: { ...shared, name: 'postgres', include: ON_BOTH_STORES, provide: { storeKind: 'postgres' } } },
-      { test: { ...shared, name: 'sqlite', include: ON_SQLITE, provide: { storeKind: 'sqlite' } } },
+      {
+        test: { ...shared, name: 'pglite', include: [...ON_PGLITE, ...PGLITE_ONLY], provide: { storeKind: 'pglite' } },
+      },
     ],
   },
 });

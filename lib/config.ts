@@ -103,8 +103,8 @@ export const EnvSchema = z
     WHARF_TEMPORAL_METRICS_PORT: port.optional(),
     /** Days a stored media file is kept after it was last received (SPEC §5 media). */
     WHARF_MEDIA_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
-    // Experimental, not in SPEC (issue #22): the embedded store's engine when DATABASE_URL is unset.
-    WHARF_STORE: z.enum(['pglite', 'sqlite']).default('pglite'),
+    // Not in SPEC (issue #22): the embedded store's engine when DATABASE_URL is unset; PGlite kept for one release.
+    WHARF_STORE: z.enum(['pglite', 'sqlite']).default('sqlite'),
     /** The WhatsApp Web websocket the personal adapter connects to (tests and demos point it at a simulator). */
     WHARF_WA_URL: z
       .url({ protocol: /^wss?$/, message: 'must be a ws:// or wss:// URL such as ws://127.0.0.1:7999/ws/chat' })
@@ -180,7 +180,7 @@ export interface Config {
   /** Bearer token for `GET /metrics` besides the admin token. */
   metricsToken?: string;
   databaseUrl?: string;
-  /** The embedded store's engine when `databaseUrl` is unset (experimental: SQLite is not the default yet). */
+  /** The embedded store's engine when `databaseUrl` is unset: SQLite, or PGlite (the previous engine). */
   embeddedStore: 'pglite' | 'sqlite';
   graph: { baseUrl: string; version: string };
   /** Days stored media is kept after it was last received. */

@@ -20,7 +20,7 @@ declare module 'vitest' {
     workflowBundlePath: string;
     /** The run's PostgreSQL cluster (superuser URL of its `postgres` database); test files create their own databases. */
     postgresAdminUrl: string;
-    /** The store the project's Wharf instances run on (vitest.config.ts runs the store and API files on both). */
+    /** The store the project's Wharf instances run on (vitest.config.ts: every file on SQLite, some on the others). */
     storeKind: 'pglite' | 'postgres' | 'sqlite';
   }
 }

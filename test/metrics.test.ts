@@ -13,6 +13,7 @@ import {
   postWebhook,
   sendText,
   waitForChannel,
+  waitFor,
   waitForOutcome,
   wamid,
 } from './support/cloud.js';
@@ -81,8 +82,15 @@ describe('GET /metrics', () => {
       'bad_signature',
     );
 
-    const after = await scrape();
-    const moved = (key: string): number => value(after, key) - value(before, key);
+    // The echo reaches the fake Graph before its completion (the inbound's `answered`, the accepted reply) is
+    // recorded and counted: wait for the counters, not for a time.
+    const since = (m: Map<string, number>, key: string): number => value(m, key) - value(before, key);
+    const after = await waitFor('the reply completions counted', async () => {
+      const m = await scrape();
+      const answered = since(m, 'wharf_inbound_messages_total{status="answered",type="text"}');
+      return answered >= 1 && since(m, 'wharf_replies_total{outcome="accepted"}') >= 2 && m;
+    });
+    const moved = (key: string): number => since(after, key);
     expect(moved('wharf_webhook_requests_total{kind="verify",outcome="accepted"}')).toBe(1);
     expect(moved('wharf_webhook_requests_total{kind="event",outcome="accepted"}')).toBe(2);
     expect(moved('wharf_webhook_requests_total{kind="event",outcome="bad_signature"}')).toBe(1);

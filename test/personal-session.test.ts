@@ -38,8 +38,9 @@ import { notFound } from '../lib/errors.js';
 import { formatReply } from '../lib/format/index.js';
 import { createLogger } from '../lib/logger.js';
 import { unseal } from '../lib/store/crypto.js';
-import { openPglite, type Db, type Sql } from '../lib/store/db.js';
+import type { Db, Sql } from '../lib/store/db.js';
 import { migrate } from '../lib/store/migrations.js';
+import { openSqlite } from '../lib/store/sqlite.js';
 import { createStore, type Store } from '../lib/store/store.js';
 import type { ChannelState, InboundMessage, Provider } from '../lib/types.js';
 import { PROVIDER_INFO } from '../lib/types.js';
@@ -175,7 +176,7 @@ const started: WorkflowHandle[] = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'wharf-personal-'));
-  db = await openPglite(join(dir, 'store'));
+  db = await openSqlite(join(dir, 'store-sqlite'));
   await migrate(db);
   store = createStore(db, secretKey);
   const connection = await Connection.connect({ address: inject('temporalAddress') });

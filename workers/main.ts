@@ -1,7 +1,8 @@
 /**
  * `npm start`: one process running Wharf. With TEMPORAL_ADDRESS unset it first starts the embedded
- * Temporal dev server (SQLite in the data dir, Web UI on); then it opens the store (PGlite, or PostgreSQL
- * with DATABASE_URL), runs the worker and serves the API. SIGTERM/SIGINT shut it all down in order.
+ * Temporal dev server (SQLite in the data dir, Web UI on); then it opens the store (SQLite, PGlite with
+ * WHARF_STORE=pglite, or PostgreSQL with DATABASE_URL), runs the worker and serves the API. SIGTERM/SIGINT
+ * shut it all down in order.
  */
 import './v8-flags.js'; // first: V8 settings that must precede any optimised code
 import { readFileSync } from 'node:fs';
@@ -86,13 +87,16 @@ async function openStore(config: Config, log: Logger): Promise<Db> {
   }
   if (config.embeddedStore === 'sqlite') {
     const dir = join(config.dataDir, 'store-sqlite');
-    log.warn({ dir }, 'store: SQLite (WHARF_STORE=sqlite, experimental)');
+    log.info({ dir }, 'store: SQLite');
     // Loaded only when chosen: better-sqlite3 is a native module.
     const { openSqlite } = await import('../lib/store/sqlite.js');
+    // A data dir from a Wharf that ran on PGlite: its store is copied over once (the PGlite dir is kept, renamed).
+    const { migratePgliteToSqlite } = await import('../lib/store/pglite-to-sqlite.js');
+    await migratePgliteToSqlite(config.dataDir, { log });
     return openSqlite(dir);
   }
   const dir = join(config.dataDir, 'store');
-  log.info({ dir }, 'store: PGlite');
+  log.warn({ dir }, 'store: PGlite (WHARF_STORE=pglite, the previous engine: kept for one release)');
   return openPglite(dir);
 }
 

@@ -82,6 +82,18 @@ interface Prepared {
   converters: Array<[string, Convert]>;
 }
 
+/** SQLite's extended result codes with PostgreSQL's SQLSTATE for the same refusal. */
+const PG_CODES: Record<string, string> = {
+  SQLITE_CONSTRAINT_PRIMARYKEY: '23505',
+  SQLITE_CONSTRAINT_UNIQUE: '23505',
+  SQLITE_CONSTRAINT_NOTNULL: '23502',
+  SQLITE_CONSTRAINT_FOREIGNKEY: '23503',
+  // A CHECK, or a trigger's RAISE, refuses the data as PostgreSQL's check_violation does: class 23, so a
+  // message it refuses is recorded as failed instead of retried (activities/chat-activities.ts).
+  SQLITE_CONSTRAINT_CHECK: '23514',
+  SQLITE_CONSTRAINT_TRIGGER: '23514',
+};
+
 /**
  * PostgreSQL's SQLSTATE for the SQLite errors a caller or a test may tell apart, so an error reads the same
  * on every engine; the SQLite code stays on the error as `sqliteCode`.
@@ -91,15 +103,7 @@ function withPgCode(err: unknown): unknown {
   const e = err as Error & { code?: string; sqliteCode?: string };
   const code = e.code ?? '';
   const pg =
-    code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE'
-      ? '23505'
-      : code === 'SQLITE_CONSTRAINT_NOTNULL'
-        ? '23502'
-        : /no such column/.test(e.message)
-          ? '42703'
-          : /no such table/.test(e.message)
-            ? '42P01'
-            : null;
+    PG_CODES[code] ?? (/no such column/.test(e.message) ? '42703' : /no such table/.test(e.message) ? '42P01' : null);
   if (pg) {
     e.sqliteCode = code;
     e.code = pg;
@@ -130,11 +134,12 @@ function jsonbMerge(a: unknown, b: unknown): string | null {
  * Opens (creating it if needed) the SQLite store in `dir`: WAL mode with `synchronous=NORMAL` — a commit
  * survives a crash of the process, a power cut can lose the last commits (measured: ≈ 0.18 ms of CPU per
  * message for the store's statements, against 0.77 ms with `FULL`, which waits for an fsync on every commit;
- * docs/performance.md). One connection, one process, as with PGlite.
+ * docs/performance.md). One connection, one process, as with PGlite. `file` is for the PGlite migration
+ * (lib/store/pglite-to-sqlite.ts), which writes under a temporary name.
  */
-export async function openSqlite(dir: string): Promise<Db> {
+export async function openSqlite(dir: string, file: string = SQLITE_FILE): Promise<Db> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const sqlite = new Database(join(dir, SQLITE_FILE));
+  const sqlite = new Database(join(dir, file));
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);

@@ -1,9 +1,10 @@
 /**
- * Attack: another local user reading (or editing) Wharf's store — PGlite's tables and WAL hold message
- * text, the Temporal dev server's `temporal.db` holds workflow histories, the vault rows are there too.
- * The built product, started the way operators start it (embedded dev server, PGlite) on a fresh data dir
- * under a permissive umask, leaves nothing under the data dir with a group or other permission bit: every
- * directory 0700, every file 0600 — also after messages were written and after a restart.
+ * Attack: another local user reading (or editing) Wharf's store — the store's tables and WAL (SQLite's
+ * `store.sqlite`, `-wal` and `-shm`; PGlite's files) hold message text, the Temporal dev server's `temporal.db`
+ * holds workflow histories, the vault rows are there too. The built product, started the way operators start
+ * it (embedded dev server, the embedded store: SQLite by default, PGlite with WHARF_STORE=pglite) on a fresh
+ * data dir under a permissive umask, leaves nothing under the data dir with a group or other permission bit:
+ * every directory 0700, every file 0600 — also after messages were written and after a restart.
  */
 import { readdirSync, lstatSync, chmodSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -30,26 +31,34 @@ function looseEntries(root: string): string[] {
 const countEntries = (root: string): number =>
   1 + (lstatSync(root).isDirectory() ? readdirSync(root).reduce((n, e) => n + countEntries(join(root, e)), 0) : 0);
 
-describe('the built product on a fresh data dir', () => {
+/** Each embedded store: what its files are called, and how many entries a data dir holds at least. */
+const EMBEDDED = [
+  { store: 'sqlite', files: { 'store-sqlite': ['store.sqlite', 'store.sqlite-wal', 'store.sqlite-shm'] }, entries: 5 },
+  { store: 'pglite', files: { store: ['PG_VERSION'] }, entries: 500 },
+] as const;
+
+describe.each(EMBEDDED)('the built product on a fresh data dir (WHARF_STORE=$store)', ({ store, files, entries }) => {
   let fake: FakeGraph;
   let wharf: SpawnedWharf | undefined;
-  const previousUmask = process.umask(0o022); // the usual permissive umask of a shell; main.ts must not rely on it
+  let previousUmask = 0;
 
   beforeAll(async () => {
+    previousUmask = process.umask(0o022); // the usual permissive umask of a shell; main.ts must not rely on it
     fake = await startFakeGraph();
     // TEMPORAL_ADDRESS unset: Wharf runs its own dev server, whose temporal.db is in the data dir.
-    wharf = await spawnWharf({ META_GRAPH_URL: fake.url }, { startTimeoutMs: 110_000 });
+    wharf = await spawnWharf({ META_GRAPH_URL: fake.url, WHARF_STORE: store }, { startTimeoutMs: 110_000 });
   }, 120_000);
   afterAll(async () => {
     process.umask(previousUmask);
-    await wharf?.stop('SIGKILL');
+    await wharf?.stop('SIGTERM'); // a SIGKILLed Wharf leaves its dev server behind
     wharf?.purge();
     await fake?.close();
   });
 
   it('writes its store, its dev server database and its keys owner-only, before and after messages flow', async () => {
     const w = wharf!;
-    expect(readdirSync(w.dataDir)).toEqual(expect.arrayContaining(['store', 'temporal.db', 'secret.key']));
+    const [storeDir, storeFiles] = Object.entries(files)[0]!;
+    expect(readdirSync(w.dataDir)).toEqual(expect.arrayContaining([storeDir, 'temporal.db', 'secret.key']));
     expect(looseEntries(w.dataDir)).toEqual([]);
 
     const sender = phone();
@@ -61,7 +70,8 @@ describe('the built product on a fresh data dir', () => {
     });
     expect(policy.status, JSON.stringify(policy.data)).toBe(200);
 
-    expect(countEntries(w.dataDir)).toBeGreaterThan(500);
+    expect(readdirSync(join(w.dataDir, storeDir))).toEqual(expect.arrayContaining([...storeFiles]));
+    expect(countEntries(w.dataDir)).toBeGreaterThan(entries);
     expect(looseEntries(w.dataDir)).toEqual([]);
   });
 
@@ -70,7 +80,7 @@ describe('the built product on a fresh data dir', () => {
     const stopped = await first.stop('SIGTERM');
     expect(stopped.code).toBe(0);
     wharf = await spawnWharf(
-      { META_GRAPH_URL: fake.url, WHARF_DATA_DIR: first.dataDir, WHARF_ADMIN_TOKEN: first.token },
+      { META_GRAPH_URL: fake.url, WHARF_DATA_DIR: first.dataDir, WHARF_ADMIN_TOKEN: first.token, WHARF_STORE: store },
       { startTimeoutMs: 110_000 },
     );
     expect(looseEntries(first.dataDir)).toEqual([]);

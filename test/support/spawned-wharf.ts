@@ -71,7 +71,7 @@ export async function spawnWharf(
   buildIfStale();
   // A given WHARF_DATA_DIR (a restart on the same store) is used as it is; otherwise a fresh one.
   const dataDir = env.WHARF_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'wharf-spawned-'));
-  const token = 'test-' + randomBytes(12).toString('hex');
+  const token = env.WHARF_ADMIN_TOKEN ?? 'test-' + randomBytes(12).toString('hex'); // a restart keeps its token
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(process.execPath, ['dist/workers/main.js'], {

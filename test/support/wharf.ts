@@ -1,6 +1,6 @@
 /**
- * An in-process Wharf for tests: the real store (PGlite in a temp dir, or a database of its own on the
- * run's PostgreSQL cluster), the real worker on its own task queue against the run's shared Temporal dev
+ * An in-process Wharf for tests: the real store (SQLite in a temp dir, PGlite there with `store: 'pglite'`, or
+ * a database of its own on the run's PostgreSQL cluster), the real worker on its own task queue against the run's shared Temporal dev
  * server, and the real API on a random port.
  */
 import { randomBytes } from 'node:crypto';
@@ -53,7 +53,7 @@ async function openTestStore(
   if (kind === 'pglite' && !databaseUrl)
     return { db: await openPglite(join(dataDir, 'store')), drop: async () => undefined };
   if (kind === 'sqlite' && !databaseUrl)
-    return { db: await openSqlite(join(dataDir, 'store')), drop: async () => undefined };
+    return { db: await openSqlite(join(dataDir, 'store-sqlite')), drop: async () => undefined };
   const marker = join(dataDir, 'database-url');
   // A database handed in belongs to the caller (several nodes share it); one made here is this instance's.
   if (databaseUrl) {
@@ -78,6 +78,8 @@ export interface TestWharf {
   token: string;
   config: Config;
   store: Store;
+  /** The store's database session (a test that changes the database itself, e.g. adds a constraint). */
+  db: Db;
   /** The PostgreSQL database this instance runs on (absent on PGlite); other nodes may share it. */
   databaseUrl?: string;
   client: Client;
@@ -128,7 +130,7 @@ export async function startWharf(
   const log = opts.log ?? createLogger(config.logLevel);
   const opened = await openTestStore(
     dataDir,
-    opts.databaseUrl ? 'postgres' : (opts.store ?? inject('storeKind') ?? 'pglite'),
+    opts.databaseUrl ? 'postgres' : (opts.store ?? inject('storeKind') ?? 'sqlite'),
     opts.databaseUrl,
   );
   const { db } = opened;
@@ -183,6 +185,7 @@ export async function startWharf(
     token,
     config,
     store,
+    db,
     databaseUrl: db.kind === 'postgres' ? readFileSync(join(dataDir, 'database-url'), 'utf8') : undefined,
     client,
     taskQueue,

@@ -172,7 +172,9 @@ export async function runEndToEnd(
 
   // nothing from the vault was written to Wharf's store: every table, every row
   const tables = await w.store.db.query<{ table_name: string }>(
-    "select table_name from information_schema.tables where table_schema = 'public'",
+    w.store.db.dialect === 'sqlite'
+      ? "select name as table_name from sqlite_master where type = 'table'"
+      : "select table_name from information_schema.tables where table_schema = 'public'",
   );
   for (const t of tables) seen.push(JSON.stringify(await w.store.db.query(`select * from "${t.table_name}"`)));
 
