@@ -275,6 +275,33 @@ export function cpuTicks(pid: number): number {
   }
 }
 
+/**
+ * Where Wharf's own memory is, from its `/metrics` (prom-client's process and Node.js gauges), in MB: the
+ * V8 heap (total and used), memory outside it (buffers, WebAssembly) and the resident set. Null when
+ * `/metrics` does not answer.
+ */
+export async function productHeap(
+  p: Pick<Product, 'base' | 'token'>,
+): Promise<{ heapTotalMb: number; heapUsedMb: number; externalMb: number; rssMb: number } | null> {
+  try {
+    const r = await fetch(`${p.base}/metrics`, { headers: { authorization: `Bearer ${p.token}` } });
+    if (!r.ok) return null;
+    const text = await r.text();
+    const mb = (name: string): number => {
+      const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+      return m ? Math.round(Number(m[1]) / 2 ** 20) : NaN;
+    };
+    return {
+      heapTotalMb: mb('wharf_nodejs_heap_size_total_bytes'),
+      heapUsedMb: mb('wharf_nodejs_heap_size_used_bytes'),
+      externalMb: mb('wharf_nodejs_external_memory_bytes'),
+      rssMb: mb('wharf_process_resident_memory_bytes'),
+    };
+  } catch {
+    return null;
+  }
+}
+
 /** Memory of the product: Wharf's own node process and the Temporal dev server it runs. */
 export function productMemory(pid: number): { wharfRssMb: number; temporalRssMb: number; temporalPids: number[] } {
   const kids = childPids(pid).filter((c) => commOf(c) !== 'node');

@@ -68,6 +68,7 @@ import {
   createChannel,
   createSecrets,
   freePort,
+  productHeap,
   productMemory,
   senders,
   signedWebhook,
@@ -1006,9 +1007,10 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
   const atLastAck = productMemory(p.pid);
   const idle = await settle(p, ready, acked, Math.min(o.idleWaitMs, Math.max(10_000, left(deadline) - 45_000)));
   const mem = productMemory(p.pid);
+  const heap = await productHeap(p);
   const list = await listLatency(p, 20, 10_000);
   progress(
-    `scale: RSS wharf ${fmt(mem.wharfRssMb)} MB, temporal ${fmt(mem.temporalRssMb)} MB; GET /api/channels p50 ${list.p50} ms${o.scaleRestart ? '; restarting' : ''}`,
+    `scale: RSS wharf ${fmt(mem.wharfRssMb)} MB (V8 heap ${heap?.heapTotalMb ?? '?'} MB, ${heap?.heapUsedMb ?? '?'} MB used; outside it ${heap?.externalMb ?? '?'} MB), temporal ${fmt(mem.temporalRssMb)} MB; GET /api/channels p50 ${list.p50} ms${o.scaleRestart ? '; restarting' : ''}`,
   );
 
   // Restart with all that state (quick mode leaves it out: the crash section measured a restart already).
@@ -1054,6 +1056,8 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
       temporal: round(mem.temporalRssMb),
       total: round(mem.wharfRssMb + mem.temporalRssMb),
     },
+    // Where Wharf's idle RSS is (its /metrics): the V8 heap and memory outside it.
+    heapIdleMb: heap,
     listChannelsMs: list,
     gracefulStopMs: after ? Math.round(after.stopMs) : null,
     restartToHealthyMs: after ? Math.round(after.restartMs) : null,
