@@ -18,7 +18,7 @@ import { migrate } from '../lib/store/migrations.js';
 import { embeddedStoreDirs, migratePgliteToSqlite, needsPgliteMigration } from '../lib/store/pglite-to-sqlite.js';
 import { openSqlite, SQLITE_FILE } from '../lib/store/sqlite.js';
 import { createStore } from '../lib/store/store.js';
-import type { ChannelState } from '../lib/types.js';
+import { channelState } from './support/scratch-store.js';
 
 const secretKey = randomBytes(32);
 const root = mkdtempSync(join(tmpdir(), 'wharf-pg2sqlite-'));
@@ -26,27 +26,6 @@ const root = mkdtempSync(join(tmpdir(), 'wharf-pg2sqlite-'));
 const filled = join(root, 'filled');
 const CHANNELS = ['ch_cloud', 'ch_user'];
 const AUTH_CHANNEL = 'ch_user';
-
-/** A channel's read model as the channel workflow projects it. */
-const channelState = (id: string, over: Partial<ChannelState>): ChannelState => ({
-  id,
-  provider: 'whatsapp_cloud',
-  space: `space-${id}`,
-  agent: 'echo',
-  inbound: 'message',
-  status: 'connected',
-  statusReason: '',
-  config: { phone_number_id: '106540352242922', access_token: { vault: 'local', item: 'itm_x', field: 'value' } },
-  configured: true,
-  selfAddress: '+15550000000',
-  pairedAddresses: [],
-  pairing: null,
-  lastPairing: null,
-  createdAt: '2026-12-01T10:00:00.000Z',
-  updatedAt: '2026-12-01T10:00:00.000Z',
-  version: 1,
-  ...over,
-});
 
 /** Writes one of everything the store keeps, through its API. */
 async function fill(db: Db): Promise<{ vaultItem: string; mediaId: string }> {

@@ -10,8 +10,7 @@ import { createStoreAuthState, ownsAuthState } from '../lib/store/auth-state.js'
 import type { Db } from '../lib/store/db.js';
 import { migrate } from '../lib/store/migrations.js';
 import { createStore, type Store } from '../lib/store/store.js';
-import type { ChannelState } from '../lib/types.js';
-import { openScratchStore } from './support/scratch-store.js';
+import { channelState, openScratchStore } from './support/scratch-store.js';
 
 const kind = inject('storeKind');
 const secretKey = randomBytes(32);
@@ -29,27 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await db?.close();
   await drop?.();
-});
-
-/** A channel's read model as the channel workflow projects it. */
-const channelState = (id: string, over: Partial<ChannelState> = {}): ChannelState => ({
-  id,
-  provider: 'whatsapp_cloud',
-  space: `space-${id}`,
-  agent: 'echo',
-  inbound: 'message',
-  status: 'connected',
-  statusReason: '',
-  config: { phone_number_id: '106540352242922', access_token: { vault: 'local', item: 'itm_x', field: 'value' } },
-  configured: true,
-  selfAddress: '+15550000000',
-  pairedAddresses: [],
-  pairing: null,
-  lastPairing: null,
-  createdAt: '2026-12-01T10:00:00.000Z',
-  updatedAt: '2026-12-01T10:00:00.000Z',
-  version: 1,
-  ...over,
 });
 
 describe(`store repositories on ${kind}`, () => {

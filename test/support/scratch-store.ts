@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { inject } from 'vitest';
 import { openPglite, openPostgres, type Db } from '../../lib/store/db.js';
 import { openSqlite } from '../../lib/store/sqlite.js';
+import type { ChannelState } from '../../lib/types.js';
 import { createTestDatabase, dropTestDatabase } from './postgres.js';
 
 /** An open scratch store; `drop` removes its database or directory (close `db` first). */
@@ -32,3 +33,24 @@ export async function openScratchStore(prefix = 'wharf-db-'): Promise<ScratchSto
     drop: async () => rmSync(dir, { recursive: true, force: true }),
   };
 }
+
+/** A channel's read model as the channel workflow projects it (a connected Cloud API channel unless `over` says otherwise). */
+export const channelState = (id: string, over: Partial<ChannelState> = {}): ChannelState => ({
+  id,
+  provider: 'whatsapp_cloud',
+  space: `space-${id}`,
+  agent: 'echo',
+  inbound: 'message',
+  status: 'connected',
+  statusReason: '',
+  config: { phone_number_id: '106540352242922', access_token: { vault: 'local', item: 'itm_x', field: 'value' } },
+  configured: true,
+  selfAddress: '+15550000000',
+  pairedAddresses: [],
+  pairing: null,
+  lastPairing: null,
+  createdAt: '2026-12-01T10:00:00.000Z',
+  updatedAt: '2026-12-01T10:00:00.000Z',
+  version: 1,
+  ...over,
+});
