@@ -130,7 +130,8 @@ async function main(): Promise<void> {
     );
   }
 
-  const stops: Array<{ name: string; stop: () => Promise<unknown> }> = [];
+  // `holding` says what a step that did not stop in time was still waiting for (logged with the warning).
+  const stops: Array<{ name: string; stop: () => Promise<unknown>; holding?: () => unknown }> = [];
   let shuttingDown = false;
   const shutdown = async (signal: string, code = 0): Promise<void> => {
     if (shuttingDown) return;
@@ -149,14 +150,15 @@ async function main(): Promise<void> {
     // Each step is bounded: when the terminal's Ctrl-C (or a process-group kill) already took the dev server
     // down, a worker cannot drain against it, and shutdown must still finish.
     const STEP_MS = 12_000;
-    for (const { name, stop } of stops.reverse()) {
+    for (const { name, stop, holding } of stops.reverse()) {
       try {
         let timer: NodeJS.Timeout | undefined;
         const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), STEP_MS)));
         const outcome = await Promise.race([stop().then(() => 'ok' as const), timedOut]);
         clearTimeout(timer);
-        if (outcome === 'timeout') log.warn(`${name} did not stop within ${STEP_MS / 1000} s; continuing`);
-        else log.info(`${name} stopped`);
+        if (outcome === 'timeout') {
+          log.warn({ holding: holding?.() }, `${name} did not stop within ${STEP_MS / 1000} s; continuing`);
+        } else log.info(`${name} stopped`);
       } catch (err) {
         log.error({ err }, `${name} did not stop cleanly`);
       }
@@ -281,6 +283,7 @@ async function main(): Promise<void> {
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
       workflowCacheSize: config.temporal.workflowCacheSize,
+      chatIdleMs: config.temporal.chatIdleMs,
       store,
       secretKey: config.secretKey,
       whatsapp: config.whatsapp,
@@ -298,6 +301,7 @@ async function main(): Promise<void> {
         await running;
         await workers.connection.close();
       },
+      holding: () => workers.inFlight(),
     });
     running.catch((err) => {
       log.fatal({ err }, 'the worker stopped unexpectedly');

@@ -15,6 +15,7 @@ import { processDeliveries, type InboundDeliveries } from '../lib/inbound-delive
 import type { Logger } from '../lib/logger.js';
 import type { PolicyService } from '../lib/policy/service.js';
 import type { Store } from '../lib/store/store.js';
+import { trackActivities, type InFlightActivity } from './in-flight.js';
 import { bundleWorkflows, prebuiltBundlePath } from './workflow-bundle.js';
 import { temporalConnectionOptions, type TemporalSecurity } from '../lib/temporal-connection.js';
 
@@ -38,6 +39,8 @@ export interface WorkerDeps {
   log: Logger;
   /** Workflows kept in memory between tasks (sticky cache). @default 250 */
   workflowCacheSize?: number;
+  /** How long the chats this process starts wait idle before they complete. @default the workflow's own (one hour) */
+  chatIdleMs?: number;
   /** A bundle made earlier (tests share one); else the prebuilt file, else bundled now. */
   workflowBundle?: { code: string };
   /** TLS and API key for a secured cluster (lib/temporal-connection.ts); plaintext when absent. */
@@ -94,6 +97,8 @@ export interface WharfWorkers {
   run(): Promise<void>;
   /** Starts a graceful shutdown of both. */
   shutdown(): void;
+  /** The activities both are running now (what a shutdown still waits for). */
+  inFlight(): InFlightActivity[];
 }
 
 /** Creates (but does not run) the workers. */
@@ -105,6 +110,7 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
     deps.client,
     deps.taskQueue,
     new Client({ connection, namespace: deps.namespace }),
+    { idleTimeoutMs: deps.chatIdleMs },
   );
   const workflowBundle =
     deps.workflowBundle ??
@@ -152,6 +158,8 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
   // (On a shared store each attempt records its node, so a live node can move it off a dead one at once.)
   const activities = { ...shared, runSession: recordSessionHolder(personal.runSession, deps.store, deps.log) };
   const sessionActivities = shared;
+  const tracked = trackActivities();
+  const interceptors = { activity: [tracked.interceptor] };
   const [worker, sessionWorker] = await Promise.all([
     Worker.create({
       connection,
@@ -159,6 +167,7 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
       taskQueue: deps.taskQueue,
       workflowBundle,
       activities,
+      interceptors,
       ...WORKER_TUNING,
       maxCachedWorkflows: deps.workflowCacheSize ?? WORKER_TUNING.maxCachedWorkflows,
       stickyQueueScheduleToStartTimeout: deps.stickyQueueTimeoutMs ?? STICKY_QUEUE_TIMEOUT_MS,
@@ -168,6 +177,7 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
       namespace: deps.namespace,
       taskQueue: sessionQueue,
       activities: sessionActivities,
+      interceptors,
       maxConcurrentActivityTaskExecutions: 50,
       shutdownGraceTime: '10 seconds',
     }),
@@ -188,5 +198,6 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
     shutdown: () => {
       for (const w of [worker, sessionWorker]) if (w.getState() === 'RUNNING') w.shutdown();
     },
+    inFlight: () => tracked.list(),
   };
 }

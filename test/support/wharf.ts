@@ -38,6 +38,22 @@ try {
   // installed already in this test process
 }
 
+/**
+ * Awaits one named step of a start or close, failing with the step's name (and `detail()`, what was in
+ * flight) when it takes longer than `ms`: a hang in a test's Wharf names itself instead of stalling the run.
+ */
+async function step<T>(name: string, p: Promise<T>, detail: () => string = () => '', ms = 60_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`test Wharf: ${name} did not finish in ${ms / 1000} s ${detail()}`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Which store a test instance runs on: the project's (vitest.config.ts), unless a test says. */
 export type StoreKind = 'pglite' | 'postgres' | 'sqlite';
 
@@ -128,39 +144,47 @@ export async function startWharf(
     ...opts.env,
   });
   const log = opts.log ?? createLogger(config.logLevel);
-  const opened = await openTestStore(
-    dataDir,
-    opts.databaseUrl ? 'postgres' : (opts.store ?? inject('storeKind') ?? 'sqlite'),
-    opts.databaseUrl,
+  const opened = await step(
+    'opening the store',
+    openTestStore(
+      dataDir,
+      opts.databaseUrl ? 'postgres' : (opts.store ?? inject('storeKind') ?? 'sqlite'),
+      opts.databaseUrl,
+    ),
   );
   const { db } = opened;
-  await migrate(db);
+  await step('migrating the store', migrate(db));
   const store = createStore(db, config.secretKey);
   const policy = createPolicyService(store);
   const graph = createGraphClient({ baseUrl: config.graph.baseUrl, version: config.graph.version, timeoutMs: 3000 });
-  const connection = await Connection.connect(
-    temporalConnectionOptions(config.temporal.address!, config.temporal.security),
+  const connection = await step(
+    'connecting to Temporal',
+    Connection.connect(temporalConnectionOptions(config.temporal.address!, config.temporal.security)),
   );
   const client = new Client({ connection, namespace: config.temporal.namespace });
-  const workers = await createWharfWorker({
-    address: config.temporal.address!,
-    security: config.temporal.security,
-    namespace: config.temporal.namespace,
-    taskQueue,
-    store,
-    secretKey: config.secretKey,
-    makeSocket: opts.makeSocket,
-    whatsapp: config.whatsapp,
-    sessionHooks: opts.sessionHooks,
-    graph,
-    policy,
-    client,
-    log,
-    stickyQueueTimeoutMs: opts.stickyQueueTimeoutMs,
-    workflowBundle: { codePath: opts.outside?.workflowBundlePath ?? inject('workflowBundlePath') } as unknown as {
-      code: string;
-    },
-  });
+  const workers = await step(
+    'creating the workers',
+    createWharfWorker({
+      address: config.temporal.address!,
+      security: config.temporal.security,
+      namespace: config.temporal.namespace,
+      taskQueue,
+      store,
+      secretKey: config.secretKey,
+      makeSocket: opts.makeSocket,
+      whatsapp: config.whatsapp,
+      sessionHooks: opts.sessionHooks,
+      graph,
+      policy,
+      client,
+      log,
+      stickyQueueTimeoutMs: opts.stickyQueueTimeoutMs,
+      chatIdleMs: config.temporal.chatIdleMs,
+      workflowBundle: { codePath: opts.outside?.workflowBundlePath ?? inject('workflowBundlePath') } as unknown as {
+        code: string;
+      },
+    }),
+  );
   const running = workers.run();
   // Listen first so the public URL (webhook URLs are built from it) can be the real one.
   const server: Server = createServer();
@@ -197,11 +221,20 @@ export async function startWharf(
         server.closeAllConnections();
       });
       workers.shutdown();
-      await running;
-      await workers.connection.close();
-      await connection.close();
-      await store.node.leave();
-      await db.close();
+      const inFlight = (): string =>
+        JSON.stringify({
+          states: [workers.worker.getState(), workers.sessionWorker.getState()],
+          counted: [
+            workers.worker.getStatus().numInFlightActivities,
+            workers.sessionWorker.getStatus().numInFlightActivities,
+          ],
+          activities: workers.inFlight(),
+        });
+      await step("the workers' shutdown", running, inFlight);
+      await step('closing the worker connection', workers.connection.close());
+      await step('closing the client connection', connection.close());
+      await step('leaving the node table', store.node.leave());
+      await step('closing the store', db.close());
       if (purge) {
         await opened.drop();
         rmSync(dataDir, { recursive: true, force: true });
