@@ -92,6 +92,11 @@ export const EnvSchema = z
     /** Embedded dev server ports (optional; free ports are picked when the defaults are taken). */
     WHARF_TEMPORAL_PORT: port.optional(),
     WHARF_TEMPORAL_UI_PORT: port.optional(),
+    /**
+     * Minutes a chat's workflow waits without messages before it completes (not in SPEC; issue #22). The next
+     * message starts a new run; the agent's window is reloaded from the message log, so nothing is lost.
+     */
+    WHARF_CHAT_IDLE_MINUTES: z.coerce.number().int().min(1).max(10_080).default(10),
     /** Workflows the worker keeps in memory between tasks (Temporal's sticky cache). */
     WHARF_WORKFLOW_CACHE_SIZE: z.coerce.number().int().min(1).max(100_000).default(250),
     /** Prometheus metrics of the Temporal worker (task latencies, slots, sticky cache) on this host:port. */
@@ -173,6 +178,8 @@ export interface Config {
     uiPort?: number;
     metricsPort?: number;
     workflowCacheSize: number;
+    /** Milliseconds an idle chat workflow waits before it completes (`WHARF_CHAT_IDLE_MINUTES`). */
+    chatIdleMs: number;
     security: TemporalSecurity;
   };
   /** Where the worker's Prometheus metrics are served, if anywhere. */
@@ -287,6 +294,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       uiPort: e.WHARF_TEMPORAL_UI_PORT,
       metricsPort: e.WHARF_TEMPORAL_METRICS_PORT,
       workflowCacheSize: e.WHARF_WORKFLOW_CACHE_SIZE,
+      chatIdleMs: e.WHARF_CHAT_IDLE_MINUTES * 60_000,
       security: temporalSecurity(e),
     },
     metricsAddress: e.WHARF_METRICS_ADDRESS,

@@ -53,6 +53,12 @@ interface ChatLane {
  */
 export const CHAT_WORKFLOW_TASK_TIMEOUT: Duration = '5s';
 
+/** How this process starts new chat runs. */
+export interface ChatStartOptions {
+  /** Milliseconds a run waits without messages before it completes; the workflow's default when absent. */
+  idleTimeoutMs?: number;
+}
+
 /** Delivers events to chat workflows, grouping concurrent events per chat. */
 export class InboundDelivery {
   private readonly lanes = new Map<string, ChatLane>();
@@ -74,6 +80,7 @@ export class InboundDelivery {
     private readonly client: Client,
     private readonly taskQueue: string,
     private readonly starter: Client = client,
+    private readonly chats: ChatStartOptions = {},
   ) {
     this.eager = !!(starter.connection as InternalConnectionLike)[InternalConnectionLikeSymbol]?.supportsEagerStart;
   }
@@ -160,7 +167,12 @@ export class InboundDelivery {
           workflowId,
           taskQueue: this.taskQueue,
           args: [
-            { channelId: lane.channelId, chatId: lane.chatId, queue: (arg as { messages: InboundMessage[] }).messages },
+            {
+              channelId: lane.channelId,
+              chatId: lane.chatId,
+              queue: (arg as { messages: InboundMessage[] }).messages,
+              ...this.chatOptions(),
+            },
           ],
           typedSearchAttributes: [{ key: WharfChannelId, value: lane.channelId }],
           ...(await chatMetadata(
@@ -183,7 +195,7 @@ export class InboundDelivery {
     const handle = await this.client.workflow.signalWithStart<typeof chatWorkflow, [A]>('chatWorkflow', {
       workflowId,
       taskQueue: this.taskQueue,
-      args: [{ channelId: lane.channelId, chatId: lane.chatId }],
+      args: [{ channelId: lane.channelId, chatId: lane.chatId, ...this.chatOptions() }],
       typedSearchAttributes: [{ key: WharfChannelId, value: lane.channelId }],
       ...(await chatMetadata(
         this.client,
@@ -197,6 +209,11 @@ export class InboundDelivery {
     });
     this.remember(workflowId, handle.signaledRunId);
     this.counts.signalsWithStart++;
+  }
+
+  /** What a new run is started with besides its chat. */
+  private chatOptions(): { idleTimeoutMs?: number } {
+    return this.chats.idleTimeoutMs ? { idleTimeoutMs: this.chats.idleTimeoutMs } : {};
   }
 
   private remember(workflowId: string, runId: string): void {
@@ -232,8 +249,8 @@ export class InboundDeliveries {
    * that polls `taskQueue` in this process: their first workflow task then comes back with the start (eager
    * start). Call before the first delivery.
    */
-  startNewChatsThrough(client: Client, taskQueue: string, starter: Client): void {
-    this.queuesOf(client).set(taskQueue, new InboundDelivery(client, taskQueue, starter));
+  startNewChatsThrough(client: Client, taskQueue: string, starter: Client, chats: ChatStartOptions = {}): void {
+    this.queuesOf(client).set(taskQueue, new InboundDelivery(client, taskQueue, starter, chats));
   }
 }
 

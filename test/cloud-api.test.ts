@@ -4,6 +4,7 @@
  * (also across continue-as-new and a restart), delivery statuses and send errors. Real Temporal dev server,
  * real PGlite, real HTTP; Meta is the fake Graph server of test/fakes.
  */
+import { defaultPayloadConverter } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InboundDelivery, inboundDeliveryFor } from '../lib/inbound-delivery.js';
 import { WharfChannelId } from '../lib/search-attributes.js';
@@ -564,6 +565,17 @@ describe('idle chats', () => {
     await echoRoundTrip(w, fake, ch, p, `after idle ${uid()}`);
     expect((await handle.describe()).status.name).toBe('RUNNING');
   }, 60_000);
+
+  it('starts the chats webhooks bring with the idle timeout of WHARF_CHAT_IDLE_MINUTES (10 minutes by default)', async () => {
+    const p = phone();
+    const ch = await cloudChannel(w, fake, { stage: 'connected' });
+    await pairPhone(w, fake, ch, p);
+    const history = await w.client.workflow.getHandle(`chat-${ch.id}-${p}`).fetchHistory();
+    const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+    const [input] = (started?.input?.payloads ?? []).map((x) => defaultPayloadConverter.fromPayload(x));
+    expect(input).toMatchObject({ channelId: ch.id, chatId: p, idleTimeoutMs: 10 * 60_000 });
+    expect(w.config.temporal.chatIdleMs).toBe(10 * 60_000);
+  });
 });
 
 describe('delivery statuses', () => {
