@@ -46,7 +46,9 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/*
 
+# MALLOC_ARENA_MAX: as `npm start` sets it (docs/performance.md, session 9: ~60 MB less idle RSS).
 ENV NODE_ENV=production \
+    MALLOC_ARENA_MAX=2 \
     WHARF_HOST=0.0.0.0 \
     WHARF_PORT=8080 \
     WHARF_DATA_DIR=/data

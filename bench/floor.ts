@@ -28,6 +28,7 @@ import {
   freePort,
   signedWebhook,
   startProduct,
+  START_MALLOC_ARENA_MAX,
   type Product,
 } from './product.js';
 
@@ -115,6 +116,7 @@ export async function startFloor(fake: FakeGraph, runDir: string): Promise<Syste
       FLOOR_GRAPH_TOKEN: GRAPH_TOKEN,
       META_GRAPH_URL: fake.url,
       LOG_LEVEL: 'warn',
+      MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? START_MALLOC_ARENA_MAX,
     },
     // Its own process group, so its dev server goes with it on a kill.
     detached: true,

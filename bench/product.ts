@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, readdirSync, readFileSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
 import { projectRoot } from '../lib/paths.js';
 import { inboundPayload, signPayload, type FakeGraph } from '../test/fakes/graph-server.js';
 import { sleep, type LoadRequest } from './load.js';
@@ -92,6 +93,13 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/**
+ * glibc's malloc arenas `npm start` allows (package.json, the Dockerfile): the Temporal core's threads each
+ * kept an arena of their own, ~60 MB of Wharf's idle RSS (docs/performance.md, session 9). The floor's
+ * process gets the same, so the two compare like for like.
+ */
+export const START_MALLOC_ARENA_MAX = '2';
+
 /** Spawns the product on `dataDir` and waits until `/healthz` says ok. */
 export async function startProduct(opts: StartOptions): Promise<Product> {
   installCleanup();
@@ -109,6 +117,8 @@ export async function startProduct(opts: StartOptions): Promise<Product> {
   };
   delete env.TEMPORAL_ADDRESS;
   delete env.DATABASE_URL;
+  // What `npm start` runs the product with (package.json), unless the bench's own environment says.
+  env.MALLOC_ARENA_MAX ??= START_MALLOC_ARENA_MAX;
   if (opts.temporalAddress) env.TEMPORAL_ADDRESS = opts.temporalAddress;
   Object.assign(env, opts.env);
   const t0 = performance.now();
@@ -307,6 +317,48 @@ export function productMemory(pid: number): { wharfRssMb: number; temporalRssMb:
   const kids = childPids(pid).filter((c) => commOf(c) !== 'node');
   const temporalRssMb = kids.reduce((a, c) => a + (rssMb(c) || 0), 0);
   return { wharfRssMb: rssMb(pid), temporalRssMb, temporalPids: kids };
+}
+
+/**
+ * Waits (at most `maxMs`) until no chat workflow of the product runs any more — each completes once it was
+ * idle for `WHARF_CHAT_IDLE_MINUTES` — and then until the process's memory settles: V8 and the allocator
+ * give memory back only a minute or two after a burst, so RSS is read every 5 s until it has not fallen for
+ * 60 s. Resolves with when the last chat closed and the settled RSS.
+ */
+export async function afterIdleClose(
+  p: Product,
+  maxMs: number,
+): Promise<{ closed: boolean; closedAfterMs: number; settledAfterMs: number; mem: ReturnType<typeof productMemory> }> {
+  const t0 = performance.now();
+  const by = t0 + maxMs;
+  const system = await p.api<{ temporal: { address: string; namespace: string } }>('GET', '/api/system');
+  const connection = await Connection.connect({ address: system.data.temporal.address });
+  const client = new Client({ connection, namespace: system.data.temporal.namespace });
+  let closed = false;
+  try {
+    while (performance.now() < by) {
+      const { count } = await client.workflow.count('WorkflowType = "chatWorkflow" AND ExecutionStatus = "Running"');
+      if (count === 0) {
+        closed = true;
+        break;
+      }
+      await sleep(5_000);
+    }
+  } finally {
+    await connection.close();
+  }
+  const closedAfterMs = performance.now() - t0;
+  let low = productMemory(p.pid);
+  let lowAt = performance.now();
+  while (performance.now() < by && performance.now() - lowAt < 60_000) {
+    await sleep(5_000);
+    const now = productMemory(p.pid);
+    if (now.wharfRssMb < low.wharfRssMb - 1) {
+      low = now;
+      lowAt = performance.now();
+    }
+  }
+  return { closed, closedAfterMs, settledAfterMs: performance.now() - t0, mem: productMemory(p.pid) };
 }
 
 /**

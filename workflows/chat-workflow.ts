@@ -101,7 +101,7 @@ function sessionGone(err: unknown): boolean {
 
 /** How many turns of the conversation an agent sees. */
 export const WINDOW_TURNS = 20;
-/** How long an idle chat workflow waits before completing. */
+/** How long an idle chat workflow waits before completing when its input does not say (the product passes `WHARF_CHAT_IDLE_MINUTES`). */
 const IDLE_TIMEOUT_MS = 60 * 60 * 1000;
 /** Most queued messages admitted and answered together. */
 const BATCH = 50;
@@ -160,7 +160,7 @@ export interface ChatWorkflowInput {
   processed?: number;
   /** Continue-as-new once history has this many events (Temporal's own suggestion comes first). @default 5000 */
   historyLimit?: number;
-  /** Milliseconds the chat waits without messages before it completes. @default one hour */
+  /** Milliseconds the chat waits without messages before it completes. @default one hour (new runs get `WHARF_CHAT_IDLE_MINUTES` from lib/inbound-delivery.ts) */
   idleTimeoutMs?: number;
 }
 
