@@ -981,8 +981,18 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
   const channelsCreated = createMs.length;
   progress(`scale: ${channelsCreated} channels in ${round(createSec)} s`);
 
-  // Distinct senders spread over the connected channels. Only the load channel has a permitting policy,
-  // so each of these messages is recorded and denied (no reply), but still starts its own chat workflow.
+  // Distinct senders spread over the connected channels, each starting a chat workflow of its own: a policy
+  // lets everyone through on these channels (the default would turn the strangers away at the webhook, with
+  // no workflow at all: api/stranger-screen.ts), and each message is answered by the echo agent.
+  const current = await p.api<{ policies: string }>('GET', '/api/policies');
+  const permits = ready
+    .map(
+      (c) => `permit(principal, action == Policy::Action::"receive_message", resource in Policy::Channel::"${c.id}");`,
+    )
+    .join('\n');
+  const saved = await p.api('PUT', '/api/policies', { policies: `${current.data.policies}\n${permits}` });
+  if (saved.status !== 200)
+    throw new Error(`saving the scale policy: HTTP ${saved.status} ${JSON.stringify(saved.data)}`);
   const chatSec = Math.max(10, (left(deadline) - reserve) / 1000);
   progress(
     `scale: ${o.scaleChats} webhooks from distinct senders, ${o.scaleConcurrency} in flight, for at most ${Math.round(chatSec)} s (one new chat workflow each)`,
@@ -1016,7 +1026,7 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
   const heap = await productHeap(p);
   const list = await listLatency(p, 20, 10_000);
   progress(
-    `scale: RSS wharf ${fmt(mem.wharfRssMb)} MB (V8 heap ${heap?.heapTotalMb ?? '?'} MB, ${heap?.heapUsedMb ?? '?'} MB used; outside it ${heap?.externalMb ?? '?'} MB), temporal ${fmt(mem.temporalRssMb)} MB; GET /api/channels p50 ${list.p50} ms${o.scaleRestart ? '; restarting' : ''}`,
+    `scale: RSS wharf ${fmt(mem.wharfRssMb)} MB (V8 heap ${heap?.heapTotalMb ?? '?'} MB, ${heap?.heapUsedMb ?? '?'} MB used; outside it ${heap?.externalMb ?? '?'} MB), temporal ${fmt(mem.temporalRssMb)} MB; GET /api/channels p50 ${list.p50} ms`,
   );
 
   // The chats' idle close (the bench's product runs with WHARF_CHAT_IDLE_MINUTES=1; 10 by default): once no
