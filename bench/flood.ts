@@ -5,7 +5,6 @@
  * acknowledged, how long until every stranger's text had its outcome, and how many events the flooded
  * channel's workflow gained (the design says: none).
  */
-import { Client, Connection } from '@temporalio/client';
 import { channelWorkflowId, chatWorkflowId } from '../lib/workflow-ids.js';
 import { percentile, round, runOpenLoop, sleep, type StepResult } from './load.js';
 import {
@@ -13,6 +12,7 @@ import {
   configureAndConnect,
   createChannel,
   createSecrets,
+  productTemporal,
   signedWebhook,
   ReplyTracker,
   type Product,
@@ -90,9 +90,7 @@ export async function runFlood(
   const live = await p.api('POST', `/api/channels/${target.id}/pair`);
   if (live.status !== 200) throw new Error(`starting pairing on the target: HTTP ${live.status}`);
 
-  const system = await p.api<{ temporal: { address: string; namespace: string } }>('GET', '/api/system');
-  const connection = await Connection.connect({ address: system.data.temporal.address });
-  const client = new Client({ connection, namespace: system.data.temporal.namespace });
+  const { client, connection } = await productTemporal(p);
   const historyLength = async (): Promise<number> =>
     (await client.workflow.getHandle(channelWorkflowId(target.id)).fetchHistory()).events?.length ?? 0;
 

@@ -319,6 +319,13 @@ export function productMemory(pid: number): { wharfRssMb: number; temporalRssMb:
   return { wharfRssMb: rssMb(pid), temporalRssMb, temporalPids: kids };
 }
 
+/** A Temporal client on the product's own server (its `/api/system` says where); close its connection after. */
+export async function productTemporal(p: Product): Promise<{ client: Client; connection: Connection }> {
+  const system = await p.api<{ temporal: { address: string; namespace: string } }>('GET', '/api/system');
+  const connection = await Connection.connect({ address: system.data.temporal.address });
+  return { client: new Client({ connection, namespace: system.data.temporal.namespace }), connection };
+}
+
 /**
  * Waits (at most `maxMs`) until no chat workflow of the product runs any more — each completes once it was
  * idle for `WHARF_CHAT_IDLE_MINUTES` — and then until the process's memory settles: V8 and the allocator
@@ -331,9 +338,7 @@ export async function afterIdleClose(
 ): Promise<{ closed: boolean; closedAfterMs: number; settledAfterMs: number; mem: ReturnType<typeof productMemory> }> {
   const t0 = performance.now();
   const by = t0 + maxMs;
-  const system = await p.api<{ temporal: { address: string; namespace: string } }>('GET', '/api/system');
-  const connection = await Connection.connect({ address: system.data.temporal.address });
-  const client = new Client({ connection, namespace: system.data.temporal.namespace });
+  const { client, connection } = await productTemporal(p);
   let closed = false;
   try {
     while (performance.now() < by) {

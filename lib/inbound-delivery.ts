@@ -53,7 +53,7 @@ interface ChatLane {
  */
 export const CHAT_WORKFLOW_TASK_TIMEOUT: Duration = '5s';
 
-/** How this process starts new chat runs. */
+/** What this process adds to every new chat run's input (fields of `ChatWorkflowInput`). */
 export interface ChatStartOptions {
   /** Milliseconds a run waits without messages before it completes; the workflow's default when absent. */
   idleTimeoutMs?: number;
@@ -171,7 +171,7 @@ export class InboundDelivery {
               channelId: lane.channelId,
               chatId: lane.chatId,
               queue: (arg as { messages: InboundMessage[] }).messages,
-              ...this.chatOptions(),
+              ...this.chats,
             },
           ],
           typedSearchAttributes: [{ key: WharfChannelId, value: lane.channelId }],
@@ -195,7 +195,7 @@ export class InboundDelivery {
     const handle = await this.client.workflow.signalWithStart<typeof chatWorkflow, [A]>('chatWorkflow', {
       workflowId,
       taskQueue: this.taskQueue,
-      args: [{ channelId: lane.channelId, chatId: lane.chatId, ...this.chatOptions() }],
+      args: [{ channelId: lane.channelId, chatId: lane.chatId, ...this.chats }],
       typedSearchAttributes: [{ key: WharfChannelId, value: lane.channelId }],
       ...(await chatMetadata(
         this.client,
@@ -209,11 +209,6 @@ export class InboundDelivery {
     });
     this.remember(workflowId, handle.signaledRunId);
     this.counts.signalsWithStart++;
-  }
-
-  /** What a new run is started with besides its chat. */
-  private chatOptions(): { idleTimeoutMs?: number } {
-    return this.chats.idleTimeoutMs ? { idleTimeoutMs: this.chats.idleTimeoutMs } : {};
   }
 
   private remember(workflowId: string, runId: string): void {
