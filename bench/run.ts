@@ -903,8 +903,11 @@ function unanswered(fake: FakeGraph, acked: number): number {
  * Waits (at most `maxMs`) until every acknowledged scale message has been processed and the product's
  * processes then went quiet. Most new chats' first workflow tasks are still queued in Temporal when the last
  * webhook is acknowledged, and CPU alone is no guide to when they are done (Temporal hands out a backlog
- * in bursts), so the message log decides.
+ * in bursts), so the answers decide. The wait also ends when no further message was answered for
+ * `STALL_MS` (something is stuck: waiting longer measures nothing).
  */
+const STALL_MS = 90_000;
+
 async function settle(
   p: Product,
   fake: FakeGraph,
@@ -915,9 +918,12 @@ async function settle(
   const by = d0 + maxMs;
   let waiting = unanswered(fake, acked);
   let told = d0;
-  while (waiting > 0 && performance.now() < by) {
+  let movedAt = d0;
+  while (waiting > 0 && performance.now() < by && performance.now() - movedAt < STALL_MS) {
     await sleep(5000); // (the count is the fake Graph API's: it costs the product nothing)
-    waiting = unanswered(fake, acked);
+    const now = unanswered(fake, acked);
+    if (now < waiting) movedAt = performance.now();
+    waiting = now;
     if (performance.now() - told >= 10_000) {
       told = performance.now();
       progress(`  scale: ${waiting} messages not answered yet after ${Math.round((told - d0) / 1000)} s`);
@@ -1015,7 +1021,11 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
   );
   // Memory is measured once the new chats are processed (see settle), keeping ~45 s for the restart.
   const atLastAck = productMemory(p.pid);
-  const idle = await settle(p, session.fake, acked, Math.min(o.idleWaitMs, Math.max(10_000, left(deadline) - 45_000)));
+  // The drain may take what the budget leaves after the idle close (up to 4 min) and the restart (45 s): a
+  // new chat costs Temporal more than a message to a running one, so 10,000 of them are still being answered
+  // minutes after the last acknowledgement (settle stops early when answers stall).
+  const drainCap = o.quick ? o.idleWaitMs : left(deadline) - 45_000 - (o.scaleIdleClose ? 240_000 : 0);
+  const idle = await settle(p, session.fake, acked, Math.max(10_000, drainCap));
   const mem = productMemory(p.pid);
   const heap = await productHeap(p);
   const list = await listLatency(p, 20, 10_000);
@@ -1024,9 +1034,10 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
   );
 
   // The chats' idle close (the bench's product runs with WHARF_CHAT_IDLE_MINUTES=1; 10 by default): once no
-  // chat workflow runs and memory has settled, the idle figure the goal is about.
+  // chat workflow runs and memory has settled, the idle figure the goal is about. (The product is rarely quiet
+  // before: the first chats already close while the last are answered.)
   let closed: Awaited<ReturnType<typeof afterIdleClose>> | null = null;
-  if (o.scaleIdleClose && idle.idle) {
+  if (o.scaleIdleClose && idle.unprocessed === 0) {
     progress('scale: waiting for the chats to close after their idle minute, then for memory to settle');
     closed = await afterIdleClose(p, Math.max(30_000, Math.min(360_000, left(deadline) - 45_000)));
     progress(

@@ -97,6 +97,11 @@ export const EnvSchema = z
      * message starts a new run; the agent's window is reloaded from the message log, so nothing is lost.
      */
     WHARF_CHAT_IDLE_MINUTES: z.coerce.number().int().min(1).max(10_080).default(10),
+    /**
+     * Seconds between two hand-backs of the C allocator's free pages to the system (`malloc_trim`; not in
+     * SPEC; issue #22); 0 turns them off.
+     */
+    WHARF_MEMORY_TRIM_SECONDS: z.coerce.number().int().min(0).max(86_400).default(60),
     /** Workflows the worker keeps in memory between tasks (Temporal's sticky cache). */
     WHARF_WORKFLOW_CACHE_SIZE: z.coerce.number().int().min(1).max(100_000).default(250),
     /** Prometheus metrics of the Temporal worker (task latencies, slots, sticky cache) on this host:port. */
@@ -182,6 +187,8 @@ export interface Config {
     chatIdleMs: number;
     security: TemporalSecurity;
   };
+  /** Milliseconds between two `malloc_trim` calls (`WHARF_MEMORY_TRIM_SECONDS`; 0: none). */
+  memoryTrimMs: number;
   /** Where the worker's Prometheus metrics are served, if anywhere. */
   metricsAddress?: string;
   /** Bearer token for `GET /metrics` besides the admin token. */
@@ -297,6 +304,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       chatIdleMs: e.WHARF_CHAT_IDLE_MINUTES * 60_000,
       security: temporalSecurity(e),
     },
+    memoryTrimMs: e.WHARF_MEMORY_TRIM_SECONDS * 1000,
     metricsAddress: e.WHARF_METRICS_ADDRESS,
     metricsToken: e.WHARF_METRICS_TOKEN,
     databaseUrl: e.DATABASE_URL,

@@ -15,6 +15,18 @@ import { normalizePairingCode } from './pairing.js';
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: 'wharf_' });
 
+/** Hand-backs of the C allocator's free pages to the system (workers/memory-trim.ts) and what they gave back. */
+export const memoryTrims = new Counter({
+  name: 'wharf_memory_trims_total',
+  help: "Hand-backs of the C allocator's free pages to the system (malloc_trim)",
+  registers: [registry],
+});
+export const memoryTrimmedBytes = new Counter({
+  name: 'wharf_memory_trimmed_bytes_total',
+  help: 'Resident memory given back to the system by malloc_trim (bytes, measured as the fall of RSS)',
+  registers: [registry],
+});
+
 /** Webhook requests by kind (`verify` handshake, `event`) and outcome (`accepted`, `bad_signature`, …). */
 export const webhookRequests = new Counter({
   name: 'wharf_webhook_requests_total',

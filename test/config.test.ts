@@ -17,6 +17,15 @@ describe('configuration from the environment', () => {
     expect(parseEnv({ WHARF_WORKFLOW_CACHE_SIZE: '1000' }).WHARF_WORKFLOW_CACHE_SIZE).toBe(1000);
   });
 
+  it('takes the idle minutes of a chat and the seconds between memory trims (0: no trims)', () => {
+    expect(parseEnv({})).toMatchObject({ WHARF_CHAT_IDLE_MINUTES: 10, WHARF_MEMORY_TRIM_SECONDS: 60 });
+    expect(parseEnv({ WHARF_MEMORY_TRIM_SECONDS: '0' }).WHARF_MEMORY_TRIM_SECONDS).toBe(0);
+    for (const v of ['-1', '1.5', 'abc', '1%00', '86401'])
+      expect(() => parseEnv({ WHARF_MEMORY_TRIM_SECONDS: v }), v).toThrow(/WHARF_MEMORY_TRIM_SECONDS/);
+    for (const v of ['0', 'abc', '99999'])
+      expect(() => parseEnv({ WHARF_CHAT_IDLE_MINUTES: v }), v).toThrow(/WHARF_CHAT_IDLE_MINUTES/);
+  });
+
   it('takes metrics addresses as host:port and ports, and leaves metrics off by default', () => {
     expect(parseEnv({})).not.toHaveProperty('WHARF_METRICS_ADDRESS');
     expect(parseEnv({ WHARF_METRICS_ADDRESS: '127.0.0.1:9464', WHARF_TEMPORAL_METRICS_PORT: '9465' })).toMatchObject({

@@ -25,7 +25,7 @@ const version = (JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf
  * once the dev server's process is started and the store is opening, so the three overlap (issue #22).
  */
 async function loadRuntime() {
-  const [client, worker, app, graph, policy, store, connection, tls, searchAttributes, retention, wharfWorker] =
+  const [client, worker, app, graph, policy, store, connection, tls, searchAttributes, retention, wharfWorker, trim] =
     await Promise.all([
       import('@temporalio/client'),
       import('@temporalio/worker'),
@@ -38,6 +38,7 @@ async function loadRuntime() {
       import('./search-attributes.js'),
       import('./media-retention.js'),
       import('./worker.js'),
+      import('./memory-trim.js'),
     ]);
   return {
     Client: client.Client,
@@ -52,6 +53,7 @@ async function loadRuntime() {
     ...searchAttributes,
     ...retention,
     ...wharfWorker,
+    ...trim,
   };
 }
 type Loaded = Awaited<ReturnType<typeof loadRuntime>>;
@@ -276,6 +278,8 @@ async function main(): Promise<void> {
     if (!embedded) await rt.registerSearchAttributes(connection, config.temporal.namespace, log);
 
     rt.startMediaRetention(store, config.mediaRetentionDays, log.child({ component: 'media' }));
+    const trim = rt.startMemoryTrim(config.memoryTrimMs, log.child({ component: 'memory' }));
+    stops.push({ name: 'memory trim', stop: async () => trim.stop() });
     mark('client');
     const workers = await rt.createWharfWorker({
       address,
