@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { projectRoot } from '../lib/paths.js';
 import { inboundPayload, signPayload, type FakeGraph } from '../test/fakes/graph-server.js';
-import { sleep, type LoadRequest } from './load.js';
+import { percentile, sleep, type LoadRequest } from './load.js';
 import { freePort } from '../workers/temporal-server.js';
 
 export const PHONE_NUMBER_ID = '106540352242922';
@@ -292,7 +292,7 @@ export function cpuTicks(pid: number): number {
  */
 export async function productHeap(
   p: Pick<Product, 'base' | 'token'>,
-): Promise<{ heapTotalMb: number; heapUsedMb: number; externalMb: number; rssMb: number } | null> {
+): Promise<{ heapTotalMb: number; heapUsedMb: number; externalMb: number; rssMb: number; trimmedMb: number } | null> {
   try {
     const r = await fetch(`${p.base}/metrics`, { headers: { authorization: `Bearer ${p.token}` } });
     if (!r.ok) return null;
@@ -306,6 +306,8 @@ export async function productHeap(
       heapUsedMb: mb('wharf_nodejs_heap_size_used_bytes'),
       externalMb: mb('wharf_nodejs_external_memory_bytes'),
       rssMb: mb('wharf_process_resident_memory_bytes'),
+      // What the product's memory trims gave back so far (workers/memory-trim.ts).
+      trimmedMb: mb('wharf_memory_trimmed_bytes_total'),
     };
   } catch {
     return null;
@@ -329,13 +331,20 @@ export async function productTemporal(p: Product): Promise<{ client: Client; con
 /**
  * Waits (at most `maxMs`) until no chat workflow of the product runs any more — each completes once it was
  * idle for `WHARF_CHAT_IDLE_MINUTES` — and then until the process's memory settles: V8 and the allocator
- * give memory back only a minute or two after a burst, so RSS is read every 5 s until it has not fallen for
- * 60 s. Resolves with when the last chat closed and the settled RSS.
+ * give memory back only a minute or two after a burst, so RSS is read every 5 s until its low has not fallen
+ * for 60 s. Idle RSS still moves between the product's memory trims (WHARF_MEMORY_TRIM_SECONDS, every minute):
+ * the figure is the median of that last minute's readings, with their range.
  */
 export async function afterIdleClose(
   p: Product,
   maxMs: number,
-): Promise<{ closed: boolean; closedAfterMs: number; settledAfterMs: number; mem: ReturnType<typeof productMemory> }> {
+): Promise<{
+  closed: boolean;
+  closedAfterMs: number;
+  settledAfterMs: number;
+  mem: ReturnType<typeof productMemory>;
+  lastMinuteMb: { median: number; min: number; max: number; readings: number };
+}> {
   const t0 = performance.now();
   const by = t0 + maxMs;
   const { client, connection } = await productTemporal(p);
@@ -353,17 +362,37 @@ export async function afterIdleClose(
     await connection.close();
   }
   const closedAfterMs = performance.now() - t0;
-  let low = productMemory(p.pid);
+  const readings: { at: number; mb: number }[] = [];
+  const read = (): ReturnType<typeof productMemory> => {
+    const m = productMemory(p.pid);
+    readings.push({ at: performance.now(), mb: m.wharfRssMb });
+    return m;
+  };
+  let low = read().wharfRssMb;
   let lowAt = performance.now();
+  let mem = productMemory(p.pid);
   while (performance.now() < by && performance.now() - lowAt < 60_000) {
     await sleep(5_000);
-    const now = productMemory(p.pid);
-    if (now.wharfRssMb < low.wharfRssMb - 1) {
-      low = now;
+    mem = read();
+    if (mem.wharfRssMb < low - 1) {
+      low = mem.wharfRssMb;
       lowAt = performance.now();
     }
   }
-  return { closed, closedAfterMs, settledAfterMs: performance.now() - t0, mem: productMemory(p.pid) };
+  const end = performance.now();
+  const last = readings.filter((r) => r.at >= end - 60_000).map((r) => r.mb);
+  return {
+    closed,
+    closedAfterMs,
+    settledAfterMs: end - t0,
+    mem,
+    lastMinuteMb: {
+      median: percentile(last, 0.5),
+      min: Math.min(...last),
+      max: Math.max(...last),
+      readings: last.length,
+    },
+  };
 }
 
 /**

@@ -1037,11 +1037,14 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
   // chat workflow runs and memory has settled, the idle figure the goal is about. (The product is rarely quiet
   // before: the first chats already close while the last are answered.)
   let closed: Awaited<ReturnType<typeof afterIdleClose>> | null = null;
+  let closedHeap: Awaited<ReturnType<typeof productHeap>> = null;
   if (o.scaleIdleClose && idle.unprocessed === 0) {
     progress('scale: waiting for the chats to close after their idle minute, then for memory to settle');
     closed = await afterIdleClose(p, Math.max(30_000, Math.min(360_000, left(deadline) - 45_000)));
+    closedHeap = await productHeap(p);
+    const w = closed.lastMinuteMb;
     progress(
-      `scale: ${closed.closed ? `no chat workflow running after ${Math.round(closed.closedAfterMs / 1000)} s` : 'chats still running when the wait ended'}; RSS wharf ${fmt(closed.mem.wharfRssMb)} MB, temporal ${fmt(closed.mem.temporalRssMb)} MB after ${Math.round(closed.settledAfterMs / 1000)} s`,
+      `scale: ${closed.closed ? `no chat workflow running after ${Math.round(closed.closedAfterMs / 1000)} s` : 'chats still running when the wait ended'}; RSS wharf ${fmt(w.median)} MB (median of the last minute, ${fmt(w.min)}–${fmt(w.max)}; V8 heap ${closedHeap?.heapTotalMb ?? '?'} MB), temporal ${fmt(closed.mem.temporalRssMb)} MB after ${Math.round(closed.settledAfterMs / 1000)} s`,
     );
   }
 
@@ -1095,10 +1098,16 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
     },
     // Where Wharf's idle RSS is (its /metrics): the V8 heap and memory outside it.
     heapIdleMb: heap,
-    // After every chat workflow completed (idle close) and memory settled.
+    // After every chat workflow completed (idle close) and memory settled: the median of the last minute.
     rssAfterIdleCloseMb: closed
       ? {
-          wharf: round(closed.mem.wharfRssMb),
+          wharf: round(closed.lastMinuteMb.median),
+          lastMinute: {
+            min: round(closed.lastMinuteMb.min),
+            max: round(closed.lastMinuteMb.max),
+            readings: closed.lastMinuteMb.readings,
+          },
+          heap: closedHeap,
           temporal: round(closed.mem.temporalRssMb),
           allClosed: closed.closed,
           closedAfterSec: round(closed.closedAfterMs / 1000),
@@ -1228,7 +1237,12 @@ function floorGoals(floor: FloorResult | undefined, scale: Json | undefined): Go
   if (scale) {
     const rss = scale.rssIdleMb as { wharf: number; temporal: number };
     const idle = (scale.idleBeforeMeasuring as { idle: boolean }).idle;
-    const closed = scale.rssAfterIdleCloseMb as { wharf: number; temporal: number; allClosed: boolean } | null;
+    const closed = scale.rssAfterIdleCloseMb as {
+      wharf: number;
+      temporal: number;
+      allClosed: boolean;
+      lastMinute: { min: number; max: number };
+    } | null;
     const what = `${scale.channelsCreated as number} channels, ${scale.chatWorkflowsCreated as number} chats`;
     add(
       `RSS of Wharf's process right after the new chats (${what}; info)`,
@@ -1241,7 +1255,7 @@ function floorGoals(floor: FloorResult | undefined, scale: Json | undefined): Go
       add(
         `idle RSS of Wharf's process, its chats closed after their idle time (${what})`,
         '< 200 MB',
-        `${fmt(closed.wharf)} MB (dev server ${fmt(closed.temporal)} MB)`,
+        `${fmt(closed.wharf)} MB (median of a minute, ${fmt(closed.lastMinute.min)}–${fmt(closed.lastMinute.max)}; dev server ${fmt(closed.temporal)} MB)`,
         closed.allClosed ? closed.wharf < 200 : null,
         closed.allClosed ? undefined : 'chats were still running when measured',
       );
