@@ -106,7 +106,10 @@ export async function startFloor(fake: FakeGraph, runDir: string): Promise<Syste
   const dataDir = join(runDir, 'floor-data');
   const log = createWriteStream(join(runDir, 'floor.log'), { flags: 'a' });
   const t0 = performance.now();
-  const child: ChildProcess = spawn(process.execPath, [join(projectRoot, 'dist', 'bench', 'floor', 'server.js')], {
+  // WHARF_BENCH_NODE_ARGS reaches the floor's process as it reaches the product's (bench/product.ts).
+  const nodeArgs = (process.env.WHARF_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const server = join(projectRoot, 'dist', 'bench', 'floor', 'server.js');
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, server], {
     cwd: projectRoot,
     env: {
       ...process.env,
