@@ -40,6 +40,12 @@ export interface FloorOptions {
   rates: number[];
   /** Seconds of load per step. */
   seconds: number;
+  /**
+   * Steps per rate and system. With more than one, the order alternates (floor first, then Wharf first), a
+   * rate's figures are the medians of its rounds, and the CPU ratio is the median of the rounds' paired ratios:
+   * on a shared 2-core machine one step of either system varies by up to 15 % from the next.
+   */
+  rounds: number;
   chats: number;
   /** performance.now() by which the section must end. */
   deadline: number;
@@ -64,6 +70,8 @@ export interface System {
 export interface FloorStep {
   system: 'floor' | 'wharf';
   rate: number;
+  /** Which round at this rate (0-based); a rate's summary has the number of rounds instead. */
+  round: number;
   sent: number;
   acked: number;
   /** 200s per second from the first scheduled send to the last answer. */
@@ -92,9 +100,53 @@ export function withinBound(s: Pick<FloorStep, 'rate' | 'ackRate' | 'e2eP99' | '
   return s.ackRate >= 0.95 * s.rate && s.e2eP99 !== null && s.e2eP99 < 1000 && s.answeredIn10sPct >= 99;
 }
 
-/** Capacity: the highest rate within the bound (0 when none is). */
+/** Capacity: the highest rate within the bound (0 when none is); give it the per-rate summaries. */
 export function capacity(steps: FloorStep[], system: 'floor' | 'wharf'): number {
   return Math.max(0, ...steps.filter((s) => s.system === system && s.withinBound).map((s) => s.rate));
+}
+
+/** The median of what is there (null when nothing is); of two values, their mean. */
+export function median(values: Array<number | null>): number | null {
+  const v = values.filter((x): x is number => x !== null && !Number.isNaN(x)).sort((a, b) => a - b);
+  if (!v.length) return null;
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+/**
+ * One system's rounds at one rate as one step: each figure the median of the rounds' (an unanswered
+ * message counts as an infinite e2e in its round, so a round that left messages behind keeps its p99 out of
+ * the bound), and the bound applied to those medians.
+ */
+export function summarize(rounds: FloorStep[]): FloorStep {
+  const [first] = rounds;
+  const m = (pick: (s: FloorStep) => number | null, digits = 1): number | null => {
+    const v = median(rounds.map(pick));
+    return v === null || !Number.isFinite(v) ? null : round(v, digits);
+  };
+  const s: FloorStep = {
+    system: first.system,
+    rate: first.rate,
+    round: rounds.length,
+    sent: m((s) => s.sent, 0) ?? 0,
+    acked: m((s) => s.acked, 0) ?? 0,
+    ackRate: m((s) => s.ackRate) ?? 0,
+    ackP50: m((s) => s.ackP50) ?? 0,
+    ackP99: m((s) => s.ackP99) ?? 0,
+    e2eP50: m((s) => s.e2eP50),
+    e2eP99: m((s) => s.e2eP99 ?? Infinity),
+    answeredIn10sPct: m((s) => s.answeredIn10sPct) ?? 0,
+    unanswered: m((s) => s.unanswered, 0) ?? 0,
+    appCpuPct: m((s) => s.appCpuPct, 0) ?? 0,
+    temporalCpuPct: m((s) => s.temporalCpuPct, 0) ?? 0,
+    appCpuMsPerMsg: m((s) => s.appCpuMsPerMsg, 2),
+    temporalCpuMsPerMsg: m((s) => s.temporalCpuMsPerMsg, 2),
+    totalCpuMsPerMsg: m((s) => s.totalCpuMsPerMsg, 2),
+    withinBound: false,
+    genLagP99: m((s) => s.genLagP99) ?? 0,
+  };
+  s.withinBound = withinBound(s);
+  return s;
 }
 
 // ---- the floor's process -------------------------------------------------------------------------
@@ -252,6 +304,7 @@ export async function step(
   const s: FloorStep = {
     system: sys.name,
     rate,
+    round: 0,
     sent: r.sent,
     acked: r.ok,
     ackRate: r.sustained,
@@ -277,9 +330,22 @@ export async function step(
 
 /** What the section returns (also the bench's JSON). */
 export interface FloorResult {
+  /** One per rate and system: the median of its rounds (the step itself with one round). */
   steps: FloorStep[];
+  /** Every step as it ran, when there was more than one round. */
+  rounds: FloorStep[];
   capacity: { floor: number; wharf: number; ratio: number | null };
-  cpuAt: { rate: number; floorMsPerMsg: number | null; wharfMsPerMsg: number | null; ratio: number | null };
+  /**
+   * CPU per message at `rate` (medians over the rounds); `ratio` is the median of the rounds' Wharf/floor
+   * ratios, each round's two steps having run back to back.
+   */
+  cpuAt: {
+    rate: number;
+    floorMsPerMsg: number | null;
+    wharfMsPerMsg: number | null;
+    ratio: number | null;
+    roundRatios: number[];
+  };
   start: { floorMs: number; wharfFirstMs: number; wharfRestartMs: number | null };
   stopped: string[];
 }
@@ -290,7 +356,9 @@ export async function runFloorSection(o: FloorOptions): Promise<FloorResult> {
   const left = (): number => o.deadline - performance.now();
   const chats = Array.from({ length: o.chats }, (_, i) => `1557${String(3_000_000 + i).padStart(7, '0')}`);
   const stopped: string[] = [];
+  /** One summary per rate and system (the median of its rounds), and every step as it ran. */
   const steps: FloorStep[] = [];
+  const rounds: FloorStep[] = [];
 
   progress('floor: starting the floor (its own dev server, fresh data dir)');
   const floor = await startFloor(fake, o.runDir);
@@ -324,26 +392,36 @@ export async function runFloorSection(o: FloorOptions): Promise<FloorResult> {
     const stepCost = o.seconds * 1000 + 10_000 + o.backlogMs;
     const active = new Set<'floor' | 'wharf'>(['floor', 'wharf']);
     for (const [k, rate] of o.rates.entries()) {
-      for (const sys of [floor, wharf.system]) {
-        if (!active.has(sys.name)) continue;
-        // Keep ~20 s for Wharf's restart at the end; the first rate runs whatever the budget (quick mode).
-        if (k > 0 && left() < stepCost + 20_000) {
-          stopped.push(`${sys.name}: stopped before ${rate}/s: out of the section's time budget`);
-          active.delete(sys.name);
-          continue;
+      const here: Record<'floor' | 'wharf', FloorStep[]> = { floor: [], wharf: [] };
+      for (let n = 0; n < o.rounds; n++) {
+        // Odd rounds run Wharf first: a drift of the machine within a rate does not always favour one.
+        for (const sys of n % 2 ? [wharf.system, floor] : [floor, wharf.system]) {
+          if (!active.has(sys.name)) continue;
+          // Keep ~20 s for Wharf's restart at the end; the first step runs whatever the budget (quick mode).
+          if ((k > 0 || n > 0) && left() < stepCost + 20_000) {
+            stopped.push(`${sys.name}: stopped before ${rate}/s (round ${n + 1}): out of the section's time budget`);
+            active.delete(sys.name);
+            continue;
+          }
+          const label = o.rounds > 1 ? ` (round ${n + 1} of ${o.rounds})` : '';
+          progress(`floor: ${sys.name} at ${rate} msgs/s for ${o.seconds} s${label}`);
+          const prefix = `${sys.name[0]}${k}r${n}`;
+          const s = { ...(await step(sys, fake, chats, rate, o.seconds, prefix, 10_000 + o.backlogMs)), round: n };
+          here[sys.name].push(s);
+          rounds.push(s);
+          progress(
+            `  ${sys.name} ${rate}/s${label}: acks ${s.ackRate}/s (p50/p99 ${s.ackP50}/${s.ackP99} ms), e2e p50/p99 ${s.e2eP50 ?? '—'}/${s.e2eP99 ?? '—'} ms, in 10 s ${s.answeredIn10sPct} %, cpu app/temporal ${s.appCpuPct}/${s.temporalCpuPct} %, ${s.totalCpuMsPerMsg ?? '—'} ms/msg${s.withinBound ? '' : ' — outside the bound'}`,
+          );
         }
-        progress(`floor: ${sys.name} at ${rate} msgs/s for ${o.seconds} s`);
-        const s = await step(sys, fake, chats, rate, o.seconds, `${sys.name[0]}${k}`, 10_000 + o.backlogMs);
-        steps.push(s);
-        progress(
-          `  ${sys.name} ${rate}/s: acks ${s.ackRate}/s (p50/p99 ${s.ackP50}/${s.ackP99} ms), e2e p50/p99 ${s.e2eP50 ?? '—'}/${s.e2eP99 ?? '—'} ms, in 10 s ${s.answeredIn10sPct} %, cpu app/temporal ${s.appCpuPct}/${s.temporalCpuPct} %, ${s.totalCpuMsPerMsg ?? '—'} ms/msg${s.withinBound ? '' : ' — outside the bound'}`,
-        );
+      }
+      for (const name of ['floor', 'wharf'] as const) {
+        if (!here[name].length) continue;
+        steps.push(summarize(here[name]));
         // Above the rate the CPU goal compares, a system that left the bound twice in a row is done.
-        const mine = steps.filter((x) => x.system === sys.name);
-        const lastTwo = mine.slice(-2);
-        if (rate >= o.cpuRate && lastTwo.length === 2 && lastTwo.every((x) => !x.withinBound)) {
-          stopped.push(`${sys.name}: stopped after ${rate}/s: outside the bound at two rates in a row`);
-          active.delete(sys.name);
+        const lastTwo = steps.filter((x) => x.system === name).slice(-2);
+        if (active.has(name) && rate >= o.cpuRate && lastTwo.length === 2 && lastTwo.every((x) => !x.withinBound)) {
+          stopped.push(`${name}: stopped after ${rate}/s: outside the bound at two rates in a row`);
+          active.delete(name);
         }
       }
       if (!active.size) break;
@@ -365,10 +443,25 @@ export async function runFloorSection(o: FloorOptions): Promise<FloorResult> {
       steps.find((s) => s.system === sys && s.rate === o.cpuRate)?.totalCpuMsPerMsg ?? null;
     const cf = at('floor');
     const cw = at('wharf');
+    // Each round's Wharf step against the floor step next to it.
+    const roundRatios: number[] = [];
+    for (let n = 0; n < o.rounds; n++) {
+      const f = rounds.find((s) => s.system === 'floor' && s.rate === o.cpuRate && s.round === n)?.totalCpuMsPerMsg;
+      const w = rounds.find((s) => s.system === 'wharf' && s.rate === o.cpuRate && s.round === n)?.totalCpuMsPerMsg;
+      if (f && w) roundRatios.push(round(w / f, 3));
+    }
+    const ratio = median(roundRatios);
     return {
       steps,
+      rounds: o.rounds > 1 ? rounds : [],
       capacity: { ...cap, ratio: cap.floor > 0 ? round(cap.wharf / cap.floor, 2) : null },
-      cpuAt: { rate: o.cpuRate, floorMsPerMsg: cf, wharfMsPerMsg: cw, ratio: cf && cw ? round(cw / cf, 2) : null },
+      cpuAt: {
+        rate: o.cpuRate,
+        floorMsPerMsg: cf,
+        wharfMsPerMsg: cw,
+        ratio: ratio === null ? null : round(ratio, 3),
+        roundRatios,
+      },
       start: { floorMs: Math.round(floor.startMs), wharfFirstMs: Math.round(firstMs), wharfRestartMs: restartMs },
       stopped,
     };

@@ -27,6 +27,7 @@
  *
  * Flags: --quick (CI smoke, small sizes), --only=micro,baseline,ingest,crash,scale, --rates=100,200,500
  * --seconds=10 --channels=1000 --chats=10000 --crash-messages=2000 --crash-rate=300 --sessions=40 --sessions-load=60 --budget=570
+ * --floor-rates=25,50,100 --floor-seconds=20 --floor-rounds=2 (steps per rate and system; medians reported)
  * --out=bench/results.json --keep (keep the data dirs). Tables go to stdout, progress to stderr.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -51,7 +52,7 @@ import {
   type StepResult,
 } from './load.js';
 import { runFlood } from './flood.js';
-import { runFloorSection, type FloorResult } from './floor.js';
+import { runFloorSection, type FloorResult, type FloorStep } from './floor.js';
 import { benchFormatter } from './micro-format.js';
 import { benchPolicy, benchPolicyService } from './micro-policy.js';
 import { benchStore } from './micro-store.js';
@@ -143,6 +144,8 @@ interface Options {
   /** The floor section's offered rates (msgs/s) and seconds per step. */
   floorRates: number[];
   floorSeconds: number;
+  /** Steps per rate and system in the floor section (alternating which goes first); medians are reported. */
+  floorRounds: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -170,6 +173,7 @@ function parseOptions(argv: string[]): Options {
     'temporal',
     'floor-rates',
     'floor-seconds',
+    'floor-rounds',
   ];
   for (const k of flags.keys())
     if (!known.includes(k)) throw new Error(`unknown flag --${k} (known: ${known.map((x) => '--' + x).join(' ')})`);
@@ -237,6 +241,7 @@ function parseOptions(argv: string[]): Options {
         ? [25]
         : [25, 50, 75, 100, 125, 150, 200],
     floorSeconds: num('floor-seconds', 20, 5),
+    floorRounds: Math.max(1, Math.round(num('floor-rounds', 2, 1))),
   };
 }
 
@@ -1163,38 +1168,53 @@ async function runScale(o: Options, session: Session, deadline: number): Promise
 // ---- floor ---------------------------------------------------------------------------------------
 
 function printFloor(r: FloorResult): void {
+  const row = (s: FloorStep): Array<string | number | null> => [
+    s.system,
+    s.rate,
+    s.ackRate,
+    s.ackP50,
+    s.ackP99,
+    s.e2eP50,
+    s.e2eP99,
+    s.answeredIn10sPct,
+    `${s.appCpuPct}/${s.temporalCpuPct}`,
+    `${fmt(s.appCpuMsPerMsg, 2)}/${fmt(s.temporalCpuMsPerMsg, 2)}/${fmt(s.totalCpuMsPerMsg, 2)}`,
+    s.withinBound ? 'in' : 'out',
+  ];
+  const columns = [
+    'system',
+    'rate/s',
+    'acks/s',
+    'ack p50',
+    'ack p99',
+    'e2e p50',
+    'e2e p99',
+    'in 10 s %',
+    'cpu % app/temporal',
+    'cpu ms/msg app/temporal/total',
+    'bound',
+  ];
+  const rounds = r.rounds.length ? Math.max(...r.rounds.map((s) => s.round)) + 1 : 1;
+  if (rounds > 1)
+    table(
+      'Floor vs Wharf, every step (64 chats, echo, open loop; odd rounds run Wharf first)',
+      ['round', ...columns],
+      r.rounds.map((s) => [s.round + 1, ...row(s)]),
+    );
   table(
-    'Floor vs Wharf (64 chats, echo, open loop; floor step then Wharf step at each rate)',
-    [
-      'system',
-      'rate/s',
-      'acks/s',
-      'ack p50',
-      'ack p99',
-      'e2e p50',
-      'e2e p99',
-      'in 10 s %',
-      'cpu % app/temporal',
-      'cpu ms/msg app/temporal/total',
-      'bound',
-    ],
-    r.steps.map((s) => [
-      s.system,
-      s.rate,
-      s.ackRate,
-      s.ackP50,
-      s.ackP99,
-      s.e2eP50,
-      s.e2eP99,
-      s.answeredIn10sPct,
-      `${s.appCpuPct}/${s.temporalCpuPct}`,
-      `${fmt(s.appCpuMsPerMsg, 2)}/${fmt(s.temporalCpuMsPerMsg, 2)}/${fmt(s.totalCpuMsPerMsg, 2)}`,
-      s.withinBound ? 'in' : 'out',
-    ]),
+    rounds > 1
+      ? `Floor vs Wharf (64 chats, echo, open loop; each figure the median of ${rounds} rounds)`
+      : 'Floor vs Wharf (64 chats, echo, open loop; floor step then Wharf step at each rate)',
+    columns,
+    r.steps.map(row),
   );
   console.log(
     'bound: acks ≥ 95 % of the offered rate, e2e p99 < 1 s, ≥ 99 % answered within 10 s of the end of the load. cpu %: over the load, of one core; ms/msg: over the load and its drain.',
   );
+  if (r.cpuAt.roundRatios.length > 1)
+    console.log(
+      `CPU per message at ${r.cpuAt.rate}/s, Wharf/floor by round: ${r.cpuAt.roundRatios.map((x) => `×${fmt(x, 3)}`).join(', ')} (median ×${fmt(r.cpuAt.ratio, 2)})`,
+    );
   for (const line of r.stopped) console.log(line);
 }
 
@@ -1371,6 +1391,7 @@ async function main(): Promise<number> {
         runDir,
         rates: o.floorRates,
         seconds: o.floorSeconds,
+        rounds: o.floorRounds,
         chats: o.chats,
         deadline: d,
         cpuRate: 100,
