@@ -219,9 +219,15 @@ export async function openSqlite(dir: string, file: string = SQLITE_FILE): Promi
   // ends; a plain query issued from inside a transaction's callback runs within that transaction.
   const inTransaction = new AsyncLocalStorage<{ failed: boolean }>();
   let tail: Promise<unknown> = Promise.resolve();
+  /** Queued or running turns; at 0 nothing holds the connection and a statement may run at once. */
+  let pending = 0;
+  const settled = (): void => {
+    pending--;
+  };
   const exclusive = <T>(fn: () => T | Promise<T>): Promise<T> => {
+    pending++;
     const result = tail.then(fn);
-    tail = result.catch(() => undefined);
+    tail = result.then(settled, settled);
     return result;
   };
   let closed = false;
@@ -243,6 +249,14 @@ export async function openSqlite(dir: string, file: string = SQLITE_FILE): Promi
     query<T>(text: string, params?: unknown[]) {
       const state = inTransaction.getStore();
       if (state) return txQuery<T>(state, text, params);
+      // Nothing queued: run now (the order is the same, and the message path saves a turn of the queue).
+      if (pending === 0) {
+        try {
+          return Promise.resolve(run<T>(text, params));
+        } catch (err) {
+          return Promise.reject(err);
+        }
+      }
       return exclusive(() => run<T>(text, params));
     },
     transaction<T>(fn: (tx: Sql) => Promise<T>) {
