@@ -101,7 +101,7 @@ export const EnvSchema = z
      * Seconds between two hand-backs of the C allocator's free pages to the system (`malloc_trim`; not in
      * SPEC; issue #22); 0 turns them off.
      */
-    WHARF_MEMORY_TRIM_SECONDS: z.coerce.number().int().min(0).max(86_400).default(60),
+    WHARF_MEMORY_TRIM_SECONDS: z.coerce.number().int().min(0).max(86_400).default(10),
     /** Workflows the worker keeps in memory between tasks (Temporal's sticky cache). */
     WHARF_WORKFLOW_CACHE_SIZE: z.coerce.number().int().min(1).max(100_000).default(250),
     /** Prometheus metrics of the Temporal worker (task latencies, slots, sticky cache) on this host:port. */

@@ -18,7 +18,7 @@ describe('configuration from the environment', () => {
   });
 
   it('takes the idle minutes of a chat and the seconds between memory trims (0: no trims)', () => {
-    expect(parseEnv({})).toMatchObject({ WHARF_CHAT_IDLE_MINUTES: 10, WHARF_MEMORY_TRIM_SECONDS: 60 });
+    expect(parseEnv({})).toMatchObject({ WHARF_CHAT_IDLE_MINUTES: 10, WHARF_MEMORY_TRIM_SECONDS: 10 });
     expect(parseEnv({ WHARF_MEMORY_TRIM_SECONDS: '0' }).WHARF_MEMORY_TRIM_SECONDS).toBe(0);
     for (const v of ['-1', '1.5', 'abc', '1%00', '86401'])
       expect(() => parseEnv({ WHARF_MEMORY_TRIM_SECONDS: v }), v).toThrow(/WHARF_MEMORY_TRIM_SECONDS/);
