@@ -10,8 +10,8 @@
  *
  * The session activity writes the current QR / pairing code to `session_link`; this router only reads it.
  */
+import type QRCode from 'qrcode';
 import { Router, type Request } from 'express';
-import QRCode from 'qrcode';
 import { z } from 'zod';
 import { WharfError } from '../lib/errors.js';
 import type { Store } from '../lib/store/store.js';
@@ -33,6 +33,9 @@ export const LinkCodeSchema = z.object({
 });
 
 /** Builds the router. `linkCodeTimeoutMs` bounds the wait for a pairing code (default 15 s). */
+
+/** The QR code library, loaded with the first QR shown (most processes never link a personal account). */
+const qrcode = async (): Promise<typeof QRCode> => (await import('qrcode')).default;
 export function personalRouter({
   store,
   gateway,
@@ -76,11 +79,13 @@ export function personalRouter({
     res.set('Cache-Control', 'no-store');
     res.set('X-QR-Expires-At', expiresAt.toISOString());
     if (req.query.format === 'png') {
-      const png = await QRCode.toBuffer(row.qr, { type: 'png', errorCorrectionLevel: 'M', margin: 2, width: 320 });
+      const png = await (
+        await qrcode()
+      ).toBuffer(row.qr, { type: 'png', errorCorrectionLevel: 'M', margin: 2, width: 320 });
       res.type('image/png').send(png);
       return;
     }
-    const dataUrl = await QRCode.toDataURL(row.qr, { errorCorrectionLevel: 'M', margin: 2, width: 320 });
+    const dataUrl = await (await qrcode()).toDataURL(row.qr, { errorCorrectionLevel: 'M', margin: 2, width: 320 });
     res.json({ qr: row.qr, dataUrl, expiresAt: expiresAt.toISOString() });
   });
 

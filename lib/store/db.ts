@@ -1,19 +1,10 @@
 /**
- * A minimal SQL interface over PGlite (embedded default) and PostgreSQL (`DATABASE_URL`). Both speak the
- * same dialect and `$1` placeholders, so every query in Wharf is written once.
+ * A minimal SQL interface over the store's engines: SQLite (embedded default, lib/store/sqlite.ts), PGlite
+ * (lib/store/pglite-db.ts) and PostgreSQL (`DATABASE_URL`, lib/store/postgres-db.ts). They take the same
+ * `$1` placeholders and, where the dialects differ, the store says which it writes. Each engine's library
+ * is loaded when it is opened: a process holds only the one it runs on.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { PGlite, TransactionAbortedError, parse, protocol, type messages } from '@electric-sql/pglite';
-import pg from 'pg';
-import { restrictToOwner } from '../owner-only.js';
 import { storable } from '../storable-text.js';
-import { copyTemplate } from './template.js';
-
-type BackendMessage = messages.BackendMessage;
-const { serialize } = protocol;
 
 /** A SQL session: plain queries, plus transactions on the top-level handle. */
 export interface Sql {
@@ -40,7 +31,7 @@ export function jsonParam(value: unknown): string {
  * Statement parameters with every string, and every string in a text array, made storable: every statement
  * of the store goes through here, so no field's content can make a write fail.
  */
-function storableParams(params: unknown[] | undefined): unknown[] | undefined {
+export function storableParams(params: unknown[] | undefined): unknown[] | undefined {
   return params?.map((v) =>
     typeof v === 'string'
       ? storable(v)
@@ -70,360 +61,25 @@ export interface Db extends Sql {
 }
 
 /**
- * Postgres settings for an embedded store: Wharf's tables are small, so PGlite's default 128 MB of shared
- * buffers only costs memory (measured: 294 MB → 170 MB RSS for an opened store). Statements are prepared
- * once (below) but planned for their values each time: the generic plan of the reply-completion statement
- * cost 3.9–5.9 ms against 1.7 ms for a custom one (measured in the product at 30 msgs/s).
+ * Raised by a transaction whose commit became a rollback: a statement inside it failed, even one its callback
+ * caught (PostgreSQL aborts the whole transaction; the SQLite session does the same).
  */
-const PGLITE_CONF = [
-  'plan_cache_mode=force_custom_plan',
-  'shared_buffers=16MB',
-  'work_mem=2MB',
-  'maintenance_work_mem=16MB',
-  'wal_buffers=1MB',
-  'temp_buffers=2MB',
-];
-
-// PGlite's initdb grows the WASM heap to ~700 MB and a WASM heap never shrinks, so a brand-new store is
-// initialised in a short-lived child process; this process then opens the existing one.
-function initPgliteInChild(dir: string, template?: string | null): void {
-  if (existsSync(join(dir, 'PG_VERSION'))) return;
-  // A first start copies the template made at build time (lib/store/template.ts): no initdb, no migrations.
-  if (template !== null && copyTemplate(dir, template)) return;
-  const url = import.meta.resolve('@electric-sql/pglite');
-  const script = `const { PGlite } = await import(${JSON.stringify(url)}); const db = await PGlite.create(${JSON.stringify(dir)}); await db.close();`;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    encoding: 'utf8',
-  });
-  if (r.status !== 0)
-    throw new Error(`could not initialise the PGlite store in ${dir}: ${r.stderr?.trim() || `exit ${r.status}`}`);
-}
-
-/** A named statement of the PGlite session. */
-interface Prepared {
-  name: string;
-  paramTypes: number[];
-  /** Its row description (absent for statements without rows), prepended to each result for parsing. */
-  rows?: BackendMessage;
-}
-
-/**
- * Runs statements on one PGlite instance, one protocol call each.
- *
- * PGlite's own `query` sends the extended protocol as six separate calls into WASM Postgres (parse,
- * describe, bind, describe, execute, sync), and each call has a fixed cost of about 0.35 ms. That made
- * PGlite the largest single cost of Wharf's event loop (measured: 580 calls/s for 100 statements/s at
- * 30 msgs/s, 21 % of the main thread). Wharf runs a small, fixed set of statements, so each statement with
- * parameters is prepared once as a named statement (its parameter and row types remembered) and then runs
- * as bind + execute + sync in a single call. A statement without parameters runs unnamed in one call.
- *
- * Parameters are serialised and rows parsed with PGlite's own type handlers (arrays and JSON included), so
- * values come back exactly as `PGlite.query` returned them.
- */
-class PgliteStatements {
-  private readonly prepared = new Map<string, Prepared>();
-  private seq = 0;
-
-  constructor(private readonly pg: PGlite) {}
-
-  /** Runs one statement; `inTransaction` skips PGlite's file-system sync until the commit. */
-  async run<T>(text: string, params: unknown[] | undefined, inTransaction: boolean): Promise<T[]> {
-    if (!params?.length) {
-      return this.rows<T>(
-        await this.call(
-          [
-            serialize.parse({ text }),
-            serialize.bind({}),
-            serialize.describe({ type: 'P' }),
-            serialize.execute({}),
-            serialize.sync(),
-          ],
-          inTransaction,
-        ),
-      );
-    }
-    const st = this.prepared.get(text) ?? (await this.prepare(text, inTransaction));
-    try {
-      return await this.execute<T>(st, params, inTransaction);
-    } catch (err) {
-      // A schema change under a prepared `select *` ("cached plan must not change result type"): prepare it
-      // again and run it once more. Inside a transaction the error has aborted it, so it stands.
-      if (inTransaction || (err as { code?: string }).code !== '0A000') throw err;
-      this.prepared.delete(text);
-      return this.execute<T>(await this.prepare(text, false), params, false);
-    }
-  }
-
-  private async execute<T>(st: Prepared, params: unknown[], inTransaction: boolean): Promise<T[]> {
-    const values = params.map((v, i) => {
-      if (v === null || v === undefined) return null;
-      const toText = this.pg.serializers[st.paramTypes[i]];
-      return toText ? toText(v) : String(v);
-    });
-    const messages = await this.call(
-      [serialize.bind({ statement: st.name, values }), serialize.execute({}), serialize.sync()],
-      inTransaction,
-    );
-    return this.rows<T>(st.rows ? [st.rows, ...messages] : messages);
-  }
-
-  /** A simple-protocol command (`begin`, `commit`, several statements); returns its command tags. */
-  async simple(text: string, inTransaction: boolean): Promise<string[]> {
-    const messages = await this.call([serialize.query(text)], inTransaction);
-    return messages.flatMap((m) => (m.name === 'commandComplete' ? [(m as messages.CommandCompleteMessage).text] : []));
-  }
-
-  private async prepare(text: string, inTransaction: boolean): Promise<Prepared> {
-    // Wharf's statements are fixed strings; the bound only guards against a caller that builds them.
-    if (this.prepared.size >= MAX_PREPARED) {
-      await this.call([serialize.query('deallocate all')], inTransaction);
-      this.prepared.clear();
-    }
-    const name = `wharf_${++this.seq}`;
-    const messages = await this.call(
-      [serialize.parse({ name, text }), serialize.describe({ type: 'S', name }), serialize.sync()],
-      inTransaction,
-    );
-    const st: Prepared = {
-      name,
-      paramTypes: parse.parseDescribeStatementResults(messages),
-      rows: messages.find((m) => m.name === 'rowDescription'),
-    };
-    this.prepared.set(text, st);
-    return st;
-  }
-
-  private async call(parts: Uint8Array[], inTransaction: boolean): Promise<BackendMessage[]> {
-    return (await this.pg.execProtocol(Buffer.concat(parts), { syncToFs: !inTransaction })).messages;
-  }
-
-  private rows<T>(messages: BackendMessage[]): T[] {
-    return (parse.parseResults(messages, this.pg.parsers)[0]?.rows ?? []) as T[];
+export class TransactionAbortedError extends Error {
+  constructor() {
+    super('Transaction is aborted');
+    this.name = 'TransactionAbortedError';
   }
 }
-
-/** Prepared statements kept per PGlite instance before they are all released. */
-const MAX_PREPARED = 500;
-/** Statements between two ANALYZEs of the embedded store (it has no autovacuum), and their least interval. */
-const ANALYZE_EVERY = 5_000;
-const ANALYZE_MIN_INTERVAL_MS = 60_000;
 
 /**
  * Opens PGlite in `dir`. A missing store is copied from the store template (`template`, by default the one
  * `npm run build` made) when there is a usable one, else initialised; `template: null` always initialises.
  */
 export async function openPglite(dir: string, opts: { template?: string | null } = {}): Promise<Db> {
-  initPgliteInChild(dir, opts.template);
-  const pg = await PGlite.create(dir, { postgresqlconf: PGLITE_CONF });
-  // PGlite chmods its files itself (initdb's 0666, pg_internal.init 0644 on every open), ignoring the umask.
-  restrictToOwner(dir);
-  const statements = new PgliteStatements(pg);
-  // One session, so one thing at a time: statements queue here; a transaction holds the queue until it ends.
-  // A plain query issued from inside a transaction's callback runs within that transaction, as before.
-  // Each statement waits for a turn of the event loop first: PGlite runs synchronously, and a queue of
-  // statements run back to back kept webhooks and the Temporal worker waiting for up to ~100 ms.
-  const inTransaction = new AsyncLocalStorage<true>();
-  let tail: Promise<unknown> = Promise.resolve();
-  /** Runs `fn` in turn, or at once (told so) when called from inside a transaction's callback. */
-  const exclusive = <T>(fn: (inTx: boolean) => Promise<T>): Promise<T> => {
-    if (inTransaction.getStore()) return fn(true);
-    const result = tail.then(() => new Promise<void>((r) => setImmediate(r))).then(() => fn(false));
-    tail = result.catch(() => undefined);
-    return result;
-  };
-  let closed = false;
-  // PGlite runs no autovacuum, so nothing ever collects the planner's statistics: without them it took the
-  // message log for one row and planned the per-message updates and the reply claim as a scan of all of a
-  // channel's messages (measured: 8.7 and 9.3 ms per statement at 3,000 messages, growing with the log).
-  // Postgres' autovacuum analyses after a share of a table changed; here, every ANALYZE_EVERY statements.
-  let sinceAnalyze = 0;
-  let analyzedAt = -Infinity;
-  const maybeAnalyze = (): void => {
-    if (++sinceAnalyze < ANALYZE_EVERY || performance.now() - analyzedAt < ANALYZE_MIN_INTERVAL_MS || closed) return;
-    sinceAnalyze = 0;
-    analyzedAt = performance.now();
-    void exclusive((inTx) => statements.simple('analyze', inTx)).catch(() => undefined);
-  };
-  return {
-    kind: 'pglite',
-    dialect: 'postgres',
-    query<T>(text: string, params?: unknown[]) {
-      maybeAnalyze();
-      return exclusive((inTx) => statements.run<T>(text, storableParams(params), inTx));
-    },
-    transaction<T>(fn: (tx: Sql) => Promise<T>) {
-      return exclusive(() =>
-        inTransaction.run(true, async () => {
-          await statements.simple('begin', true);
-          let result: T;
-          try {
-            result = await fn({
-              query: <R>(t: string, p?: unknown[]) => statements.run<R>(t, storableParams(p), true),
-            });
-          } catch (err) {
-            await statements.simple('rollback', false).catch(() => undefined);
-            throw err;
-          }
-          // A statement that failed inside the callback aborted the transaction even if the callback caught
-          // the error: Postgres then answers COMMIT with ROLLBACK, and nothing was written.
-          if ((await statements.simple('commit', false)).includes('ROLLBACK')) throw new TransactionAbortedError();
-          return result;
-        }),
-      );
-    },
-    async exec(text: string) {
-      await exclusive((inTx) => statements.simple(text, inTx));
-    },
-    async ping() {
-      if (closed) return false;
-      try {
-        await exclusive((inTx) => statements.run('select 1', undefined, inTx));
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    async close() {
-      if (closed) return;
-      closed = true;
-      await exclusive(() => pg.close());
-    },
-  };
+  return (await import('./pglite-db.js')).openPglite(dir, opts);
 }
 
-/**
- * Value parsers that make node-postgres return what PGlite returns: `bigint` (counts, `bigserial` ids) as a
- * number rather than a string. Values past 2^53 lose precision on both engines alike.
- */
-const PG_TYPES = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === 20
-      ? (v: string) => Number(v)
-      : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
-};
-
-/** Connects to PostgreSQL through a pool. */
+/** Opens a pool on the PostgreSQL database at `url`. */
 export async function openPostgres(url: string): Promise<Db> {
-  const pool = new pg.Pool({ connectionString: url, max: 10, types: PG_TYPES });
-  // An idle connection that the server ends (a restart, a failover, an administrator's terminate) is
-  // reported here; unhandled, that event would crash the process. The pool has dropped that connection
-  // already, and the next query opens a new one.
-  pool.on('error', () => undefined);
-  // Fail fast at start-up with a clear error rather than on the first request.
-  await pool.query('select 1');
-  const listeners = new Set<() => Promise<void>>();
-  return {
-    kind: 'postgres',
-    dialect: 'postgres',
-    async listen(channel, fn) {
-      const stop = await listenOn(url, channel, fn);
-      const unlisten = async () => {
-        listeners.delete(unlisten);
-        await stop();
-      };
-      listeners.add(unlisten);
-      return unlisten;
-    },
-    async query<T>(text: string, params?: unknown[]) {
-      return (await pool.query(text, storableParams(params))).rows as T[];
-    },
-    async transaction<T>(fn: (tx: Sql) => Promise<T>) {
-      const client = await pool.connect();
-      try {
-        await client.query('begin');
-        const result = await fn({
-          query: async <R>(t: string, p?: unknown[]) => (await client.query(t, storableParams(p))).rows as R[],
-        });
-        // As on PGlite: a statement that failed inside the callback aborted the transaction even if the
-        // callback caught the error; Postgres then answers COMMIT with ROLLBACK, and nothing was written.
-        if ((await client.query('commit')).command === 'ROLLBACK') throw new TransactionAbortedError();
-        return result;
-      } catch (err) {
-        await client.query('rollback').catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
-    },
-    async exec(text: string) {
-      await pool.query(text);
-    },
-    async ping() {
-      try {
-        await pool.query('select 1');
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    async close() {
-      await Promise.all([...listeners].map((stop) => stop()));
-      await pool.end();
-    },
-  };
-}
-
-// After a lost LISTEN connection, the next attempt waits this long (doubling up to the maximum).
-const RELISTEN_MIN_MS = 500;
-const RELISTEN_MAX_MS = 10_000;
-
-/**
- * LISTENs on one dedicated connection (a pooled one would be handed to other queries): notifications
- * arrive only on the session that listens. When the server ends it, a new one listens again after a
- * backoff; notifications sent in between are lost, which the console tolerates (it re-reads on its next
- * event or navigation). Resolves once the first connection listens.
- */
-async function listenOn(url: string, channel: string, fn: (payload: string) => void): Promise<() => Promise<void>> {
-  let stopped = false;
-  let current: pg.Client | null = null;
-  let retry: NodeJS.Timeout | null = null;
-  let delay = RELISTEN_MIN_MS;
-  const connect = async (): Promise<void> => {
-    const client = new pg.Client({ connectionString: url, types: PG_TYPES });
-    let gone = false;
-    const lost = (): void => {
-      if (gone) return;
-      gone = true;
-      if (current === client) current = null;
-      void client.end().catch(() => undefined);
-      if (stopped) return;
-      retry = setTimeout(() => {
-        retry = null;
-        // A failed attempt schedules the next one itself (its own `lost`).
-        connect().catch(() => undefined);
-      }, delay);
-      // Waiting to listen again must not keep a process alive that has nothing else to do.
-      retry.unref();
-      delay = Math.min(delay * 2, RELISTEN_MAX_MS);
-    };
-    client.on('notification', (n) => {
-      if (n.channel === channel && n.payload !== undefined) fn(n.payload);
-    });
-    client.on('error', lost);
-    client.on('end', lost);
-    current = client;
-    try {
-      await client.connect();
-      await client.query(`listen ${pg.escapeIdentifier(channel)}`);
-      delay = RELISTEN_MIN_MS;
-    } catch (err) {
-      lost();
-      throw err;
-    }
-  };
-  try {
-    await connect();
-  } catch (err) {
-    stopped = true;
-    if (retry) clearTimeout(retry);
-    throw err;
-  }
-  return async () => {
-    stopped = true;
-    if (retry) clearTimeout(retry);
-    const client = current;
-    current = null;
-    await client?.end().catch(() => undefined);
-  };
+  return (await import('./postgres-db.js')).openPostgres(url);
 }

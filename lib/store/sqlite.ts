@@ -7,11 +7,10 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { TransactionAbortedError } from '@electric-sql/pglite';
 import Database from 'better-sqlite3';
 import { restrictToOwner } from '../owner-only.js';
 import { storable } from '../storable-text.js';
-import type { Db, Sql } from './db.js';
+import { TransactionAbortedError, type Db, type Sql } from './db.js';
 
 /** The store's file inside its directory (WAL mode adds `-wal` and `-shm` beside it). */
 export const SQLITE_FILE = 'store.sqlite';

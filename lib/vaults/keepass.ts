@@ -6,26 +6,35 @@
  * changes on disk (size, mtime or inode), so they show up without a restart.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { argon2d, argon2id } from 'hash-wasm';
-import * as kdbxweb from 'kdbxweb';
+import type * as Kdbxweb from 'kdbxweb';
 import type { KeepassSettings } from './settings.js';
 import { VaultError, type LocalSecretReader, type VaultConnection, type VaultItemSummary } from './types.js';
 
-// kdbxweb has no Argon2 of its own; hash-wasm's is WebAssembly, so it runs on every Node without a build.
-kdbxweb.CryptoEngine.setArgon2Impl(async (password, salt, memory, iterations, length, parallelism, type, version) => {
-  if (version !== 0x13) throw new Error('only Argon2 version 1.3 is supported');
-  const run = type === kdbxweb.CryptoEngine.Argon2TypeArgon2id ? argon2id : argon2d;
-  const out = await run({
-    password: new Uint8Array(password),
-    salt: new Uint8Array(salt),
-    memorySize: memory,
-    iterations,
-    hashLength: length,
-    parallelism,
-    outputType: 'binary',
-  });
-  return out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength) as ArrayBuffer;
-});
+let library: Promise<typeof Kdbxweb> | null = null;
+/**
+ * kdbxweb with hash-wasm's Argon2, loaded with the first KeePass database opened: every process would
+ * otherwise hold both (and kdbxweb's XML parser) from its start, ≈ 2.5 MB of heap, KeePass or not.
+ */
+export const kdbxweb = (): Promise<typeof Kdbxweb> =>
+  (library ??= (async () => {
+    const [lib, { argon2d, argon2id }] = await Promise.all([import('kdbxweb'), import('hash-wasm')]);
+    // kdbxweb has no Argon2 of its own; hash-wasm's is WebAssembly, so it runs on every Node without a build.
+    lib.CryptoEngine.setArgon2Impl(async (password, salt, memory, iterations, length, parallelism, type, version) => {
+      if (version !== 0x13) throw new Error('only Argon2 version 1.3 is supported');
+      const run = type === lib.CryptoEngine.Argon2TypeArgon2id ? argon2id : argon2d;
+      const out = await run({
+        password: new Uint8Array(password),
+        salt: new Uint8Array(salt),
+        memorySize: memory,
+        iterations,
+        hashLength: length,
+        parallelism,
+        outputType: 'binary',
+      });
+      return out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength) as ArrayBuffer;
+    });
+    return lib;
+  })());
 
 /** How often the file's size and mtime are looked at, at most (ms): cheap, and edits show up within it. */
 const STAT_EVERY_MS = 1000;
@@ -34,10 +43,10 @@ const IDLE_CLOSE_MS = 5 * 60 * 1000;
 
 const STANDARD_FIELDS = ['UserName', 'Password', 'URL', 'Notes'];
 
-const hexUuid = (u: kdbxweb.KdbxUuid): string => Buffer.from(u.toBytes() ?? new Uint8Array(16)).toString('hex');
+const hexUuid = (u: Kdbxweb.KdbxUuid): string => Buffer.from(u.toBytes() ?? new Uint8Array(16)).toString('hex');
 
 interface Opened {
-  db: kdbxweb.Kdbx;
+  db: Kdbxweb.Kdbx;
   version: string;
   checkedAt: number;
   usedAt: number;
@@ -88,16 +97,17 @@ export function createKeepassVault(
         );
       }
     }
+    const kdbx = await kdbxweb();
     const password = settings.password
-      ? kdbxweb.ProtectedValue.fromString(await readLocal('password', settings.password))
+      ? kdbx.ProtectedValue.fromString(await readLocal('password', settings.password))
       : null;
-    const credentials = new kdbxweb.Credentials(password, keyFile);
+    const credentials = new kdbx.Credentials(password, keyFile);
     try {
-      const db = await kdbxweb.Kdbx.load(new Uint8Array(data).buffer, credentials);
+      const db = await kdbx.Kdbx.load(new Uint8Array(data).buffer, credentials);
       return { db, version, checkedAt: Date.now(), usedAt: Date.now() };
     } catch (err) {
-      const code = err instanceof kdbxweb.KdbxError ? err.code : '';
-      if (code === kdbxweb.Consts.ErrorCodes.InvalidKey) {
+      const code = err instanceof kdbx.KdbxError ? err.code : '';
+      if (code === kdbx.Consts.ErrorCodes.InvalidKey) {
         throw new VaultError(
           id,
           'auth_failed',
@@ -107,20 +117,20 @@ export function createKeepassVault(
         );
       }
       if (
-        code === kdbxweb.Consts.ErrorCodes.BadSignature ||
-        code === kdbxweb.Consts.ErrorCodes.InvalidVersion ||
-        code === kdbxweb.Consts.ErrorCodes.FileCorrupt
+        code === kdbx.Consts.ErrorCodes.BadSignature ||
+        code === kdbx.Consts.ErrorCodes.InvalidVersion ||
+        code === kdbx.Consts.ErrorCodes.FileCorrupt
       ) {
         throw new VaultError(id, 'bad_config', `the file is not a KDBX 3.1/4 database Wharf can read (${code})`);
       }
-      if (code === kdbxweb.Consts.ErrorCodes.Unsupported)
+      if (code === kdbx.Consts.ErrorCodes.Unsupported)
         throw new VaultError(id, 'bad_config', `the database uses a format or cipher Wharf does not support (${code})`);
       // A file caught half-written by KeePassXC reads as corrupt: the next look (after its write) succeeds.
       throw new VaultError(id, 'bad_response', `the database could not be opened (${code || 'read error'})`);
     }
   };
 
-  const database = async (): Promise<kdbxweb.Kdbx> => {
+  const database = async (): Promise<Kdbxweb.Kdbx> => {
     const now = Date.now();
     if (opened && now - opened.usedAt > IDLE_CLOSE_MS) opened = null;
     if (opened && now - opened.checkedAt < STAT_EVERY_MS) {
@@ -138,10 +148,10 @@ export function createKeepassVault(
   };
 
   // Entries outside the recycle bin, with their group path (the root group's own name left out).
-  const entries = (db: kdbxweb.Kdbx): Array<{ entry: kdbxweb.KdbxEntry; path: string[] }> => {
-    const out: Array<{ entry: kdbxweb.KdbxEntry; path: string[] }> = [];
+  const entries = (db: Kdbxweb.Kdbx): Array<{ entry: Kdbxweb.KdbxEntry; path: string[] }> => {
+    const out: Array<{ entry: Kdbxweb.KdbxEntry; path: string[] }> = [];
     const bin = db.meta.recycleBinUuid?.id;
-    const walk = (g: kdbxweb.KdbxGroup, path: string[]): void => {
+    const walk = (g: Kdbxweb.KdbxGroup, path: string[]): void => {
       if (bin && g.uuid.id === bin) return;
       for (const e of g.entries) out.push({ entry: e, path });
       for (const sub of g.groups) walk(sub, [...path, sub.name ?? '']);
@@ -149,9 +159,9 @@ export function createKeepassVault(
     walk(db.getDefaultGroup(), []);
     return out;
   };
-  const fieldsOf = (e: kdbxweb.KdbxEntry): string[] =>
+  const fieldsOf = (e: Kdbxweb.KdbxEntry): string[] =>
     [...e.fields.keys()].filter((k) => k !== 'Title' && (STANDARD_FIELDS.includes(k) || e.fields.get(k) !== undefined));
-  const find = (db: kdbxweb.Kdbx, item: string): kdbxweb.KdbxEntry | undefined => {
+  const find = (db: Kdbxweb.Kdbx, item: string): Kdbxweb.KdbxEntry | undefined => {
     const want = item.toLowerCase().replace(/[{}-]/g, ''); // KeePassXC shows {8-4-4-4-12}; both forms work
     return entries(db).find(({ entry }) => hexUuid(entry.uuid) === want || entry.uuid.id === item)?.entry;
   };

@@ -7,7 +7,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as kdbxweb from 'kdbxweb';
-import '../../lib/vaults/keepass.js'; // installs kdbxweb's Argon2 implementation
+import { kdbxweb as loadKdbxweb } from '../../lib/vaults/keepass.js';
 
 /** Installs keepassxc (for keepassxc-cli) with apt-get when it is missing and we are root; false if unavailable. */
 export function ensureKeepassxcCli(): boolean {
@@ -69,6 +69,7 @@ export async function createDb4(
   cipher: 'aes' | 'chacha20',
   customString?: { entry: string; key: string; value: string },
 ): Promise<void> {
+  await loadKdbxweb(); // installs kdbxweb's Argon2 implementation
   const keyFile = k.keyFile ? new Uint8Array(readFileSync(k.keyFile)) : undefined;
   const db = kdbxweb.Kdbx.create(
     new kdbxweb.Credentials(kdbxweb.ProtectedValue.fromString(k.password), keyFile),
