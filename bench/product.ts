@@ -332,8 +332,8 @@ export async function productTemporal(p: Product): Promise<{ client: Client; con
  * Waits (at most `maxMs`) until no chat workflow of the product runs any more — each completes once it was
  * idle for `WHARF_CHAT_IDLE_MINUTES` — and then until the process's memory settles: V8 and the allocator
  * give memory back only a minute or two after a burst, so RSS is read every 5 s until its low has not fallen
- * for 60 s. Idle RSS still moves between the product's memory trims (WHARF_MEMORY_TRIM_SECONDS, every minute):
- * the figure is the median of that last minute's readings, with their range.
+ * for 60 s. Idle RSS still moves between the product's memory trims (WHARF_MEMORY_TRIM_SECONDS, every 10 s
+ * by default): the figure is the median of that last minute's readings, with their range.
  */
 export async function afterIdleClose(
   p: Product,
