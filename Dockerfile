@@ -46,9 +46,10 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/*
 
-# MALLOC_ARENA_MAX: as `npm start` sets it (docs/performance.md, session 9: ~60 MB less idle RSS).
+# MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_: as `npm start` sets them (docs/operations.md, *Sizing*).
 ENV NODE_ENV=production \
     MALLOC_ARENA_MAX=2 \
+    MALLOC_MMAP_THRESHOLD_=131072 \
     WHARF_HOST=0.0.0.0 \
     WHARF_PORT=8080 \
     WHARF_DATA_DIR=/data

@@ -29,6 +29,7 @@ import {
   signedWebhook,
   startProduct,
   START_MALLOC_ARENA_MAX,
+  START_MALLOC_MMAP_THRESHOLD,
   type Product,
 } from './product.js';
 
@@ -172,6 +173,7 @@ export async function startFloor(fake: FakeGraph, runDir: string): Promise<Syste
       META_GRAPH_URL: fake.url,
       LOG_LEVEL: 'warn',
       MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? START_MALLOC_ARENA_MAX,
+      MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? START_MALLOC_MMAP_THRESHOLD,
     },
     // Its own process group, so its dev server goes with it on a kill.
     detached: true,

@@ -99,6 +99,12 @@ export interface StartOptions {
  * process gets the same, so the two compare like for like.
  */
 export const START_MALLOC_ARENA_MAX = '2';
+/**
+ * glibc's mmap threshold `npm start` fixes (its default, without glibc raising it after a large free): blocks
+ * of 128 KiB and more then always come from their own mapping, which goes back to the system when freed,
+ * instead of settling in the heap between small live blocks (docs/performance.md, session 11).
+ */
+export const START_MALLOC_MMAP_THRESHOLD = '131072';
 
 /** Spawns the product on `dataDir` and waits until `/healthz` says ok. */
 export async function startProduct(opts: StartOptions): Promise<Product> {
@@ -119,6 +125,7 @@ export async function startProduct(opts: StartOptions): Promise<Product> {
   delete env.DATABASE_URL;
   // What `npm start` runs the product with (package.json), unless the bench's own environment says.
   env.MALLOC_ARENA_MAX ??= START_MALLOC_ARENA_MAX;
+  env.MALLOC_MMAP_THRESHOLD_ ??= START_MALLOC_MMAP_THRESHOLD;
   if (opts.temporalAddress) env.TEMPORAL_ADDRESS = opts.temporalAddress;
   Object.assign(env, opts.env);
   const t0 = performance.now();
