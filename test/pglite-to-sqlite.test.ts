@@ -15,7 +15,12 @@ import { spawnWharf, type SpawnedWharf } from './support/spawned-wharf.js';
 import { createStoreAuthState } from '../lib/store/auth-state.js';
 import { openPglite, type Db } from '../lib/store/db.js';
 import { migrate } from '../lib/store/migrations.js';
-import { embeddedStoreDirs, migratePgliteToSqlite, needsPgliteMigration } from '../lib/store/pglite-to-sqlite.js';
+import {
+  embeddedStoreDirs,
+  migratePgliteToSqlite,
+  needsPgliteMigration,
+  pgliteWouldStartEmpty,
+} from '../lib/store/pglite-to-sqlite.js';
 import { openSqlite, SQLITE_FILE } from '../lib/store/sqlite.js';
 import { createStore } from '../lib/store/store.js';
 import { channelState } from './support/scratch-store.js';
@@ -312,6 +317,18 @@ describe('an existing PGlite store moves to SQLite on the first start', () => {
     await sqlite.close();
     expect(await migratePgliteToSqlite(both)).toBeNull();
     expect(existsSync(join(both, 'store', 'PG_VERSION'))).toBe(true);
+  });
+
+  it('WHARF_STORE=pglite is refused on a data dir whose store moved to SQLite, with the way back named', async () => {
+    const dataDir = dataDirCopy('back');
+    expect(pgliteWouldStartEmpty(dataDir)).toBeNull(); // PGlite's own store is there
+    const done = await migratePgliteToSqlite(dataDir, { now: new Date('2026-12-03T10:00:00Z') });
+    const refused = pgliteWouldStartEmpty(dataDir);
+    expect(refused).toContain('PGlite would start an empty store');
+    expect(refused).toContain(`rename ${done!.movedTo} to ${join(dataDir, 'store')}`);
+    const fresh = join(root, 'fresh');
+    mkdirSync(fresh);
+    expect(pgliteWouldStartEmpty(fresh)).toBeNull(); // nothing anywhere: a new PGlite store is what was asked for
   });
 });
 

@@ -98,6 +98,10 @@ async function openStore(config: Config, log: Logger): Promise<Db> {
     return openSqlite(dir);
   }
   const dir = join(config.dataDir, 'store');
+  // A data dir whose store moved to SQLite must not quietly open as an empty PGlite store.
+  const { pgliteWouldStartEmpty } = await import('../lib/store/pglite-to-sqlite.js');
+  const refused = pgliteWouldStartEmpty(config.dataDir);
+  if (refused) throw new Error(refused);
   log.warn({ dir }, 'store: PGlite (WHARF_STORE=pglite, the previous engine: kept for one release)');
   return openPglite(dir);
 }

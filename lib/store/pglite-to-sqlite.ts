@@ -7,7 +7,7 @@
  * only after the commit and the per-table count check, so a kill at any moment leaves either no SQLite store
  * (the next start retries from the untouched PGlite dir) or a complete one.
  */
-import { existsSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../logger.js';
 import { openPglite, type Db, type Sql } from './db.js';
@@ -64,6 +64,29 @@ interface Column {
 export function needsPgliteMigration(dataDir: string): boolean {
   const dirs = embeddedStoreDirs(dataDir);
   return existsSync(join(dirs.pglite, 'PG_VERSION')) && !existsSync(join(dirs.sqlite, SQLITE_FILE));
+}
+
+/**
+ * Why `WHARF_STORE=pglite` must not start on `dataDir`, or null when it may: the data dir's store is SQLite
+ * (moved there at an earlier start, or made there) and there is no PGlite store, so PGlite would start an
+ * empty one and every channel would seem gone. The message says how to go on either way.
+ */
+export function pgliteWouldStartEmpty(dataDir: string): string | null {
+  const dirs = embeddedStoreDirs(dataDir);
+  if (existsSync(join(dirs.pglite, 'PG_VERSION')) || !existsSync(join(dirs.sqlite, SQLITE_FILE))) return null;
+  const moved = readdirSync(dataDir)
+    .filter((n) => n.startsWith('store.pglite-migrated-'))
+    .sort()
+    .map((n) => join(dataDir, n));
+  const last = moved.at(-1);
+  return (
+    `WHARF_STORE=pglite, but this data dir's store is SQLite (${join(dirs.sqlite, SQLITE_FILE)}): PGlite would start ` +
+    `an empty store. Unset WHARF_STORE to run on SQLite (the default).` +
+    (last
+      ? ` To go back to PGlite as it was when the store moved, rename ${last} to ${dirs.pglite} and move ${dirs.sqlite} ` +
+        `aside (what changed since the move is in SQLite only).`
+      : '')
+  );
 }
 
 /**
