@@ -60,6 +60,16 @@ export interface Db extends Sql {
   listen?(channel: string, fn: (payload: string) => void): Promise<() => Promise<void>>;
 }
 
+/** Whether `statement` runs without an error: a store's liveness probe for /healthz. */
+export async function answers(statement: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await statement();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Raised by a transaction whose commit became a rollback: a statement inside it failed, even one its callback
  * caught (PostgreSQL aborts the whole transaction; the SQLite session does the same).

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite, parse, protocol, type messages } from '@electric-sql/pglite';
 import { restrictToOwner } from '../owner-only.js';
-import { TransactionAbortedError, storableParams, type Db, type Sql } from './db.js';
+import { TransactionAbortedError, answers, storableParams, type Db, type Sql } from './db.js';
 import { copyTemplate } from './template.js';
 
 type BackendMessage = messages.BackendMessage;
@@ -218,13 +218,7 @@ export async function openPglite(dir: string, opts: { template?: string | null }
       await exclusive((inTx) => statements.simple(text, inTx));
     },
     async ping() {
-      if (closed) return false;
-      try {
-        await exclusive((inTx) => statements.run('select 1', undefined, inTx));
-        return true;
-      } catch {
-        return false;
-      }
+      return !closed && (await answers(() => exclusive((inTx) => statements.run('select 1', undefined, inTx))));
     },
     async close() {
       if (closed) return;

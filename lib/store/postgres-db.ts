@@ -3,7 +3,7 @@
  * its own for the change feed between nodes. Opened through `openPostgres` in lib/store/db.ts.
  */
 import pg from 'pg';
-import { TransactionAbortedError, storableParams, type Db, type Sql } from './db.js';
+import { TransactionAbortedError, answers, storableParams, type Db, type Sql } from './db.js';
 
 /**
  * Value parsers that make node-postgres return what PGlite returns: `bigint` (counts, `bigserial` ids) as a
@@ -63,12 +63,7 @@ export async function openPostgres(url: string): Promise<Db> {
       await pool.query(text);
     },
     async ping() {
-      try {
-        await pool.query('select 1');
-        return true;
-      } catch {
-        return false;
-      }
+      return answers(() => pool.query('select 1'));
     },
     async close() {
       await Promise.all([...listeners].map((stop) => stop()));

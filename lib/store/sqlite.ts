@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { restrictToOwner } from '../owner-only.js';
 import { storable } from '../storable-text.js';
-import { TransactionAbortedError, type Db, type Sql } from './db.js';
+import { TransactionAbortedError, answers, type Db, type Sql } from './db.js';
 
 /** The store's file inside its directory (WAL mode adds `-wal` and `-shm` beside it). */
 export const SQLITE_FILE = 'store.sqlite';
@@ -295,13 +295,7 @@ export async function openSqlite(dir: string, file: string = SQLITE_FILE): Promi
       });
     },
     async ping() {
-      if (closed) return false;
-      try {
-        await exclusive(() => run('select 1', undefined));
-        return true;
-      } catch {
-        return false;
-      }
+      return !closed && (await answers(() => exclusive(() => run('select 1', undefined))));
     },
     async close() {
       if (closed) return;
