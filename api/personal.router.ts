@@ -32,10 +32,10 @@ export const LinkCodeSchema = z.object({
     .pipe(z.string().regex(/^\+[1-9]\d{6,14}$/, 'an E.164 number with country code, e.g. +15551234567')),
 });
 
-/** Builds the router. `linkCodeTimeoutMs` bounds the wait for a pairing code (default 15 s). */
-
 /** The QR code library, loaded with the first QR shown (most processes never link a personal account). */
 const qrcode = async (): Promise<typeof QRCode> => (await import('qrcode')).default;
+
+/** Builds the router. `linkCodeTimeoutMs` bounds the wait for a pairing code (default 15 s). */
 export function personalRouter({
   store,
   gateway,
@@ -78,14 +78,13 @@ export function personalRouter({
     }
     res.set('Cache-Control', 'no-store');
     res.set('X-QR-Expires-At', expiresAt.toISOString());
+    const qr = await qrcode();
     if (req.query.format === 'png') {
-      const png = await (
-        await qrcode()
-      ).toBuffer(row.qr, { type: 'png', errorCorrectionLevel: 'M', margin: 2, width: 320 });
+      const png = await qr.toBuffer(row.qr, { type: 'png', errorCorrectionLevel: 'M', margin: 2, width: 320 });
       res.type('image/png').send(png);
       return;
     }
-    const dataUrl = await (await qrcode()).toDataURL(row.qr, { errorCorrectionLevel: 'M', margin: 2, width: 320 });
+    const dataUrl = await qr.toDataURL(row.qr, { errorCorrectionLevel: 'M', margin: 2, width: 320 });
     res.json({ qr: row.qr, dataUrl, expiresAt: expiresAt.toISOString() });
   });
 
