@@ -28,8 +28,8 @@ import {
   freePort,
   signedWebhook,
   startProduct,
-  START_MALLOC_ARENA_MAX,
-  START_MALLOC_MMAP_THRESHOLD,
+  benchNodeArgs,
+  startMallocEnv,
   type Product,
 } from './product.js';
 
@@ -159,10 +159,8 @@ export async function startFloor(fake: FakeGraph, runDir: string): Promise<Syste
   const dataDir = join(runDir, 'floor-data');
   const log = createWriteStream(join(runDir, 'floor.log'), { flags: 'a' });
   const t0 = performance.now();
-  // WHARF_BENCH_NODE_ARGS reaches the floor's process as it reaches the product's (bench/product.ts).
-  const nodeArgs = (process.env.WHARF_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
   const server = join(projectRoot, 'dist', 'bench', 'floor', 'server.js');
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, server], {
+  const child: ChildProcess = spawn(process.execPath, [...benchNodeArgs(), server], {
     cwd: projectRoot,
     env: {
       ...process.env,
@@ -172,8 +170,7 @@ export async function startFloor(fake: FakeGraph, runDir: string): Promise<Syste
       FLOOR_GRAPH_TOKEN: GRAPH_TOKEN,
       META_GRAPH_URL: fake.url,
       LOG_LEVEL: 'warn',
-      MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? START_MALLOC_ARENA_MAX,
-      MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? START_MALLOC_MMAP_THRESHOLD,
+      ...startMallocEnv(),
     },
     // Its own process group, so its dev server goes with it on a kill.
     detached: true,

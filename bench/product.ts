@@ -98,13 +98,26 @@ export interface StartOptions {
  * kept an arena of their own, ~60 MB of Wharf's idle RSS (docs/performance.md, session 9). The floor's
  * process gets the same, so the two compare like for like.
  */
-export const START_MALLOC_ARENA_MAX = '2';
+const START_MALLOC_ARENA_MAX = '2';
 /**
  * glibc's mmap threshold `npm start` fixes (its default, without glibc raising it after a large free): blocks
  * of 128 KiB and more then always come from their own mapping, which goes back to the system when freed,
  * instead of settling in the heap between small live blocks (docs/performance.md, session 11).
  */
-export const START_MALLOC_MMAP_THRESHOLD = '131072';
+const START_MALLOC_MMAP_THRESHOLD = '131072';
+
+/** The allocator settings `npm start` gives the product (above), unless the bench's own environment says. */
+export function startMallocEnv(): { MALLOC_ARENA_MAX: string; MALLOC_MMAP_THRESHOLD_: string } {
+  return {
+    MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? START_MALLOC_ARENA_MAX,
+    MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? START_MALLOC_MMAP_THRESHOLD,
+  };
+}
+
+/** Node flags for the product's and the floor's processes (WHARF_BENCH_NODE_ARGS, e.g. "--cpu-prof"). */
+export function benchNodeArgs(): string[] {
+  return (process.env.WHARF_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+}
 
 /** Spawns the product on `dataDir` and waits until `/healthz` says ok. */
 export async function startProduct(opts: StartOptions): Promise<Product> {
@@ -124,13 +137,11 @@ export async function startProduct(opts: StartOptions): Promise<Product> {
   delete env.TEMPORAL_ADDRESS;
   delete env.DATABASE_URL;
   // What `npm start` runs the product with (package.json), unless the bench's own environment says.
-  env.MALLOC_ARENA_MAX ??= START_MALLOC_ARENA_MAX;
-  env.MALLOC_MMAP_THRESHOLD_ ??= START_MALLOC_MMAP_THRESHOLD;
+  Object.assign(env, startMallocEnv());
   if (opts.temporalAddress) env.TEMPORAL_ADDRESS = opts.temporalAddress;
   Object.assign(env, opts.env);
   const t0 = performance.now();
-  // WHARF_BENCH_NODE_ARGS passes node flags to the product, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
-  const nodeArgs = (process.env.WHARF_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const nodeArgs = benchNodeArgs();
   const child = spawn(process.execPath, [...nodeArgs, join(projectRoot, 'dist', 'workers', 'main.js')], {
     cwd: projectRoot,
     env,
@@ -375,9 +386,9 @@ export async function afterIdleClose(
     readings.push({ at: performance.now(), mb: m.wharfRssMb });
     return m;
   };
-  let low = read().wharfRssMb;
+  let mem = read();
+  let low = mem.wharfRssMb;
   let lowAt = performance.now();
-  let mem = productMemory(p.pid);
   while (performance.now() < by && performance.now() - lowAt < 60_000) {
     await sleep(5_000);
     mem = read();
