@@ -307,4 +307,22 @@ describe('migrations', () => {
     expect(await migrate(db)).toEqual(migrationsFor(db).map((m) => m.version));
     expect(await migrate(db)).toEqual([]);
   });
+
+  it('a delivery status finds its reply by the index of sent replies alone (migration 15)', async () => {
+    // The statement `messages.setStatus` runs, planned on this engine; PostgreSQL plans a tiny table as a
+    // sequential scan, so it is told not to.
+    await migrate(db);
+    const lookup = `update messages set status = $3 where channel_id = $1 and direction = 'out' and provider_id = $2`;
+    const plan =
+      kind === 'sqlite'
+        ? (await db.query<{ detail: string }>(`explain query plan ${lookup}`, ['ch', 'wamid.x', 'read'])).map(
+            (r) => r.detail,
+          )
+        : await db.transaction(async (tx) => {
+            await tx.query('set local enable_seqscan = off');
+            const rows = await tx.query<Record<string, string>>(`explain ${lookup}`, ['ch', 'wamid.x', 'read']);
+            return rows.map((r) => Object.values(r)[0]);
+          });
+    expect(plan.join('\n')).toMatch(/messages_provider_id/);
+  });
 });

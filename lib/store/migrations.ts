@@ -214,6 +214,23 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 15,
+    name: 'outbound-provider-ids',
+    // Only sent replies are looked up by the provider's id (a delivery status names a reply); an inbound row's
+    // provider id is its key, already the primary key's. Indexing sent replies alone saves every received
+    // message and every claimed reply an index write (the SQLite store's pages written per message: docs/performance.md).
+    sql: `
+      drop index messages_provider_id;
+      create index messages_provider_id on messages (channel_id, provider_id)
+        where direction = 'out' and provider_id is not null;
+    `,
+    sqlite: `
+      drop index messages_provider_id;
+      create index messages_provider_id on messages (channel_id, provider_id)
+        where direction = 'out' and provider_id is not null;
+    `,
+  },
 ];
 
 /**
