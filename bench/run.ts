@@ -28,6 +28,7 @@
  * Flags: --quick (CI smoke, small sizes), --only=micro,baseline,ingest,crash,scale, --rates=100,200,500
  * --seconds=10 --channels=1000 --chats=10000 --crash-messages=2000 --crash-rate=300 --sessions=40 --sessions-load=60 --budget=570
  * --floor-rates=25,50,100 --floor-seconds=20 --floor-rounds=2 (steps per rate and system; medians reported)
+ * --floor-warmup=15 (unmeasured seconds at 100 msgs/s per system before the first step; 0 in --quick)
  * --out=bench/results.json --keep (keep the data dirs). Tables go to stdout, progress to stderr.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -146,6 +147,8 @@ interface Options {
   floorSeconds: number;
   /** Steps per rate and system in the floor section (alternating which goes first); medians are reported. */
   floorRounds: number;
+  /** Unmeasured seconds of load at 100 msgs/s each system gets before the floor section's first step. */
+  floorWarmup: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -174,6 +177,7 @@ function parseOptions(argv: string[]): Options {
     'floor-rates',
     'floor-seconds',
     'floor-rounds',
+    'floor-warmup',
   ];
   for (const k of flags.keys())
     if (!known.includes(k)) throw new Error(`unknown flag --${k} (known: ${known.map((x) => '--' + x).join(' ')})`);
@@ -242,6 +246,7 @@ function parseOptions(argv: string[]): Options {
         : [25, 50, 75, 100, 125, 150, 200],
     floorSeconds: num('floor-seconds', 20, 5),
     floorRounds: Math.max(1, Math.round(num('floor-rounds', 2, 1))),
+    floorWarmup: flags.get('floor-warmup') === '0' ? 0 : num('floor-warmup', 15, 0),
   };
 }
 
@@ -1392,6 +1397,7 @@ async function main(): Promise<number> {
         rates: o.floorRates,
         seconds: o.floorSeconds,
         rounds: o.floorRounds,
+        warmupSeconds: o.floorWarmup,
         chats: o.chats,
         deadline: d,
         cpuRate: 100,
