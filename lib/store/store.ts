@@ -570,38 +570,46 @@ export function createStore(db: Db, secretKey: Buffer) {
   });
   type ClaimRow = { key: string; provider_id: string | null; status: string | null; mine: boolean };
   /**
-   * `claimOutbound`'s statement on SQLite, which has no writable CTEs: the rows an earlier attempt left are
-   * read first, then the claim is taken, in one transaction — the same snapshot the CTE's final select reads.
+   * `claimOutbound`'s statement on SQLite, which has no writable CTEs: the claim is taken in one statement,
+   * and only the parts it did not get (an earlier attempt's, sent or still held) are read back, after it —
+   * the common first attempt reads nothing. A part this attempt got had no provider id before (the claim
+   * requires it), so it is neither done nor busy; a part it did not get is read as it stands now, which
+   * for a part another attempt holds can only have moved on (sent: done, given back: busy until the next try).
    * Same parameters.
    */
-  const claimOutboundOnSqlite = (params: unknown[]): Promise<ClaimRow[]> =>
-    db.transaction(async (tx) => {
-      const before = await tx.query<{ key: string; provider_id: string | null; status: string }>(
-        `select key, provider_id, status from messages
-          where channel_id = $1 and direction = 'out' and key in (select value from json_each($2))`,
-        [params[0], params[2]],
-      );
-      const took = await tx.query<{ key: string }>(
-        `insert into messages (channel_id, direction, key, chat_id, address, text, status, claim, claim_node)
-         select $1, 'out', k.value, $2, a.value, t.value, 'sending', $6, $8
-           from json_each($3) k join json_each($4) a on a.key = k.key join json_each($5) t on t.key = k.key
-          where true
-         on conflict (channel_id, direction, key) do update set claim = excluded.claim, claim_node = excluded.claim_node, updated_at = now()
-           where messages.provider_id is null
-             and (messages.claim is null or messages.claim = excluded.claim or messages.updated_at < now_minus_ms($7)
-               or (messages.claim_node is not null and messages.claim_node <> excluded.claim_node
-                 and not exists (select 1 from wharf_nodes n where n.id = messages.claim_node and n.seen_at > now_minus_ms($9))))
-         returning key`,
-        params,
-      );
-      const earlier = new Map(before.map((r) => [r.key, r]));
-      const mine = new Set(took.map((r) => r.key));
-      return (params[2] as string[]).map((k) => {
-        const key = storable(k);
-        const m = earlier.get(key);
-        return { key, provider_id: m?.provider_id ?? null, status: m?.status ?? null, mine: mine.has(key) };
-      });
+  const claimOutboundOnSqlite = async (params: unknown[]): Promise<ClaimRow[]> => {
+    const took = await db.query<{ key: string }>(
+      `insert into messages (channel_id, direction, key, chat_id, address, text, status, claim, claim_node)
+       select $1, 'out', k.value, $2, a.value, t.value, 'sending', $6, $8
+         from json_each($3) k join json_each($4) a on a.key = k.key join json_each($5) t on t.key = k.key
+        where true
+       on conflict (channel_id, direction, key) do update set claim = excluded.claim, claim_node = excluded.claim_node, updated_at = now()
+         where messages.provider_id is null
+           and (messages.claim is null or messages.claim = excluded.claim or messages.updated_at < now_minus_ms($7)
+             or (messages.claim_node is not null and messages.claim_node <> excluded.claim_node
+               and not exists (select 1 from wharf_nodes n where n.id = messages.claim_node and n.seen_at > now_minus_ms($9))))
+       returning key`,
+      params,
+    );
+    const mine = new Set(took.map((r) => r.key));
+    const keys = (params[2] as string[]).map((k) => storable(k));
+    const others = keys.filter((k) => !mine.has(k));
+    const earlier = new Map(
+      others.length
+        ? (
+            await db.query<{ key: string; provider_id: string | null; status: string }>(
+              `select key, provider_id, status from messages
+                where channel_id = $1 and direction = 'out' and key in (select value from json_each($2))`,
+              [params[0], others],
+            )
+          ).map((r) => [r.key, r])
+        : [],
+    );
+    return keys.map((key) => {
+      const m = earlier.get(key);
+      return { key, provider_id: m?.provider_id ?? null, status: m?.status ?? null, mine: mine.has(key) };
     });
+  };
 
   const messages = {
     /**
