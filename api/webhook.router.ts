@@ -171,14 +171,15 @@ export function webhookRouter({
       noteWebhook(ch.id),
       ch.status === 'setup' ? gateway.verified(ch).then(() => eventContexts.delete(ch.id)) : undefined,
     ]);
-    // Written as it is: Express's `json` would also hash the body for an ETag, which no webhook caller uses.
+    // Written as it is: Express's `json` would also hash the body for an ETag (and `type` look the type up),
+    // which no webhook caller needs.
     const ack = {
       ok: true,
       messages: parsed.messages.length,
       statuses: parsed.statuses.length,
       recorded: unhandled.length,
     };
-    res.status(200).type('json').end(JSON.stringify(ack));
+    res.status(200).setHeader('Content-Type', 'application/json; charset=utf-8').end(JSON.stringify(ack));
   });
 
   return r;
