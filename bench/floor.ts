@@ -48,6 +48,11 @@ export interface FloorOptions {
    */
   rounds: number;
   /**
+   * Rounds at `cpuRate`, where the CPU goal is decided (at least `rounds`): the paired ratio of one round
+   * varied by ±4 % around its median on this machine, so the decision gets more pairs than the other rates.
+   */
+  cpuRounds: number;
+  /**
    * Seconds of load at `cpuRate` each system gets after its first message per chat and before the first
    * measured step, not measured (0: none). Both JITs then optimise their message path before it is measured:
    * with one message per chat as the only warm-up, each system's first measured step carried its compiler's
@@ -404,7 +409,8 @@ export async function runFloorSection(o: FloorOptions): Promise<FloorResult> {
     const active = new Set<'floor' | 'wharf'>(['floor', 'wharf']);
     for (const [k, rate] of o.rates.entries()) {
       const here: Record<'floor' | 'wharf', FloorStep[]> = { floor: [], wharf: [] };
-      for (let n = 0; n < o.rounds; n++) {
+      const roundsHere = rate === o.cpuRate ? Math.max(o.rounds, o.cpuRounds) : o.rounds;
+      for (let n = 0; n < roundsHere; n++) {
         // Odd rounds run Wharf first: a drift of the machine within a rate does not always favour one.
         for (const sys of n % 2 ? [wharf.system, floor] : [floor, wharf.system]) {
           if (!active.has(sys.name)) continue;
@@ -414,7 +420,7 @@ export async function runFloorSection(o: FloorOptions): Promise<FloorResult> {
             active.delete(sys.name);
             continue;
           }
-          const label = o.rounds > 1 ? ` (round ${n + 1} of ${o.rounds})` : '';
+          const label = roundsHere > 1 ? ` (round ${n + 1} of ${roundsHere})` : '';
           progress(`floor: ${sys.name} at ${rate} msgs/s for ${o.seconds} s${label}`);
           const prefix = `${sys.name[0]}${k}r${n}`;
           const s = { ...(await step(sys, fake, chats, rate, o.seconds, prefix, 10_000 + o.backlogMs)), round: n };
@@ -456,7 +462,7 @@ export async function runFloorSection(o: FloorOptions): Promise<FloorResult> {
     const cw = at('wharf');
     // Each round's Wharf step against the floor step next to it.
     const roundRatios: number[] = [];
-    for (let n = 0; n < o.rounds; n++) {
+    for (let n = 0; n < Math.max(o.rounds, o.cpuRounds); n++) {
       const f = rounds.find((s) => s.system === 'floor' && s.rate === o.cpuRate && s.round === n)?.totalCpuMsPerMsg;
       const w = rounds.find((s) => s.system === 'wharf' && s.rate === o.cpuRate && s.round === n)?.totalCpuMsPerMsg;
       if (f && w) roundRatios.push(round(w / f, 3));
@@ -464,7 +470,7 @@ export async function runFloorSection(o: FloorOptions): Promise<FloorResult> {
     const ratio = median(roundRatios);
     return {
       steps,
-      rounds: o.rounds > 1 ? rounds : [],
+      rounds: rounds.length > steps.length ? rounds : [],
       capacity: { ...cap, ratio: cap.floor > 0 ? round(cap.wharf / cap.floor, 2) : null },
       cpuAt: {
         rate: o.cpuRate,

@@ -29,6 +29,7 @@
  * --seconds=10 --channels=1000 --chats=10000 --crash-messages=2000 --crash-rate=300 --sessions=40 --sessions-load=60 --budget=570
  * --floor-rates=25,50,100 --floor-seconds=20 --floor-rounds=2 (steps per rate and system; medians reported)
  * --floor-warmup=15 (unmeasured seconds at 100 msgs/s per system before the first step; 0 in --quick)
+ * --floor-cpu-rounds=4 (rounds at 100 msgs/s, where the CPU goal is decided; at least --floor-rounds)
  * --out=bench/results.json --keep (keep the data dirs). Tables go to stdout, progress to stderr.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -149,6 +150,8 @@ interface Options {
   floorRounds: number;
   /** Unmeasured seconds of load at 100 msgs/s each system gets before the floor section's first step. */
   floorWarmup: number;
+  /** Rounds at 100 msgs/s, where the floor section's CPU goal is decided (at least floorRounds). */
+  floorCpuRounds: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -178,6 +181,7 @@ function parseOptions(argv: string[]): Options {
     'floor-seconds',
     'floor-rounds',
     'floor-warmup',
+    'floor-cpu-rounds',
   ];
   for (const k of flags.keys())
     if (!known.includes(k)) throw new Error(`unknown flag --${k} (known: ${known.map((x) => '--' + x).join(' ')})`);
@@ -247,6 +251,7 @@ function parseOptions(argv: string[]): Options {
     floorSeconds: num('floor-seconds', 20, 5),
     floorRounds: Math.max(1, Math.round(num('floor-rounds', 2, 1))),
     floorWarmup: flags.get('floor-warmup') === '0' ? 0 : num('floor-warmup', 15, 0),
+    floorCpuRounds: Math.max(1, Math.round(num('floor-cpu-rounds', 4, 1))),
   };
 }
 
@@ -1398,6 +1403,7 @@ async function main(): Promise<number> {
         seconds: o.floorSeconds,
         rounds: o.floorRounds,
         warmupSeconds: o.floorWarmup,
+        cpuRounds: o.floorCpuRounds,
         chats: o.chats,
         deadline: d,
         cpuRate: 100,
