@@ -138,22 +138,8 @@ async function unprocessable<T>(write: () => Promise<T>): Promise<T> {
 export function createChatActivities({ store, graph, policy, client, log, personal }: ChatActivityDeps) {
   const pairingGate = createKeyedGate();
   const attachments = createAttachmentSender({ store, graph, log, personal });
-  /**
-   * Formats each reply's Markdown for the channel's provider, splits it at the provider's limit and sends
-   * the parts in order. Every part is claimed by this attempt before its send (all in one statement) and
-   * recorded as accepted right after it, under a key derived from `replyKey`, so a later attempt skips
-   * parts that already went out, and a part another attempt still holds (a retried task whose first
-   * attempt is still sending) is not sent twice: its reply waits, as a failure worth retrying. A reply the
-   * provider refuses for good is reported in its result and the next one is tried. A failure worth
-   * retrying (Meta unavailable, rate limited) is thrown, or with `onRetryable` 'stop' ends the sending
-   * there: the results then cover only the replies before it, and the unsent parts' claims are given back.
-   */
-  async function formatAndSend(
-    ch: ChannelState,
-    chatId: string,
-    replies: ReplyInput[],
-    onRetryable: 'throw' | 'stop',
-  ): Promise<ReplyResult[]> {
+  /** `replies` formatted for the channel's provider and split into parts, and this attempt's claim on them. */
+  async function claimReplies(ch: ChannelState, chatId: string, replies: ReplyInput[]) {
     const limit = PROVIDER_INFO[ch.provider].textLimit;
     // Files go after the text, one part each (`<replyKey>#f<n>`), claimed and recorded like text parts.
     const planned = replies.map((r) => {
@@ -186,6 +172,30 @@ export function createChatActivities({ store, graph, policy, client, log, person
       planned.flatMap((p) => p.parts),
       owner,
     );
+    return { planned, owner, done, busy };
+  }
+  type Claimed = Awaited<ReturnType<typeof claimReplies>>;
+
+  /**
+   * Formats each reply's Markdown for the channel's provider, splits it at the provider's limit and sends
+   * the parts in order. Every part is claimed by this attempt before its send (all in one statement) and
+   * recorded as accepted right after it, under a key derived from `replyKey`, so a later attempt skips
+   * parts that already went out, and a part another attempt still holds (a retried task whose first
+   * attempt is still sending) is not sent twice: its reply waits, as a failure worth retrying. A reply the
+   * provider refuses for good is reported in its result and the next one is tried. A failure worth
+   * retrying (Meta unavailable, rate limited) is thrown, or with `onRetryable` 'stop' ends the sending
+   * there: the results then cover only the replies before it, and the unsent parts' claims are given back.
+   * `claimed` is the claim `claimReplies` took for these replies already (admission takes it in the commit
+   * that records the messages).
+   */
+  async function formatAndSend(
+    ch: ChannelState,
+    chatId: string,
+    replies: ReplyInput[],
+    onRetryable: 'throw' | 'stop',
+    claimed?: Claimed,
+  ): Promise<ReplyResult[]> {
+    const { planned, owner, done, busy } = claimed ?? (await claimReplies(ch, chatId, replies));
     let accessToken: string | undefined;
     const token = async (): Promise<string> =>
       (accessToken ??= await resolveChannelSecret({ store, client }, ch, 'access_token', ch.config.access_token));
@@ -323,7 +333,9 @@ export function createChatActivities({ store, graph, policy, client, log, person
      * answers) of the batch's leading messages, in order, so that such a batch costs the chat workflow one
      * local activity instead of two. It stops at the first message that needs the workflow (an agent, a
      * hand-off) or whose send Meta asks to retry: those replies go out from the workflow as before, under
-     * the same keys, so nothing is sent twice.
+     * the same keys, so nothing is sent twice. Unless the batch holds a pairing attempt, its record, its
+     * outcomes and those replies' claim commit together (one commit instead of two on SQLite); a crash after
+     * it leaves the claim to be taken over as any other an attempt left.
      */
     async admitInbound({
       channelId,
@@ -336,126 +348,159 @@ export function createChatActivities({ store, graph, policy, client, log, person
       claim: string;
       answer?: boolean;
     }): Promise<Admission[]> {
-      const fresh = await unprocessable(() =>
-        store.messages.recordInbound(
-          channelId,
-          claim,
-          messages.map((m) => ({
-            id: m.id,
-            chatId: m.chat.id,
-            address: m.sender.address,
-            text: m.text,
-            type: m.type ?? 'text',
-          })),
-        ),
-      );
-      // Read fresh, never from a cached copy: pairing and un-pairing take effect for every message admitted
-      // after the change returned, whichever process made it (SPEC §5). One read per batch: a batch is
-      // admitted at that moment.
-      const ch = await store.channels.get(channelId);
-      const outcomes: Array<{ id: string; status: string; detail?: Record<string, unknown> }> = [];
-      const pairedHere = new Set<string>();
-      let agent: AgentRecord | null | undefined;
-      const admit = async (message: InboundMessage): Promise<Admission> => {
-        if (!fresh.has(message.id)) {
-          log.debug(
-            { ...messageLogIds(channelId, message.chat.id), messageId: message.id },
-            'redelivered message dropped',
-          );
-          return { action: 'duplicate' };
-        }
-        const ignore = (status: 'ignored' | 'failed', reason: string): Admission => {
-          outcomes.push({ id: message.id, status, detail: { reason } });
-          return { action: 'ignored', reason };
-        };
-        if (!ch) return ignore('ignored', 'The channel no longer exists.');
-        if (ch.status === 'failed' || ch.status === 'disconnected')
-          return ignore('ignored', `The channel is ${ch.status}: ${ch.statusReason}`);
-        // Only the live code itself reaches the channel workflow, and one attempt at a time per channel: a
-        // flood of code-shaped texts costs the channel nothing (it once exhausted Temporal's ten in-flight
-        // updates per workflow and stalled every channel behind the worker's slots).
-        if (
-          message.chat.kind === 'direct' &&
-          (isLiveCode(ch, message.text, Date.now()) || retriedPairing(ch, message))
-        ) {
-          const paired = await pairingGate.run(ch.id, async () => {
-            const now = await store.channels.get(ch.id);
-            if (!now || !isLiveCode(now, message.text, Date.now())) return retriedPairing(now, message);
-            const handle = client.workflow.getHandle(channelWorkflowId(ch.id));
-            return (
-              await handle.executeUpdate(pairSender, {
-                args: [{ code: message.text, address: message.sender.address, messageId: message.id }],
-              })
-            ).paired;
-          });
-          if (paired) {
-            pairedHere.add(message.sender.address);
-            outcomes.push({ id: message.id, status: 'paired' });
-            log.info(
-              { ...messageLogIds(ch.id, message.chat.id), messageId: message.id, address: message.sender.address },
-              'sender paired',
-            );
-            return { action: 'paired', provider: ch.provider, sessionQueue: ch.sessionQueue ?? null };
-          }
-        }
-        const address = message.sender.address;
-        const paired = pairedHere.has(address) || isPairedSender(ch, message.sender);
-        if (!paired && message.chat.kind === 'direct') countWrongPairingCode(message.text);
-        const decision = await policy.decide({
-          agent: ch.agent,
-          channelId: ch.id,
-          provider: ch.provider,
-          message: { id: message.id, sender: { ...message.sender, paired }, chat: message.chat },
-        });
-        if (decision.decision === 'deny') {
-          outcomes.push({
-            id: message.id,
-            status: 'denied',
-            detail: { reasons: decision.reasons, errors: decision.errors },
-          });
-          return { action: 'denied', reasons: decision.reasons };
-        }
-        if (agent === undefined) agent = await store.agents.get(ch.agent);
-        if (!agent)
-          return ignore('failed', `Agent "${ch.agent}" does not exist any more; bind the channel to another agent.`);
-        if (ch.inbound === 'signal') outcomes.push({ id: message.id, status: 'held', detail: { space: ch.space } });
-        return {
-          action: 'deliver',
-          mode: ch.inbound,
-          space: ch.space,
-          provider: ch.provider,
-          agent,
-          sessionQueue: ch.sessionQueue ?? null,
-        };
-      };
-      const admissions: Admission[] = [];
-      for (const m of messages) {
-        const a = await admit(m);
-        admissions.push(a);
-        log.debug(
-          { ...messageLogIds(channelId, m.chat.id), messageId: m.id, action: a.action },
-          'inbound message admitted',
+      const record = (): Promise<Set<string>> =>
+        unprocessable(() =>
+          store.messages.recordInbound(
+            channelId,
+            claim,
+            messages.map((m) => ({
+              id: m.id,
+              chatId: m.chat.id,
+              address: m.sender.address,
+              text: m.text,
+              type: m.type ?? 'text',
+            })),
+          ),
         );
-      }
-      await store.messages.setInboundStatuses(channelId, outcomes);
+      // A batch answered here that holds no pairing attempt (those wait for the channel workflow) is recorded,
+      // admitted and its replies claimed in one commit (`store.together`); the sends follow it.
+      const pairingAhead = (ch: ChannelState): boolean =>
+        messages.some((m) => m.chat.kind === 'direct' && (isLiveCode(ch, m.text, Date.now()) || retriedPairing(ch, m)));
+      const first = await store.together(async () => {
+        const fresh = await record();
+        // Read fresh, never from a cached copy: pairing and un-pairing take effect for every message admitted
+        // after the change returned, whichever process made it (SPEC §5). One read per batch: a batch is
+        // admitted at that moment.
+        const ch = await store.channels.get(channelId);
+        if (!answer || !ch || pairingAhead(ch)) return { fresh, ch };
+        const admissions = await admitAll(fresh, ch);
+        const leading = leadingReplies(ch, admissions);
+        const claimed = leading.length
+          ? await claimReplies(
+              ch,
+              messages[0].chat.id,
+              leading.map((x) => x.reply),
+            )
+          : undefined;
+        return { fresh, ch, admissions, leading, claimed };
+      });
+      const { ch } = first;
+      const admissions = first.admissions ?? (await admitAll(first.fresh, ch));
       if (!answer || !ch) return admissions;
-      const leading: Array<{ at: number; reply: ReplyInput }> = [];
-      for (const [at, m] of messages.entries()) {
-        const a = admissions[at];
-        if (a.action !== 'paired' && a.action !== 'deliver') continue; // nothing to send for it
-        const reply = replyWithoutAgent(ch, m, a);
-        if (!reply) break;
-        leading.push({ at, reply });
-      }
+      const leading = first.leading ?? leadingReplies(ch, admissions);
       if (!leading.length) return admissions;
       const sent = await formatAndSend(
         ch,
         messages[0].chat.id,
         leading.map((x) => x.reply),
         'stop',
+        first.claimed,
       );
       for (const [i, result] of sent.entries()) (admissions[leading[i].at] as { sent?: ReplyResult }).sent = result;
       return admissions;
+
+      /** Admits each message in order (dedupe, pairing, policy) and records the outcomes decided here. */
+      async function admitAll(fresh: Set<string>, ch: ChannelState | null): Promise<Admission[]> {
+        const outcomes: Array<{ id: string; status: string; detail?: Record<string, unknown> }> = [];
+        const pairedHere = new Set<string>();
+        let agent: AgentRecord | null | undefined;
+        const admit = async (message: InboundMessage): Promise<Admission> => {
+          if (!fresh.has(message.id)) {
+            log.debug(
+              { ...messageLogIds(channelId, message.chat.id), messageId: message.id },
+              'redelivered message dropped',
+            );
+            return { action: 'duplicate' };
+          }
+          const ignore = (status: 'ignored' | 'failed', reason: string): Admission => {
+            outcomes.push({ id: message.id, status, detail: { reason } });
+            return { action: 'ignored', reason };
+          };
+          if (!ch) return ignore('ignored', 'The channel no longer exists.');
+          if (ch.status === 'failed' || ch.status === 'disconnected')
+            return ignore('ignored', `The channel is ${ch.status}: ${ch.statusReason}`);
+          // Only the live code itself reaches the channel workflow, and one attempt at a time per channel: a
+          // flood of code-shaped texts costs the channel nothing (it once exhausted Temporal's ten in-flight
+          // updates per workflow and stalled every channel behind the worker's slots).
+          if (
+            message.chat.kind === 'direct' &&
+            (isLiveCode(ch, message.text, Date.now()) || retriedPairing(ch, message))
+          ) {
+            const paired = await pairingGate.run(ch.id, async () => {
+              const now = await store.channels.get(ch.id);
+              if (!now || !isLiveCode(now, message.text, Date.now())) return retriedPairing(now, message);
+              const handle = client.workflow.getHandle(channelWorkflowId(ch.id));
+              return (
+                await handle.executeUpdate(pairSender, {
+                  args: [{ code: message.text, address: message.sender.address, messageId: message.id }],
+                })
+              ).paired;
+            });
+            if (paired) {
+              pairedHere.add(message.sender.address);
+              outcomes.push({ id: message.id, status: 'paired' });
+              log.info(
+                { ...messageLogIds(ch.id, message.chat.id), messageId: message.id, address: message.sender.address },
+                'sender paired',
+              );
+              return { action: 'paired', provider: ch.provider, sessionQueue: ch.sessionQueue ?? null };
+            }
+          }
+          const address = message.sender.address;
+          const paired = pairedHere.has(address) || isPairedSender(ch, message.sender);
+          if (!paired && message.chat.kind === 'direct') countWrongPairingCode(message.text);
+          const decision = await policy.decide({
+            agent: ch.agent,
+            channelId: ch.id,
+            provider: ch.provider,
+            message: { id: message.id, sender: { ...message.sender, paired }, chat: message.chat },
+          });
+          if (decision.decision === 'deny') {
+            outcomes.push({
+              id: message.id,
+              status: 'denied',
+              detail: { reasons: decision.reasons, errors: decision.errors },
+            });
+            return { action: 'denied', reasons: decision.reasons };
+          }
+          if (agent === undefined) agent = await store.agents.get(ch.agent);
+          if (!agent)
+            return ignore('failed', `Agent "${ch.agent}" does not exist any more; bind the channel to another agent.`);
+          if (ch.inbound === 'signal') outcomes.push({ id: message.id, status: 'held', detail: { space: ch.space } });
+          return {
+            action: 'deliver',
+            mode: ch.inbound,
+            space: ch.space,
+            provider: ch.provider,
+            agent,
+            sessionQueue: ch.sessionQueue ?? null,
+          };
+        };
+        const admissions: Admission[] = [];
+        for (const m of messages) {
+          const a = await admit(m);
+          admissions.push(a);
+          log.debug(
+            { ...messageLogIds(channelId, m.chat.id), messageId: m.id, action: a.action },
+            'inbound message admitted',
+          );
+        }
+        await store.messages.setInboundStatuses(channelId, outcomes);
+        return admissions;
+      }
+
+      /** The replies of the batch's leading messages that need no agent, in order (see `replyWithoutAgent`). */
+      function leadingReplies(ch: ChannelState, admissions: Admission[]): Array<{ at: number; reply: ReplyInput }> {
+        const leading: Array<{ at: number; reply: ReplyInput }> = [];
+        for (const [at, m] of messages.entries()) {
+          const a = admissions[at];
+          if (a.action !== 'paired' && a.action !== 'deliver') continue; // nothing to send for it
+          const reply = replyWithoutAgent(ch, m, a);
+          if (!reply) break;
+          leading.push({ at, reply });
+        }
+        return leading;
+      }
     },
 
     /**

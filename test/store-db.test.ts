@@ -243,6 +243,39 @@ describe('outbound claims', () => {
     }));
 });
 
+describe('writes that commit together (Store.together)', () => {
+  it("an inbound record and its reply's claim commit together on SQLite — both or neither — and one by one elsewhere", async () => {
+    const scratch = await openScratch();
+    try {
+      await migrate(scratch.db);
+      const store = createStore(scratch.db, randomBytes(32));
+      const inbound = (id: string) => [{ id, chatId: '+15550001', address: '+15550001', text: 'hi' }];
+      const part = (id: string) => [{ key: `reply:${id}#1`, address: '+15550001', text: 'hi' }];
+      const stored = async (id: string) =>
+        (await store.messages.recent('ch_1', 50)).filter((m) => m.key === id || m.key === `reply:${id}#1`).length;
+
+      await store.together(async () => {
+        await store.messages.recordInbound('ch_1', 'c1', inbound('m1'));
+        // A store call that takes a transaction of its own joins this one instead of waiting behind it.
+        await store.messages.completeOutbound({ channelId: 'ch_1', key: 'reply:none#1', providerId: 'wamid.N' });
+        await store.messages.claimOutbound('ch_1', '+15550001', part('m1'), 'A');
+      });
+      expect(await stored('m1')).toBe(2);
+
+      const failed = store.together(async () => {
+        await store.messages.recordInbound('ch_1', 'c2', inbound('m2'));
+        await store.messages.claimOutbound('ch_1', '+15550001', part('m2'), 'A');
+        throw new Error('the process died before the commit');
+      });
+      await expect(failed).rejects.toThrow(/died before the commit/);
+      expect(await stored('m2')).toBe(kind === 'sqlite' ? 0 : 2);
+    } finally {
+      await scratch.db.close();
+      await scratch.drop();
+    }
+  });
+});
+
 describe('claims of a node that died (PostgreSQL, several nodes)', () => {
   it.runIf(kind === 'postgres')(
     'are taken over as soon as the node stopped noting that it is alive, not after the lease; a live node keeps its claims',

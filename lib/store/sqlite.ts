@@ -259,6 +259,10 @@ export async function openSqlite(dir: string, file: string = SQLITE_FILE): Promi
       return exclusive(() => run<T>(text, params));
     },
     transaction<T>(fn: (tx: Sql) => Promise<T>) {
+      // Called from inside a transaction's callback (a store call made within `Store.together`): it joins that
+      // transaction — its statements commit or roll back with it — instead of waiting behind it for ever.
+      const outer = inTransaction.getStore();
+      if (outer) return fn({ query: <R>(t: string, p?: unknown[]) => txQuery<R>(outer, t, p) });
       return exclusive(() => {
         const state = { failed: false };
         return inTransaction.run(state, async () => {
