@@ -89,6 +89,11 @@ function retriedPairing(ch: ChannelState | null, m: InboundMessage): boolean {
   return !!ch?.lastPairing && ch.lastPairing.messageId === m.id && ch.lastPairing.address === m.sender.address;
 }
 
+/** Whether admitting `m` goes to the channel workflow to pair its sender: the live code in a direct chat, or its retry. */
+function pairingAttempt(ch: ChannelState, m: InboundMessage): boolean {
+  return m.chat.kind === 'direct' && (isLiveCode(ch, m.text, Date.now()) || retriedPairing(ch, m));
+}
+
 /** Runs one task per key at a time, in arrival order (this process's pairing attempts, per channel). */
 export function createKeyedGate() {
   const tails = new Map<string, Promise<unknown>>();
@@ -364,15 +369,13 @@ export function createChatActivities({ store, graph, policy, client, log, person
         );
       // A batch answered here that holds no pairing attempt (those wait for the channel workflow) is recorded,
       // admitted and its replies claimed in one commit (`store.together`); the sends follow it.
-      const pairingAhead = (ch: ChannelState): boolean =>
-        messages.some((m) => m.chat.kind === 'direct' && (isLiveCode(ch, m.text, Date.now()) || retriedPairing(ch, m)));
       const first = await store.together(async () => {
         const fresh = await record();
         // Read fresh, never from a cached copy: pairing and un-pairing take effect for every message admitted
         // after the change returned, whichever process made it (SPEC §5). One read per batch: a batch is
         // admitted at that moment.
         const ch = await store.channels.get(channelId);
-        if (!answer || !ch || pairingAhead(ch)) return { fresh, ch };
+        if (!answer || !ch || messages.some((m) => pairingAttempt(ch, m))) return { fresh, ch };
         const admissions = await admitAll(fresh, ch);
         const leading = leadingReplies(ch, admissions);
         const claimed = leading.length
@@ -422,10 +425,7 @@ export function createChatActivities({ store, graph, policy, client, log, person
           // Only the live code itself reaches the channel workflow, and one attempt at a time per channel: a
           // flood of code-shaped texts costs the channel nothing (it once exhausted Temporal's ten in-flight
           // updates per workflow and stalled every channel behind the worker's slots).
-          if (
-            message.chat.kind === 'direct' &&
-            (isLiveCode(ch, message.text, Date.now()) || retriedPairing(ch, message))
-          ) {
+          if (pairingAttempt(ch, message)) {
             const paired = await pairingGate.run(ch.id, async () => {
               const now = await store.channels.get(ch.id);
               if (!now || !isLiveCode(now, message.text, Date.now())) return retriedPairing(now, message);

@@ -406,10 +406,11 @@ export async function runFloorSection(o: FloorOptions): Promise<FloorResult> {
 
     // A step: its load, up to 10 s for the bound, then up to backlogMs more for the backlog to clear.
     const stepCost = o.seconds * 1000 + 10_000 + o.backlogMs;
+    const cpuRounds = Math.max(o.rounds, o.cpuRounds);
     const active = new Set<'floor' | 'wharf'>(['floor', 'wharf']);
     for (const [k, rate] of o.rates.entries()) {
       const here: Record<'floor' | 'wharf', FloorStep[]> = { floor: [], wharf: [] };
-      const roundsHere = rate === o.cpuRate ? Math.max(o.rounds, o.cpuRounds) : o.rounds;
+      const roundsHere = rate === o.cpuRate ? cpuRounds : o.rounds;
       for (let n = 0; n < roundsHere; n++) {
         // Odd rounds run Wharf first: a drift of the machine within a rate does not always favour one.
         for (const sys of n % 2 ? [wharf.system, floor] : [floor, wharf.system]) {
@@ -462,7 +463,7 @@ export async function runFloorSection(o: FloorOptions): Promise<FloorResult> {
     const cw = at('wharf');
     // Each round's Wharf step against the floor step next to it.
     const roundRatios: number[] = [];
-    for (let n = 0; n < Math.max(o.rounds, o.cpuRounds); n++) {
+    for (let n = 0; n < cpuRounds; n++) {
       const f = rounds.find((s) => s.system === 'floor' && s.rate === o.cpuRate && s.round === n)?.totalCpuMsPerMsg;
       const w = rounds.find((s) => s.system === 'wharf' && s.rate === o.cpuRate && s.round === n)?.totalCpuMsPerMsg;
       if (f && w) roundRatios.push(round(w / f, 3));
