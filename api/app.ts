@@ -107,6 +107,10 @@ export function createApp(deps: ApiDeps): WharfApp {
     next();
   });
   app.set('query parser', 'simple');
+  const screen = createStrangerScreen({ store, policy });
+  const webhook = webhookRouter({ gateway, store, screen, log: log.child({ component: 'webhook' }), refusals });
+  // Meta's events, the per-message path, before every other route (webhook.router.ts).
+  app.use(webhook.events);
 
   app.get('/healthz', async (_req, res) => {
     const [temporal, storeUp] = await Promise.all([
@@ -128,12 +132,7 @@ export function createApp(deps: ApiDeps): WharfApp {
       channelCounts: () => store.channels.countByStatus(),
     }),
   );
-  const screen = createStrangerScreen({ store, policy });
-  app.use(
-    '/webhooks/whatsapp',
-    webhookMetrics,
-    webhookRouter({ gateway, store, screen, log: log.child({ component: 'webhook' }), refusals }),
-  );
+  app.use('/webhooks/whatsapp', webhookMetrics, webhook);
 
   const openApi = openApiDocument(deps.version);
   app.get('/api/openapi.json', (_req, res) => void res.json(openApi));

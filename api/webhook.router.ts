@@ -3,21 +3,24 @@
  * the raw body bytes, in constant time, before anything else is looked at or recorded; a good request is
  * answered 200 only once every event in it is durably in Temporal.
  */
-import express, { Router } from 'express';
+import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import { sameSecret } from '../lib/constant-time.js';
 import { WharfError } from '../lib/errors.js';
 import { parseWebhookPayload, verifySignature } from '../lib/graph/webhook.js';
 import type { Logger } from '../lib/logger.js';
-import { signatureFailures } from '../lib/metrics.js';
+import { signatureFailures, webhookMetrics } from '../lib/metrics.js';
 import type { Store } from '../lib/store/store.js';
 import type { ChannelState } from '../lib/types.js';
 import { VaultError, vaultRegistry } from '../lib/vaults/index.js';
 import type { ChannelGateway } from './channel-gateway.js';
 import type { StrangerScreen } from './stranger-screen.js';
-import { idParam } from './params.js';
+import { ID_PATTERN, idParam } from './params.js';
 import type { RefusalCounter } from './refusal-counter.js';
 
-/** Builds the router mounted at `/webhooks/whatsapp`. */
+/**
+ * Builds the router mounted at `/webhooks/whatsapp` (with the metrics), and `events`, its event route as a
+ * middleware for the app's front.
+ */
 export function webhookRouter({
   gateway,
   store,
@@ -30,7 +33,7 @@ export function webhookRouter({
   screen: StrangerScreen;
   log: Logger;
   refusals: RefusalCounter;
-}): Router {
+}): Router & { events: RequestHandler } {
   const r = Router();
   r.param('channelId', idParam('Cloud API channel'));
 
@@ -129,8 +132,9 @@ export function webhookRouter({
     res.type('text/plain').send(challenge);
   });
 
-  r.post('/:channelId', express.raw({ type: () => true, limit: '2mb' }), async (req, res) => {
-    const { ch, appSecret } = await eventContext(req.params.channelId);
+  /** `POST /:channelId`: signed events, answered 200 once every one of them is recorded or in Temporal. */
+  const receive = async (req: Request, res: Response, channelId: string): Promise<void> => {
+    const { ch, appSecret } = await eventContext(channelId);
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     if (!appSecret || !verifySignature(raw, req.header('x-hub-signature-256'), appSecret)) {
       refusals.note(ch.id, 'bad_signature');
@@ -179,8 +183,28 @@ export function webhookRouter({
       statuses: parsed.statuses.length,
       recorded: unhandled.length,
     };
-    res.status(200).setHeader('Content-Type', 'application/json; charset=utf-8').end(JSON.stringify(ack));
-  });
+    res.statusCode = 200;
+    res.setHeader('Content-Type', 'application/json; charset=utf-8').end(JSON.stringify(ack));
+  };
+  const readBody = express.raw({ type: () => true, limit: '2mb' });
+  r.post('/:channelId', readBody, (req, res) => receive(req, res, req.params.channelId));
 
-  return r;
+  // The per-message path, without the router's walk: a request whose path is exactly
+  // `/webhooks/whatsapp/<id>` (the form Meta calls) goes straight to the metrics, the body parser and
+  // `receive`; any other spelling (a trailing slash, other case, %-escapes, a bad id) goes on to the router
+  // above, which answers it as before. Mounted first, after the drain and the common headers.
+  const events: RequestHandler = (req, res, next) => {
+    const id = req.method === 'POST' ? EVENT_PATH.exec(req.url)?.[1] : undefined;
+    if (!id) return next();
+    webhookMetrics(req, res, () =>
+      readBody(req, res, (err?: unknown) => {
+        if (err) return next(err);
+        receive(req, res, id).catch(next);
+      }),
+    );
+  };
+  return Object.assign(r, { events });
 }
+
+/** The path Meta posts events to, with a channel id as Wharf makes them (nothing to decode). */
+const EVENT_PATH = new RegExp(`^/webhooks/whatsapp/(${ID_PATTERN.source.slice(1, -1)})(?:\\?.*)?$`);

@@ -234,6 +234,28 @@ describe('webhook events', () => {
     expect(connected.diagnostics.lastWebhookAt).not.toBeNull();
   });
 
+  it("takes an event at every spelling of the channel's URL the router accepts, as at Meta's (the fast path's fallback)", async () => {
+    const ch = await cloudChannel(w, fake, { stage: 'connected' });
+    const sender = phone();
+    await pairPhone(w, fake, ch, sender);
+    const escaped = [...ch.id].map((c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`).join('');
+    const spellings = [ch.id, `${ch.id}?via=proxy`, `${ch.id}/`, escaped, `${ch.id}/?via=proxy`];
+
+    const ids: string[] = [];
+    for (const path of spellings) {
+      const id = wamid();
+      const payload = inboundPayload(ch.target, [{ from: sender, text: `via ${path}`, id }]);
+      const r = await postWebhook(w, path, payload, { secret: ch.appSecret });
+      expect(r.status, `${path}: ${JSON.stringify(r.data)}`).toBe(200);
+      expect(r.data).toEqual({ ok: true, messages: 1, statuses: 0, recorded: 0 });
+      expectError(await postWebhook(w, path, payload, { secret: `not-${ch.appSecret}` }), 401, 'bad_signature');
+      ids.push(id);
+    }
+
+    for (const id of ids) expect((await waitForOutcome(w, ch.id, id)).status).toBe('answered');
+    expect((await getChannel(w, ch.id)).diagnostics.badSignatureEvents).toBe(spellings.length);
+  });
+
   it('answers 404 for an unknown channel', async () => {
     const r = await postWebhook(
       w,
