@@ -371,10 +371,10 @@ export function createChatActivities({ store, graph, policy, client, log, person
       // admitted and its replies claimed in one commit (`store.together`); the sends follow it.
       const first = await store.together(async () => {
         const fresh = await record();
-        // Read fresh, never from a cached copy: pairing and un-pairing take effect for every message admitted
-        // after the change returned, whichever process made it (SPEC §5). One read per batch: a batch is
-        // admitted at that moment.
-        const ch = await store.channels.get(channelId);
+        // As fresh as a read (`getRecent`: on a shared store a read, on an embedded one a copy every write
+        // drops): pairing and un-pairing take effect for every message admitted after the change returned,
+        // whichever process made it (SPEC §5). One read per batch: a batch is admitted at that moment.
+        const ch = await store.channels.getRecent(channelId);
         if (!answer || !ch || messages.some((m) => pairingAttempt(ch, m))) return { fresh, ch };
         const admissions = await admitAll(fresh, ch);
         const leading = leadingReplies(ch, admissions);

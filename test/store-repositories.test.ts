@@ -95,6 +95,22 @@ describe(`store repositories on ${kind}`, () => {
     expect(await store.vaultConnections.get('hv')).toBeNull();
   });
 
+  it('channels: the per-message copy is as fresh as a read — a read that a write overtook stays out of it', async () => {
+    await store.channels.project(channelState('ch_r', { version: 1, status: 'connected' }));
+    // A transaction holds the connection: the read and then the write queue behind it, and the write is
+    // made (its copy dropped) while the read is still under way.
+    let release!: () => void;
+    const holding = db.transaction(() => new Promise<void>((r) => (release = r)));
+    await new Promise((r) => setTimeout(r, 10));
+    const reading = store.channels.getRecent('ch_r');
+    const writing = store.channels.project(channelState('ch_r', { version: 2, status: 'disconnected' }));
+    release();
+    await Promise.all([holding, reading, writing]);
+
+    expect(await store.channels.getRecent('ch_r')).toMatchObject({ version: 2, status: 'disconnected' });
+    await store.channels.purge('ch_r');
+  });
+
   it('channels: a projection never goes back a version; lists, counts, configs, purge', async () => {
     const v2 = channelState('ch_p', { version: 2, status: 'connected' });
     await store.channels.project(v2);

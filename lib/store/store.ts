@@ -347,13 +347,21 @@ export function createStore(db: Db, secretKey: Buffer) {
     for (const [k, v] of sealedCache) if (v.id === id) sealedCache.delete(k);
   }
 
-  // The per-message path reads a channel's read model twice per message; on PGlite a copy younger than
-  // CHANNEL_CACHE_MS serves it. Writes through this store drop the copy at once, and PGlite has one
-  // process, so a change (pairing, mode switch, disconnect) is seen by the very next message. PostgreSQL
-  // may be shared by several nodes, whose writes this copy would not see: admission (the paired set) must
-  // never read another node's stale copy, so there every read goes to the database (one indexed row).
+  // The per-message path reads a channel's read model several times per message; on the embedded stores
+  // (SQLite, PGlite: one process) a copy younger than CHANNEL_CACHE_MS serves it. Every write through this
+  // store drops the copy before it runs, and a read that such a write overtook keeps its result out of the
+  // cache, so a change (pairing, un-pairing, a mode switch, a disconnect) is seen by the very next message —
+  // the copy is as fresh as a read. PostgreSQL may be shared by several nodes, whose writes this copy would
+  // not see: admission (the paired set) must never read another node's stale copy, so there every read goes
+  // to the database (one indexed row).
   const CHANNEL_CACHE_MS = shared ? 0 : 1000;
   const channelCache = new Map<string, { state: ChannelState | null; at: number }>();
+  /** Counts writes that drop a copy: a read that a write overtook does not put its (older) state in the cache. */
+  let channelWrites = 0;
+  const dropChannel = (id: string): void => {
+    channelWrites++;
+    channelCache.delete(id);
+  };
 
   const channels = {
     /** Every live channel's config (plain values and credential refs), for finding what refers to a secret. */
@@ -367,7 +375,7 @@ export function createStore(db: Db, secretKey: Buffer) {
 
     /** Writes the read model of a channel unless a newer version is already there. */
     async project(state: ChannelState, deleted = false, tx: Sql = db): Promise<void> {
-      channelCache.delete(state.id);
+      dropChannel(state.id);
       await tx.query(
         `insert into channels (id, provider, space, agent, status, state, version, deleted, created_at, updated_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -398,21 +406,23 @@ export function createStore(db: Db, secretKey: Buffer) {
       return r?.state ?? null;
     },
     /**
-     * Like `get`, for the per-message path: on PGlite served from a copy at most CHANNEL_CACHE_MS old that
-     * every write through this store drops; on PostgreSQL (shared by nodes) always read fresh.
+     * Like `get`, for the per-message path, and as fresh: on the embedded stores served from a copy at most
+     * CHANNEL_CACHE_MS old that every write through this store drops; on PostgreSQL (shared by nodes) read.
      */
     async getRecent(id: string): Promise<ChannelState | null> {
       if (shared) return channels.get(id);
       const hit = channelCache.get(id);
       if (hit && Date.now() - hit.at < CHANNEL_CACHE_MS) return hit.state;
+      const writes = channelWrites;
       const state = await channels.get(id);
+      if (writes !== channelWrites) return state;
       if (channelCache.size > 50_000) channelCache.clear();
       channelCache.set(id, { state, at: Date.now() });
       return state;
     },
     /** Drops the cached copy of a channel (after a write that bypassed `project`). */
     forget(id: string): void {
-      channelCache.delete(id);
+      dropChannel(id);
     },
     /** Live channels, newest first, with optional filters. */
     async list(filter: { status?: string; provider?: string } = {}): Promise<ChannelState[]> {
@@ -437,7 +447,7 @@ export function createStore(db: Db, secretKey: Buffer) {
     },
     /** Removes a channel's read model (used to undo a failed creation). */
     async purge(id: string, tx: Sql = db): Promise<void> {
-      channelCache.delete(id);
+      dropChannel(id);
       await tx.query('delete from channels where id = $1', [id]);
     },
   };
