@@ -358,4 +358,28 @@ describe('migrations', () => {
           });
     expect(plan.join('\n')).toMatch(/messages_provider_id/);
   });
+
+  it.runIf(kind === 'sqlite')(
+    'a completion on SQLite finds its two rows by the primary key, in one statement',
+    async () => {
+      // The statement `messages.completeOutbound` runs on SQLite (one update of the reply and its inbound message).
+      await migrate(db);
+      const completion = `update messages set provider_id = case when direction = 'out' then $3 else provider_id end
+      where channel_id = $1 and ((direction = 'out' and key = $2 and status in ('sending', 'failed'))
+        or ($4 is not null and direction = 'in' and key = $4))`;
+      const plan = await db.query<{ detail: string }>(`explain query plan ${completion}`, [
+        'ch',
+        'r#1',
+        'wamid.x',
+        'in',
+      ]);
+      expect(plan.map((r) => r.detail)).toEqual([
+        'MULTI-INDEX OR',
+        'INDEX 1',
+        expect.stringMatching(/^SEARCH messages USING INDEX \S+ \(channel_id=\? AND direction=\? AND key=\?\)$/),
+        'INDEX 2',
+        expect.stringMatching(/^SEARCH messages USING INDEX \S+ \(channel_id=\? AND direction=\? AND key=\?\)$/),
+      ]);
+    },
+  );
 });

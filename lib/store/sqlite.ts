@@ -231,6 +231,12 @@ export async function openSqlite(dir: string, file: string = SQLITE_FILE): Promi
   };
   let closed = false;
 
+  // Prepared once, as better-sqlite3's own `transaction()` does: `exec` would compile them on every call.
+  // `immediate` takes the write lock at once: a transaction never fails half-way on a lock.
+  const begin = sqlite.prepare('begin immediate');
+  const commit = sqlite.prepare('commit');
+  const rollback = sqlite.prepare('rollback');
+
   const txQuery = <R>(state: { failed: boolean }, text: string, params?: unknown[]): Promise<R[]> => {
     if (state.failed) return Promise.reject(abortedError());
     try {
@@ -266,24 +272,23 @@ export async function openSqlite(dir: string, file: string = SQLITE_FILE): Promi
       return exclusive(() => {
         const state = { failed: false };
         return inTransaction.run(state, async () => {
-          // `immediate` takes the write lock at once: the transaction never fails half-way on a lock.
-          sqlite.exec('begin immediate');
+          begin.run();
           txNow = tick();
           let result: T;
           try {
             result = await fn({ query: <R>(t: string, p?: unknown[]) => txQuery<R>(state, t, p) });
           } catch (err) {
             txNow = null;
-            if (sqlite.inTransaction) sqlite.exec('rollback');
+            if (sqlite.inTransaction) rollback.run();
             throw err;
           }
           txNow = null;
           // As on PostgreSQL: a failed statement aborted it, and COMMIT becomes ROLLBACK.
           if (state.failed || !sqlite.inTransaction) {
-            if (sqlite.inTransaction) sqlite.exec('rollback');
+            if (sqlite.inTransaction) rollback.run();
             throw new TransactionAbortedError();
           }
-          sqlite.exec('commit');
+          commit.run();
           return result;
         });
       });

@@ -850,21 +850,22 @@ export function createStore(db: Db, secretKey: Buffer) {
         m.inbound?.status ?? null,
         m.inbound ? jsonParam(m.inbound.detail) : null,
       ];
-      // SQLite has no writable CTEs: the same two updates, in one transaction.
+      // SQLite has no writable CTEs: one update of both rows (two lookups of the primary key), one commit.
       const inbound = sqlite
-        ? await db.transaction(async (tx) => {
-            await tx.query(
-              `update messages set provider_id = $3, status = 'accepted', updated_at = now()
-               where channel_id = $1 and direction = 'out' and key = $2 and status in ('sending', 'failed')`,
+        ? (
+            await db.query<{ direction: string; status: string; type: string | null }>(
+              `update messages set
+                 provider_id = case when direction = 'out' then $3 else provider_id end,
+                 status = case when direction = 'out' then 'accepted' else $5 end,
+                 detail = case when direction = 'out' then detail else jsonb_merge(coalesce(detail, '{}'), $6) end,
+                 updated_at = now()
+               where channel_id = $1
+                 and ((direction = 'out' and key = $2 and status in ('sending', 'failed'))
+                   or ($4 is not null and direction = 'in' and key = $4))
+               returning direction, status, type`,
               params,
-            );
-            return tx.query<{ status: string; type: string | null }>(
-              `update messages set status = $5, detail = jsonb_merge(coalesce(detail, '{}'), $6), updated_at = now()
-               where $4 is not null and channel_id = $1 and direction = 'in' and key = $4
-               returning status, type`,
-              params,
-            );
-          })
+            )
+          ).filter((r) => r.direction === 'in')
         : await db.query<{ status: string; type: string | null }>(
             `with o as (
            update messages set provider_id = $3, status = 'accepted', updated_at = now()
