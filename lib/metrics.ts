@@ -27,6 +27,18 @@ export const memoryTrimmedBytes = new Counter({
   registers: [registry],
 });
 
+/** The SQLite store's group commit (lib/store/sqlite.ts): commits, and the writes they carried. */
+export const storeCommits = new Counter({
+  name: 'wharf_store_commits_total',
+  help: 'Commits of the SQLite store (each carries the writes made in one turn of the event loop)',
+  registers: [registry],
+});
+export const storeGroupedWrites = new Counter({
+  name: 'wharf_store_writes_total',
+  help: 'Writes (statements and transactions) committed by the SQLite store; divided by commits: writes per commit',
+  registers: [registry],
+});
+
 /** Webhook requests by kind (`verify` handshake, `event`) and outcome (`accepted`, `bad_signature`, …). */
 export const webhookRequests = new Counter({
   name: 'wharf_webhook_requests_total',

@@ -12,6 +12,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { TransactionAbortedError, openPglite, openPostgres, type Db } from '../lib/store/db.js';
 import { MIGRATIONS, migrate, migrationsFor } from '../lib/store/migrations.js';
+import { storeCommits } from '../lib/metrics.js';
 import { openSqlite } from '../lib/store/sqlite.js';
 import { createStore } from '../lib/store/store.js';
 import { createTestDatabase, dropTestDatabase } from './support/postgres.js';
@@ -273,6 +274,76 @@ describe('writes that commit together (Store.together)', () => {
       await scratch.db.close();
       await scratch.drop();
     }
+  });
+});
+
+describe.runIf(kind === 'sqlite')('group commit (SQLite)', () => {
+  const commits = async (): Promise<number> => (await storeCommits.get()).values[0]?.value ?? 0;
+  const ids = async (prefix: string): Promise<string[]> =>
+    (await db.query<{ id: string }>(`select id from kinds where id like $1 order by id`, [`${prefix}%`])).map(
+      (r) => r.id,
+    );
+
+  it('writes made in one turn commit once, and each settles only after that commit', async () => {
+    const before = await commits();
+    // Ten writers in the same turn: each notes the commit count when its promise settles.
+    const seen = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        (i % 2
+          ? db.query('insert into kinds (id, n) values ($1, $2)', [`gc1-${i}`, i])
+          : db.transaction(async (tx) => {
+              await tx.query('insert into kinds (id, n) values ($1, $2)', [`gc1-${i}`, i]);
+              await tx.query('update counter set v = v + 1 where id = 1');
+            })
+        ).then(() => commits()),
+      ),
+    );
+
+    expect(seen).toEqual(Array(10).fill(before + 1));
+    expect(await ids('gc1-')).toHaveLength(10);
+  });
+
+  it('a transaction that fails inside a group rolls back alone; the others commit', async () => {
+    const [a, b, c] = await Promise.allSettled([
+      db.transaction(async (tx) => {
+        await tx.query('insert into kinds (id) values ($1)', ['gc2-a']);
+      }),
+      db.transaction(async (tx) => {
+        await tx.query('insert into kinds (id) values ($1)', ['gc2-b']);
+        await tx.query('insert into kinds (id) values ($1)', ['gc2-a']); // the primary key refuses it
+      }),
+      db.query('insert into kinds (id) values ($1)', ['gc2-c']),
+    ]);
+
+    expect([a.status, b.status, c.status]).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((b as PromiseRejectedResult).reason).toMatchObject({ code: '23505' });
+    expect(await ids('gc2-')).toEqual(['gc2-a', 'gc2-c']);
+  });
+
+  it('a statement that fails inside a group fails alone', async () => {
+    await db.query('insert into kinds (id) values ($1)', ['gc3-x']);
+    const [dup, other] = await Promise.allSettled([
+      db.query('insert into kinds (id) values ($1)', ['gc3-x']),
+      db.query('insert into kinds (id) values ($1)', ['gc3-y']),
+    ]);
+
+    expect(dup).toMatchObject({ status: 'rejected', reason: { code: '23505' } });
+    expect(other.status).toBe('fulfilled');
+    expect(await ids('gc3-')).toEqual(['gc3-x', 'gc3-y']);
+  });
+
+  it('a read made while a group is open sees its writes and settles after its commit; with none open, at once', async () => {
+    const before = await commits();
+    const write = db.query('insert into kinds (id) values ($1)', ['gc4-a']);
+    const read = db.query<{ id: string }>(`select id from kinds where id = 'gc4-a'`).then(async (rows) => ({
+      rows,
+      commits: await commits(),
+    }));
+
+    expect(await read).toEqual({ rows: [{ id: 'gc4-a' }], commits: before + 1 });
+    await write;
+    expect(await db.query(`select id from kinds where id = 'gc4-a'`)).toEqual([{ id: 'gc4-a' }]);
+    expect(await commits()).toBe(before + 1);
   });
 });
 
