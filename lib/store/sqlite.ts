@@ -359,8 +359,9 @@ export async function openSqlite(dir: string, file: string = SQLITE_FILE): Promi
           const result = await inTransaction.run(state, () =>
             fn({ query: <R>(t: string, p?: unknown[]) => txQuery<R>(state, t, p) }),
           );
-          // As on PostgreSQL: a failed statement aborted it, and COMMIT becomes ROLLBACK.
-          if (state.failed) throw new TransactionAbortedError();
+          // As on PostgreSQL: a failed statement aborted it, and COMMIT becomes ROLLBACK (so does a failure
+          // that ended SQLite's transaction, and the group with it).
+          if (state.failed || !sqlite.inTransaction) throw new TransactionAbortedError();
           release.run();
           return result;
         } catch (err) {
