@@ -193,14 +193,15 @@ export async function openSqlite(dir: string, file: string = SQLITE_FILE): Promi
   };
 
   /** Runs one statement now (the caller holds the session). */
-  const run = <T>(text: string, params: unknown[] | undefined): T[] => {
-    statementNow = txNow ?? tick();
-    let p: Prepared;
+  const compile = (text: string): Prepared => {
     try {
-      p = prepare(text);
+      return prepare(text);
     } catch (err) {
       throw withPgCode(err);
     }
+  };
+  const run = <T>(text: string, params: unknown[] | undefined, p: Prepared = compile(text)): T[] => {
+    statementNow = txNow ?? tick();
     const values = p.order.map((i) => bindable(params?.[i]));
     try {
       if (!p.reader) {
@@ -309,15 +310,6 @@ export async function openSqlite(dir: string, file: string = SQLITE_FILE): Promi
         if (!sqlite.inTransaction && group === members) endGroup(new TransactionAbortedError());
       });
     });
-  /** Whether a statement only reads (a statement that does not compile counts as one: running it fails). */
-  const reads = (text: string): boolean => {
-    try {
-      return prepare(text).readonly;
-    } catch {
-      return true;
-    }
-  };
-
   const txQuery = <R>(state: { failed: boolean }, text: string, params?: unknown[]): Promise<R[]> => {
     if (state.failed) return Promise.reject(abortedError());
     try {
@@ -335,16 +327,22 @@ export async function openSqlite(dir: string, file: string = SQLITE_FILE): Promi
     query<T>(text: string, params?: unknown[]) {
       const state = inTransaction.getStore();
       if (state) return txQuery<T>(state, text, params);
-      const read = reads(text);
+      let p: Prepared;
+      try {
+        p = compile(text);
+      } catch (err) {
+        return Promise.reject(err);
+      }
       // A read with nothing queued and no group open: run now (the message path saves a turn of the queue).
-      if (read && pending === 0 && !group) {
+      if (p.readonly && pending === 0 && !group) {
         try {
-          return Promise.resolve(run<T>(text, params));
+          return Promise.resolve(run<T>(text, params, p));
         } catch (err) {
           return Promise.reject(err);
         }
       }
-      return queued(() => run<T>(text, params), !read);
+      // Compiled again when its turn comes: a schema change queued before it may have changed its columns.
+      return queued(() => run<T>(text, params), !p.readonly);
     },
     transaction<T>(fn: (tx: Sql) => Promise<T>) {
       // Called from inside a transaction's callback (a store call made within `Store.together`): it joins that
