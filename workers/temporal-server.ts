@@ -2,7 +2,7 @@
  * The embedded Temporal dev server: the official `temporal` CLI run as a child process, with its state in
  * a SQLite file in the data dir and its Web UI on its own port. Used when TEMPORAL_ADDRESS is unset.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -56,7 +56,30 @@ async function pickPort(preferred: number, explicit?: number): Promise<number> {
   return (await portFree(preferred)) ? preferred : freePort();
 }
 
-// A previous run killed with SIGKILL may have left its dev server running on our SQLite file.
+/** `setpriv` when it can set a parent-death signal (util-linux 2.33 or later, Linux), else null. */
+let setpriv: string | null | undefined;
+function findSetpriv(): string | null {
+  if (setpriv !== undefined) return setpriv;
+  setpriv = null;
+  if (process.platform !== 'linux') return setpriv;
+  for (const path of ['/usr/bin/setpriv', '/bin/setpriv']) {
+    if (!existsSync(path)) continue;
+    const help = spawnSync(path, ['--help'], { encoding: 'utf8', timeout: 5000 });
+    if (help.status === 0 && help.stdout.includes('--pdeathsig')) return (setpriv = path);
+  }
+  return setpriv;
+}
+
+/**
+ * `command args` run so that the kernel sends it SIGTERM when this process dies: `setpriv --pdeathsig`
+ * sets the signal and then executes the command in its place (same pid). As it is where setpriv is missing.
+ */
+export function withParentDeathSignal(command: string, args: string[]): [string, string[]] {
+  const wrapper = findSetpriv();
+  return wrapper ? [wrapper, ['--pdeathsig', 'TERM', '--', command, ...args]] : [command, args];
+}
+
+// A previous run killed with SIGKILL where setpriv is missing may have left its dev server on our SQLite file.
 function stopStaleServer(pidFile: string, log: Logger): void {
   if (!existsSync(pidFile)) return;
   const pid = Number(readFileSync(pidFile, 'utf8'));
@@ -182,8 +205,11 @@ export async function launchEmbeddedTemporal(opts: EmbeddedTemporalOptions): Pro
     ...(opts.metricsPort ? ['--metrics-port', String(opts.metricsPort)] : []),
   ];
   log.info({ port, uiPort, dbFile }, 'starting the embedded Temporal dev server');
-  // Same process group as Wharf: a kill of the group (or of the terminal) takes the server along.
-  const child = spawn(cli.path, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Same process group as Wharf: a kill of the group (or of the terminal) takes the server along. And Wharf's
+  // own death, even by SIGKILL, stops it (SIGTERM, through the kernel's parent-death signal) instead of
+  // leaving it on the ports and the database until the next start finds it.
+  const [command, commandArgs] = withParentDeathSignal(cli.path, args);
+  const child = spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
   writeFileSync(pidFile, String(child.pid));
   const serverLog = log.child({ component: 'temporal-server' });
   const forward = (buf: Buffer): void => {
