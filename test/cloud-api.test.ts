@@ -579,8 +579,11 @@ describe('idle chats', () => {
     expect(Date.now() - last).toBeGreaterThanOrEqual(idleTimeoutMs - 1_500);
     const events = (await handle.fetchHistory()).events ?? [];
     const timers = events.filter((e) => e.timerStartedEventAttributes).length;
-    const signals = events.filter((e) => e.workflowExecutionSignaledEventAttributes).length;
-    expect(signals).toBeGreaterThanOrEqual(5); // the pairing code and four messages
+    // Messages come by signal, or to a run this process knows by the deliver update.
+    const arrivals = events.filter(
+      (e) => e.workflowExecutionSignaledEventAttributes || e.workflowExecutionUpdateAcceptedEventAttributes,
+    ).length;
+    expect(arrivals).toBeGreaterThanOrEqual(5); // the pairing code and four messages
     expect(timers).toBeLessThanOrEqual(3); // the first timer, and re-arms for the time left when it fired early
 
     // The next message starts a new run, which answers it.
@@ -781,9 +784,81 @@ describe('new chats', () => {
     ]);
 
     // The start is refused (the chat runs), and signal-with-start finds the running chat.
-    expect(elsewhere.counts).toEqual({ signals: 0, starts: 0, eagerStarts: 0, signalsWithStart: 1 });
+    expect(elsewhere.counts).toEqual({
+      updates: 0,
+      signals: 0,
+      starts: 0,
+      eagerStarts: 0,
+      signalsWithStart: 1,
+      updatesNotTaken: 0,
+    });
     expect((await handle.describe()).runId).toBe(runId);
     await fake.waitForSent((s) => s.to === bare(p) && s.text === text, WAIT_MS);
+  });
+});
+
+describe('running chats', () => {
+  it("take their next messages as the deliver update: accepted into the chat's history, no signal, answered", async () => {
+    const p = phone();
+    const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });
+    const delivery = inboundDeliveryFor(w.client, w.taskQueue);
+    const first = await sendText(w, ch, p, `one ${uid()}`);
+    expect((await waitForOutcome(w, ch.id, first)).status).toBe('answered');
+    const before = { ...delivery.counts };
+
+    const text = `by update ${uid()}`;
+    const id = await sendText(w, ch, p, text);
+
+    expect(delivery.counts.updates - before.updates).toBe(1);
+    expect(delivery.counts.signals - before.signals).toBe(0);
+    expect(delivery.counts.updatesNotTaken - before.updatesNotTaken).toBe(0);
+    const { events } = await w.client.workflow.getHandle(`chat-${ch.id}-${p}`).fetchHistory();
+    const accepted = events?.filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes) ?? [];
+    expect(accepted.some((e) => historyText(e).includes(id))).toBe(true);
+    expect(events?.some((e) => e.workflowExecutionSignaledEventAttributes && historyText(e).includes(id))).toBe(false);
+    expect((await waitForOutcome(w, ch.id, id)).status).toBe('answered');
+    await fake.waitForSent((s) => s.to === bare(p) && s.text === text, WAIT_MS);
+  });
+
+  it('that are busy past the wait get the message by signal; the copy the update brings later is dropped, one reply goes out', async () => {
+    const p = phone();
+    const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });
+    const delivery = inboundDeliveryFor(w.client, w.taskQueue);
+    const first = await sendText(w, ch, p, `warm ${uid()}`);
+    expect((await waitForOutcome(w, ch.id, first)).status).toBe('answered');
+    const before = { ...delivery.counts };
+    // Meta answers sends slowly (within the harness's 3 s client timeout): the chat's workflow task, which sends
+    // the echo, runs longer than an update waits.
+    fake.setLatency(2500);
+    try {
+      const text = `slow ${uid()}`;
+      const t0 = Date.now();
+      const id = await sendText(w, ch, p, text);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(1900);
+      expect(delivery.counts.updatesNotTaken - before.updatesNotTaken).toBe(1);
+      expect(delivery.counts.signals - before.signals).toBe(1);
+
+      // The chat stays on signals for a while: the next message does not wait.
+      const next = `next ${uid()}`;
+      const t1 = Date.now();
+      const nextId = await sendText(w, ch, p, next);
+      expect(Date.now() - t1).toBeLessThan(1900);
+      expect(delivery.counts.signals - before.signals).toBe(2);
+      expect(delivery.counts.updates - before.updates).toBe(0);
+
+      for (const m of [id, nextId]) expect((await waitForOutcome(w, ch.id, m)).status).toBe('answered');
+      // Both copies of the slow message reached the chat (the update's, and the signal's); one reply went out.
+      const { events } = await w.client.workflow.getHandle(`chat-${ch.id}-${p}`).fetchHistory();
+      expect(events?.some((e) => e.workflowExecutionUpdateAcceptedEventAttributes && historyText(e).includes(id))).toBe(
+        true,
+      );
+      expect(events?.some((e) => e.workflowExecutionSignaledEventAttributes && historyText(e).includes(id))).toBe(true);
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(fake.sent.filter((s) => s.to === bare(p) && s.text === text)).toHaveLength(1);
+      expect(fake.sent.filter((s) => s.to === bare(p) && s.text === next)).toHaveLength(1);
+    } finally {
+      fake.setLatency(0);
+    }
   });
 });
 

@@ -1,9 +1,17 @@
 /** Signals and queries of the chat workflow `chat-<channelId>-<chatId>`. */
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { DeliveryStatus, InboundMessage, ReplyAttachment } from '../lib/types.js';
 
 /** Inbound messages of one chat, in arrival order (several webhook events may share one signal). */
 export const inbound = defineSignal<[{ messages: InboundMessage[] }]>('inbound');
+
+/**
+ * The same as {@link inbound}, as an update: what a running chat's messages arrive with (lib/inbound-delivery.ts).
+ * Accepted means durably in the chat's history, as a signal's acknowledgement does, for less of Temporal's
+ * work: the update rides on the workflow task that handles it, where a signal is written first and then
+ * handed to a workflow task of its own. Its handler only queues, so it is accepted and completed at once.
+ */
+export const deliver = defineUpdate<void, [{ messages: InboundMessage[] }]>('deliver');
 
 /** Delivery statuses for messages Wharf sent to this chat. */
 export const statuses = defineSignal<[{ statuses: DeliveryStatus[] }]>('statuses');

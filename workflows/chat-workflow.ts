@@ -29,7 +29,16 @@ import { FAILURE, FINAL_FAILURE_TYPES } from '../lib/errors.js';
 import { channelWorkflowId } from '../lib/workflow-ids.js';
 import type { DeliveryStatus, InboundMessage, ReplyAttachment } from '../lib/types.js';
 import { handOff, reportProblem } from './channel-messages.js';
-import { answerReply, chatState, inbound, pairedReply, statuses, type ReplyInput, type Turn } from './chat-messages.js';
+import {
+  answerReply,
+  chatState,
+  deliver,
+  inbound,
+  pairedReply,
+  statuses,
+  type ReplyInput,
+  type Turn,
+} from './chat-messages.js';
 import { workflowNow } from './clock.js';
 
 /**
@@ -173,9 +182,11 @@ export async function chatWorkflow(input: ChatWorkflowInput): Promise<void> {
   let window: Turn[] | undefined = input.window;
   let processed = input.processed ?? 0;
 
-  setHandler(inbound, ({ messages }) => {
+  const enqueue = ({ messages }: { messages: InboundMessage[] }): void => {
     for (const m of messages) if (!recentIds.includes(m.id) && !queue.some((q) => q.id === m.id)) queue.push(m);
-  });
+  };
+  setHandler(inbound, enqueue);
+  setHandler(deliver, enqueue);
   setHandler(statuses, ({ statuses: s }) => {
     statusQueue.push(...s);
   });
