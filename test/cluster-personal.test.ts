@@ -92,7 +92,40 @@ describe('a personal session on two nodes', () => {
       'connected again',
       90_000,
     );
-    const reply = await sim.waitForInbox(contact, (m) => m.text.includes('failover'), 90_000);
+    const reply = await sim
+      .waitForInbox(contact, (m) => m.text.includes('failover'), 90_000)
+      .catch(async (err) => {
+        // What the chat and the channel were doing, for the failure's report.
+        const seen: unknown[] = [];
+        for await (const wf of client.workflow.list({ query: `WharfChannelId = '${id}'` })) {
+          const d = await client.workflow.getHandle(wf.workflowId).describe();
+          seen.push({
+            id: wf.workflowId,
+            status: d.status.name,
+            history: d.historyLength,
+            pending: d.raw.pendingActivities?.map((a) => ({
+              type: a.activityType?.name,
+              state: a.state,
+              attempt: a.attempt,
+              failure: a.lastFailure?.message,
+            })),
+          });
+        }
+        const chan = await client.workflow.getHandle(`channel-${id}`).describe();
+        console.log(
+          'DIAG',
+          JSON.stringify({
+            chats: seen,
+            channel: await channelOf(survivor.w, id),
+            channelPending: chan.raw.pendingActivities?.map((a) => ({
+              type: a.activityType?.name,
+              attempt: a.attempt,
+            })),
+            inbox: sim.linkedDevices(owner).length,
+          }),
+        );
+        throw err;
+      });
     const repliedAt = Date.now();
     expect(reply.text).toBe('after the *failover*');
 
