@@ -135,6 +135,8 @@ interface PendingMessage {
   group?: { group: SimGroup; skmsg: Buffer; skdm: Buffer };
   /** Sent on the current connection (a redelivery happens only on the next login). */
   sentOn?: Connection;
+  /** Retry receipts the device sent for it (the sender's phone encrypts it again, in a new session, up to 5 times). */
+  retries?: number;
 }
 
 interface Registration {
@@ -212,6 +214,8 @@ export class WaSimulator {
     replaced: 0,
     /** Group envelopes that carried the sender's key (a SenderKeyDistributionMessage) to a linked device. */
     senderKeysDistributed: 0,
+    /** Messages encrypted and sent again after the device's retry receipt. */
+    retried: 0,
   };
   url = '';
 
@@ -652,6 +656,17 @@ export class WaSimulator {
     const decrypted = !(node.tag === 'receipt' && node.attrs.type === 'retry');
     for (const i of ids) {
       const p = i ? device.pending.get(i) : undefined;
+      // As WhatsApp does: the retry receipt reaches the sender's phone, which encrypts the message again in a
+      // new session from the device's pre-key bundle and sends it once more (a device that lost the session
+      // state it had — a node killed before writing its last ratchet step — can read that one).
+      if (p && !decrypted && !p.group && !p.plaintext && (p.retries ?? 0) < 5) {
+        p.retries = (p.retries ?? 0) + 1;
+        p.from.phone.forgetSession(device.user.pn, device.device);
+        p.sentOn = undefined;
+        this.stats.retried += 1;
+        void this.deliver(device, conn, p, false).catch(() => undefined);
+        continue;
+      }
       if (p?.group && decrypted) device.senderKeysHeld.add(`${p.group.group.jid}|${p.from.pn}`);
       if (i && device.pending.delete(i)) this.stats.acks += 1;
     }

@@ -165,6 +165,11 @@ export class SignalDevice {
     return this.sessions.has(this.address(user, device).toString());
   }
 
+  /** Forgets the session with a device (the next message starts a new one from its pre-key bundle). */
+  forgetSession(user: string, device: number): void {
+    this.sessions.delete(this.address(user, device).toString());
+  }
+
   /** Starts a session with a device from its pre-key bundle (what the server handed out). */
   async startSession(user: string, device: number, bundle: PreKeyBundle): Promise<void> {
     await new libsignal.SessionBuilder(this.store, this.address(user, device)).initOutgoing(bundle);
