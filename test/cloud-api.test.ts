@@ -798,13 +798,18 @@ describe('new chats', () => {
 });
 
 describe('running chats', () => {
-  it("take their next messages as the deliver update: accepted into the chat's history, no signal, answered", async () => {
+  /** A paired phone whose chat runs (its first message answered), and the delivery counts from then on. */
+  const runningChat = async () => {
     const p = phone();
     const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });
     const delivery = inboundDeliveryFor(w.client, w.taskQueue);
-    const first = await sendText(w, ch, p, `one ${uid()}`);
+    const first = await sendText(w, ch, p, `first ${uid()}`);
     expect((await waitForOutcome(w, ch.id, first)).status).toBe('answered');
-    const before = { ...delivery.counts };
+    return { p, ch, delivery, before: { ...delivery.counts } };
+  };
+
+  it("take their next messages as the deliver update: accepted into the chat's history, no signal, answered", async () => {
+    const { p, ch, delivery, before } = await runningChat();
 
     const text = `by update ${uid()}`;
     const id = await sendText(w, ch, p, text);
@@ -821,12 +826,7 @@ describe('running chats', () => {
   });
 
   it('that are busy past the wait get the message by signal; the copy the update brings later is dropped, one reply goes out', async () => {
-    const p = phone();
-    const ch = await cloudChannel(w, fake, { stage: 'connected', pair: [p] });
-    const delivery = inboundDeliveryFor(w.client, w.taskQueue);
-    const first = await sendText(w, ch, p, `warm ${uid()}`);
-    expect((await waitForOutcome(w, ch.id, first)).status).toBe('answered');
-    const before = { ...delivery.counts };
+    const { p, ch, delivery, before } = await runningChat();
     // Meta answers sends slowly (within the harness's 3 s client timeout): the chat's workflow task, which sends
     // the echo, runs longer than an update waits.
     fake.setLatency(2500);
