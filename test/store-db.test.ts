@@ -15,6 +15,8 @@ import { MIGRATIONS, migrate, migrationsFor } from '../lib/store/migrations.js';
 import { storeCommits } from '../lib/metrics.js';
 import { openSqlite } from '../lib/store/sqlite.js';
 import { createStore } from '../lib/store/store.js';
+import type { DecisionRequest } from '../lib/policy/engine.js';
+import { createPolicyService } from '../lib/policy/service.js';
 import { createTestDatabase, dropTestDatabase } from './support/postgres.js';
 import { openScratchStore, type ScratchStore } from './support/scratch-store.js';
 
@@ -275,6 +277,47 @@ describe('writes that commit together (Store.together)', () => {
       await scratch.drop();
     }
   });
+  it('a policy decision inside it does not wait for a policy reload that waits behind it', async () => {
+    const scratch = await openScratch();
+    try {
+      await migrate(scratch.db);
+      const store = createStore(scratch.db, randomBytes(32));
+      const policy = createPolicyService(store);
+      const request: DecisionRequest = {
+        agent: 'echo',
+        channelId: 'ch_1',
+        provider: 'whatsapp_cloud',
+        message: { sender: { address: '+15550001', paired: true }, chat: { kind: 'direct', id: '+15550001' } },
+      };
+      expect((await policy.decide(request)).decision).toBe('allow');
+      await new Promise((r) => setTimeout(r, 300)); // the loaded set is due for its version check
+      let entered!: () => void;
+      const inside = new Promise<void>((r) => (entered = r));
+      let go!: () => void;
+      const gate = new Promise<void>((r) => (go = r));
+      const admission = store.together(async () => {
+        await store.messages.recordInbound('ch_1', 'c1', [
+          { id: 'm1', chatId: '+15550001', address: '+15550001', text: 'hi' },
+        ]);
+        entered();
+        await gate;
+        return policy.decide(request);
+      });
+      await inside;
+      // Outside the transaction (the webhook's stranger screen): its reload's reads wait behind the admission.
+      const screen = policy.decide(request);
+      go();
+      const settled = await Promise.race([
+        Promise.all([admission, screen]).then(() => 'both decided'),
+        new Promise((r) => setTimeout(() => r('still waiting after 5 s'), 5000)),
+      ]);
+      expect(settled).toBe('both decided');
+      expect((await admission).decision).toBe('allow');
+    } finally {
+      await scratch.db.close();
+      await scratch.drop();
+    }
+  }, 15_000);
 });
 
 describe.runIf(kind === 'sqlite')('group commit (SQLite)', () => {

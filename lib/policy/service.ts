@@ -87,11 +87,20 @@ export function createPolicyService(store: Store): PolicyService {
   let checkedAt = 0;
   const ensure = async (): Promise<PolicyEngine> => {
     if (!engine || Date.now() - checkedAt >= VERSION_CHECK_MS) {
-      // Concurrent decisions share one reload.
-      loading ??= refresh()
-        .then(() => void (checkedAt = Date.now()))
-        .finally(() => (loading = null));
-      await loading;
+      if (store.inTransaction()) {
+        // A decision inside a transaction on the embedded store (admission decides inside `store.together`)
+        // checks on its own, within that transaction: a reload another caller started may be waiting behind
+        // this very transaction for its reads, and waiting for it here would hold both for ever (it did: the
+        // webhook's stranger screen started one while a chat's admission held the store).
+        await refresh();
+        checkedAt = Date.now();
+      } else {
+        // Concurrent decisions share one reload.
+        loading ??= refresh()
+          .then(() => void (checkedAt = Date.now()))
+          .finally(() => (loading = null));
+        await loading;
+      }
     }
     if (!engine) throw new Error('the policy set could not be loaded'); // refresh installs one or throws
     return engine;

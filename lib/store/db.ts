@@ -48,6 +48,11 @@ export interface Db extends Sql {
   readonly dialect: 'postgres' | 'sqlite';
   /** Runs `fn` in one transaction; rolls back if it throws. */
   transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T>;
+  /**
+   * Whether the caller runs inside a transaction's callback on this connection (SQLite, PGlite: every other
+   * statement waits behind it; PostgreSQL: always false, its pool serves others).
+   */
+  inTransaction?(): boolean;
   /** Runs several statements separated by `;` (migrations). */
   exec(text: string): Promise<void>;
   /** Cheap liveness probe for /healthz. */

@@ -194,6 +194,7 @@ export async function openPglite(dir: string, opts: { template?: string | null }
       maybeAnalyze();
       return exclusive((inTx) => statements.run<T>(text, storableParams(params), inTx));
     },
+    inTransaction: () => inTransaction.getStore() !== undefined,
     transaction<T>(fn: (tx: Sql) => Promise<T>) {
       return exclusive(() =>
         inTransaction.run(true, async () => {

@@ -344,6 +344,7 @@ export async function openSqlite(dir: string, file: string = SQLITE_FILE): Promi
       // Compiled again when its turn comes: a schema change queued before it may have changed its columns.
       return queued(() => run<T>(text, params), !p.readonly);
     },
+    inTransaction: () => inTransaction.getStore() !== undefined,
     transaction<T>(fn: (tx: Sql) => Promise<T>) {
       // Called from inside a transaction's callback (a store call made within `Store.together`): it joins that
       // transaction — its statements commit or roll back with it — instead of waiting behind it for ever.

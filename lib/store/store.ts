@@ -1132,12 +1132,19 @@ export function createStore(db: Db, secretKey: Buffer) {
    * `fn` must not wait for anything but the store while it runs (on SQLite every other store call waits for it).
    */
   const together = <T>(fn: () => Promise<T>): Promise<T> => (sqlite ? db.transaction(() => fn()) : fn());
+  /**
+   * Whether the caller runs inside a transaction's callback (`together`, or a repository's own transaction)
+   * on an embedded store, where every other store call waits behind it: such a caller must not wait for work
+   * that another caller started through the store (it would wait for itself).
+   */
+  const inTransaction = (): boolean => db.inTransaction?.() ?? false;
 
   return {
     db,
     shared,
     node,
     together,
+    inTransaction,
     spaces,
     agents,
     vault,
