@@ -43,13 +43,16 @@ export interface FloorOptions {
   seconds: number;
   /**
    * Steps per rate and system. With more than one, the order alternates (floor first, then Wharf first), a
-   * rate's figures are the medians of its rounds, and the CPU ratio is the median of the rounds' paired ratios:
-   * on a shared 2-core machine one step of either system varies by up to 15 % from the next.
+   * rate's figures are the medians of its rounds, and the CPU ratio is the ratio of the two systems' medians:
+   * on a shared 2-core machine one step of either system varies by up to 15 % from the next. (Not the median
+   * of each round's paired ratio: in every round one system's step follows its own and the other's follows a
+   * pause, which costs a recompilation — V8's memory reducer discards optimised code while a process idles —
+   * so each paired ratio measures that order as much as the systems; docs/performance.md, session 15.)
    */
   rounds: number;
   /**
-   * Rounds at `cpuRate`, where the CPU goal is decided (at least `rounds`): the paired ratio of one round
-   * varied by ±4 % around its median on this machine, so the decision gets more pairs than the other rates.
+   * Rounds at `cpuRate`, where the CPU goal is decided (at least `rounds`, even: each system then has as many
+   * steps after its own as after the other's), more than the other rates get.
    */
   cpuRounds: number;
   /**
@@ -347,8 +350,9 @@ export interface FloorResult {
   rounds: FloorStep[];
   capacity: { floor: number; wharf: number; ratio: number | null };
   /**
-   * CPU per message at `rate` (medians over the rounds); `ratio` is the median of the rounds' Wharf/floor
-   * ratios, each round's two steps having run back to back.
+   * CPU per message at `rate` (medians over the rounds); `ratio` is Wharf's median over the floor's.
+   * `roundRatios` are each round's two steps (back to back) compared; `byOrder` their medians when Wharf
+   * ran first (its step after its own, the floor's after a pause) and when the floor did.
    */
   cpuAt: {
     rate: number;
@@ -356,6 +360,7 @@ export interface FloorResult {
     wharfMsPerMsg: number | null;
     ratio: number | null;
     roundRatios: number[];
+    byOrder: { wharfFirst: number | null; floorFirst: number | null };
   };
   start: { floorMs: number; wharfFirstMs: number; wharfRestartMs: number | null };
   stopped: string[];
@@ -406,7 +411,8 @@ export async function runFloorSection(o: FloorOptions): Promise<FloorResult> {
 
     // A step: its load, up to 10 s for the bound, then up to backlogMs more for the backlog to clear.
     const stepCost = o.seconds * 1000 + 10_000 + o.backlogMs;
-    const cpuRounds = Math.max(o.rounds, o.cpuRounds);
+    // Even, so that each system has as many steps after its own as after the other's (one round stays one).
+    const cpuRounds = ((n) => (n > 1 ? n + (n % 2) : n))(Math.max(o.rounds, o.cpuRounds));
     const active = new Set<'floor' | 'wharf'>(['floor', 'wharf']);
     for (const [k, rate] of o.rates.entries()) {
       const here: Record<'floor' | 'wharf', FloorStep[]> = { floor: [], wharf: [] };
@@ -463,12 +469,19 @@ export async function runFloorSection(o: FloorOptions): Promise<FloorResult> {
     const cw = at('wharf');
     // Each round's Wharf step against the floor step next to it.
     const roundRatios: number[] = [];
+    const ordered: Record<'wharfFirst' | 'floorFirst', number[]> = { wharfFirst: [], floorFirst: [] };
     for (let n = 0; n < cpuRounds; n++) {
       const f = rounds.find((s) => s.system === 'floor' && s.rate === o.cpuRate && s.round === n)?.totalCpuMsPerMsg;
       const w = rounds.find((s) => s.system === 'wharf' && s.rate === o.cpuRate && s.round === n)?.totalCpuMsPerMsg;
-      if (f && w) roundRatios.push(round(w / f, 3));
+      if (!f || !w) continue;
+      roundRatios.push(round(w / f, 3));
+      ordered[n % 2 ? 'wharfFirst' : 'floorFirst'].push(w / f); // odd rounds run Wharf first
     }
-    const ratio = median(roundRatios);
+    const ratio = cf && cw ? cw / cf : null;
+    const ofOrder = (order: keyof typeof ordered): number | null => {
+      const r = median(ordered[order]);
+      return r === null ? null : round(r, 3);
+    };
     return {
       steps,
       rounds: rounds.length > steps.length ? rounds : [],
@@ -479,6 +492,7 @@ export async function runFloorSection(o: FloorOptions): Promise<FloorResult> {
         wharfMsPerMsg: cw,
         ratio: ratio === null ? null : round(ratio, 3),
         roundRatios,
+        byOrder: { wharfFirst: ofOrder('wharfFirst'), floorFirst: ofOrder('floorFirst') },
       },
       start: { floorMs: Math.round(floor.startMs), wharfFirstMs: Math.round(firstMs), wharfRestartMs: restartMs },
       stopped,

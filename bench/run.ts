@@ -1223,7 +1223,7 @@ function printFloor(r: FloorResult): void {
   );
   if (r.cpuAt.roundRatios.length > 1)
     console.log(
-      `CPU per message at ${r.cpuAt.rate}/s, Wharf/floor by round: ${r.cpuAt.roundRatios.map((x) => `×${fmt(x, 3)}`).join(', ')} (median ×${fmt(r.cpuAt.ratio, 2)})`,
+      `CPU per message at ${r.cpuAt.rate}/s, Wharf/floor by round: ${r.cpuAt.roundRatios.map((x) => `×${fmt(x, 3)}`).join(', ')}; median of the rounds with Wharf first ×${fmt(r.cpuAt.byOrder.wharfFirst, 3)} (its step after its own, the floor's after a pause), with the floor first ×${fmt(r.cpuAt.byOrder.floorFirst, 3)}; the goal compares the medians: ×${fmt(r.cpuAt.ratio, 3)}`,
     );
   for (const line of r.stopped) console.log(line);
 }
