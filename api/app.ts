@@ -112,13 +112,18 @@ export function createApp(deps: ApiDeps): WharfApp {
   // Meta's events, the per-message path, before every other route (webhook.router.ts).
   app.use(webhook.events);
 
+  // Each part answers within HEALTH_CHECK_MS or counts as down: a store held by a stuck transaction, or a
+  // Temporal frontend that takes calls but never answers, is reported (503) instead of hanging the probe.
   app.get('/healthz', async (_req, res) => {
     const [temporal, storeUp] = await Promise.all([
-      client.connection.workflowService
-        .getSystemInfo({})
-        .then(() => 'up' as const)
-        .catch(() => 'down' as const),
-      store.db.ping(),
+      withinHealthCheck(
+        client.connection.workflowService.getSystemInfo({}).then(
+          () => 'up' as const,
+          () => 'down' as const,
+        ),
+        'down' as const,
+      ),
+      withinHealthCheck(store.db.ping(), false),
     ]);
     const body = { ok: temporal === 'up' && storeUp, temporal, store: storeUp ? 'up' : 'down' };
     res.status(body.ok ? 200 : 503).json(body);
@@ -176,4 +181,14 @@ export function createApp(deps: ApiDeps): WharfApp {
   app.use(notFoundRoute);
   app.use(errorHandler(log.child({ component: 'api' })));
   return app;
+}
+
+/** How long `/healthz` waits for the store and for Temporal before it counts one as down. */
+export const HEALTH_CHECK_MS = 5000;
+
+/** `check`'s answer, or `otherwise` if it has none within {@link HEALTH_CHECK_MS}. */
+function withinHealthCheck<T>(check: Promise<T>, otherwise: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<T>((resolve) => (timer = setTimeout(() => resolve(otherwise), HEALTH_CHECK_MS)));
+  return Promise.race([check, late]).finally(() => clearTimeout(timer));
 }

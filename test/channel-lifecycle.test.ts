@@ -33,6 +33,7 @@ import {
   waitFor,
   waitForChannel,
 } from './support/cloud.js';
+import { HEALTH_CHECK_MS } from '../api/app.js';
 import { newChannelState } from '../api/channel-gateway.js';
 import { startWharf, type TestWharf } from './support/wharf.js';
 
@@ -570,6 +571,28 @@ describe('system routes', () => {
 
     expect(r.status).toBe(200);
     expect(r.data).toEqual({ ok: true, temporal: 'up', store: 'up' });
+  });
+
+  it('answers /healthz with the store down (503) while a stuck transaction holds the embedded store', async () => {
+    if (w.store.shared) return; // PostgreSQL: a pool, one transaction holds no one else
+    let release!: () => void;
+    const held = w.store.db.transaction(() => new Promise<void>((r) => (release = r)));
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      const t0 = Date.now();
+      const r = await w.api('GET', '/healthz', undefined, { auth: false });
+      expect(r.status).toBe(503);
+      expect(r.data).toEqual({ ok: false, temporal: 'up', store: 'down' });
+      expect(Date.now() - t0).toBeLessThan(HEALTH_CHECK_MS + 3000);
+    } finally {
+      release();
+      await held;
+    }
+    expect((await w.api('GET', '/healthz', undefined, { auth: false })).data).toEqual({
+      ok: true,
+      temporal: 'up',
+      store: 'up',
+    });
   });
 
   it('describes the system: version, Temporal connection and store kind', async () => {
