@@ -412,7 +412,8 @@ export async function runFloorSection(o: FloorOptions): Promise<FloorResult> {
     // A step: its load, up to 10 s for the bound, then up to backlogMs more for the backlog to clear.
     const stepCost = o.seconds * 1000 + 10_000 + o.backlogMs;
     // Even, so that each system has as many steps after its own as after the other's (one round stays one).
-    const cpuRounds = ((n) => (n > 1 ? n + (n % 2) : n))(Math.max(o.rounds, o.cpuRounds));
+    const asked = Math.max(o.rounds, o.cpuRounds);
+    const cpuRounds = asked > 1 && asked % 2 ? asked + 1 : asked;
     const active = new Set<'floor' | 'wharf'>(['floor', 'wharf']);
     for (const [k, rate] of o.rates.entries()) {
       const here: Record<'floor' | 'wharf', FloorStep[]> = { floor: [], wharf: [] };

@@ -277,6 +277,7 @@ describe('writes that commit together (Store.together)', () => {
       await scratch.drop();
     }
   });
+
   it('a policy decision inside it does not wait for a policy reload that waits behind it', async () => {
     const scratch = await openScratch();
     try {
