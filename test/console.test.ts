@@ -343,9 +343,20 @@ describe('console: policies', () => {
   it('shows Cedar’s error at its line, fills the guide’s template with a real channel, and answers "Would this get through?"', async () => {
     const { context, page } = await loggedIn();
     try {
+      // The policies in force load slowly: what the operator types meanwhile must not be replaced by them, so the
+      // editor (and Save) wait for the load. Before, a slow load overwrote the typed text and Save stored the old.
+      let release = (): void => undefined;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      await page.route('**/api/policies', async (route) => {
+        if (route.request().method() === 'GET') await held;
+        await route.continue();
+      });
       await page.getByRole('link', { name: 'Policies' }).click();
       await page.getByRole('heading', { name: 'Policies' }).waitFor();
       const editor = page.getByLabel('Cedar policies');
+      expect(await editor.isEditable()).toBe(false);
+      expect(await page.getByRole('button', { name: 'Save', exact: true }).isDisabled()).toBe(true);
+      release();
       await editor.fill(
         '// line 1\npermit(principal, action, resource);\npermit(principal, action == Policy::Action::"receive_message", resource) when { resource.nope };\n',
       );

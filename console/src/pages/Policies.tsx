@@ -26,14 +26,17 @@ export function PoliciesPage() {
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
   const [channels, setChannels] = useState<Channel[]>([]);
   const [templateChannel, setTemplateChannel] = useState('');
+  // The editor stays read-only until the policies in force have loaded: text typed before then would be replaced
+  // by the load, and saving an editor that never loaded would replace the policies with nothing.
+  const [loaded, setLoaded] = useState(false);
   const editor = useRef<HTMLTextAreaElement>(null);
   const gutter = useRef<HTMLDivElement>(null);
   const highlight = useRef<HTMLPreElement>(null);
 
   useEffect(() => {
     api<PolicySet>('GET', '/api/policies').then(
-      (p) => (setText(p.policies), setInForce(p.policies), setBuiltin(p.builtin)),
-      (err) => setMessage({ ok: false, text: messageOf(err) }),
+      (p) => (setText(p.policies), setInForce(p.policies), setBuiltin(p.builtin), setLoaded(true)),
+      (err) => setMessage({ ok: false, text: `The policies could not be loaded: ${messageOf(err)}` }),
     );
     api<Channel[]>('GET', '/api/channels').then(
       (list) => (setChannels(list), setTemplateChannel(list[0]?.id ?? '')),
@@ -106,7 +109,7 @@ export function PoliciesPage() {
             </select>
           )}
         </Field>
-        <button type="button" class="secondary" onClick={insertTemplate}>
+        <button type="button" class="secondary" onClick={insertTemplate} disabled={!loaded}>
           Insert allowlist template
         </button>
       </div>
@@ -132,6 +135,7 @@ export function PoliciesPage() {
             ref={editor}
             spellcheck={false}
             value={text}
+            readOnly={!loaded}
             rows={lineCount}
             aria-describedby="cedar-problems"
             aria-invalid={errors.length ? true : undefined}
@@ -183,7 +187,7 @@ export function PoliciesPage() {
         </p>
       )}
       <div class="actions left">
-        <button type="button" onClick={() => void save()}>
+        <button type="button" onClick={() => void save()} disabled={!loaded}>
           Save
         </button>
       </div>
