@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import type { TemporalSecurity } from './temporal-connection.js';
+import type { TemporalCompression, TemporalSecurity } from './temporal-connection.js';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const nonEmpty = z.string().trim().min(1);
@@ -102,6 +102,11 @@ export const EnvSchema = z
      * SPEC; issue #22); 0 turns them off.
      */
     WHARF_MEMORY_TRIM_SECONDS: z.coerce.number().int().min(0).max(86_400).default(10),
+    /**
+     * gRPC compression of the worker's connection to Temporal (not in SPEC; issue #22): `none` by default for
+     * the embedded dev server (loopback: gzip only costs CPU), the SDK's default `gzip` for TEMPORAL_ADDRESS.
+     */
+    WHARF_TEMPORAL_COMPRESSION: z.enum(['none', 'gzip']).optional(),
     /** Workflows the worker keeps in memory between tasks (Temporal's sticky cache). */
     WHARF_WORKFLOW_CACHE_SIZE: z.coerce.number().int().min(1).max(100_000).default(250),
     /** Prometheus metrics of the Temporal worker (task latencies, slots, sticky cache) on this host:port. */
@@ -186,6 +191,8 @@ export interface Config {
     /** Milliseconds an idle chat workflow waits before it completes (`WHARF_CHAT_IDLE_MINUTES`). */
     chatIdleMs: number;
     security: TemporalSecurity;
+    /** gRPC compression of the worker's connection (`WHARF_TEMPORAL_COMPRESSION`): none for the embedded dev server. */
+    compression: TemporalCompression;
   };
   /** Milliseconds between two `malloc_trim` calls (`WHARF_MEMORY_TRIM_SECONDS`; 0: none). */
   memoryTrimMs: number;
@@ -303,6 +310,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       workflowCacheSize: e.WHARF_WORKFLOW_CACHE_SIZE,
       chatIdleMs: e.WHARF_CHAT_IDLE_MINUTES * 60_000,
       security: temporalSecurity(e),
+      compression: e.WHARF_TEMPORAL_COMPRESSION ?? (e.TEMPORAL_ADDRESS ? 'gzip' : 'none'),
     },
     memoryTrimMs: e.WHARF_MEMORY_TRIM_SECONDS * 1000,
     metricsAddress: e.WHARF_METRICS_ADDRESS,

@@ -28,3 +28,22 @@ export function temporalConnectionOptions(address: string, security: TemporalSec
     ...(security.apiKey ? { apiKey: security.apiKey } : {}),
   };
 }
+
+/**
+ * gRPC compression of the worker's connection (`WHARF_TEMPORAL_COMPRESSION`). The SDK gzips every request
+ * and accepts gzipped responses by default; on the loopback to the embedded dev server that is pure cost —
+ * a fresh compressor per call, ~150 freshly mapped pages per message (docs/performance.md, session 16).
+ */
+export type TemporalCompression = 'none' | 'gzip';
+
+/** The worker's `NativeConnection` options: the shared ones, and its compression (the SDK's gzip when absent). */
+export function workerConnectionOptions(
+  address: string,
+  security: TemporalSecurity = {},
+  compression?: TemporalCompression,
+): TemporalConnectionOptions & { grpcCompression?: { codec: TemporalCompression } } {
+  return {
+    ...temporalConnectionOptions(address, security),
+    ...(compression ? { grpcCompression: { codec: compression } } : {}),
+  };
+}

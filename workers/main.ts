@@ -288,6 +288,7 @@ async function main(): Promise<void> {
     const workers = await rt.createWharfWorker({
       address,
       security: config.temporal.security,
+      compression: config.temporal.compression,
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
       workflowCacheSize: config.temporal.workflowCacheSize,

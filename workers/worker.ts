@@ -17,7 +17,11 @@ import type { PolicyService } from '../lib/policy/service.js';
 import type { Store } from '../lib/store/store.js';
 import { trackActivities, type InFlightActivity } from './in-flight.js';
 import { bundleWorkflows, prebuiltBundlePath } from './workflow-bundle.js';
-import { temporalConnectionOptions, type TemporalSecurity } from '../lib/temporal-connection.js';
+import {
+  workerConnectionOptions,
+  type TemporalCompression,
+  type TemporalSecurity,
+} from '../lib/temporal-connection.js';
 
 /** What a worker needs. */
 export interface WorkerDeps {
@@ -45,6 +49,8 @@ export interface WorkerDeps {
   workflowBundle?: { code: string };
   /** TLS and API key for a secured cluster (lib/temporal-connection.ts); plaintext when absent. */
   security?: TemporalSecurity;
+  /** gRPC compression of the worker's connection (lib/temporal-connection.ts). @default the SDK's (gzip) */
+  compression?: TemporalCompression;
   /** How long a cached workflow's next task waits for this worker before any worker may take it. @default {@link STICKY_QUEUE_TIMEOUT_MS} */
   stickyQueueTimeoutMs?: number;
   /** The process's inbound deliveries: new chats are started through this worker's connection. @default processDeliveries */
@@ -103,7 +109,9 @@ export interface WharfWorkers {
 
 /** Creates (but does not run) the workers. */
 export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers> {
-  const connection = await NativeConnection.connect(temporalConnectionOptions(deps.address, deps.security));
+  const connection = await NativeConnection.connect(
+    workerConnectionOptions(deps.address, deps.security, deps.compression),
+  );
   // New chats are started through a client on this connection: Temporal then hands their first workflow
   // task straight back to this worker (eager start; see lib/inbound-delivery.ts).
   (deps.deliveries ?? processDeliveries).startNewChatsThrough(

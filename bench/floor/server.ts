@@ -1,6 +1,6 @@
 /**
  * The floor (issue #22): the smallest implementation of Wharf's message path on the same Temporal dev server
- * (same binary and flags), SDK, worker options and V8 flags as Wharf, with the HTTP server, the client and
+ * (same binary and flags), SDK, worker options, worker connection and V8 flags as Wharf, with the HTTP server, the client and
  * the worker in one process as Wharf has them. A `node:http` server checks X-Hub-Signature-256 and sends one
  * signal-with-start per message to a per-chat workflow (bench/floor/workflows.ts), which echoes through the
  * same Graph API client Wharf uses. No store, no policy. The bench starts it as a child process:
@@ -19,7 +19,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/wo
 import { createGraphClient } from '../../lib/graph/graph-client.js';
 import { createLogger } from '../../lib/logger.js';
 import { resolveTemporalCli } from '../../lib/temporal-cli.js';
-import { temporalConnectionOptions } from '../../lib/temporal-connection.js';
+import { temporalConnectionOptions, workerConnectionOptions } from '../../lib/temporal-connection.js';
 import { connectClient } from '../../workers/client-connection.js';
 import { startEmbeddedTemporal } from '../../workers/temporal-server.js';
 import { WORKER_TUNING } from '../../workers/worker.js';
@@ -87,7 +87,10 @@ async function main(): Promise<void> {
         await graph.sendText({ phoneNumberId: phoneOf.get(m.from) ?? '', accessToken, to: m.from, body: m.text });
     },
   };
-  const connection = await NativeConnection.connect(temporalConnectionOptions(temporal.address));
+  // The worker's connection as Wharf's to its embedded dev server: no gzip (lib/temporal-connection.ts).
+  // FLOOR_TEMPORAL_COMPRESSION=gzip gives the SDK's default instead (docs/performance.md, session 16).
+  const compression = process.env.FLOOR_TEMPORAL_COMPRESSION === 'gzip' ? 'gzip' : 'none';
+  const connection = await NativeConnection.connect(workerConnectionOptions(temporal.address, {}, compression));
   const here = dirname(fileURLToPath(import.meta.url));
   const worker = await Worker.create({
     connection,

@@ -139,6 +139,8 @@ export async function startWharf(
     WHARF_TASK_QUEUE: taskQueue,
     META_GRAPH_URL: opts.graphUrl ?? 'http://127.0.0.1:9',
     LOG_LEVEL: process.env.WHARF_TEST_LOG ?? 'silent',
+    // The suite's dev server is on this machine, as the embedded one is: no gzip (lib/temporal-connection.ts).
+    WHARF_TEMPORAL_COMPRESSION: 'none',
     ...(opts.waUrl ? { WHARF_WA_URL: opts.waUrl } : {}),
     ...(opts.waCertRoot ? { WHARF_WA_CERT_ROOT: opts.waCertRoot } : {}),
     ...opts.env,
@@ -167,6 +169,7 @@ export async function startWharf(
     createWharfWorker({
       address: config.temporal.address!,
       security: config.temporal.security,
+      compression: config.temporal.compression,
       namespace: config.temporal.namespace,
       taskQueue,
       store,
