@@ -300,6 +300,14 @@ describe(`store repositories on ${kind}`, () => {
     expect(await store.outboundMedia.findUpload('pn1', 'sha')).toBeNull();
   });
 
+  it('uploads too old to reuse are forgotten by the sweep', async () => {
+    await store.outboundMedia.saveUpload('pn2', 'sha-old', 'meta-old');
+    expect(await store.outboundMedia.pruneUploads()).toBe(0); // younger than the 25 days of reuse
+    await new Promise((resolve) => setTimeout(resolve, 5)); // the store's clock has moved past the save
+    expect(await store.outboundMedia.pruneUploads(0)).toBe(1);
+    expect(await store.outboundMedia.findUpload('pn2', 'sha-old')).toBeNull();
+  });
+
   it('session holders: a dead node’s attempts are taken once; a released one is gone', async () => {
     const h = { channelId: 'ch_s', nodeId: 'node-dead', workflowId: 'wf', runId: 'run', activityId: '1', attempt: 3 };
     await store.sessionHolders.record(h);

@@ -1,4 +1,7 @@
-/** Deletes stored media nobody has sent again for the retention period (WHARF_MEDIA_RETENTION_DAYS). */
+/**
+ * Deletes stored media nobody has sent again for the retention period (WHARF_MEDIA_RETENTION_DAYS), and
+ * the record of uploads to Meta too old to be reused (Meta keeps an upload 30 days).
+ */
 import type { Logger } from '../lib/logger.js';
 import type { Store } from '../lib/store/store.js';
 
@@ -11,6 +14,8 @@ export function startMediaRetention(store: Store, days: number, log: Logger): ()
     try {
       const n = await store.media.prune(days);
       if (n) log.info({ deleted: n, days }, 'deleted stored media past its retention');
+      const uploads = await store.outboundMedia.pruneUploads();
+      if (uploads) log.debug({ forgotten: uploads }, 'forgot uploads to Meta too old to reuse');
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'media retention sweep failed; it runs again in an hour');
     }

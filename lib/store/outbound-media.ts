@@ -37,6 +37,20 @@ export function createOutboundMediaStore(db: Db) {
         mediaId,
       ]);
     },
+    /**
+     * Forgets uploads older than `days` (by default {@link UPLOAD_REUSE_DAYS}, past which `findUpload` no
+     * longer reuses them); returns how many. Run by the hourly media sweep (workers/media-retention.ts).
+     */
+    async pruneUploads(days = UPLOAD_REUSE_DAYS): Promise<number> {
+      return (
+        await db.query(
+          db.dialect === 'sqlite'
+            ? `delete from media_uploads where uploaded_at < now_minus_ms($1 * 86400000) returning 1`
+            : `delete from media_uploads where uploaded_at < now() - $1::int * interval '1 day' returning 1`,
+          [days],
+        )
+      ).length;
+    },
     /** Sets the type (`image`, `document`, …) and detail of an outbound log entry that carries a file. */
     async describeOutbound(
       channelId: string,
