@@ -33,6 +33,12 @@ export const storeCommits = new Counter({
   help: 'Commits of the SQLite store (each carries the writes made in one turn of the event loop)',
   registers: [registry],
 });
+/** How long the operation running now has held the SQLite store (workers/store-watchdog.ts). */
+export const storeHeldSeconds = new Gauge({
+  name: 'wharf_store_held_seconds',
+  help: 'Seconds the operation running now has held the embedded SQLite store (every other store call waits); 0 when free',
+  registers: [registry],
+});
 export const storeGroupedWrites = new Counter({
   name: 'wharf_store_writes_total',
   help: 'Writes (statements and transactions) committed by the SQLite store; divided by commits: writes per commit',

@@ -25,21 +25,35 @@ const version = (JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf
  * once the dev server's process is started and the store is opening, so the three overlap (issue #22).
  */
 async function loadRuntime() {
-  const [client, worker, app, graph, policy, store, connection, tls, searchAttributes, retention, wharfWorker, trim] =
-    await Promise.all([
-      import('@temporalio/client'),
-      import('@temporalio/worker'),
-      import('../api/app.js'),
-      import('../lib/graph/graph-client.js'),
-      import('../lib/policy/service.js'),
-      import('../lib/store/store.js'),
-      import('./client-connection.js'),
-      import('../lib/temporal-connection.js'),
-      import('./search-attributes.js'),
-      import('./media-retention.js'),
-      import('./worker.js'),
-      import('./memory-trim.js'),
-    ]);
+  const [
+    client,
+    worker,
+    app,
+    graph,
+    policy,
+    store,
+    connection,
+    tls,
+    searchAttributes,
+    retention,
+    wharfWorker,
+    trim,
+    watchdog,
+  ] = await Promise.all([
+    import('@temporalio/client'),
+    import('@temporalio/worker'),
+    import('../api/app.js'),
+    import('../lib/graph/graph-client.js'),
+    import('../lib/policy/service.js'),
+    import('../lib/store/store.js'),
+    import('./client-connection.js'),
+    import('../lib/temporal-connection.js'),
+    import('./search-attributes.js'),
+    import('./media-retention.js'),
+    import('./worker.js'),
+    import('./memory-trim.js'),
+    import('./store-watchdog.js'),
+  ]);
   return {
     Client: client.Client,
     Runtime: worker.Runtime,
@@ -54,6 +68,7 @@ async function loadRuntime() {
     ...retention,
     ...wharfWorker,
     ...trim,
+    ...watchdog,
   };
 }
 type Loaded = Awaited<ReturnType<typeof loadRuntime>>;
@@ -282,6 +297,8 @@ async function main(): Promise<void> {
     if (!embedded) await rt.registerSearchAttributes(connection, config.temporal.namespace, log);
 
     rt.startMediaRetention(store, config.mediaRetentionDays, log.child({ component: 'media' }));
+    const stopWatchdog = rt.startStoreWatchdog(db, log.child({ component: 'store' }));
+    stops.push({ name: 'store watchdog', stop: async () => stopWatchdog() });
     const trim = rt.startMemoryTrim(config.memoryTrimMs, log.child({ component: 'memory' }));
     stops.push({ name: 'memory trim', stop: async () => trim.stop() });
     mark('client');

@@ -53,6 +53,11 @@ export interface Db extends Sql {
    * statement waits behind it; PostgreSQL: always false, its pool serves others).
    */
   inTransaction?(): boolean;
+  /**
+   * SQLite only: milliseconds the operation running now has held the connection (a transaction holds it until
+   * its callback returns); 0 when none runs. Every other statement waits meanwhile (workers/store-watchdog.ts).
+   */
+  heldMs?(): number;
   /** Runs several statements separated by `;` (migrations). */
   exec(text: string): Promise<void>;
   /** Cheap liveness probe for /healthz. */

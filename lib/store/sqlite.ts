@@ -224,12 +224,18 @@ export async function openSqlite(dir: string, file: string = SQLITE_FILE): Promi
   let tail: Promise<unknown> = Promise.resolve();
   /** Queued or running turns; at 0 nothing holds the connection and a statement may run at once. */
   let pending = 0;
+  /** When the turn running now began (`performance.now()`); 0 when none runs. */
+  let turnSince = 0;
   const settled = (): void => {
     pending--;
+    turnSince = 0;
   };
   const exclusive = <T>(fn: () => T | Promise<T>): Promise<T> => {
     pending++;
-    const result = tail.then(fn);
+    const result = tail.then(() => {
+      turnSince = performance.now();
+      return fn();
+    });
     tail = result.then(settled, settled);
     return result;
   };
@@ -345,6 +351,7 @@ export async function openSqlite(dir: string, file: string = SQLITE_FILE): Promi
       return queued(() => run<T>(text, params), !p.readonly);
     },
     inTransaction: () => inTransaction.getStore() !== undefined,
+    heldMs: () => (turnSince ? performance.now() - turnSince : 0),
     transaction<T>(fn: (tx: Sql) => Promise<T>) {
       // Called from inside a transaction's callback (a store call made within `Store.together`): it joins that
       // transaction — its statements commit or roll back with it — instead of waiting behind it for ever.
