@@ -44,6 +44,8 @@ export interface ChatActivityDeps {
   log: Logger;
   /** Sends through a personal-account session held by this process (only on the session worker). */
   personal?: PersonalSends;
+  /** How long one send attempt waits for a file's upload (activities/outbound-media.ts; tests shorten it). */
+  uploadWaitMs?: number;
 }
 
 /** What became of one reply: the provider's ids of its parts, or why it was refused for good. */
@@ -140,9 +142,9 @@ async function unprocessable<T>(write: () => Promise<T>): Promise<T> {
 }
 
 /** Builds the chat workflow's activities. */
-export function createChatActivities({ store, graph, policy, client, log, personal }: ChatActivityDeps) {
+export function createChatActivities({ store, graph, policy, client, log, personal, uploadWaitMs }: ChatActivityDeps) {
   const pairingGate = createKeyedGate();
-  const attachments = createAttachmentSender({ store, graph, log, personal });
+  const attachments = createAttachmentSender({ store, graph, log, personal, uploadWaitMs });
   /** `replies` formatted for the channel's provider and split into parts, and this attempt's claim on them. */
   async function claimReplies(ch: ChannelState, chatId: string, replies: ReplyInput[]) {
     const limit = PROVIDER_INFO[ch.provider].textLimit;

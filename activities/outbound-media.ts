@@ -36,6 +36,12 @@ export interface PersonalSends {
   sendMedia?(input: PersonalMediaSend): Promise<{ messageId: string }>;
 }
 
+/**
+ * How long one send attempt waits for an upload before it lets the activity retry (and the retry join the
+ * upload): well inside the send activity's 30 s.
+ */
+export const UPLOAD_WAIT_MS = 20_000;
+
 /** Meta codes meaning an uploaded media id is not (or no longer) usable: upload again once. */
 const STALE_UPLOAD_CODES = new Set([131053, 100]);
 
@@ -55,12 +61,21 @@ export function createAttachmentSender({
   graph,
   log,
   personal,
+  uploadWaitMs = UPLOAD_WAIT_MS,
 }: {
   store: Store;
   graph: GraphClient;
   log: Logger;
   personal?: PersonalSends;
+  /** How long one send attempt waits for an upload (tests shorten it). @default {@link UPLOAD_WAIT_MS} */
+  uploadWaitMs?: number;
 }) {
+  /**
+   * Uploads under way in this process, per phone number and stored file: an attempt that stops waiting
+   * leaves its upload running, and the retry (on this worker: a local activity's) joins it instead of
+   * sending the file again; it is remembered (`saveUpload`) the moment Meta answers.
+   */
+  const uploading = new Map<string, Promise<string>>();
   /** Reads a stored file and checks it against what WhatsApp accepts for the kind. */
   async function storedFile(a: ReplyAttachment & { mediaId: string }): Promise<{ bytes: Buffer; mime: string }> {
     const file = await store.media.get(a.mediaId);
@@ -78,6 +93,28 @@ export function createAttachmentSender({
     return file;
   }
 
+  /**
+   * `running`, or — once this attempt has waited `uploadWaitMs` for it — a failure worth retrying: the send
+   * activity's own time is bounded (30 s), a large file on a slow link is not, and the retry joins the upload.
+   */
+  const withinUploadWait = (running: Promise<string>, size: number): Promise<string> => {
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            ApplicationFailure.create({
+              type: FAILURE.sendInProgress,
+              message: `The file (${size} bytes) is still uploading to Meta; the send is tried again once it is up.`,
+              nonRetryable: false,
+            }),
+          ),
+        uploadWaitMs,
+      );
+    });
+    return Promise.race([running, waited]).finally(() => clearTimeout(timer));
+  };
+
   /** A name for an uploaded file: the attachment's, or one made from the kind and type. */
   const nameOf = (a: ReplyAttachment, mime: string): string =>
     a.filename ?? `${a.kind}.${(mime.split('/')[1] ?? 'bin').split(/[;+]/)[0]}`;
@@ -88,16 +125,29 @@ export function createAttachmentSender({
     if (a.url) return (await graph.sendMedia({ ...common, link: a.url })).messageId;
     const mediaId = a.mediaId as string;
     const file = await storedFile({ ...a, mediaId });
-    const upload = async (): Promise<string> => {
-      const { id } = await graph.uploadMedia({
-        phoneNumberId,
-        accessToken,
-        bytes: file.bytes,
-        mime: file.mime,
-        filename: nameOf(a, file.mime),
-      });
-      await store.outboundMedia.saveUpload(phoneNumberId, mediaId, id);
-      return id;
+    const upload = (): Promise<string> => {
+      const key = `${phoneNumberId}\u0000${mediaId}`;
+      let running = uploading.get(key);
+      if (!running) {
+        running = (async () => {
+          const { id } = await graph.uploadMedia({
+            phoneNumberId,
+            accessToken,
+            bytes: file.bytes,
+            mime: file.mime,
+            filename: nameOf(a, file.mime),
+          });
+          await store.outboundMedia.saveUpload(phoneNumberId, mediaId, id);
+          return id;
+        })();
+        const settled = running.then(
+          () => uploading.delete(key),
+          () => uploading.delete(key), // an attempt that still waits sees the failure; none may: no unhandled rejection
+        );
+        void settled;
+        uploading.set(key, running);
+      }
+      return withinUploadWait(running, file.bytes.length);
     };
     const cached = await store.outboundMedia.findUpload(phoneNumberId, mediaId);
     try {

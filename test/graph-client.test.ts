@@ -291,3 +291,24 @@ describe('markRead', () => {
     expect(err).toMatchObject({ code: 131000, retryable: true, operation: 'markRead' });
   });
 });
+
+describe('uploads', () => {
+  it('an upload has more time than a call, and more again by its size (a large file on a slow link)', async () => {
+    // 100 ms calls: an upload gets 6 × 100 ms, and 1 s more per 256 KiB begun.
+    const quick = createGraphClient({ baseUrl: graph.url, version: 'v23.0', timeoutMs: 100 });
+    const file = { phoneNumberId: PHONE, accessToken: GOOD, mime: 'image/png', filename: 'a.png' };
+    const png = Buffer.concat([Buffer.from('89504e470d0a1a0a', 'hex'), Buffer.alloc(4096, 7)]);
+    graph.setUploadLatency(1200);
+    try {
+      expect((await quick.uploadMedia({ ...file, bytes: png })).id).toMatch(/^\d+$/);
+      graph.setLatency(700); // every answer, so a plain call has no chance
+      const err = await caught(
+        quick.sendText({ phoneNumberId: PHONE, accessToken: GOOD, to: '+16505551234', body: 'x' }),
+      );
+      expect(err).toMatchObject({ retryable: true, title: 'no answer within 100 ms' });
+    } finally {
+      graph.setUploadLatency(0);
+      graph.setLatency(0);
+    }
+  });
+});

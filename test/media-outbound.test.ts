@@ -41,7 +41,8 @@ beforeAll(async () => {
     reply: () => 'Here is a cat.\n\n![a cat](https://cdn.example.com/cat.png)\n\nAnything else?',
   });
   examples = await startExamplesWorker();
-  w = await startWharf({ graphUrl: fake.url });
+  // A send attempt waits 1 s for an upload (20 s in the product): the slow-upload test below needs no minute.
+  w = await startWharf({ graphUrl: fake.url, uploadWaitMs: 1000 });
   await addFileAgent(w, examples.taskQueue);
   friend = phone();
   ch = await cloudChannel(w, fake, { agent: 'files', pair: [friend] });
@@ -151,6 +152,72 @@ describe('a Temporal agent answers with files (Cloud API)', () => {
     expect(
       fake.sent.filter((s) => s.to === bare(friend) && s.text === 'Here is your image back.' && s.at >= t0),
     ).toHaveLength(1);
+  });
+
+  it('an upload slower than an attempt waits goes on: the retries join it, the file is uploaded and sent once', async () => {
+    const bytes = pngBytes(2048);
+    fake.addMedia('out-slow-1', { bytes, mime: 'image/png' });
+    fake.setUploadLatency(4000);
+    try {
+      const id = await sendMedia(w, ch, friend, 'image', { id: 'out-slow-1', mime_type: 'image/png', caption: 'slow' });
+      const image = await fake.waitForSent(
+        (s) =>
+          s.to === bare(friend) &&
+          s.type === 'image' &&
+          fake.uploads.some((u) => u.id === s.media?.id && u.bytes.equals(bytes)),
+        30_000,
+      );
+      await waitFor('answered', async () =>
+        (await messageLog(w, ch.id)).find((e) => e.direction === 'in' && e.key === id && e.status === 'answered'),
+      );
+      expect(fake.uploads.filter((u) => u.bytes.equals(bytes))).toHaveLength(1);
+      expect(fake.sent.filter((s) => s.media?.id === image.media?.id)).toHaveLength(1);
+    } finally {
+      fake.setUploadLatency(0);
+    }
+  });
+
+  it('an attempt waits for an upload only so long, then fails to be retried; the retry joins the same upload', async () => {
+    const bytes = pngBytes(4096);
+    const stored = await w.store.media.put(bytes, 'image/png');
+    const acts = createChatActivities({
+      store: w.store,
+      graph: createGraphClient({ baseUrl: fake.url, version: 'v23.0', timeoutMs: 3000 }),
+      policy: createPolicyService(w.store),
+      client: w.client,
+      log: createLogger('silent'),
+      uploadWaitMs: 300,
+    });
+    const replies = [
+      {
+        to: friend,
+        replyKey: `slow-${randomBytes(4).toString('hex')}`,
+        markdown: '',
+        attachments: [{ kind: 'image' as const, mediaId: stored.id }],
+      },
+    ];
+    fake.setUploadLatency(1500);
+    try {
+      const t0 = Date.now();
+      await expect(acts.deliverReplies({ channelId: ch.id, chatId: friend, replies })).rejects.toMatchObject({
+        type: 'WharfSendInProgress',
+        message: expect.stringMatching(/still uploading/),
+      });
+      expect(Date.now() - t0).toBeLessThan(1500);
+      // Temporal tries again while the upload runs: the claim was given back, and the attempt waits on the
+      // upload already running — it starts no second one.
+      await expect(acts.deliverReplies({ channelId: ch.id, chatId: friend, replies })).rejects.toMatchObject({
+        type: 'WharfSendInProgress',
+      });
+      await new Promise((resolve) => setTimeout(resolve, 2500)); // past the end of any upload begun so far
+      const again = await acts.deliverReplies({ channelId: ch.id, chatId: friend, replies });
+      expect(again).toEqual([{ ok: true, ids: [expect.any(String)] }]);
+      const uploaded = fake.uploads.filter((u) => u.bytes.equals(bytes));
+      expect(uploaded).toHaveLength(1);
+      expect(fake.sent.filter((s) => s.media?.id === uploaded[0].id)).toHaveLength(1);
+    } finally {
+      fake.setUploadLatency(0);
+    }
   });
 
   it('a retried delivery after a crash (parts recorded) sends nothing again; a file WhatsApp cannot take fails that reply only', async () => {

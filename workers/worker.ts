@@ -37,6 +37,8 @@ export interface WorkerDeps {
   whatsapp?: { webSocketUrl?: string; certRoot?: Buffer };
   /** Test seams of the session activities. */
   sessionHooks?: Pick<SessionActivityDeps, 'beforeDeliver' | 'mediaHostAllowed'>;
+  /** Test seam of the sends: how long one attempt waits for a file's upload (activities/outbound-media.ts). */
+  uploadWaitMs?: number;
   graph: GraphClient;
   policy: PolicyService;
   client: Client;
@@ -157,6 +159,7 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
       client: deps.client,
       log: deps.log.child({ component: 'chat-activities' }),
       personal: { sendText: personal.sendText, sendMedia: personal.sendMedia },
+      uploadWaitMs: deps.uploadWaitMs,
     }),
   };
   // runSession on the shared queue (any worker may hold a session); sends for a session on this process's

@@ -304,6 +304,12 @@ export function toGraphRecipient(to: string): string {
 const HTTP_AGENT = new http.Agent({ keepAlive: true, maxSockets: 128 });
 const HTTPS_AGENT = new https.Agent({ keepAlive: true, maxSockets: 128 });
 
+/**
+ * The slowest upload link Wharf waits for: an upload gets 60 s (six times the call timeout) and one more
+ * second per 256 KiB of its body, so Meta's largest document (100 MB) has about 7 minutes.
+ */
+const UPLOAD_MIN_BYTES_PER_SECOND = 256 * 1024;
+
 /** One HTTP exchange: the status and body text, or a rejection on network failure or after `timeoutMs`. */
 function exchange(
   url: URL,
@@ -381,7 +387,7 @@ export function createGraphClient(opts: GraphClientOptions): GraphClient {
         method,
         headers,
         init.raw ? init.raw.body : init.body === undefined ? undefined : JSON.stringify(init.body),
-        init.raw ? timeoutMs * 6 : timeoutMs,
+        init.raw ? timeoutMs * 6 + Math.ceil(init.raw.body.length / UPLOAD_MIN_BYTES_PER_SECOND) * 1000 : timeoutMs,
       ));
     } catch (err) {
       // Deliberately no `cause`: a request error can carry the request, and the URL of debug_token holds the token.

@@ -136,6 +136,8 @@ export interface FakeGraph {
   /** Makes the next `n` matching message calls fail with `error`. */
   failNext(n: number, error: FakeErrorSpec): void;
   setLatency(ms: number): void;
+  /** Delay before an upload (`POST /{phone-number-id}/media`) is stored and answered: a large file on a slow link. */
+  setUploadLatency(ms: number): void;
   /** Resolves with the first sent record matching `predicate` (already sent or arriving within the timeout). */
   waitForSent(predicate: (s: SentRecord) => boolean, timeoutMs?: number): Promise<SentRecord>;
   /**
@@ -363,6 +365,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
   const timers = new Set<NodeJS.Timeout>();
   const mediaFiles = new Map<string, FakeMediaSpec & { issued: number }>();
   const uploads: UploadRecord[] = [];
+  let uploadLatencyMs = 0;
   let hostHeader = '127.0.0.1';
 
   /** `GET /{media-id}`: Meta's media lookup (any valid token of the app may read it). */
@@ -712,6 +715,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
     if (!UPLOAD_TYPES.includes(mime.split(';')[0].trim()))
       return invalidParam(`Param file must be a file of a supported type; got "${mime}".`);
     const bytes = Buffer.from(await file.arrayBuffer());
+    if (uploadLatencyMs > 0) await new Promise((resolve) => setTimeout(resolve, uploadLatencyMs));
     const record: UploadRecord = {
       id: String(4490709327384033n + BigInt(uploads.length + 1)),
       phoneNumberId,
@@ -836,6 +840,9 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}): Promise<FakeG
     },
     setLatency: (ms) => {
       latencyMs = ms;
+    },
+    setUploadLatency: (ms) => {
+      uploadLatencyMs = ms;
     },
     waitForSent(predicate, timeoutMs = 5000) {
       const existing = sent.find(predicate);

@@ -120,6 +120,8 @@ export async function startWharf(
     waUrl?: string;
     waCertRoot?: string;
     sessionHooks?: Pick<SessionActivityDeps, 'beforeDeliver' | 'mediaHostAllowed'>;
+    /** How long one send attempt waits for a file's upload (activities/outbound-media.ts). */
+    uploadWaitMs?: number;
     store?: StoreKind;
     databaseUrl?: string;
     env?: Record<string, string>;
@@ -177,6 +179,7 @@ export async function startWharf(
       makeSocket: opts.makeSocket,
       whatsapp: config.whatsapp,
       sessionHooks: opts.sessionHooks,
+      uploadWaitMs: opts.uploadWaitMs,
       graph,
       policy,
       client,
