@@ -54,6 +54,27 @@ afterAll(async () => {
   await llm?.close();
 });
 
+/**
+ * The friend sends an image (`mediaId` at the fake) to the file agent, which sends it back: it is uploaded
+ * once and sent once, and the message is answered.
+ */
+async function imageComesBackOnce(mediaId: string, bytes: Buffer, caption: string): Promise<void> {
+  fake.addMedia(mediaId, { bytes, mime: 'image/png' });
+  const id = await sendMedia(w, ch, friend, 'image', { id: mediaId, mime_type: 'image/png', caption });
+  const image = await fake.waitForSent(
+    (s) =>
+      s.to === bare(friend) &&
+      s.type === 'image' &&
+      fake.uploads.some((u) => u.id === s.media?.id && u.bytes.equals(bytes)),
+    30_000,
+  );
+  await waitFor('answered', async () =>
+    (await messageLog(w, ch.id)).find((e) => e.direction === 'in' && e.key === id && e.status === 'answered'),
+  );
+  expect(fake.uploads.filter((u) => u.bytes.equals(bytes))).toHaveLength(1);
+  expect(fake.sent.filter((s) => s.media?.id === image.media?.id)).toHaveLength(1);
+}
+
 describe('a Temporal agent answers with files (Cloud API)', () => {
   it('a stored image is uploaded (multipart) and sent as an image message with its caption, after the text; no bytes in history', async () => {
     const bytes = pngBytes();
@@ -132,46 +153,18 @@ describe('a Temporal agent answers with files (Cloud API)', () => {
   });
 
   it('Meta unavailable twice (text, then file after its upload): each part goes out once and the upload is reused', async () => {
-    const bytes = pngBytes(1024);
-    fake.addMedia('out-retry-1', { bytes, mime: 'image/png' });
     fake.failNext(2, { status: 503, code: 131000, title: 'Something went wrong' });
     const t0 = Date.now();
-    const id = await sendMedia(w, ch, friend, 'image', { id: 'out-retry-1', mime_type: 'image/png', caption: 'flaky' });
-    const image = await fake.waitForSent(
-      (s) =>
-        s.to === bare(friend) &&
-        s.type === 'image' &&
-        fake.uploads.some((u) => u.id === s.media?.id && u.bytes.equals(bytes)),
-      30_000,
-    );
-    await waitFor('answered', async () =>
-      (await messageLog(w, ch.id)).find((e) => e.direction === 'in' && e.key === id && e.status === 'answered'),
-    );
-    expect(fake.uploads.filter((u) => u.bytes.equals(bytes))).toHaveLength(1);
-    expect(fake.sent.filter((s) => s.media?.id === image.media?.id)).toHaveLength(1);
+    await imageComesBackOnce('out-retry-1', pngBytes(1024), 'flaky');
     expect(
       fake.sent.filter((s) => s.to === bare(friend) && s.text === 'Here is your image back.' && s.at >= t0),
     ).toHaveLength(1);
   });
 
   it('an upload slower than an attempt waits goes on: the retries join it, the file is uploaded and sent once', async () => {
-    const bytes = pngBytes(2048);
-    fake.addMedia('out-slow-1', { bytes, mime: 'image/png' });
     fake.setUploadLatency(4000);
     try {
-      const id = await sendMedia(w, ch, friend, 'image', { id: 'out-slow-1', mime_type: 'image/png', caption: 'slow' });
-      const image = await fake.waitForSent(
-        (s) =>
-          s.to === bare(friend) &&
-          s.type === 'image' &&
-          fake.uploads.some((u) => u.id === s.media?.id && u.bytes.equals(bytes)),
-        30_000,
-      );
-      await waitFor('answered', async () =>
-        (await messageLog(w, ch.id)).find((e) => e.direction === 'in' && e.key === id && e.status === 'answered'),
-      );
-      expect(fake.uploads.filter((u) => u.bytes.equals(bytes))).toHaveLength(1);
-      expect(fake.sent.filter((s) => s.media?.id === image.media?.id)).toHaveLength(1);
+      await imageComesBackOnce('out-slow-1', pngBytes(2048), 'slow');
     } finally {
       fake.setUploadLatency(0);
     }
