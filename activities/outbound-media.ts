@@ -11,6 +11,7 @@
  * hole).
  */
 import { ApplicationFailure } from '@temporalio/activity';
+import { within } from '../lib/deadline.js';
 import { FAILURE } from '../lib/errors.js';
 import { GraphError, type GraphClient } from '../lib/graph/graph-client.js';
 import type { Logger } from '../lib/logger.js';
@@ -93,28 +94,6 @@ export function createAttachmentSender({
     return file;
   }
 
-  /**
-   * `running`, or — once this attempt has waited `uploadWaitMs` for it — a failure worth retrying: the send
-   * activity's own time is bounded (30 s), a large file on a slow link is not, and the retry joins the upload.
-   */
-  const withinUploadWait = (running: Promise<string>, size: number): Promise<string> => {
-    let timer: NodeJS.Timeout | undefined;
-    const waited = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            ApplicationFailure.create({
-              type: FAILURE.sendInProgress,
-              message: `The file (${size} bytes) is still uploading to Meta; the send is tried again once it is up.`,
-              nonRetryable: false,
-            }),
-          ),
-        uploadWaitMs,
-      );
-    });
-    return Promise.race([running, waited]).finally(() => clearTimeout(timer));
-  };
-
   /** A name for an uploaded file: the attachment's, or one made from the kind and type. */
   const nameOf = (a: ReplyAttachment, mime: string): string =>
     a.filename ?? `${a.kind}.${(mime.split('/')[1] ?? 'bin').split(/[;+]/)[0]}`;
@@ -140,14 +119,20 @@ export function createAttachmentSender({
           await store.outboundMedia.saveUpload(phoneNumberId, mediaId, id);
           return id;
         })();
-        const settled = running.then(
-          () => uploading.delete(key),
-          () => uploading.delete(key), // an attempt that still waits sees the failure; none may: no unhandled rejection
-        );
-        void settled;
+        // Forgotten once settled; a failure reaches the attempts waiting on it (if none waits, it is not unhandled).
+        const forget = (): boolean => uploading.delete(key);
+        void running.then(forget, forget);
         uploading.set(key, running);
       }
-      return withinUploadWait(running, file.bytes.length);
+      // The send activity's own time is bounded (30 s), a large file on a slow link is not: after
+      // `uploadWaitMs` this attempt fails to be retried, and the retry joins the upload.
+      return within(running, uploadWaitMs, () => {
+        throw ApplicationFailure.create({
+          type: FAILURE.sendInProgress,
+          message: `The file (${file.bytes.length} bytes) is still uploading to Meta; the send is tried again once it is up.`,
+          nonRetryable: false,
+        });
+      });
     };
     const cached = await store.outboundMedia.findUpload(phoneNumberId, mediaId);
     try {

@@ -20,6 +20,7 @@ import {
   type WAMessage,
   type proto,
 } from '@whiskeysockets/baileys';
+import { within } from '../lib/deadline.js';
 import type { Logger } from '../lib/logger.js';
 import { MEDIA_LIMITS, type MediaKind } from '../lib/media.js';
 import type { Store } from '../lib/store/store.js';
@@ -89,18 +90,9 @@ export function createPersonalMediaInbound({
         ?.updateMediaMessage;
       const ctx = { logger: log as never, reuploadRequest: reupload ?? (async (m: WAMessage) => m) };
       // Baileys' download takes no abort signal: the message goes on without its file after the timeout.
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`no file within ${DOWNLOAD_TIMEOUT_MS / 1000} s`)),
-          DOWNLOAD_TIMEOUT_MS,
-        );
+      return await within(downloadMediaMessage(message, 'buffer', {}, ctx), DOWNLOAD_TIMEOUT_MS, () => {
+        throw new Error(`no file within ${DOWNLOAD_TIMEOUT_MS / 1000} s`);
       });
-      try {
-        return await Promise.race([downloadMediaMessage(message, 'buffer', {}, ctx), timeout]);
-      } finally {
-        clearTimeout(timer);
-      }
     });
 
   return {

@@ -32,6 +32,7 @@ import { createStrangerScreen } from './stranger-screen.js';
 import { vaultsRouter } from './vaults.router.js';
 import { webhookRouter } from './webhook.router.js';
 import { describeChatsWith } from '../lib/chat-metadata.js';
+import { within } from '../lib/deadline.js';
 
 /** What the API needs. */
 export interface ApiDeps {
@@ -116,14 +117,15 @@ export function createApp(deps: ApiDeps): WharfApp {
   // Temporal frontend that takes calls but never answers, is reported (503) instead of hanging the probe.
   app.get('/healthz', async (_req, res) => {
     const [temporal, storeUp] = await Promise.all([
-      withinHealthCheck(
+      within<'up' | 'down'>(
         client.connection.workflowService.getSystemInfo({}).then(
-          () => 'up' as const,
-          () => 'down' as const,
+          () => 'up',
+          () => 'down',
         ),
-        'down' as const,
+        HEALTH_CHECK_MS,
+        () => 'down',
       ),
-      withinHealthCheck(store.db.ping(), false),
+      within(store.db.ping(), HEALTH_CHECK_MS, () => false),
     ]);
     const body = { ok: temporal === 'up' && storeUp, temporal, store: storeUp ? 'up' : 'down' };
     res.status(body.ok ? 200 : 503).json(body);
@@ -185,10 +187,3 @@ export function createApp(deps: ApiDeps): WharfApp {
 
 /** How long `/healthz` waits for the store and for Temporal before it counts one as down. */
 export const HEALTH_CHECK_MS = 5000;
-
-/** `check`'s answer, or `otherwise` if it has none within {@link HEALTH_CHECK_MS}. */
-function withinHealthCheck<T>(check: Promise<T>, otherwise: T): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<T>((resolve) => (timer = setTimeout(() => resolve(otherwise), HEALTH_CHECK_MS)));
-  return Promise.race([check, late]).finally(() => clearTimeout(timer));
-}

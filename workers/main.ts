@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import type { LogLevel } from '@temporalio/worker';
+import { within } from '../lib/deadline.js';
 import { ConfigError, loadConfig, type Config } from '../lib/config.js';
 import { createLogger, type Logger } from '../lib/logger.js';
 import { projectRoot } from '../lib/paths.js';
@@ -173,10 +174,11 @@ async function main(): Promise<void> {
     const STEP_MS = 12_000;
     for (const { name, stop, holding } of stops.reverse()) {
       try {
-        let timer: NodeJS.Timeout | undefined;
-        const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), STEP_MS)));
-        const outcome = await Promise.race([stop().then(() => 'ok' as const), timedOut]);
-        clearTimeout(timer);
+        const outcome = await within<'ok' | 'timeout'>(
+          stop().then(() => 'ok'),
+          STEP_MS,
+          () => 'timeout',
+        );
         if (outcome === 'timeout') {
           log.warn({ holding: holding?.() }, `${name} did not stop within ${STEP_MS / 1000} s; continuing`);
         } else log.info(`${name} stopped`);
