@@ -115,6 +115,7 @@ export async function benchPolicyService(
   // Only the policy part of the store is used by the service.
   const store = {
     policies: { version: async () => 1, current: async () => ({ text: EXAMPLE_POLICY, updatedAt: null }) },
+    inTransaction: () => false,
   } as unknown as Store;
   const service = createPolicyService(store);
   for (let i = 0; i < Math.max(500, iterations / 5); i++) await service.decide(reqs[i % reqs.length]);
