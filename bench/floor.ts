@@ -62,6 +62,15 @@ export interface FloorOptions {
    * first optimisations of hundreds of functions (V8's --trace-opt), Wharf more of them than the floor.
    */
   warmupSeconds: number;
+  /**
+   * Seconds of load at the step's rate a system gets, not measured, before a measured step that follows the
+   * other system's (0: none). While a process idles ~30 s during the other's step, V8's memory reducer
+   * discards optimised code built on the shapes of its short-lived objects, and its next step compiles its
+   * message path again (session 15); without a lead-in each measured step after a pause carried that
+   * re-optimisation, Wharf's more than the floor's. The lead-ins are measured too and reported as what a
+   * step costs after a pause (`FloorResult.afterPause`).
+   */
+  leadInSeconds: number;
   chats: number;
   /** performance.now() by which the section must end. */
   deadline: number;
@@ -348,6 +357,13 @@ export interface FloorResult {
   steps: FloorStep[];
   /** Every step as it ran, when there was more than one round. */
   rounds: FloorStep[];
+  /** The lead-ins (see `FloorOptions.leadInSeconds`), each with the round of the step it led into. */
+  leadIns: FloorStep[];
+  /**
+   * CPU per message at the CPU rate in the lead-ins: what a system's first seconds after ~30 s idle cost
+   * (medians; null without lead-ins). Informational: the goal compares the measured steps.
+   */
+  afterPause: { seconds: number; floorMsPerMsg: number | null; wharfMsPerMsg: number | null; ratio: number | null };
   capacity: { floor: number; wharf: number; ratio: number | null };
   /**
    * CPU per message at `rate` (medians over the rounds); `ratio` is Wharf's median over the floor's.
@@ -375,6 +391,7 @@ export async function runFloorSection(o: FloorOptions): Promise<FloorResult> {
   /** One summary per rate and system (the median of its rounds), and every step as it ran. */
   const steps: FloorStep[] = [];
   const rounds: FloorStep[] = [];
+  const leadIns: FloorStep[] = [];
 
   progress('floor: starting the floor (its own dev server, fresh data dir)');
   const floor = await startFloor(fake, o.runDir);
@@ -409,8 +426,11 @@ export async function runFloorSection(o: FloorOptions): Promise<FloorResult> {
       }
     }
 
-    // A step: its load, up to 10 s for the bound, then up to backlogMs more for the backlog to clear.
-    const stepCost = o.seconds * 1000 + 10_000 + o.backlogMs;
+    // The system that ran the last step (the warm-up ends with Wharf's).
+    let lastRan: 'floor' | 'wharf' = 'wharf';
+    // A step: its load, up to 10 s for the bound, then up to backlogMs more for the backlog to clear (and
+    // a lead-in's, which at most every other step needs).
+    const stepCost = (o.seconds + o.leadInSeconds / 2) * 1000 + 10_000 + o.backlogMs;
     // Even, so that each system has as many steps after its own as after the other's (one round stays one).
     const asked = Math.max(o.rounds, o.cpuRounds);
     const cpuRounds = asked > 1 && asked % 2 ? asked + 1 : asked;
@@ -429,8 +449,15 @@ export async function runFloorSection(o: FloorOptions): Promise<FloorResult> {
             continue;
           }
           const label = roundsHere > 1 ? ` (round ${n + 1} of ${roundsHere})` : '';
-          progress(`floor: ${sys.name} at ${rate} msgs/s for ${o.seconds} s${label}`);
           const prefix = `${sys.name[0]}${k}r${n}`;
+          if (o.leadInSeconds > 0 && lastRan !== sys.name) {
+            progress(`floor: ${sys.name} lead-in at ${rate} msgs/s for ${o.leadInSeconds} s (not measured)`);
+            const lead = await step(sys, fake, chats, rate, o.leadInSeconds, `${prefix}L`, 10_000 + o.backlogMs);
+            leadIns.push({ ...lead, round: n });
+            progress(`  ${sys.name} lead-in ${rate}/s: ${lead.totalCpuMsPerMsg ?? '—'} ms/msg`);
+          }
+          lastRan = sys.name;
+          progress(`floor: ${sys.name} at ${rate} msgs/s for ${o.seconds} s${label}`);
           const s = { ...(await step(sys, fake, chats, rate, o.seconds, prefix, 10_000 + o.backlogMs)), round: n };
           here[sys.name].push(s);
           rounds.push(s);
@@ -479,6 +506,10 @@ export async function runFloorSection(o: FloorOptions): Promise<FloorResult> {
       ordered[n % 2 ? 'wharfFirst' : 'floorFirst'].push(w / f); // odd rounds run Wharf first
     }
     const ratio = cf && cw ? cw / cf : null;
+    const paused = (sys: 'floor' | 'wharf'): number | null =>
+      median(leadIns.filter((s) => s.system === sys && s.rate === o.cpuRate).map((s) => s.totalCpuMsPerMsg));
+    const pf = paused('floor');
+    const pw = paused('wharf');
     const ofOrder = (order: keyof typeof ordered): number | null => {
       const r = median(ordered[order]);
       return r === null ? null : round(r, 3);
@@ -486,6 +517,13 @@ export async function runFloorSection(o: FloorOptions): Promise<FloorResult> {
     return {
       steps,
       rounds: rounds.length > steps.length ? rounds : [],
+      leadIns,
+      afterPause: {
+        seconds: o.leadInSeconds,
+        floorMsPerMsg: pf,
+        wharfMsPerMsg: pw,
+        ratio: pf && pw ? round(pw / pf, 3) : null,
+      },
       capacity: { ...cap, ratio: cap.floor > 0 ? round(cap.wharf / cap.floor, 2) : null },
       cpuAt: {
         rate: o.cpuRate,

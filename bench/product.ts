@@ -564,7 +564,7 @@ export function signedWebhook(
   return { id, body, headers: { 'x-hub-signature-256': signPayload(body, appSecret) } };
 }
 
-const TOKEN_RE = /\bbench ([a-z0-9]+)\b/;
+const TOKEN_RE = /\bbench ([A-Za-z0-9]+)\b/;
 
 /** The text of message `token` (echo replies with it verbatim, so the reply carries the token back). */
 export const benchText = (token: string): string => `bench ${token} hello from the load generator`;

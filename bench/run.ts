@@ -23,13 +23,14 @@
  *
  * ingest, crash and scale run one after another on the same product and data dir (crash restarts it,
  * scale restarts it again), which saves two cold starts. The whole run keeps to a time budget (--budget,
- * 570 s by default): each section gets a share, and every wait is capped by what is left of it.
+ * 1,800 s by default): each section gets a share, and every wait is capped by what is left of it.
  *
  * Flags: --quick (CI smoke, small sizes), --only=micro,baseline,ingest,crash,scale, --rates=100,200,500
- * --seconds=10 --channels=1000 --chats=10000 --crash-messages=2000 --crash-rate=300 --sessions=40 --sessions-load=60 --budget=570
+ * --seconds=10 --channels=1000 --chats=10000 --crash-messages=2000 --crash-rate=300 --sessions=40 --sessions-load=60 --budget=1800
  * --floor-rates=25,50,100 --floor-seconds=20 --floor-rounds=2 (steps per rate and system; medians reported)
  * --floor-warmup=15 (unmeasured seconds at 100 msgs/s per system before the first step; 0 in --quick)
  * --floor-cpu-rounds=4 (rounds at 100 msgs/s, where the CPU goal is decided; at least --floor-rounds)
+ * --floor-lead-in=15 (unmeasured seconds at the step's rate before a step that follows the other system's; 0 in --quick)
  * --out=bench/results.json --keep (keep the data dirs). Tables go to stdout, progress to stderr.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -99,16 +100,20 @@ const SECTIONS = [
 type Section = (typeof SECTIONS)[number];
 /** The sections a run without --only runs (cluster starts its own PostgreSQL and nodes: asked for by name). */
 const DEFAULT_SECTIONS: Section[] = ['micro', 'baseline', 'floor', 'ingest', 'crash', 'scale', 'flood', 'sessions'];
-/** Share of the time budget per section (normalised over the sections that run). */
+/**
+ * Share of the time budget per section (normalised over the sections that run). A full run's budget is
+ * what its sections need to measure every goal: the floor section ~13 minutes (four rates, four rounds at
+ * 100 msgs/s, lead-ins), the scale section ~7 (10,000 chats, then their idle close and a quiet minute).
+ */
 const SHARE: Record<Section, number> = {
-  micro: 0.02,
-  baseline: 0.04,
-  floor: 0.5,
-  ingest: 0.27,
-  crash: 0.14,
-  scale: 0.43,
-  flood: 0.1,
-  sessions: 0.25,
+  micro: 0.015,
+  baseline: 0.025,
+  floor: 0.42,
+  ingest: 0.09,
+  crash: 0.07,
+  scale: 0.25,
+  flood: 0.05,
+  sessions: 0.08,
   cluster: 0.2,
   failover: 0.2,
 };
@@ -152,6 +157,8 @@ interface Options {
   floorWarmup: number;
   /** Rounds at 100 msgs/s, where the floor section's CPU goal is decided (at least floorRounds). */
   floorCpuRounds: number;
+  /** Unmeasured seconds at the step's rate before a floor-section step that follows the other system's. */
+  floorLeadIn: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -182,6 +189,7 @@ function parseOptions(argv: string[]): Options {
     'floor-rounds',
     'floor-warmup',
     'floor-cpu-rounds',
+    'floor-lead-in',
   ];
   for (const k of flags.keys())
     if (!known.includes(k)) throw new Error(`unknown flag --${k} (known: ${known.map((x) => '--' + x).join(' ')})`);
@@ -221,7 +229,7 @@ function parseOptions(argv: string[]): Options {
   return {
     quick,
     only,
-    budgetSec: num('budget', 570, 240),
+    budgetSec: num('budget', 1800, 240),
     rates,
     seconds: num('seconds', 10, 2),
     chats: 64,
@@ -247,11 +255,12 @@ function parseOptions(argv: string[]): Options {
       ? flags.get('floor-rates')!.split(',').map(Number)
       : quick
         ? [25]
-        : [25, 50, 75, 100, 125, 150, 200],
+        : [50, 100, 150, 200],
     floorSeconds: num('floor-seconds', 20, 5),
     floorRounds: Math.max(1, Math.round(num('floor-rounds', 2, 1))),
     floorWarmup: flags.get('floor-warmup') === '0' ? 0 : num('floor-warmup', 15, 0),
     floorCpuRounds: Math.max(1, Math.round(num('floor-cpu-rounds', 4, 1))),
+    floorLeadIn: flags.get('floor-lead-in') === '0' ? 0 : num('floor-lead-in', 15, 0),
   };
 }
 
@@ -1221,9 +1230,16 @@ function printFloor(r: FloorResult): void {
   console.log(
     'bound: acks ≥ 95 % of the offered rate, e2e p99 < 1 s, ≥ 99 % answered within 10 s of the end of the load. cpu %: over the load, of one core; ms/msg: over the load and its drain.',
   );
+  const pause = r.afterPause.seconds
+    ? `each step that follows the other system's has ${r.afterPause.seconds} s of lead-in before it`
+    : "no lead-ins: a step that follows the other system's is measured after a pause";
   if (r.cpuAt.roundRatios.length > 1)
     console.log(
-      `CPU per message at ${r.cpuAt.rate}/s, Wharf/floor by round: ${r.cpuAt.roundRatios.map((x) => `×${fmt(x, 3)}`).join(', ')}; median of the rounds with Wharf first ×${fmt(r.cpuAt.byOrder.wharfFirst, 3)} (its step after its own, the floor's after a pause), with the floor first ×${fmt(r.cpuAt.byOrder.floorFirst, 3)}; the goal compares the medians: ×${fmt(r.cpuAt.ratio, 3)}`,
+      `CPU per message at ${r.cpuAt.rate}/s, Wharf/floor by round: ${r.cpuAt.roundRatios.map((x) => `×${fmt(x, 3)}`).join(', ')}; median of the rounds with Wharf first ×${fmt(r.cpuAt.byOrder.wharfFirst, 3)}, with the floor first ×${fmt(r.cpuAt.byOrder.floorFirst, 3)} (${pause}); the goal compares the medians: ×${fmt(r.cpuAt.ratio, 3)}`,
+    );
+  if (r.afterPause.wharfMsPerMsg !== null || r.afterPause.floorMsPerMsg !== null)
+    console.log(
+      `after a pause (the lead-ins at ${r.cpuAt.rate}/s, the first ${r.afterPause.seconds} s after ~30 s idle, medians): Wharf ${fmt(r.afterPause.wharfMsPerMsg, 2)} vs floor ${fmt(r.afterPause.floorMsPerMsg, 2)} ms/msg (×${fmt(r.afterPause.ratio, 3)})`,
     );
   for (const line of r.stopped) console.log(line);
 }
@@ -1250,6 +1266,16 @@ function floorGoals(floor: FloorResult | undefined, scale: Json | undefined): Go
         : 'not measured',
       cpuAt.ratio !== null ? cpuAt.ratio <= 1 : null,
     );
+    const { afterPause: ap } = floor;
+    if (ap.seconds)
+      add(
+        `CPU per message in the first ${ap.seconds} s after a pause, Wharf vs floor (ms; info)`,
+        '(info)',
+        ap.wharfMsPerMsg !== null && ap.floorMsPerMsg !== null
+          ? `${fmt(ap.wharfMsPerMsg, 2)} vs ${fmt(ap.floorMsPerMsg, 2)} (×${fmt(ap.ratio, 2)})`
+          : 'not measured',
+        null,
+      );
     add(
       'first start on a fresh data dir',
       '< 5 s',
@@ -1403,6 +1429,7 @@ async function main(): Promise<number> {
         seconds: o.floorSeconds,
         rounds: o.floorRounds,
         warmupSeconds: o.floorWarmup,
+        leadInSeconds: o.floorLeadIn,
         cpuRounds: o.floorCpuRounds,
         chats: o.chats,
         deadline: d,
