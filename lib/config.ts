@@ -109,6 +109,11 @@ export const EnvSchema = z
     WHARF_TEMPORAL_COMPRESSION: z.enum(['none', 'gzip']).optional(),
     /** Workflows the worker keeps in memory between tasks (Temporal's sticky cache). */
     WHARF_WORKFLOW_CACHE_SIZE: z.coerce.number().int().min(1).max(100_000).default(250),
+    /**
+     * The Temporal SDK's promise stack-trace hook in the workflow threads (not in SPEC; issue #22): `off` by
+     * default (≈ 8 % of a message's CPU; workers/workflow-threads.ts), `on` for the Web UI's Stack Trace tab.
+     */
+    WHARF_WORKFLOW_STACK_TRACES: z.enum(['on', 'off']).default('off'),
     /** Prometheus metrics of the Temporal worker (task latencies, slots, sticky cache) on this host:port. */
     WHARF_METRICS_ADDRESS: z
       .string()
@@ -188,6 +193,8 @@ export interface Config {
     uiPort?: number;
     metricsPort?: number;
     workflowCacheSize: number;
+    /** The SDK's promise stack-trace hook in the workflow threads (`WHARF_WORKFLOW_STACK_TRACES=on`); off by default. */
+    workflowStackTraces: boolean;
     /** Milliseconds an idle chat workflow waits before it completes (`WHARF_CHAT_IDLE_MINUTES`). */
     chatIdleMs: number;
     security: TemporalSecurity;
@@ -308,6 +315,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       uiPort: e.WHARF_TEMPORAL_UI_PORT,
       metricsPort: e.WHARF_TEMPORAL_METRICS_PORT,
       workflowCacheSize: e.WHARF_WORKFLOW_CACHE_SIZE,
+      workflowStackTraces: e.WHARF_WORKFLOW_STACK_TRACES === 'on',
       chatIdleMs: e.WHARF_CHAT_IDLE_MINUTES * 60_000,
       security: temporalSecurity(e),
       compression: e.WHARF_TEMPORAL_COMPRESSION ?? (e.TEMPORAL_ADDRESS ? 'gzip' : 'none'),

@@ -311,6 +311,7 @@ async function main(): Promise<void> {
       namespace: config.temporal.namespace,
       taskQueue: config.temporal.taskQueue,
       workflowCacheSize: config.temporal.workflowCacheSize,
+      workflowStackTraces: config.temporal.workflowStackTraces,
       chatIdleMs: config.temporal.chatIdleMs,
       store,
       secretKey: config.secretKey,

@@ -17,6 +17,7 @@ import type { PolicyService } from '../lib/policy/service.js';
 import type { Store } from '../lib/store/store.js';
 import { trackActivities, type InFlightActivity } from './in-flight.js';
 import { bundleWorkflows, prebuiltBundlePath } from './workflow-bundle.js';
+import { withWorkflowThreads } from './workflow-threads.js';
 import {
   workerConnectionOptions,
   type TemporalCompression,
@@ -45,6 +46,8 @@ export interface WorkerDeps {
   log: Logger;
   /** Workflows kept in memory between tasks (sticky cache). @default 250 */
   workflowCacheSize?: number;
+  /** Keep the Temporal SDK's promise stack-trace hook in the workflow threads (default: off; workflow-threads.ts). */
+  workflowStackTraces?: boolean;
   /** How long the chats this process starts wait idle before they complete. @default the workflow's own (one hour) */
   chatIdleMs?: number;
   /** A bundle made earlier (tests share one); else the prebuilt file, else bundled now. */
@@ -171,28 +174,35 @@ export async function createWharfWorker(deps: WorkerDeps): Promise<WharfWorkers>
   const sessionActivities = shared;
   const tracked = trackActivities();
   const interceptors = { activity: [tracked.interceptor] };
-  const [worker, sessionWorker] = await Promise.all([
-    Worker.create({
-      connection,
-      namespace: deps.namespace,
-      taskQueue: deps.taskQueue,
-      workflowBundle,
-      activities,
-      interceptors,
-      ...WORKER_TUNING,
-      maxCachedWorkflows: deps.workflowCacheSize ?? WORKER_TUNING.maxCachedWorkflows,
-      stickyQueueScheduleToStartTimeout: deps.stickyQueueTimeoutMs ?? STICKY_QUEUE_TIMEOUT_MS,
-    }),
-    Worker.create({
-      connection,
-      namespace: deps.namespace,
-      taskQueue: sessionQueue,
-      activities: sessionActivities,
-      interceptors,
-      maxConcurrentActivityTaskExecutions: 50,
-      shutdownGraceTime: '10 seconds',
-    }),
-  ]);
+  // The workflow threads start without the SDK's promise stack-trace hook unless asked (workflow-threads.ts).
+  const [worker, sessionWorker] = await withWorkflowThreads(deps.workflowStackTraces ?? false, () =>
+    Promise.all([
+      Worker.create({
+        connection,
+        namespace: deps.namespace,
+        taskQueue: deps.taskQueue,
+        workflowBundle,
+        activities,
+        interceptors,
+        ...WORKER_TUNING,
+        maxCachedWorkflows: deps.workflowCacheSize ?? WORKER_TUNING.maxCachedWorkflows,
+        stickyQueueScheduleToStartTimeout: deps.stickyQueueTimeoutMs ?? STICKY_QUEUE_TIMEOUT_MS,
+      }),
+      Worker.create({
+        connection,
+        namespace: deps.namespace,
+        taskQueue: sessionQueue,
+        activities: sessionActivities,
+        interceptors,
+        maxConcurrentActivityTaskExecutions: 50,
+        shutdownGraceTime: '10 seconds',
+      }),
+    ]),
+  );
+  if (!deps.workflowStackTraces)
+    deps.log.info(
+      "workflow stack traces are off (the Web UI's Stack Trace tab); WHARF_WORKFLOW_STACK_TRACES=on turns them on",
+    );
   return {
     worker,
     sessionWorker,

@@ -24,6 +24,7 @@ import { connectClient } from '../../workers/client-connection.js';
 import { startEmbeddedTemporal } from '../../workers/temporal-server.js';
 import { WORKER_TUNING } from '../../workers/worker.js';
 import { bundleWorkflows } from '../../workers/workflow-bundle.js';
+import { withWorkflowThreads } from '../../workers/workflow-threads.js';
 import type { FloorActivities, FloorMessage } from './workflows.js';
 
 const TASK_QUEUE = 'floor';
@@ -92,14 +93,21 @@ async function main(): Promise<void> {
   const compression = process.env.FLOOR_TEMPORAL_COMPRESSION === 'gzip' ? 'gzip' : 'none';
   const connection = await NativeConnection.connect(workerConnectionOptions(temporal.address, {}, compression));
   const here = dirname(fileURLToPath(import.meta.url));
-  const worker = await Worker.create({
-    connection,
-    namespace: 'default',
-    taskQueue: TASK_QUEUE,
-    workflowBundle: await bundleWorkflows(join(here, 'workflows.js')),
-    activities,
-    ...WORKER_TUNING,
-  });
+  const workflowBundle = await bundleWorkflows(join(here, 'workflows.js'));
+  // The naive pipeline keeps the SDK's promise stack-trace hook, which Wharf turns off by default (issue #22
+  // counts it among Wharf's own costs; workers/workflow-threads.ts). FLOOR_WORKFLOW_STACK_TRACES=off starts
+  // the floor's workflow threads without it too, to compare the two on that footing as well.
+  const stackTraces = process.env.FLOOR_WORKFLOW_STACK_TRACES !== 'off';
+  const worker = await withWorkflowThreads(stackTraces, () =>
+    Worker.create({
+      connection,
+      namespace: 'default',
+      taskQueue: TASK_QUEUE,
+      workflowBundle,
+      activities,
+      ...WORKER_TUNING,
+    }),
+  );
   const running = worker.run();
   const client = new Client({
     connection: (await connectClient(temporalConnectionOptions(temporal.address))).connection,

@@ -186,6 +186,7 @@ export async function startWharf(
       log,
       stickyQueueTimeoutMs: opts.stickyQueueTimeoutMs,
       chatIdleMs: config.temporal.chatIdleMs,
+      workflowStackTraces: config.temporal.workflowStackTraces,
       workflowBundle: { codePath: opts.outside?.workflowBundlePath ?? inject('workflowBundlePath') } as unknown as {
         code: string;
       },
