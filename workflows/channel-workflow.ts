@@ -12,6 +12,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  patched,
   getExternalWorkflowHandle,
   proxyActivities,
   setCurrentDetails,
@@ -560,17 +561,28 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
     return h.message;
   };
 
+  /**
+   * True when no live waiter wants `m` now. Checked before a message is handed on, so that one nobody waits
+   * for is held at once, in the same step: a waiter that registers in the same workflow task (an update
+   * after this signal) then finds it. Before the `hold-at-once` patch the message was held only after
+   * `dispatch`'s await, so such a waiter missed it and waited out its timeout while the message sat held.
+   */
+  const nobodyWaits = (m: HandedOffMessage): boolean =>
+    !waiters.some((w) => Date.parse(w.expiresAt) > now() && matches(w.from, m)) && patched('hold-at-once');
+
   setHandler(handOff, async ({ message }) => {
     if (deleted) return;
-    if (!(await dispatch(message))) {
-      held.push({ message, expiresAt: new Date(now() + HOLD_MS).toISOString() });
-    }
+    const hold = (): number => held.push({ message, expiresAt: new Date(now() + HOLD_MS).toISOString() });
+    if (nobodyWaits(message)) hold();
+    else if (!(await dispatch(message))) hold();
   });
 
   // A message whose receiver went away: the next waiter gets it, else it is held (first in line).
   setHandler(returnMessage, async ({ message }) => {
     if (deleted) return;
-    if (!(await dispatch(message))) held.unshift({ message, expiresAt: new Date(now() + HOLD_MS).toISOString() });
+    const hold = (): number => held.unshift({ message, expiresAt: new Date(now() + HOLD_MS).toISOString() });
+    if (nobodyWaits(message)) hold();
+    else if (!(await dispatch(message))) hold();
   });
 
   setHandler(
