@@ -201,6 +201,8 @@ function parseOptions(argv: string[]): Options {
     if (!Number.isFinite(n) || n <= 0) throw new Error(`--${k} wants a positive number, got ${v}`);
     return n;
   };
+  /** Like `num`, where `0` (none) is allowed too. */
+  const numOrNone = (k: string, full: number, q: number): number => (flags.get(k) === '0' ? 0 : num(k, full, q));
   const only = new Set<Section>();
   for (const s of (flags.get('only') ?? DEFAULT_SECTIONS.join(','))
     .split(',')
@@ -258,9 +260,9 @@ function parseOptions(argv: string[]): Options {
         : [50, 100, 150, 200],
     floorSeconds: num('floor-seconds', 20, 5),
     floorRounds: Math.max(1, Math.round(num('floor-rounds', 2, 1))),
-    floorWarmup: flags.get('floor-warmup') === '0' ? 0 : num('floor-warmup', 15, 0),
+    floorWarmup: numOrNone('floor-warmup', 15, 0),
     floorCpuRounds: Math.max(1, Math.round(num('floor-cpu-rounds', 4, 1))),
-    floorLeadIn: flags.get('floor-lead-in') === '0' ? 0 : num('floor-lead-in', 15, 0),
+    floorLeadIn: numOrNone('floor-lead-in', 15, 0),
   };
 }
 

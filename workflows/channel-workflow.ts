@@ -523,11 +523,21 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
   const matches = (from: string | undefined, m: HandedOffMessage): boolean => !from || from === m.sender.address;
   const now = workflowNow;
 
+  /** The oldest live waiter that wants `m` (expired waiters are dropped on the way); undefined when none. */
+  const waiterFor = (m: HandedOffMessage): Waiter | undefined => {
+    waiters = waiters.filter((w) => Date.parse(w.expiresAt) > now());
+    return waiters.find((x) => matches(x.from, m));
+  };
+  /** `m` as the hold keeps it, for HOLD_MS from now. */
+  const toHold = (m: HandedOffMessage): { message: HandedOffMessage; expiresAt: string } => ({
+    message: m,
+    expiresAt: new Date(now() + HOLD_MS).toISOString(),
+  });
+
   // Gives `m` to the oldest live waiter that wants it; false when nobody took it.
   const dispatch = async (m: HandedOffMessage): Promise<boolean> => {
     for (;;) {
-      waiters = waiters.filter((w) => Date.parse(w.expiresAt) > now());
-      const w = waiters.find((x) => matches(x.from, m));
+      const w = waiterFor(m);
       if (!w) return false;
       waiters = waiters.filter((x) => x !== w);
       if (w.workflowId) {
@@ -562,28 +572,20 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
   };
 
   /**
-   * True when no live waiter wants `m` now. Checked before a message is handed on, so that one nobody waits
-   * for is held at once, in the same step: a waiter that registers in the same workflow task (an update
-   * after this signal) then finds it. Before the `hold-at-once` patch the message was held only after
-   * `dispatch`'s await, so such a waiter missed it and waited out its timeout while the message sat held.
+   * Hands `message` to a waiter, or `hold`s it. One nobody waits for is held at once, in the same step: a
+   * waiter that registers in the same workflow task (an update after this signal) then finds it. Before the
+   * `hold-at-once` patch it was held only after `dispatch`'s await, so such a waiter missed it and waited out
+   * its timeout while the message sat held.
    */
-  const nobodyWaits = (m: HandedOffMessage): boolean =>
-    !waiters.some((w) => Date.parse(w.expiresAt) > now() && matches(w.from, m)) && patched('hold-at-once');
-
-  setHandler(handOff, async ({ message }) => {
+  const handOn = async (message: HandedOffMessage, hold: () => void): Promise<void> => {
     if (deleted) return;
-    const hold = (): number => held.push({ message, expiresAt: new Date(now() + HOLD_MS).toISOString() });
-    if (nobodyWaits(message)) hold();
-    else if (!(await dispatch(message))) hold();
-  });
+    if ((!waiterFor(message) && patched('hold-at-once')) || !(await dispatch(message))) hold();
+  };
+
+  setHandler(handOff, ({ message }) => handOn(message, () => held.push(toHold(message))));
 
   // A message whose receiver went away: the next waiter gets it, else it is held (first in line).
-  setHandler(returnMessage, async ({ message }) => {
-    if (deleted) return;
-    const hold = (): number => held.unshift({ message, expiresAt: new Date(now() + HOLD_MS).toISOString() });
-    if (nobodyWaits(message)) hold();
-    else if (!(await dispatch(message))) hold();
-  });
+  setHandler(returnMessage, ({ message }) => handOn(message, () => held.unshift(toHold(message))));
 
   setHandler(
     addWaiter,
@@ -602,7 +604,7 @@ export async function channelWorkflow(input: ChannelWorkflowInput): Promise<void
           return { queued: false };
         } catch {
           // The registering workflow is already gone: the message goes to the next waiter or back in line.
-          if (!(await dispatch(m))) held.unshift({ message: m, expiresAt: new Date(now() + HOLD_MS).toISOString() });
+          if (!(await dispatch(m))) held.unshift(toHold(m));
           return { queued: false };
         }
       }
